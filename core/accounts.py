@@ -1,0 +1,116 @@
+"""Accounts: (owner, kind, asset), and which kinds may go negative."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from core.errors import InvalidAccountError
+
+OWNER_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}$")
+PLATFORM_OWNER = "platform"
+WORLD_OWNER = "world"
+
+
+class AccountKind(StrEnum):
+    USER_AVAILABLE = "user.available"
+    USER_LOCKED = "user.locked"
+    FEES = "platform.fees"
+    LIQUIDITY = "platform.liquidity"
+    LIQUIDITY_RESERVED = "platform.liquidity_reserved"
+    ESCROW = "escrow"
+    EXTERNAL = "external"
+    ADJUSTMENTS = "platform.adjustments"
+    OPENING = "platform.opening"
+
+
+# Counterparty accounts mirror money outside the platform's books: they go negative by
+# design (a deposit debits `external`). Every other kind holds real money and never may.
+MAY_GO_NEGATIVE: frozenset[AccountKind] = frozenset(
+    {AccountKind.EXTERNAL, AccountKind.ADJUSTMENTS, AccountKind.OPENING}
+)
+USER_KINDS: frozenset[AccountKind] = frozenset({AccountKind.USER_AVAILABLE, AccountKind.USER_LOCKED})
+
+
+def check_owner_id(owner: object) -> str:
+    """Return `owner` if it is a safe id (letters, digits, `_.@-`, ≤128). Raises: InvalidAccountError."""
+    if not isinstance(owner, str) or not OWNER_ID_PATTERN.match(owner):
+        raise InvalidAccountError(f"invalid owner id {owner!r}", owner=repr(owner))
+    return owner
+
+
+class Account(BaseModel):
+    """One balance: `kind` of `owner` in `asset`. Its id is `kind:owner:asset`."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    kind: AccountKind
+    owner: str
+    asset: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind.value}:{self.owner}:{self.asset}"
+
+    @property
+    def may_go_negative(self) -> bool:
+        return self.kind in MAY_GO_NEGATIVE
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind in USER_KINDS
+
+
+def account(kind: AccountKind | str, owner: str, asset: str) -> Account:
+    """Build an account after checking kind and owner. Raises: InvalidAccountError."""
+    try:
+        kind = AccountKind(kind)
+    except ValueError:
+        raise InvalidAccountError(f"unknown account kind {kind!r}", kind=repr(kind)) from None
+    return Account(kind=kind, owner=check_owner_id(owner), asset=asset)
+
+
+def parse_account_id(account_id: str) -> Account:
+    """Inverse of `Account.id`. Raises: InvalidAccountError."""
+    parts = account_id.split(":") if isinstance(account_id, str) else []
+    if len(parts) != 3:
+        raise InvalidAccountError(f"invalid account id {account_id!r}", account=repr(account_id))
+    return account(parts[0], parts[1], parts[2])
+
+
+def user_available(user_id: str, asset: str) -> Account:
+    return account(AccountKind.USER_AVAILABLE, user_id, asset)
+
+
+def user_locked(user_id: str, asset: str) -> Account:
+    return account(AccountKind.USER_LOCKED, user_id, asset)
+
+
+def fees(asset: str) -> Account:
+    return account(AccountKind.FEES, PLATFORM_OWNER, asset)
+
+
+def liquidity(asset: str) -> Account:
+    return account(AccountKind.LIQUIDITY, PLATFORM_OWNER, asset)
+
+
+def liquidity_reserved(asset: str) -> Account:
+    return account(AccountKind.LIQUIDITY_RESERVED, PLATFORM_OWNER, asset)
+
+
+def escrow(trade_id: str, asset: str) -> Account:
+    return account(AccountKind.ESCROW, trade_id, asset)
+
+
+def external(asset: str, counterparty: str = WORLD_OWNER) -> Account:
+    return account(AccountKind.EXTERNAL, counterparty, asset)
+
+
+def adjustments(asset: str) -> Account:
+    return account(AccountKind.ADJUSTMENTS, PLATFORM_OWNER, asset)
+
+
+def opening(asset: str) -> Account:
+    return account(AccountKind.OPENING, PLATFORM_OWNER, asset)

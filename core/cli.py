@@ -1,0 +1,67 @@
+"""`python -m core …` — exit codes: 0 success, 1 a check failed, 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from core.errors import ConfigurationError, LedgerError
+from core.platform import Platform
+from core.store import Store
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def open_database_store() -> Store:
+    """The configured real store; commands that inspect a database refuse the embedded one."""
+    store = Store.from_environment()
+    if store.embedded:
+        raise ConfigurationError("this command inspects a database: set MONGODB_URI (the embedded store is empty and in memory)")
+    return store
+
+
+def emit(data: object, as_json: bool, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str) if as_json else text)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    platform = Platform.open(open_database_store())
+    report = platform.ledger.recover()
+    emit(report.as_dict(), args.json, f"recovered {len(report.entries_driven)} entries, cleared {report.markers_cleared} markers, reversed {report.legs_reversed} legs")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Ledger console command line")
+    commands = parser.add_subparsers(dest="command", required=True)
+    recover = commands.add_parser("recover", help="finish or compensate entries left mid-way by a crash")
+    recover.add_argument("--json", action="store_true")
+    recover.set_defaults(handler=cmd_recover)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register_commands(commands)
+    return parser
+
+
+# Modules that add sub-commands: each defines `register_commands(subparsers) -> None`.
+COMMAND_MODULES: list[str] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_USAGE if exit_.code else EXIT_OK
+    try:
+        return args.handler(args)
+    except (ConfigurationError, UsageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except LedgerError as error:
+        print(f"error ({error.code}): {error}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,205 @@
+"""Exact money: the asset registry and the one constructor of amounts.
+
+Amounts live as integers of minor units (an asset's scale fixes how many decimals a
+minor unit is). `amount()` is the single way to turn user input into an `Amount`; it
+refuses floats, NaN/Infinity, more decimals than the scale, unknown assets and values
+that would not fit a BSON int64.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from core.errors import (
+    AmountOverflowError,
+    AssetMismatchError,
+    ExcessPrecisionError,
+    FloatAmountError,
+    InvalidAmountError,
+    NonFiniteAmountError,
+    NonPositiveAmountError,
+    UnknownAssetError,
+)
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+AMOUNT_TEXT_LENGTH_MAX = 64
+
+
+class Asset(BaseModel):
+    """One registry entry: code, kind, scale (minor-unit decimals) and display name."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    code: str
+    kind: Literal["crypto", "fiat"]
+    scale: int
+    name: str
+
+
+DEFAULT_ASSETS: tuple[Asset, ...] = (
+    Asset(code="BTC", kind="crypto", scale=8, name="Bitcoin"),
+    Asset(code="ETH", kind="crypto", scale=8, name="Ether"),
+    Asset(code="USDT", kind="crypto", scale=6, name="Tether USD"),
+    Asset(code="USDC", kind="crypto", scale=6, name="USD Coin"),
+    Asset(code="SOL", kind="crypto", scale=8, name="Solana"),
+    Asset(code="XRP", kind="crypto", scale=6, name="XRP"),
+    Asset(code="LTC", kind="crypto", scale=8, name="Litecoin"),
+    Asset(code="GBP", kind="fiat", scale=2, name="Pound sterling"),
+    Asset(code="USD", kind="fiat", scale=2, name="US dollar"),
+    Asset(code="EUR", kind="fiat", scale=2, name="Euro"),
+)
+
+
+class AssetRegistry:
+    """The assets the ledger knows. Configurable: pass your own list of `Asset`."""
+
+    def __init__(self, assets: tuple[Asset, ...] | list[Asset] = DEFAULT_ASSETS) -> None:
+        self._assets = {asset.code: asset for asset in assets}
+        for asset in assets:
+            if not (0 <= asset.scale <= 18):
+                raise InvalidAmountError(f"asset {asset.code}: scale must be 0..18", asset=asset.code)
+
+    def get(self, code: object) -> Asset:
+        """Return the asset for `code`. Raises: UnknownAssetError."""
+        if not isinstance(code, str) or code not in self._assets:
+            raise UnknownAssetError(f"unknown asset {code!r}", asset=code)
+        return self._assets[code]
+
+    def codes(self) -> list[str]:
+        """Every asset code, in registry order."""
+        return list(self._assets)
+
+
+DEFAULT_REGISTRY = AssetRegistry()
+
+
+class Amount(BaseModel):
+    """An exact, signed quantity of one asset, held as integer minor units."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    asset: str
+    minor: int
+    scale: int
+
+    def to_decimal(self) -> Decimal:
+        """The amount in major units, exactly."""
+        return Decimal(self.minor).scaleb(-self.scale)
+
+    def __str__(self) -> str:
+        return f"{self.to_decimal():.{self.scale}f} {self.asset}"
+
+    def text(self) -> str:
+        """The amount as a plain decimal string with the asset's full scale."""
+        return f"{self.to_decimal():.{self.scale}f}"
+
+    def _same_asset(self, other: Amount) -> None:
+        if not isinstance(other, Amount) or other.asset != self.asset:
+            raise AssetMismatchError(
+                f"cannot combine {self.asset} with {getattr(other, 'asset', other)!r}",
+                left=self.asset,
+                right=getattr(other, "asset", None),
+            )
+
+    def __add__(self, other: Amount) -> Amount:
+        self._same_asset(other)
+        return _checked(self.asset, self.minor + other.minor, self.scale)
+
+    def __sub__(self, other: Amount) -> Amount:
+        self._same_asset(other)
+        return _checked(self.asset, self.minor - other.minor, self.scale)
+
+    def __neg__(self) -> Amount:
+        return _checked(self.asset, -self.minor, self.scale)
+
+    def __lt__(self, other: Amount) -> bool:
+        self._same_asset(other)
+        return self.minor < other.minor
+
+    def __le__(self, other: Amount) -> bool:
+        self._same_asset(other)
+        return self.minor <= other.minor
+
+    def is_zero(self) -> bool:
+        return self.minor == 0
+
+
+def _checked(asset: str, minor: int, scale: int) -> Amount:
+    if not (INT64_MIN <= minor <= INT64_MAX):
+        raise AmountOverflowError(f"{asset} amount of {minor} minor units overflows int64", asset=asset, minor=minor)
+    return Amount(asset=asset, minor=minor, scale=scale)
+
+
+def to_decimal(value: object) -> Decimal:
+    """Turn `Decimal`, `int` or decimal text into a finite Decimal.
+
+    Raises: FloatAmountError for floats, NonFiniteAmountError for NaN/Infinity,
+    InvalidAmountError for anything else that is not an exact number.
+    """
+    if isinstance(value, bool):
+        raise InvalidAmountError(f"{value!r} is not an amount", value=value)
+    if isinstance(value, float):
+        raise FloatAmountError(f"float {value!r} refused: give a Decimal or a decimal string", value=value)
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > AMOUNT_TEXT_LENGTH_MAX:
+            raise InvalidAmountError(f"{value!r} is not a decimal amount", value=value)
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise InvalidAmountError(f"{value!r} is not a decimal amount", value=value) from None
+    else:
+        raise InvalidAmountError(f"{type(value).__name__} is not an amount", value=repr(value))
+    if not number.is_finite():
+        raise NonFiniteAmountError(f"{value!r} is not a finite amount", value=str(value))
+    return number
+
+
+def amount(value: object, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY) -> Amount:
+    """The one constructor: an exact `Amount` of `asset` from a Decimal, int or decimal string.
+
+    Args:
+        value: Decimal, int or decimal text in major units (e.g. "0.015").
+        asset: asset code from the registry.
+        registry: the asset registry to resolve `asset` against.
+    Returns: the Amount, signed as given.
+    Raises: FloatAmountError, NonFiniteAmountError, InvalidAmountError,
+        ExcessPrecisionError, UnknownAssetError, AmountOverflowError.
+    """
+    spec = registry.get(asset)
+    number = to_decimal(value)
+    scaled = number.scaleb(spec.scale)
+    if scaled != scaled.to_integral_value():
+        raise ExcessPrecisionError(
+            f"{number} has more than {spec.scale} decimals allowed for {spec.code}",
+            value=str(number),
+            asset=spec.code,
+            scale=spec.scale,
+        )
+    return _checked(spec.code, int(scaled), spec.scale)
+
+
+def from_minor(minor: int, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY) -> Amount:
+    """An Amount from integer minor units (as stored). Raises: UnknownAssetError, AmountOverflowError."""
+    spec = registry.get(asset)
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise InvalidAmountError(f"minor units must be an integer, got {type(minor).__name__}", value=repr(minor))
+    return _checked(spec.code, minor, spec.scale)
+
+
+def positive_amount(value: object, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY) -> Amount:
+    """Like `amount()` but refuses zero and negatives. Raises: NonPositiveAmountError and amount()'s errors."""
+    result = value if isinstance(value, Amount) else amount(value, asset, registry)
+    if isinstance(value, Amount) and value.asset != asset:
+        raise AssetMismatchError(f"expected {asset}, got {value.asset}", left=asset, right=value.asset)
+    if result.minor <= 0:
+        raise NonPositiveAmountError(f"amount must be above zero, got {result}", value=result.text(), asset=asset)
+    return result

@@ -1,0 +1,300 @@
+"""The only module that talks pymongo.
+
+`Store` wraps one MongoDB database — a real server (`MONGODB_URI`, `LEDGER_DB`) or the
+embedded in-process `mongomock` store. Every operation:
+- runs behind one process-wide lock when embedded (mongomock is not thread-safe; the
+  lock gives the single-document atomicity a real server gives);
+- is counted, and its query shape recorded, so tests and the benchmark can measure round
+  trips and check that a declared index serves every query;
+- passes a fault hook first and after, so tests can crash the "process" at any step;
+- translates pymongo errors into core errors (`DuplicateKeyStoreError`, `StoreError`).
+Results are materialised as lists inside the lock; no pymongo type leaves this module.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import mongomock
+import pymongo
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from core.errors import ConfigurationError, StoreError
+
+QUERY_LIMIT_MAX = 50_000  # no single read returns more documents than this
+SERVER_SELECTION_TIMEOUT_MS = 5_000
+EMBEDDED_LOCK = threading.RLock()  # one lock for every embedded store in the process
+
+
+class DuplicateKeyStoreError(StoreError):
+    """An insert or upsert hit a unique index."""
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    keys: tuple[tuple[str, int], ...]
+    unique: bool = False
+
+    @property
+    def name(self) -> str:
+        return "_".join(f"{key}_{direction}" for key, direction in self.keys)
+
+
+def _index(*keys: str, unique: bool = False) -> IndexSpec:
+    return IndexSpec(tuple((key.lstrip("-"), -1 if key.startswith("-") else 1) for key in keys), unique)
+
+
+# Every index the product needs, by collection. Created idempotently by `ensure_indexes`;
+# the index-coverage check accepts a query only if one of these (or `_id`) serves it.
+INDEXES: dict[str, list[IndexSpec]] = {
+    "entries": [
+        _index("idempotency_key", unique=True),
+        _index("accounts", "-created_at"),
+        _index("user_ids", "-created_at"),
+        _index("type", "-created_at"),
+        _index("state", "created_at"),
+        _index("-created_at"),
+        _index("hold_id"),
+        _index("flow_ref"),
+    ],
+    "balances": [
+        _index("owner", "asset"),
+        _index("kind", "asset"),
+        _index("pending"),
+    ],
+    "audit": [
+        _index("seq", unique=True),
+        _index("event_key", unique=True),
+        _index("actor", "-seq"),
+        _index("type", "-seq"),
+        _index("target", "-seq"),
+        _index("user", "-seq"),
+        _index("at"),
+    ],
+}
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """One store round trip: collection, operation and the fields its query used."""
+
+    collection: str
+    operation: str
+    filter_fields: tuple[str, ...]
+    sort_fields: tuple[str, ...]
+
+
+@dataclass
+class OperationLog:
+    """Counts every round trip; tests and the benchmark read it."""
+
+    records: list[OperationRecord] = field(default_factory=list)
+    enabled: bool = True
+    records_max: int = 200_000
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    def reset(self) -> None:
+        self.records.clear()
+
+
+def filter_fields(query: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The field names a query filters on (operators of `$and`/`$or` flattened)."""
+    names: set[str] = set()
+    for key, value in (query or {}).items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            for branch in value:
+                names.update(filter_fields(branch))
+        elif not key.startswith("$"):
+            names.add(key)
+    return tuple(sorted(names))
+
+
+FaultHook = Callable[[str, str, str], None]  # (phase "before"|"after", collection, operation)
+
+
+class Store:
+    """One database. Build with `Store.embedded()` or `Store.from_uri()`."""
+
+    def __init__(self, database: Any, *, embedded: bool, client: Any = None) -> None:
+        self._database = database
+        self._client = client
+        self.embedded = embedded
+        self.name: str = database.name
+        self.log = OperationLog()
+        self.fault_hook: FaultHook | None = None
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def embedded_store(cls, name: str = "ledger") -> Store:
+        """A fresh in-process store (nothing persisted)."""
+        client = mongomock.MongoClient(tz_aware=False)
+        store = cls(client[name], embedded=True, client=client)
+        store.ensure_indexes()
+        return store
+
+    @classmethod
+    def from_uri(cls, uri: str, name: str) -> Store:
+        """A store on a real MongoDB server. Raises: StoreError when unreachable."""
+        try:
+            client = pymongo.MongoClient(uri, tz_aware=False, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS)
+            client.admin.command("ping")
+        except PyMongoError as error:
+            raise StoreError(f"cannot reach MongoDB: {type(error).__name__}") from None
+        store = cls(client[name], embedded=False, client=client)
+        store.ensure_indexes()
+        return store
+
+    @classmethod
+    def from_environment(cls) -> Store:
+        """`MONGODB_URI`/`LEDGER_DB` if set, else a fresh embedded store."""
+        uri = os.environ.get("MONGODB_URI", "").strip()
+        if not uri:
+            return cls.embedded_store()
+        return cls.from_uri(uri, os.environ.get("LEDGER_DB", "ledger").strip() or "ledger")
+
+    def sibling(self, name: str | None = None) -> Store:
+        """Another database on the same server (or a fresh embedded one): used for sandboxes."""
+        if self.embedded:
+            return Store.embedded_store(name or "sandbox")
+        name = name or f"sandbox_{uuid.uuid4().hex[:12]}"
+        store = Store(self._client[name], embedded=False, client=self._client)
+        store.ensure_indexes()
+        return store
+
+    def drop(self) -> None:
+        """Drop the whole database (sandboxes and tests only)."""
+        with self._guard("*", "drop_database"):
+            self._client.drop_database(self.name)
+
+    def ensure_indexes(self) -> None:
+        """Create every declared index; safe to call any number of times."""
+        for collection, specs in INDEXES.items():
+            for spec in specs:
+                with self._guard(collection, "create_index"):
+                    self._database[collection].create_index(list(spec.keys), unique=spec.unique, name=spec.name)
+
+    # -- the guard every operation passes ------------------------------------------------
+    @contextmanager
+    def _guard(self, collection: str, operation: str, query: Mapping | None = None, sort: Sequence | None = None) -> Iterator[None]:
+        if self.fault_hook is not None:
+            self.fault_hook("before", collection, operation)
+        if self.log.enabled and len(self.log.records) < self.log.records_max and operation != "create_index":
+            sort_fields = tuple(key for key, _ in (sort or ()))
+            self.log.records.append(OperationRecord(collection, operation, filter_fields(query), sort_fields))
+        try:
+            if self.embedded:
+                with EMBEDDED_LOCK:
+                    yield
+            else:
+                yield
+        except DuplicateKeyError as error:
+            raise DuplicateKeyStoreError(f"duplicate key in {collection}", collection=collection, detail=str(error.details or "")[:300]) from None
+        except PyMongoError as error:
+            raise StoreError(f"store operation {operation} on {collection} failed: {type(error).__name__}", collection=collection) from None
+        if self.fault_hook is not None:
+            self.fault_hook("after", collection, operation)
+
+    def collection(self, name: str) -> Collection:
+        return Collection(self, name)
+
+    def raw(self, name: str) -> Any:
+        """The underlying collection, for tests and tamper simulations only."""
+        return self._database[name]
+
+    def collection_names(self) -> list[str]:
+        with self._guard("*", "list_collections"):
+            return sorted(self._database.list_collection_names())
+
+
+class Collection:
+    """The operations the product uses; each is one counted round trip."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self._store = store
+        self.name = name
+
+    @property
+    def _raw(self) -> Any:
+        return self._store._database[self.name]
+
+    def insert_one(self, document: dict) -> None:
+        with self._store._guard(self.name, "insert_one"):
+            self._raw.insert_one(document)
+
+    def insert_many(self, documents: list[dict], ordered: bool = True) -> None:
+        if not documents:
+            return
+        with self._store._guard(self.name, "insert_many"):
+            self._raw.insert_many(documents, ordered=ordered)
+
+    def find_one(self, query: dict, *, sort: list | None = None, projection: dict | None = None) -> dict | None:
+        with self._store._guard(self.name, "find_one", query, sort):
+            return self._raw.find_one(query, projection, sort=sort)
+
+    def find(self, query: dict, *, sort: list | None = None, skip: int = 0, limit: int = QUERY_LIMIT_MAX, projection: dict | None = None) -> list[dict]:
+        assert 0 < limit <= QUERY_LIMIT_MAX, "every read has a limit"
+        with self._store._guard(self.name, "find", query, sort):
+            cursor = self._raw.find(query, projection)
+            if sort:
+                cursor = cursor.sort(sort)
+            return list(cursor.skip(skip).limit(limit))
+
+    def find_one_and_update(self, query: dict, update: dict, *, upsert: bool = False, sort: list | None = None, projection: dict | None = None) -> dict | None:
+        """Atomic conditional update; returns the document after the update, or None."""
+        with self._store._guard(self.name, "find_one_and_update", query, sort):
+            return self._raw.find_one_and_update(
+                query, update, projection=projection, sort=sort, upsert=upsert, return_document=ReturnDocument.AFTER
+            )
+
+    def update_one(self, query: dict, update: dict, *, upsert: bool = False) -> int:
+        """Returns the number of documents matched."""
+        with self._store._guard(self.name, "update_one", query):
+            return self._raw.update_one(query, update, upsert=upsert).matched_count
+
+    def update_many(self, query: dict, update: dict) -> int:
+        with self._store._guard(self.name, "update_many", query):
+            return self._raw.update_many(query, update).matched_count
+
+    def delete_many(self, query: dict) -> int:
+        with self._store._guard(self.name, "delete_many", query):
+            return self._raw.delete_many(query).deleted_count
+
+    def count_documents(self, query: dict, *, limit: int = QUERY_LIMIT_MAX) -> int:
+        with self._store._guard(self.name, "count_documents", query):
+            return self._raw.count_documents(query, limit=limit)
+
+    def aggregate(self, pipeline: list[dict]) -> list[dict]:
+        """Runs a pipeline; its first stage should be a `$match` (or `$sort`) an index serves."""
+        first = pipeline[0] if pipeline else {}
+        query = first.get("$match")
+        sort = list(first["$sort"].items()) if "$sort" in first else None
+        with self._store._guard(self.name, "aggregate", query, sort):
+            return list(self._raw.aggregate(pipeline))
+
+
+def uncovered(records: Sequence[OperationRecord]) -> list[OperationRecord]:
+    """The recorded reads that no declared index serves (MongoDB's `notablescan` rule).
+
+    A query is served when one of its filter fields (or, with no filter, its first sort
+    field) is the leading key of a declared index of that collection, or `_id`.
+    Inserts need no index.
+    """
+    result = []
+    for record in records:
+        if record.operation in ("insert_one", "insert_many", "drop_database", "list_collections"):
+            continue
+        leading = {"_id"} | {spec.keys[0][0] for spec in INDEXES.get(record.collection, [])}
+        usable = set(record.filter_fields) or set(record.sort_fields[:1])
+        if not usable & leading:
+            result.append(record)
+    return sorted(set(result), key=lambda r: (r.collection, r.operation, r.filter_fields))
