@@ -271,19 +271,26 @@ class Ledger:
         return report
 
     # -- holds ---------------------------------------------------------------------------------
-    def place_hold(self, *, hold_id: str, user_id: str, asset: str, amount: object, actor: str,
+    def place_hold(self, *, hold_id: str, source: Account, held: Account, amount: object, actor: str,
                    flow_ref: str | None = None, memo: str = "", metadata: dict | None = None) -> Entry:
-        """Move `amount` from the user's available to locked balance under `hold_id`.
+        """Set `amount` aside: move it from `source` to `held` under `hold_id`
+        (user.available → user.locked, or platform.liquidity → platform.liquidity_reserved).
 
         Raises: InsufficientFundsError, NonPositiveAmountError and amount errors,
             IdempotencyConflictError if `hold_id` was placed with different terms.
         """
-        value = positive_amount(amount, asset, self.registry)
+        value = positive_amount(amount, source.asset, self.registry)
         return self.post(make_request(
             idempotency_key=f"hold:{hold_id}:place", type="hold.place", actor=actor, flow_ref=flow_ref,
             memo=memo, metadata=metadata or {}, hold_id=hold_id, hold_action="place",
-            postings=_pair(acct.user_available(user_id, asset), acct.user_locked(user_id, asset), value),
+            postings=_pair(source, held, value),
         ))
+
+    def place_user_hold(self, *, hold_id: str, user_id: str, asset: str, amount: object, actor: str,
+                        flow_ref: str | None = None, memo: str = "", metadata: dict | None = None) -> Entry:
+        """A hold on a user's funds: available → locked. Raises: as `place_hold`."""
+        return self.place_hold(hold_id=hold_id, source=acct.user_available(user_id, asset), held=acct.user_locked(user_id, asset),
+                               amount=amount, actor=actor, flow_ref=flow_ref, memo=memo, metadata=metadata)
 
     def hold(self, hold_id: str) -> tuple[Entry, Entry | None]:
         """The placing entry of an applied hold and its closing entry (None while open).
@@ -295,30 +302,36 @@ class Ledger:
         close = next((d for d in documents if d["hold_action"] != "place" and d["state"] == "applied"), None)
         return Entry.from_document(place), (Entry.from_document(close) if close else None)
 
-    def release_hold(self, *, hold_id: str, actor: str, memo: str = "") -> Entry:
-        """Return a hold's funds to the user's available balance.
+    def _hold_legs(self, place: Entry) -> tuple[Account, Account, Amount]:
+        source = next(p for p in place.postings if p.amount_minor < 0)
+        held = next(p for p in place.postings if p.amount_minor > 0)
+        value = from_minor(held.amount_minor, held.asset, self.registry)
+        return parse_account_id(source.account), parse_account_id(held.account), value
+
+    def release_hold(self, *, hold_id: str, actor: str, memo: str = "", entry_type: str = "hold.release",
+                     metadata: dict | None = None) -> Entry:
+        """Return a hold's funds to where they came from.
         Raises: HoldNotFoundError, HoldClosedError."""
         place, _ = self.hold(hold_id)
-        locked = next(p for p in place.postings if p.kind == AccountKind.USER_LOCKED)
-        value = from_minor(locked.amount_minor, locked.asset, self.registry)
-        return self._close_hold(place, "release", memo, actor,
-                                _pair(acct.user_locked(locked.owner, locked.asset), acct.user_available(locked.owner, locked.asset), value))
+        source, held, value = self._hold_legs(place)
+        return self._close_hold(place, "release", memo, actor, _pair(held, source, value), entry_type, metadata)
 
     def consume_hold(self, *, hold_id: str, actor: str, destinations: list[tuple[Account, Amount]], memo: str = "",
-                     entry_type: str = "hold.consume", metadata: dict | None = None) -> Entry:
-        """Pay a hold's whole amount out to `destinations` (which must add up to it).
+                     entry_type: str = "hold.consume", metadata: dict | None = None,
+                     extra_postings: list[tuple[Account, Amount]] = ()) -> Entry:
+        """Pay a hold's whole amount out to `destinations` (which must add up to it), in one
+        entry that may carry further balanced `extra_postings` (e.g. the other side of a trade).
         Raises: HoldNotFoundError, HoldClosedError, UnbalancedEntryError."""
         place, _ = self.hold(hold_id)
-        locked = next(p for p in place.postings if p.kind == AccountKind.USER_LOCKED)
-        source = acct.user_locked(locked.owner, locked.asset)
-        postings = [{"account": source, "amount": from_minor(-locked.amount_minor, locked.asset, self.registry)}]
-        postings += [{"account": account, "amount": value} for account, value in destinations]
+        _, held, value = self._hold_legs(place)
+        postings = [{"account": held, "amount": -value}]
+        postings += [{"account": account, "amount": part} for account, part in [*destinations, *extra_postings]]
         return self._close_hold(place, "consume", memo, actor, postings, entry_type, metadata)
 
-    def _close_hold(self, place: Entry, action: str, memo: str, actor: str, postings: list[dict],
-                    entry_type: str | None = None, metadata: dict | None = None) -> Entry:
+    def _close_hold(self, place: Entry, action: str, memo: str, actor: str, postings: list[dict] | tuple,
+                    entry_type: str, metadata: dict | None) -> Entry:
         request = make_request(
-            idempotency_key=f"hold:{place.hold_id}:close", type=entry_type or f"hold.{action}", actor=actor,
+            idempotency_key=f"hold:{place.hold_id}:close", type=entry_type, actor=actor,
             flow_ref=place.flow_ref, memo=memo, metadata=metadata or {}, hold_id=place.hold_id, hold_action=action,
             postings=tuple(postings),
         )
