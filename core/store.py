@@ -78,6 +78,48 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("user", "-seq"),
         _index("at"),
     ],
+    "approvals": [  # core.approvals
+        _index("idempotency_key", unique=True),
+        _index("state", "-requested_at"),
+        _index("kind", "-requested_at"),
+        _index("-requested_at"),
+    ],
+    "quotes": [  # core.flows.quotes
+        _index("state", "expires_at"),
+        _index("user", "-created_at"),
+    ],
+    "p2p_trades": [  # core.flows.p2p
+        _index("state", "payment_due_at"),
+        _index("seller", "-created_at"),
+        _index("buyer", "-created_at"),
+    ],
+    "withdrawals": [  # core.flows.withdrawal
+        _index("state", "created_at"),
+        _index("user", "-created_at"),
+    ],
+    "deposits": [  # core.flows.deposit
+        _index("state", "created_at"),
+        _index("user", "-created_at"),
+    ],
+    "users": [  # the exchange's user directory (read-only, not ours to constrain; core.directory)
+        _index("user_id"),
+        _index("email"),
+        _index("name"),
+    ],
+    "user_accounts": [  # referral data (read-only; core.directory)
+        _index("user_id"),
+        _index("referred_by"),
+    ],
+    "integrity_runs": [  # core.integrity
+        _index("-started_at"),
+        _index("scope", "-started_at"),
+    ],
+    # The legacy platform's collections (core.legacy, on LEGACY_DB): never unique — its
+    # data has duplicates, and the bridge must read it as it is.
+    "wallets": [_index("user_id", "currency")],
+    "crypto_balances": [_index("user_id", "currency")],
+    "trader_balances": [_index("trader_id", "currency")],
+    "internal_balances": [_index("user_id", "currency")],
 }
 
 
@@ -143,13 +185,13 @@ class Store:
         return store
 
     @classmethod
-    def from_uri(cls, uri: str, name: str) -> Store:
-        """A store on a real MongoDB server. Raises: StoreError when unreachable."""
+    def from_uri(cls, uri: str, name: str, timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS) -> Store:
+        """A store on a real MongoDB server. Raises: StoreError when unreachable or the URI is invalid."""
         try:
-            client = pymongo.MongoClient(uri, tz_aware=False, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS)
+            client = pymongo.MongoClient(uri, tz_aware=False, serverSelectionTimeoutMS=timeout_ms)
             client.admin.command("ping")
-        except PyMongoError as error:
-            raise StoreError(f"cannot reach MongoDB: {type(error).__name__}") from None
+        except (PyMongoError, ValueError) as error:
+            raise StoreError(f"cannot reach MongoDB: {type(error).__name__}") from None  # never echo the URI: it may hold a password
         store = cls(client[name], embedded=False, client=client)
         store.ensure_indexes()
         return store

@@ -1,0 +1,135 @@
+"""Crash injection at every step boundary of the posting protocol, then recovery."""
+
+from datetime import timedelta
+
+import pytest
+
+from core import accounts as acct
+from core.entries import TERMINAL_STATES, make_request
+from core.errors import InsufficientFundsError
+from core.ledger import Ledger
+from core.money import amount
+from core.selfcheck import self_check
+from tests.conftest import make_test_store
+from tests.helpers import Crash, CrashAt, count_operations, deposit, transfer_request
+
+ALICE, BOB = "alice", "bob"
+
+
+def fresh(clock):
+    store = make_test_store()
+    ledger = Ledger(store, clock)
+    deposit(ledger, ALICE, "1", key="seed-alice")
+    deposit(ledger, BOB, "0.2", key="seed-bob")
+    return store, ledger
+
+
+def applied_transfer(ledger):
+    return ledger.post(transfer_request("x", acct.user_available(ALICE, "BTC"), acct.user_available(BOB, "BTC"), "0.4"))
+
+
+def rejected_three_legs(ledger):
+    return ledger.post(make_request(idempotency_key="x", type="test.multi", actor="system", postings=(
+        {"account": acct.user_available(ALICE, "BTC"), "amount": amount("-0.5", "BTC")},
+        {"account": acct.user_available(BOB, "BTC"), "amount": amount("-0.5", "BTC")},
+        {"account": acct.fees("BTC"), "amount": amount("1", "BTC")},
+    )))
+
+
+def new_account_credit(ledger):
+    return ledger.post(transfer_request("x", acct.user_available(ALICE, "BTC"), acct.user_available("carol", "BTC"), "0.1"))
+
+
+def hold_then_consume(ledger):
+    ledger.place_user_hold(hold_id="w", user_id=ALICE, asset="BTC", amount="0.5", actor="system")
+    return ledger.consume_hold(hold_id="w", actor="system", destinations=[
+        (acct.external("BTC"), amount("0.495", "BTC")), (acct.fees("BTC"), amount("0.005", "BTC"))])
+
+
+SCENARIOS = {
+    "applied transfer": (applied_transfer, {ALICE: 60_000_000, BOB: 60_000_000}),
+    "rejected three legs": (rejected_three_legs, {ALICE: 100_000_000, BOB: 20_000_000}),
+    "credit to a new account": (new_account_credit, {ALICE: 90_000_000, "carol": 10_000_000}),
+    "hold then consume": (hold_then_consume, {ALICE: 50_000_000}),
+}
+
+
+def crash_points(clock):
+    for name, (action, _) in SCENARIOS.items():
+        store, ledger = fresh(clock)
+        total = count_operations(store, lambda: run_quietly(action, ledger))
+        for index in range(total):
+            for phase in ("before", "after"):
+                yield name, index, phase
+
+
+def run_quietly(action, ledger):
+    try:
+        action(ledger)
+    except InsufficientFundsError:
+        pass
+
+
+def assert_recovered(store, ledger, expected):
+    entries = list(store.raw("entries").find())
+    assert all(e["state"] in TERMINAL_STATES for e in entries)
+    assert not list(store.raw("balances").find({"pending": {"$ne": []}}))
+    for user, minor in expected.items():
+        assert ledger.balance(acct.user_available(user, "BTC")).minor == minor, user
+    report = self_check(store, ledger.clock.now())
+    assert report.ok, report.findings
+    assert ledger.audit.verify().ok
+    outcomes = [e for e in store.raw("audit").find() if e["event_key"].endswith(":outcome")]
+    assert len(outcomes) == len(entries)  # each entry decided exactly once
+
+
+POINTS = list(crash_points(__import__("core.clock", fromlist=["ManualClock"]).ManualClock()))
+
+
+@pytest.mark.parametrize("name,index,phase", POINTS, ids=[f"{n}-op{i}-{p}" for n, i, p in POINTS])
+def test_crash_then_recover_then_retry(clock, name, index, phase):
+    action, expected = SCENARIOS[name]
+    store, ledger = fresh(clock)
+    store.fault_hook = CrashAt(index, phase)
+    try:
+        run_quietly(action, ledger)
+    except Crash:
+        pass
+    store.fault_hook = None
+    clock.advance(timedelta(minutes=2))
+    Ledger(store, clock).recover()  # a new process starts and sweeps
+    run_quietly(action, Ledger(store, clock))  # the client retries with the same keys
+    assert_recovered(store, ledger, expected)
+
+
+@pytest.mark.parametrize("index", range(0, 14, 2))
+def test_crash_during_recovery_then_recover_again(clock, index):
+    store, ledger = fresh(clock)
+    store.fault_hook = CrashAt(4, "before")  # dies after the first leg
+    with pytest.raises(Crash):
+        applied_transfer(ledger)
+    clock.advance(timedelta(minutes=2))
+    store.fault_hook = CrashAt(index, "after")
+    try:
+        ledger.recover()
+    except Crash:
+        pass
+    store.fault_hook = None
+    ledger.recover()
+    assert_recovered(store, ledger, {ALICE: 60_000_000, BOB: 60_000_000})
+
+
+def test_recover_leaves_fresh_in_flight_entries_to_their_writer(clock):
+    store, ledger = fresh(clock)
+    store.fault_hook = CrashAt(2, "before")
+    with pytest.raises(Crash):
+        applied_transfer(ledger)
+    store.fault_hook = None
+    report = ledger.recover()  # not yet stale: untouched
+    assert report.entries_driven == []
+    in_flight = self_check(store, clock.now())
+    assert in_flight.ok and len(in_flight.in_flight) == 1  # provably in flight, not a finding
+    clock.advance(timedelta(minutes=10))
+    assert [f.kind for f in self_check(store, clock.now()).findings] == ["stuck_entry"]
+    assert len(ledger.recover().entries_driven) == 1
+    assert_recovered(store, ledger, {ALICE: 60_000_000, BOB: 60_000_000})
