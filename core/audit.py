@@ -11,19 +11,33 @@ the outcome of an entry is decided exactly once, whoever gets there first.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
-from core.errors import StoreError
+from core.errors import InvalidFilterError, StoreError
 from core.hashing import digest
+from core.permissions import Permission, Principal, require
 from core.store import DuplicateKeyStoreError, Store
+
+if TYPE_CHECKING:  # the platform bundle imports the ledger, which imports this module
+    from core.platform import Platform
 
 GENESIS_HASH = "0" * 64
 APPEND_ATTEMPTS_MAX = 200
 VERIFY_BATCH_SIZE = 5_000
+PAGE_SIZE_MAX = 200
+EXPORT_ROWS_MAX = 50_000  # one CSV export never carries more events than this
+EXPORT_BATCH_SIZE = 1_000
+FILTER_TEXT_LENGTH_MAX = 200
+CSV_COLUMNS = ("seq", "at", "type", "actor", "role", "target", "user", "event_key", "before", "after", "data", "prev_hash", "hash")
+CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 HASHED_FIELDS = ("seq", "event_key", "type", "actor", "role", "at", "target", "user", "before", "after", "data")
 
 
@@ -108,7 +122,7 @@ class AuditLog:
                     return VerifyResult(False, checked, expected_seq, f"event {expected_seq} is missing (next is {seq})")
                 if event.get("prev_hash") != prev_hash:
                     return VerifyResult(False, checked, seq, f"event {seq} does not follow event {seq - 1} (prev_hash differs)")
-                if event_hash(event, prev_hash) != event.get("hash"):
+                if _hash_or_none(event, prev_hash) != event.get("hash"):
                     return VerifyResult(False, checked, seq, f"event {seq} was edited (hash differs)")
                 prev_hash, expected_seq, checked = event["hash"], expected_seq + 1, checked + 1
 
@@ -116,5 +130,154 @@ class AuditLog:
         return self._events.find_one({}, sort=[("seq", -1)])
 
 
+def _hash_or_none(event: dict, prev_hash: str) -> str | None:
+    """The event's hash, or None when a forged event holds values that cannot be hashed
+    (a float, an unknown type): verification must report it, not crash on it."""
+    try:
+        return event_hash(event, prev_hash)
+    except (AssertionError, TypeError, ValueError):
+        return None
+
+
 def time_of(event: dict) -> datetime:
     return event["at"]
+
+
+# -- browsing: filters, server-side pages, CSV ------------------------------------------------
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the console filters the trail by. Every value is plain text (or a datetime):
+    nothing a user types can become a query operator."""
+
+    actor: str | None = None
+    user: str | None = None
+    type: str | None = None
+    target: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def query(self) -> dict:
+        """The store filter. Raises: InvalidFilterError for non-text values or a bad window."""
+        query: dict = {}
+        for name in ("actor", "user", "type", "target"):
+            value = getattr(self, name)
+            if value is None or value == "":
+                continue
+            if not isinstance(value, str) or len(value) > FILTER_TEXT_LENGTH_MAX:
+                raise InvalidFilterError(
+                    f"audit filter {name} must be text of at most {FILTER_TEXT_LENGTH_MAX} characters", field=name)
+            query[name] = value
+        window: dict = {}
+        for name, operator in (("since", "$gte"), ("until", "$lt")):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, datetime):
+                raise InvalidFilterError(f"audit filter {name} must be a datetime", field=name)
+            window[operator] = value
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise InvalidFilterError("audit filter needs since < until")
+        if window:
+            query["at"] = window
+        return query
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of events, newest first (same shape as `core.ledger.Page`)."""
+
+    items: list
+    page: int
+    page_size: int
+    has_more: bool
+
+
+def _check_page(page: object, page_size: object) -> None:
+    if any(isinstance(value, bool) or not isinstance(value, int) for value in (page, page_size)):
+        raise InvalidFilterError("page and page_size must be integers")
+    if page < 0 or not (1 <= page_size <= PAGE_SIZE_MAX):
+        raise InvalidFilterError(f"page must be ≥ 0 and page_size 1..{PAGE_SIZE_MAX}", page=page, page_size=page_size)
+
+
+def query_events(log_store: Store, audit_filter: AuditFilter, *, page: int = 0, page_size: int = 50) -> AuditPage:
+    """Events matching `audit_filter`, newest first, one page fetched by the server
+    (skip + limit on the `seq` order; each filter field leads an index)."""
+    _check_page(page, page_size)
+    query = audit_filter.query()
+    audit = log_store.collection("audit")
+    documents = audit.find(query, sort=[("seq", -1)], skip=page * page_size, limit=page_size + 1)
+    return AuditPage([_public(d) for d in documents[:page_size]], page, page_size, len(documents) > page_size)
+
+
+def iter_events(log_store: Store, audit_filter: AuditFilter, rows_max: int = EXPORT_ROWS_MAX) -> Iterator[dict]:
+    """Matching events oldest first, in bounded batches keyed on `seq` (no deep skips)."""
+    query = audit_filter.query()
+    last_seq, produced = 0, 0
+    while produced < rows_max:
+        batch_query = dict(query, seq={"$gt": last_seq})
+        limit = min(EXPORT_BATCH_SIZE, rows_max - produced)
+        batch = log_store.collection("audit").find(batch_query, sort=[("seq", 1)], limit=limit)
+        for document in batch:
+            yield _public(document)
+        produced += len(batch)
+        if len(batch) < EXPORT_BATCH_SIZE:
+            return
+        last_seq = batch[-1]["seq"]
+
+
+def _public(document: dict) -> dict:
+    return {key: value for key, value in document.items() if key != "_id"}
+
+
+def _cell(value: Any) -> str:
+    """One CSV cell: structured values as JSON, and text that a spreadsheet would run as a
+    formula prefixed with a quote (CSV injection)."""
+    if value is None:
+        text = ""
+    elif isinstance(value, datetime):
+        text = value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    elif isinstance(value, (dict, list, tuple)):
+        text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    else:
+        text = str(value)
+    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
+
+
+def events_csv(events: Iterator[dict] | list[dict]) -> str:
+    """CSV text (header + one row per event) of the given events."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for event in events:
+        writer.writerow([_cell(event.get(column)) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+# -- the service functions pages and the CLI call (permission-checked) --------------------------
+def search_audit(platform: Platform, principal: Principal, audit_filter: AuditFilter = AuditFilter(), *,
+                 page: int = 0, page_size: int = 50) -> AuditPage:
+    """Browse the trail. Raises: PermissionDeniedError, InvalidFilterError."""
+    require(principal, Permission.READ_AUDIT)
+    return query_events(platform.store, audit_filter, page=page, page_size=page_size)
+
+
+def export_audit_csv(platform: Platform, principal: Principal, audit_filter: AuditFilter = AuditFilter(), *,
+                     rows_max: int = EXPORT_ROWS_MAX) -> str:
+    """The matching events (oldest first, at most `rows_max`) as CSV; the export itself is
+    audited. Raises: PermissionDeniedError, InvalidFilterError."""
+    require(principal, Permission.READ_AUDIT)
+    if isinstance(rows_max, bool) or not isinstance(rows_max, int) or not (1 <= rows_max <= EXPORT_ROWS_MAX):
+        raise InvalidFilterError(f"rows_max must be 1..{EXPORT_ROWS_MAX}")
+    events = list(iter_events(platform.store, audit_filter, rows_max))
+    platform.ledger.audit.append(
+        type="audit.export", actor=principal.name, role=principal.role.value, target="audit",
+        data={"rows": len(events), "filter": {k: v for k, v in audit_filter.query().items() if k != "at"},
+              "since": audit_filter.since, "until": audit_filter.until},
+    )
+    return events_csv(events)
+
+
+def verify_audit(platform: Platform, principal: Principal) -> VerifyResult:
+    """Walk the whole chain. Raises: PermissionDeniedError."""
+    require(principal, Permission.READ_AUDIT)
+    return platform.ledger.audit.verify()

@@ -111,3 +111,110 @@ class StoreError(LedgerError):
 
 class ConfigurationError(LedgerError):
     """The configuration is missing or unsafe (e.g. demo credentials on a real store)."""
+
+
+class ConsoleUserError(LedgerError):
+    """A console-account command was refused (unknown user, bad role, weak password...)."""
+
+
+# --- approvals (core.approvals) ------------------------------------------------------
+class ApprovalNotFoundError(LedgerError):
+    """No approval request with that id."""
+
+
+class UnknownApprovalKindError(LedgerError):
+    """No executor is registered for that approval kind."""
+
+
+class ApprovalStateError(InvalidStateError):
+    """The approval request is not in a state that allows the action."""
+
+
+class SelfApprovalError(ApprovalStateError):
+    """The requester tried to approve their own request (maker-checker)."""
+
+
+class DuplicateApprovalError(ApprovalStateError):
+    """The same approver tried to approve a request twice."""
+
+
+class ApprovalExpiredError(ApprovalStateError):
+    """The request expired before it was approved."""
+
+
+class ApprovalRejectedError(ApprovalStateError):
+    """The request was already rejected."""
+
+
+class ApprovalAlreadyExecutedError(ApprovalStateError):
+    """The request was already approved and executed."""
+
+
+class ReasonRequiredError(LedgerError):
+    """The action needs a non-empty reason (reject, adjustment, dispute)."""
+
+
+# --- flows (core.flows) --------------------------------------------------------------
+class FlowNotFoundError(LedgerError):
+    """No flow document (withdrawal, deposit, quote, trade) with that id."""
+
+
+class FlowStateError(InvalidStateError):
+    """The flow document is not in a state that allows the action."""
+
+
+class NotFlowPartyError(LedgerError):
+    """The user is not a party of the flow (a foreign quote or trade)."""
+
+
+class QuoteExpiredError(FlowStateError):
+    """The quote's time to live has passed; its reservation is released."""
+
+
+class SlippageExceededError(LedgerError):
+    """The quoted output is below the caller's minimum, or the market moved too far."""
+
+
+class InsufficientLiquidityError(LedgerError):
+    """The liquidity float cannot cover the quote's output."""
+
+
+class TradeClosedError(FlowStateError):
+    """The P2P trade is already released, cancelled or resolved."""
+
+
+class AmountTooSmallError(InvalidAmountError):
+    """After fees and rounding nothing would be left to pay out."""
+
+
+class PriceUnavailableError(LedgerError):
+    """The price source has no price for that pair."""
+
+
+class NoReferrerError(LedgerError):
+    """The fee payer has no referrer, or the source entry carries no fee."""
+
+
+class InvalidFlowInputError(LedgerError):
+    """A flow argument is malformed (bad id, same asset twice, empty destination...)."""
+
+
+# --- audit, integrity and the legacy bridge (core.audit, core.integrity, core.legacy) ---
+class InvalidFilterError(LedgerError):
+    """A query filter or page request is malformed (non-text value, bad page, bad window)."""
+
+
+class IntegrityRunNotFoundError(LedgerError):
+    """No stored integrity run with that id."""
+
+
+class RepairNotNeededError(InvalidStateError):
+    """The projection already equals the journal: there is nothing to repair."""
+
+
+class LegacyConfigurationError(ConfigurationError):
+    """LEGACY_MONGODB_URI / LEGACY_DB are missing, or no legacy store was given."""
+
+
+class LegacyPlanChangedError(InvalidStateError):
+    """The legacy rebuild plan changed since it was approved: dry-run and request again."""

@@ -49,14 +49,16 @@ class SelfCheckReport:
         return not self.findings
 
 
-def scan(collection: Collection, query: dict | None = None, batch_size: int = SCAN_BATCH_SIZE) -> Iterator[dict]:
-    """Every matching document in `_id` order, one bounded batch at a time."""
+def scan(collection: Collection, query: dict | None = None, batch_size: int = SCAN_BATCH_SIZE,
+         projection: dict | None = None) -> Iterator[dict]:
+    """Every matching document in `_id` order, one bounded batch at a time (only the
+    `projection` fields when given: e.g. never a legacy secret)."""
     last = None
     while True:
         batch_query = dict(query or {})
         if last is not None:
             batch_query["_id"] = {"$gt": last}
-        batch = collection.find(batch_query, sort=[("_id", 1)], limit=batch_size)
+        batch = collection.find(batch_query, sort=[("_id", 1)], limit=batch_size, projection=projection)
         yield from batch
         if len(batch) < batch_size:
             return

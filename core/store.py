@@ -185,15 +185,19 @@ class Store:
         return store
 
     @classmethod
-    def from_uri(cls, uri: str, name: str, timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS) -> Store:
-        """A store on a real MongoDB server. Raises: StoreError when unreachable or the URI is invalid."""
+    def from_uri(cls, uri: str, name: str, timeout_ms: int = SERVER_SELECTION_TIMEOUT_MS, *, create_indexes: bool = True) -> Store:
+        """A store on a real MongoDB server. Raises: StoreError when unreachable or the URI is invalid.
+
+        `create_indexes=False` opens a database we only read (the legacy platform's): no
+        index or collection is created in it."""
         try:
             client = pymongo.MongoClient(uri, tz_aware=False, serverSelectionTimeoutMS=timeout_ms)
             client.admin.command("ping")
         except (PyMongoError, ValueError) as error:
             raise StoreError(f"cannot reach MongoDB: {type(error).__name__}") from None  # never echo the URI: it may hold a password
         store = cls(client[name], embedded=False, client=client)
-        store.ensure_indexes()
+        if create_indexes:
+            store.ensure_indexes()
         return store
 
     @classmethod

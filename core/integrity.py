@@ -1,0 +1,406 @@
+"""The integrity engine (SPEC §8): per-user and platform-wide checks, stored run records,
+history, and approval-gated projection repairs.
+
+It builds on `core.selfcheck` (journal ↔ projections, zero-sum, stuck entries) and adds
+the checks that need more than the journal: each entry against the hash its outcome
+event recorded in the audit chain (an edit that also recomputes `entry_hash` is caught),
+locked balances against open holds, quote reservations, escrow of closed trades, fee
+revenue against fees booked minus payouts and sweeps, and the audit chain itself.
+
+Checks compare like with like so one corruption yields one finding: projections against
+the journal (projection_mismatch), and the journal's applied balances against the
+business documents (holds, quotes, trades, fees). A per-asset zero-sum failure that the
+projection mismatches of that asset fully explain is not reported twice.
+
+Nothing is repaired silently: `request_projection_repair` (core.repairs, re-exported here)
+opens an approval request (kind "repair.projection"); its executor rebuilds the projection
+and audits before/after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from core.accounts import AccountKind, check_owner_id, parse_account_id
+from core.entries import check_balanced, entry_hash
+from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError
+from core.integrity_checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
+    CLOSED_TRADE_STATES,
+    RESERVATION_GRACE,
+    SEVERITY_RANK,
+    IntegrityFinding,
+    JournalView,
+    absorb,
+    audit_findings,
+    escrow_findings,
+    explained,
+    fee_findings,
+    hold_findings,
+    journal_view,
+    lift,
+    outcome_findings,
+    outcomes,
+    reservation_findings,
+)
+from core.ledger import Page
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
+from core.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, request_projection_repair  # noqa: F401
+from core.selfcheck import STUCK_AFTER, scan, self_check
+from core.store import Store
+
+RUNS = "integrity_runs"
+FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (the count is exact)
+HISTORY_PAGE_SIZE_MAX = 200
+TREND_POINTS_MAX = 500
+
+
+@dataclass
+class IntegrityReport:
+    """One run: `ok` when nothing critical or warning was found (info is noise)."""
+
+    scope: str
+    started_at: datetime
+    findings: list[IntegrityFinding] = field(default_factory=list)
+    duration_ms: int = 0
+    entries_checked: int = 0
+    accounts_checked: int = 0
+    run_id: str | None = None
+
+    @property
+    def severity(self) -> str:
+        worst = max((SEVERITY_RANK[f.severity] for f in self.findings), default=-1)
+        return next((name for name, rank in SEVERITY_RANK.items() if rank == worst), "ok")
+
+    @property
+    def ok(self) -> bool:
+        return all(f.severity == "info" for f in self.findings)
+
+    @property
+    def counts(self) -> dict:
+        by_kind: dict[str, int] = defaultdict(int)
+        for finding in self.findings:
+            by_kind[finding.kind] += 1
+        return {
+            **{name: sum(f.severity == name for f in self.findings) for name in SEVERITY_RANK},
+            "findings": len(self.findings),
+            "entries_checked": self.entries_checked,
+            "accounts_checked": self.accounts_checked,
+            "by_kind": dict(sorted(by_kind.items())),
+        }
+
+    def as_dict(self) -> dict:
+        """The stable JSON shape (docs/integrity.md)."""
+        return {
+            "run_id": self.run_id,
+            "ok": self.ok,
+            "severity": self.severity,
+            "scope": self.scope,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "counts": self.counts,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+# -- running the checks ---------------------------------------------------------------------------
+def check_platform(
+    platform: Platform, principal: Principal, *, stuck_after: timedelta = STUCK_AFTER, record: bool = True
+) -> IntegrityReport:
+    """Every platform-wide check (SPEC §8), stored as a run record when `record`.
+
+    Raises: PermissionDeniedError.
+    """
+    require(principal, Permission.RUN_INTEGRITY)
+    started, now = time.monotonic(), platform.clock.now()
+    base = self_check(platform.store, now, stuck_after)
+    view = journal_view(platform.store)
+    locked = {a for a in platform.ledger.balances_of_kind(AccountKind.USER_LOCKED)}
+    locked |= {a for a in view.applied if a.startswith(AccountKind.USER_LOCKED.value + ":")}
+    findings = explained(base.findings)
+    findings += outcome_findings(platform.store, view, outcomes(platform.store))
+    findings += hold_findings(view, locked)
+    findings += reservation_findings(platform.store, view, now)
+    findings += escrow_findings(platform.store, view)
+    findings += fee_findings(view)
+    findings += audit_findings(platform)
+    report = IntegrityReport(
+        "platform",
+        now,
+        _deduplicated(findings),
+        entries_checked=base.entries_checked,
+        accounts_checked=base.accounts_checked,
+    )
+    return _finish(platform, principal, report, started, record)
+
+
+def check_user(
+    platform: Platform,
+    principal: Principal,
+    user_id: str,
+    *,
+    legacy: Store | None = None,
+    stuck_after: timedelta = STUCK_AFTER,
+    record: bool = True,
+) -> IntegrityReport:
+    """The per-user checks in a constant number of queries whatever the number of users:
+    the user's balance documents (by `owner`), the user's entries (by `user_ids`), their
+    outcome events (by `event_key`), and — with `legacy` — one query per legacy collection.
+
+    Raises: PermissionDeniedError, InvalidAccountError (bad user id).
+    """
+    require(principal, Permission.RUN_INTEGRITY)
+    check_owner_id(user_id)
+    started, now = time.monotonic(), platform.clock.now()
+    user_kinds = (AccountKind.USER_AVAILABLE.value, AccountKind.USER_LOCKED.value)
+    balances = {
+        d["_id"]: d
+        for d in platform.store.collection("balances").find({"owner": user_id})
+        if d.get("kind") in user_kinds
+    }
+    view, closed, findings = JournalView(), set(), []
+    expected: dict[str, int] = defaultdict(int)
+    for entry in scan(platform.store.collection("entries"), {"user_ids": user_id}):
+        absorb(view, entry, closed)
+        findings += _entry_findings(entry, now, stuck_after)
+        for posting in entry.get("postings", []):
+            absorbed = entry["_id"] in balances.get(posting.get("account"), {}).get("pending", [])
+            if (
+                posting.get("owner") == user_id
+                and posting.get("kind") in user_kinds
+                and (entry.get("state") == "applied" or absorbed)
+            ):
+                expected[posting["account"]] += posting["amount_minor"]
+    findings += outcome_findings(platform.store, view, outcomes(platform.store, sorted(view.entries)))
+    findings += _projection_findings(expected, balances)
+    locked = {
+        a for a in set(balances) | set(view.applied) if a.startswith(f"{AccountKind.USER_LOCKED.value}:{user_id}:")
+    }
+    findings += hold_findings(view, locked)
+    if legacy is not None:
+        from core.legacy_reconcile import user_legacy_findings  # the bridge is optional
+
+        projected = {a: d.get("balance_minor", 0) for a, d in balances.items()}
+        findings += user_legacy_findings(legacy, user_id, projected, platform.registry)
+    report = IntegrityReport(
+        f"user:{user_id}",
+        now,
+        _deduplicated(findings),
+        entries_checked=len(view.entries),
+        accounts_checked=len(set(expected) | set(balances)),
+    )
+    return _finish(platform, principal, report, started, record)
+
+
+def _entry_findings(entry: dict, now: datetime, stuck_after: timedelta) -> list[IntegrityFinding]:
+    """The self-check's per-entry checks, for the entries of one user."""
+    entry_id, findings = entry["_id"], []
+    for problem in check_balanced(entry):
+        findings.append(IntegrityFinding("unbalanced_entry", "critical", entry_id, problem))
+    if entry.get("entry_hash") != entry_hash(entry):
+        findings.append(
+            IntegrityFinding(
+                "entry_edited", "critical", entry_id, f"entry {entry_id} changed after it was written (hash differs)"
+            )
+        )
+    if entry.get("state") == "pending" and entry["created_at"] <= now - stuck_after:
+        findings.append(
+            IntegrityFinding(
+                "stuck_entry",
+                "critical",
+                entry_id,
+                f"entry {entry_id} pending since {entry['created_at']:%Y-%m-%d %H:%M:%S}",
+            )
+        )
+    return findings
+
+
+def _projection_findings(expected: dict[str, int], balances: dict[str, dict]) -> list[IntegrityFinding]:
+    findings = []
+    for account_id in sorted(set(expected) | set(balances)):
+        account = parse_account_id(account_id)
+        want, actual = expected.get(account_id, 0), balances.get(account_id, {}).get("balance_minor", 0)
+        where = {"account": account_id, "user": account.owner}
+        if actual != want:
+            findings.append(
+                IntegrityFinding(
+                    "projection_mismatch",
+                    "critical",
+                    account_id,
+                    f"{account_id} holds {actual}, journal says {want}",
+                    account.asset,
+                    want,
+                    actual,
+                    actual - want,
+                    **where,
+                )
+            )
+        if actual < 0:
+            findings.append(
+                IntegrityFinding(
+                    "negative_balance",
+                    "critical",
+                    account_id,
+                    f"{account_id} is negative ({actual})",
+                    account.asset,
+                    0,
+                    actual,
+                    actual,
+                    **where,
+                )
+            )
+    return findings
+
+
+def _deduplicated(findings: list[IntegrityFinding]) -> list[IntegrityFinding]:
+    """The same (kind, subject, message) once, critical first."""
+    seen, result = set(), []
+    for finding in findings:
+        key = (finding.kind, finding.subject, finding.message, finding.collection, finding.field)
+        if key not in seen:
+            seen.add(key)
+            result.append(finding)
+    return sorted(result, key=lambda f: (-SEVERITY_RANK[f.severity], f.kind, f.subject))
+
+
+def _finish(
+    platform: Platform, principal: Principal, report: IntegrityReport, started: float, record: bool
+) -> IntegrityReport:
+    report.duration_ms = int((time.monotonic() - started) * 1000)
+    if record:
+        report.run_id = f"run_{report.started_at:%Y%m%d%H%M%S}_{uuid.uuid4().hex[:10]}"
+        stored = report.as_dict()
+        stored["findings"] = stored["findings"][:FINDINGS_STORED_MAX]
+        platform.store.collection(RUNS).insert_one(
+            {
+                "_id": report.run_id,
+                **{k: v for k, v in stored.items() if k != "run_id"},
+                "findings_truncated": len(report.findings) > FINDINGS_STORED_MAX,
+                "actor": principal.name,
+                "role": principal.role.value,
+            }
+        )
+        platform.ledger.audit.append(
+            type="integrity.check",
+            actor=principal.name,
+            role=principal.role.value,
+            target=report.run_id,
+            user=report.scope.removeprefix("user:") if report.scope.startswith("user:") else None,
+            data={
+                "scope": report.scope,
+                "ok": report.ok,
+                "severity": report.severity,
+                **{k: v for k, v in report.counts.items() if k != "by_kind"},
+            },
+        )
+    return report
+
+
+# -- history for the console ------------------------------------------------------------------------
+def _scope_query(scope: object) -> dict:
+    if scope is None:
+        return {}
+    if not isinstance(scope, str) or not scope or len(scope) > 200:
+        raise InvalidFilterError("scope must be 'platform' or 'user:<id>'")
+    return {"scope": scope}
+
+
+def history(
+    platform: Platform, principal: Principal, page: int = 0, page_size: int = 20, *, scope: str | None = None
+) -> Page:
+    """Stored runs, newest first, one server-side page (findings included).
+    Raises: PermissionDeniedError, InvalidFilterError."""
+    require(principal, Permission.RUN_INTEGRITY)
+    if (
+        isinstance(page, bool)
+        or isinstance(page_size, bool)
+        or not isinstance(page, int)
+        or not isinstance(page_size, int)
+        or page < 0
+        or not (1 <= page_size <= HISTORY_PAGE_SIZE_MAX)
+    ):
+        raise InvalidFilterError(f"page must be ≥ 0 and page_size 1..{HISTORY_PAGE_SIZE_MAX}")
+    documents = platform.store.collection(RUNS).find(
+        _scope_query(scope), sort=[("started_at", -1), ("_id", -1)], skip=page * page_size, limit=page_size + 1
+    )
+    return Page(documents[:page_size], page, page_size, len(documents) > page_size)
+
+
+def get_run(platform: Platform, principal: Principal, run_id: str) -> dict:
+    """Raises: PermissionDeniedError, IntegrityRunNotFoundError."""
+    require(principal, Permission.RUN_INTEGRITY)
+    document = platform.store.collection(RUNS).find_one({"_id": run_id}) if isinstance(run_id, str) else None
+    if document is None:
+        raise IntegrityRunNotFoundError(f"no integrity run {run_id!r}", run_id=repr(run_id))
+    return document
+
+
+def trend(platform: Platform, principal: Principal, *, points: int = 100, scope: str | None = None) -> list[dict]:
+    """The last `points` runs, oldest first, as counts for a chart (no findings loaded).
+    Raises: PermissionDeniedError, InvalidFilterError."""
+    require(principal, Permission.RUN_INTEGRITY)
+    if isinstance(points, bool) or not isinstance(points, int) or not (1 <= points <= TREND_POINTS_MAX):
+        raise InvalidFilterError(f"points must be 1..{TREND_POINTS_MAX}")
+    documents = platform.store.collection(RUNS).find(
+        _scope_query(scope),
+        sort=[("started_at", -1), ("_id", -1)],
+        limit=points,
+        projection={"scope": 1, "started_at": 1, "ok": 1, "severity": 1, "counts": 1, "duration_ms": 1},
+    )
+    return [
+        {
+            "run_id": d["_id"],
+            "started_at": d["started_at"],
+            "scope": d["scope"],
+            "ok": d["ok"],
+            "severity": d["severity"],
+            "critical": d["counts"]["critical"],
+            "warning": d["counts"]["warning"],
+            "info": d["counts"]["info"],
+            "findings": d["counts"]["findings"],
+            "duration_ms": d["duration_ms"],
+        }
+        for d in reversed(documents)
+    ]
+
+
+# -- python -m core integrity check [--user ID] [--json] ---------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when clean, 1 when anything critical or warning was found."""
+    from core import cli
+    from core.legacy import open_legacy_store_if_configured
+    from core.permissions import Principal, Role
+
+    operator = Principal(name="cli", role=Role.ADMIN)
+    platform = Platform.open(cli.open_database_store())
+    if args.user:
+        try:
+            check_owner_id(args.user)
+        except InvalidAccountError as error:
+            raise cli.UsageError(error.message) from None
+        report = check_user(platform, operator, args.user, legacy=open_legacy_store_if_configured())
+    else:
+        report = check_platform(platform, operator)
+    lines = [
+        f"integrity {report.scope}: {'OK' if report.ok else 'FAILED'} ({report.severity}), "
+        f"{len(report.findings)} findings, {report.duration_ms} ms, run {report.run_id}"
+    ]
+    lines += [f"  [{f.severity}] {f.kind} {f.subject}: {f.message}" for f in report.findings]
+    cli.emit(report.as_dict(), args.json, "\n".join(lines))
+    return cli.EXIT_OK if report.ok else cli.EXIT_FAILED
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    integrity = subparsers.add_parser("integrity", help="integrity checks (SPEC §8)")
+    actions = integrity.add_subparsers(dest="integrity_command", required=True)
+    check = actions.add_parser("check", help="run the platform checks, or one user's")
+    check.add_argument(
+        "--user", help="check only this user (plus the legacy collections when LEGACY_MONGODB_URI is set)"
+    )
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(handler=cmd_check)
