@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.clock import Clock, SystemClock
+from core.config import DEFAULT_CONFIG, FlowConfig
 from core.ledger import Ledger
 from core.money import DEFAULT_REGISTRY, AssetRegistry
+from core.prices import DeterministicPriceSource, PriceSource
 from core.store import Store
 
 
@@ -16,8 +18,13 @@ class Platform:
     clock: Clock
     registry: AssetRegistry
     ledger: Ledger
+    config: FlowConfig = DEFAULT_CONFIG  # fees, spreads, thresholds, TTLs (core.config)
+    prices: PriceSource = field(default_factory=DeterministicPriceSource)  # core.prices
+    legacy: Store | None = None  # the legacy platform's database when the bridge is in use (core.legacy)
 
     @classmethod
-    def open(cls, store: Store, clock: Clock | None = None, registry: AssetRegistry = DEFAULT_REGISTRY) -> Platform:
+    def open(cls, store: Store, clock: Clock | None = None, registry: AssetRegistry = DEFAULT_REGISTRY,
+             config: FlowConfig | None = None, prices: PriceSource | None = None) -> Platform:
         clock = clock or SystemClock()
-        return cls(store=store, clock=clock, registry=registry, ledger=Ledger(store, clock, registry))
+        return cls(store=store, clock=clock, registry=registry, ledger=Ledger(store, clock, registry),
+                   config=config or DEFAULT_CONFIG, prices=prices or DeterministicPriceSource())

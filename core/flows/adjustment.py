@@ -1,0 +1,78 @@
+"""Admin adjustments: credit or debit a user against `platform.adjustments`, with a
+reason, only through a maker-checker approval (kind `adjustment`).
+
+The entry (type `adjustment.credit` / `adjustment.debit`, key
+`approval:<request id>:execute`) is posted by the approval executor, so it happens once
+however often the approval is resumed. A debit larger than the user's available
+balance is refused by the ledger and recorded as the request's failed result.
+"""
+
+from __future__ import annotations
+
+from core import accounts as acct
+from core import approvals
+from core.entries import make_request
+from core.errors import NonPositiveAmountError
+from core.flows.common import check_key, check_user
+from core.money import amount as make_amount
+from core.money import from_minor
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
+
+KIND = "adjustment"
+
+
+def request_adjustment(
+    platform: Platform,
+    principal: Principal,
+    *,
+    user_id: str,
+    asset: str,
+    amount: object,
+    reason: str,
+    idempotency_key: str,
+) -> dict:
+    """Ask to credit (positive `amount`) or debit (negative) a user. Returns the approval.
+    Raises: PermissionDeniedError, amount errors (zero refused), ReasonRequiredError,
+        IdempotencyConflictError."""
+    require(principal, Permission.REQUEST_TREASURY)
+    check_key(idempotency_key)
+    check_user(user_id)
+    value = make_amount(amount, asset, platform.registry)
+    if value.is_zero():
+        raise NonPositiveAmountError("an adjustment of zero changes nothing", asset=asset)
+    return approvals.request_approval(
+        platform,
+        principal,
+        kind=KIND,
+        asset=asset,
+        amount_minor=value.minor,
+        idempotency_key=idempotency_key,
+        payload={"user_id": user_id, "asset": asset, "amount_minor": value.minor},
+        reason=reason,
+    )
+
+
+def _execute(platform: Platform, approval: dict, principal: Principal) -> dict:
+    payload = approval["payload"]
+    value = from_minor(payload["amount_minor"], payload["asset"], platform.registry)
+    user, against = acct.user_available(payload["user_id"], payload["asset"]), acct.adjustments(payload["asset"])
+    entry = platform.ledger.post(
+        make_request(
+            idempotency_key=f"approval:{approval['_id']}:execute",
+            type="adjustment.credit" if value.minor > 0 else "adjustment.debit",
+            actor=principal.name,
+            flow_ref=approval["_id"],
+            memo=approval["reason"][:200],
+            metadata={
+                "approval_id": approval["_id"],
+                "requested_by": approval["requested_by"],
+                "approved_by": ",".join(a["by"] for a in approval["approvals"]),
+            },
+            postings=({"account": against, "amount": -value}, {"account": user, "amount": value}),
+        )
+    )
+    return {"entry_id": entry.id}
+
+
+approvals.register_executor(KIND, _execute)

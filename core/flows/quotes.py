@@ -1,0 +1,414 @@
+"""Quotes against the liquidity float: swap, instant buy, instant sell.
+
+A quote fixes the terms (price, fee, what the user pays and receives) and reserves the
+output on the float for its time to live: `platform.liquidity` → `platform.liquidity_reserved`
+as a hold whose id is the quote id. Executing moves the user's payment into the float
+(fee → fees) in one entry, then consumes the reservation to the user in a second;
+expiry releases the reservation.
+
+State document in `quotes`:
+`new` (written) → `open` (reserved) → `executing` → `executed`;
+`open` → `expiring` → `expired` (reservation released); `new` → `failed` (float short).
+`executing` is entered with a guard on `expires_at`, so execution and expiry exclude each
+other; every later step is idempotent (keys `quote:<id>:pay` and `hold:<id>:close`), so
+calling `execute_quote` / `expire_quote` / `resume_quote` again finishes a crashed one.
+If the payment is refused (the user's funds went elsewhere in the meantime) the quote
+goes `executing` → `expiring` → `expired` with `close_reason` and nothing moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from core import accounts as acct
+from core.entries import Entry, make_request
+from core.errors import (
+    FlowStateError,
+    HoldClosedError,
+    InsufficientFundsError,
+    InsufficientLiquidityError,
+    InvalidFlowInputError,
+    NotFlowPartyError,
+    QuoteExpiredError,
+    SlippageExceededError,
+)
+from core.flows import referral
+from core.flows.common import check_user, flow_id, insert_or_existing, load, transition
+from core.money import from_minor
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
+
+COLLECTION = "quotes"
+EXPIRE_BATCH_MAX = 500
+KINDS = ("swap", "instant_buy", "instant_sell")
+
+
+@dataclass(frozen=True)
+class QuoteTerms:
+    """What a quote fixes. All amounts in minor units; every entry built from them balances
+    per asset because pay_minor = pay_to_liquidity_minor + pay_fee_minor and
+    reserved_minor = receive_minor + receive_fee_minor (asserted)."""
+
+    kind: str
+    pay_asset: str
+    pay_minor: int  # debited from the user
+    pay_to_liquidity_minor: int  # credited to the float
+    pay_fee_minor: int  # credited to fees (in pay_asset)
+    receive_asset: str
+    reserved_minor: int  # taken from the float (reserved at quote time)
+    receive_minor: int  # credited to the user
+    receive_fee_minor: int  # credited to fees (in receive_asset)
+    price: Decimal  # receive per pay, after spread (the user's rate)
+    market_price: Decimal  # receive per pay from the price source
+    spread_minor: int  # float's trading profit, in the fiat/quote asset (metadata only)
+    spread_asset: str
+
+    def check(self) -> None:
+        assert self.pay_minor == self.pay_to_liquidity_minor + self.pay_fee_minor > 0
+        assert self.reserved_minor == self.receive_minor + self.receive_fee_minor and self.receive_minor > 0
+        assert min(self.pay_fee_minor, self.receive_fee_minor, self.pay_to_liquidity_minor) >= 0
+        assert self.pay_asset != self.receive_asset
+
+
+def create_quote(
+    platform: Platform, principal: Principal, *, user_id: str, terms: QuoteTerms, idempotency_key: str
+) -> dict:
+    """Write the quote and reserve its output. Returns the `open` quote.
+    Raises: InsufficientLiquidityError (nothing written), IdempotencyConflictError."""
+    terms.check()
+    collection = platform.store.collection(COLLECTION)
+    quote_id = flow_id("q", terms.kind, idempotency_key)
+    reserve_from = acct.liquidity(terms.receive_asset)
+    if collection.find_one({"_id": quote_id}) is None:
+        free = platform.ledger.balance(reserve_from).minor
+        if free < terms.reserved_minor:
+            raise InsufficientLiquidityError(
+                f"the {terms.receive_asset} float holds {free} minor units, the quote needs {terms.reserved_minor}",
+                asset=terms.receive_asset,
+                needed_minor=terms.reserved_minor,
+                available_minor=free,
+            )
+    now = platform.clock.now()
+    document = {
+        "_id": quote_id,
+        "idempotency_key": idempotency_key,
+        "kind": terms.kind,
+        "user": user_id,
+        "state": "new",
+        "created_at": now,
+        "expires_at": now + platform.config.quote_ttl,
+        "pay_asset": terms.pay_asset,
+        "pay_minor": terms.pay_minor,
+        "pay_to_liquidity_minor": terms.pay_to_liquidity_minor,
+        "pay_fee_minor": terms.pay_fee_minor,
+        "receive_asset": terms.receive_asset,
+        "receive_minor": terms.receive_minor,
+        "receive_fee_minor": terms.receive_fee_minor,
+        "reserved_asset": terms.receive_asset,
+        "reserved_minor": terms.reserved_minor,
+        "price": format(terms.price, "f"),
+        "market_price": format(terms.market_price, "f"),
+        "spread_minor": terms.spread_minor,
+        "spread_asset": terms.spread_asset,
+        "pay_entry_id": None,
+        "receive_entry_id": None,
+        "release_entry_id": None,
+        "close_reason": None,
+        "referral_done": False,
+    }
+    same = ("kind", "user", "pay_asset", "pay_minor", "receive_asset")
+    document, _ = insert_or_existing(collection, document, same)
+    if document["state"] == "new":
+        document = _reserve(platform, principal, document)
+    return document
+
+
+def _reserve(platform: Platform, principal: Principal, document: dict) -> dict:
+    collection = platform.store.collection(COLLECTION)
+    asset = document["reserved_asset"]
+    try:
+        entry = platform.ledger.place_hold(
+            hold_id=document["_id"],
+            source=acct.liquidity(asset),
+            held=acct.liquidity_reserved(asset),
+            amount=from_minor(document["reserved_minor"], asset, platform.registry),
+            actor=principal.name,
+            flow_ref=document["_id"],
+            memo=f"{document['kind']} quote reservation",
+            metadata={"quote_id": document["_id"]},
+        )
+    except InsufficientFundsError as error:
+        transition(
+            collection, document, "failed", allowed_from=("new",), what="quote", extra={"close_reason": "float_short"}
+        )
+        raise InsufficientLiquidityError(
+            f"the {asset} float cannot cover the quote",
+            asset=asset,
+            **{k: v for k, v in error.details.items() if k in ("needed_minor", "available_minor")},
+        ) from None
+    return transition(
+        collection, document, "open", allowed_from=("new",), what="quote", extra={"reserve_entry_id": entry.id}
+    )
+
+
+def get_quote(platform: Platform, quote_id: str) -> dict:
+    """Raises: FlowNotFoundError."""
+    return load(platform.store.collection(COLLECTION), quote_id, "quote")
+
+
+def execute_quote(
+    platform: Platform, principal: Principal, *, quote_id: str, user_id: str, min_receive_minor: int | None = None
+) -> dict:
+    """Execute an open quote for its owner.
+
+    Slippage guard: refused if the quote pays less than `min_receive_minor`, or if the
+    market has moved against the platform by more than `quote_price_move_max` since the
+    quote (stale prices are not honoured). Returns the `executed` quote.
+    Raises: PermissionDeniedError, FlowNotFoundError, NotFlowPartyError (foreign quote),
+        QuoteExpiredError (its reservation is released), FlowStateError (executed,
+        expired), SlippageExceededError, InvalidFlowInputError, InsufficientFundsError (the
+        user cannot pay: nothing written — unless the funds vanish mid-execution, when the
+        quote is closed and its reservation released).
+    """
+    require(principal, Permission.MOVE_MONEY)
+    check_user(user_id)
+    collection = platform.store.collection(COLLECTION)
+    document = load(collection, quote_id, "quote")
+    if document["user"] != user_id:
+        raise NotFlowPartyError(f"quote {quote_id} belongs to another user", quote_id=quote_id, user_id=user_id)
+    if document["state"] == "open":
+        if platform.clock.now() >= document["expires_at"]:
+            expire_quote(platform, principal, quote_id)
+            raise QuoteExpiredError(
+                f"quote {quote_id} expired at {document['expires_at']:%Y-%m-%d %H:%M:%S}", quote_id=quote_id
+            )
+        _refuse_unfit(platform, document, min_receive_minor)
+        document = _enter_executing(platform, document)
+    if document["state"] == "executed":  # a replay of a finished execution
+        return referral.settle_referrals(
+            platform, principal, COLLECTION, document, [document["pay_entry_id"], document["receive_entry_id"]]
+        )
+    if document["state"] in ("expiring", "expired"):
+        raise QuoteExpiredError(f"quote {quote_id} is {document['state']}", quote_id=quote_id, state=document["state"])
+    if document["state"] != "executing":
+        raise FlowStateError(f"quote {quote_id} is {document['state']}", quote_id=quote_id, state=document["state"])
+    return _finish_execution(platform, principal, document)
+
+
+def _refuse_unfit(platform: Platform, document: dict, min_receive_minor: int | None) -> None:
+    """The slippage guards (nothing is written when they refuse)."""
+    if min_receive_minor is not None and (
+        isinstance(min_receive_minor, bool) or not isinstance(min_receive_minor, int)
+    ):
+        raise InvalidFlowInputError(
+            "min_receive_minor must be an integer of minor units", value=repr(min_receive_minor)
+        )
+    if min_receive_minor is not None and document["receive_minor"] < min_receive_minor:
+        raise SlippageExceededError(
+            f"quote pays {document['receive_minor']} minor units, below the minimum {min_receive_minor}",
+            quote_id=document["_id"],
+            receive_minor=document["receive_minor"],
+            min_receive_minor=min_receive_minor,
+        )
+    payer = acct.user_available(document["user"], document["pay_asset"])
+    available = platform.ledger.balance(payer).minor
+    if available < document["pay_minor"]:
+        raise InsufficientFundsError(
+            f"{payer.id} holds {available} minor units, the quote needs {document['pay_minor']}",
+            account=payer.id,
+            needed_minor=document["pay_minor"],
+            available_minor=available,
+        )
+    quoted = Decimal(document["market_price"])
+    now = platform.prices.price(document["pay_asset"], document["receive_asset"])
+    move = (quoted - now) / quoted  # > 0: the platform would now pay out more than the market
+    if move > platform.config.quote_price_move_max:
+        raise SlippageExceededError(
+            f"market moved {move:.4%} against the quote (max {platform.config.quote_price_move_max:.2%})",
+            quote_id=document["_id"],
+            quoted_price=str(quoted),
+            market_price=str(now),
+        )
+
+
+def _enter_executing(platform: Platform, document: dict) -> dict:
+    changed = platform.store.collection(COLLECTION).find_one_and_update(
+        {"_id": document["_id"], "state": "open", "expires_at": {"$gt": platform.clock.now()}},
+        {"$set": {"state": "executing"}},
+    )
+    if changed is None:
+        current = get_quote(platform, document["_id"])
+        if current["state"] in ("executing", "executed"):
+            return current
+        raise QuoteExpiredError(
+            f"quote {document['_id']} is {current['state']}", quote_id=document["_id"], state=current["state"]
+        )
+    return changed
+
+
+def _finish_execution(platform: Platform, principal: Principal, document: dict) -> dict:
+    collection = platform.store.collection(COLLECTION)
+    try:
+        pay = _pay_entry(platform, principal, document)
+    except InsufficientFundsError:
+        closed = transition(
+            collection,
+            document,
+            "expiring",
+            allowed_from=("executing",),
+            what="quote",
+            extra={"close_reason": "payment_refused"},
+        )
+        _finish_expiry(platform, principal, closed)
+        raise
+    receive = _receive_entry(platform, principal, document)
+    done = transition(
+        collection,
+        document,
+        "executed",
+        allowed_from=("executing",),
+        what="quote",
+        extra={"pay_entry_id": pay.id, "receive_entry_id": receive.id, "executed_at": platform.clock.now()},
+    )
+    return referral.settle_referrals(platform, principal, COLLECTION, done, [pay.id, receive.id])
+
+
+def _metadata(document: dict, fee_minor: int, fee_asset: str) -> dict:
+    return {
+        "quote_id": document["_id"],
+        "quote_kind": document["kind"],
+        "fee_minor": fee_minor,
+        "fee_asset": fee_asset,
+        "fee_payer": document["user"],
+        "price": document["price"],
+        "market_price": document["market_price"],
+        "spread_minor": document["spread_minor"],
+        "spread_asset": document["spread_asset"],
+    }
+
+
+def _pay_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
+    """User pays: user → float (+ fee → fees), one entry."""
+    asset, registry = document["pay_asset"], platform.registry
+    postings = [
+        {
+            "account": acct.user_available(document["user"], asset),
+            "amount": -from_minor(document["pay_minor"], asset, registry),
+        }
+    ]
+    if document["pay_to_liquidity_minor"]:
+        postings.append(
+            {
+                "account": acct.liquidity(asset),
+                "amount": from_minor(document["pay_to_liquidity_minor"], asset, registry),
+            }
+        )
+    if document["pay_fee_minor"]:
+        postings.append({"account": acct.fees(asset), "amount": from_minor(document["pay_fee_minor"], asset, registry)})
+    return platform.ledger.post(
+        make_request(
+            idempotency_key=f"quote:{document['_id']}:pay",
+            type=f"{document['kind']}.pay",
+            actor=principal.name,
+            flow_ref=document["_id"],
+            memo=f"{document['kind']} payment",
+            postings=tuple(postings),
+            metadata=_metadata(document, document["pay_fee_minor"], asset),
+        )
+    )
+
+
+def _receive_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
+    """User receives: the reservation → user (+ fee → fees), consuming the hold."""
+    asset, registry = document["receive_asset"], platform.registry
+    destinations = [
+        (acct.user_available(document["user"], asset), from_minor(document["receive_minor"], asset, registry))
+    ]
+    if document["receive_fee_minor"]:
+        destinations.append((acct.fees(asset), from_minor(document["receive_fee_minor"], asset, registry)))
+    try:
+        return platform.ledger.consume_hold(
+            hold_id=document["_id"],
+            actor=principal.name,
+            destinations=destinations,
+            entry_type=f"{document['kind']}.receive",
+            memo=f"{document['kind']} delivery",
+            metadata=_metadata(document, document["receive_fee_minor"], asset),
+        )
+    except HoldClosedError:
+        closing = platform.ledger.hold(document["_id"])[1]
+        assert closing is not None and closing.hold_action == "consume", "an executing quote's reservation is consumed"
+        return closing
+
+
+def expire_quote(platform: Platform, principal: Principal, quote_id: str) -> dict:
+    """Expire an open quote whose time is up (or finish an expiry a crash interrupted):
+    release its reservation. Returns the quote. Raises: FlowStateError if not yet due."""
+    require(principal, Permission.MOVE_MONEY)
+    collection = platform.store.collection(COLLECTION)
+    document = load(collection, quote_id, "quote")
+    if document["state"] == "open":
+        changed = collection.find_one_and_update(
+            {"_id": quote_id, "state": "open", "expires_at": {"$lte": platform.clock.now()}},
+            {"$set": {"state": "expiring", "close_reason": "ttl"}},
+        )
+        document = changed or load(collection, quote_id, "quote")
+        if document["state"] == "open":
+            transition(collection, document, "expiring", allowed_from=(), what="quote (not yet due)")
+    if document["state"] == "expiring":
+        document = _finish_expiry(platform, principal, document)
+    return document
+
+
+def _finish_expiry(platform: Platform, principal: Principal, document: dict) -> dict:
+    try:
+        entry = platform.ledger.release_hold(
+            hold_id=document["_id"],
+            actor=principal.name,
+            entry_type="quote.release",
+            memo="quote expired",
+            metadata={"quote_id": document["_id"]},
+        )
+    except HoldClosedError:
+        entry = platform.ledger.hold(document["_id"])[1]
+        assert entry is not None and entry.hold_action == "release", "an expiring quote's reservation is released"
+    return transition(
+        platform.store.collection(COLLECTION),
+        document,
+        "expired",
+        allowed_from=("expiring",),
+        what="quote",
+        extra={"release_entry_id": entry.id},
+    )
+
+
+def expire_due_quotes(platform: Platform, principal: Principal) -> list[str]:
+    """The sweep: expire every open quote past its TTL, finish interrupted expiries.
+    Returns the ids it expired."""
+    require(principal, Permission.MOVE_MONEY)
+    collection = platform.store.collection(COLLECTION)
+    due = collection.find({"state": "open", "expires_at": {"$lte": platform.clock.now()}}, limit=EXPIRE_BATCH_MAX)
+    due += collection.find({"state": "expiring"}, limit=EXPIRE_BATCH_MAX)
+    return [expire_quote(platform, principal, d["_id"])["_id"] for d in due]
+
+
+def resume_quote(platform: Platform, principal: Principal, quote_id: str) -> dict:
+    """Finish whatever a crash interrupted: reserve a `new` quote, complete an `executing`
+    one, release an `expiring` one. Returns the quote."""
+    require(principal, Permission.MOVE_MONEY)
+    document = get_quote(platform, quote_id)
+    if document["state"] == "new":
+        try:
+            return _reserve(platform, principal, document)
+        except InsufficientLiquidityError:
+            return get_quote(platform, quote_id)
+    if document["state"] == "executing":
+        return _finish_execution(platform, principal, document)
+    if document["state"] == "expiring":
+        return _finish_expiry(platform, principal, document)
+    if document["state"] == "executed":
+        return referral.settle_referrals(
+            platform, principal, COLLECTION, document, [document["pay_entry_id"], document["receive_entry_id"]]
+        )
+    return document

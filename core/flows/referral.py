@@ -1,0 +1,141 @@
+"""Referral commission: a tier's share of a fee moves fees → referrer, once per source fee.
+
+The source is a fee-bearing entry (metadata `fee_minor`, `fee_asset`, `fee_payer`). The
+commission entry's idempotency key is `referral:<source entry id>`, so however often a
+flow (or a recovery, or an operator) asks, it is paid exactly once. Referral data comes
+from the exchange's `user_accounts` collection (`user_id`, `referred_by`,
+`referral_tier`), read-only. The commission is rounded DOWN (the platform's favour).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core import accounts as acct
+from core.entries import Entry, make_request
+from core.errors import AmountTooSmallError, InsufficientFundsError, InvalidAccountError, NoReferrerError
+from core.flows.common import convert_down
+from core.money import from_minor
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
+
+ENTRY_TYPE = "referral.commission"
+NO_REFERRER_VALUES = frozenset({"", "None", "none", "null"})
+
+
+def referrer_of(platform: Platform, user_id: str) -> tuple[str, str] | None:
+    """(referrer id, tier) from `user_accounts`, or None when the user has no usable referrer."""
+    record = platform.store.collection("user_accounts").find_one({"user_id": user_id})
+    referrer = (record or {}).get("referred_by")
+    if not isinstance(referrer, str) or referrer in NO_REFERRER_VALUES or referrer == user_id:
+        return None
+    try:
+        acct.check_owner_id(referrer)
+    except InvalidAccountError:
+        return None
+    tier = record.get("referral_tier")
+    return referrer, tier if isinstance(tier, str) and tier else "standard"
+
+
+def pay_referral_commission(platform: Platform, principal: Principal, source_entry_id: str) -> Entry:
+    """Pay the referrer of the fee payer of `source_entry_id` their tier's share of that fee.
+
+    Returns: the commission entry (the original one when already paid).
+    Raises: PermissionDeniedError, EntryNotFoundError, NoReferrerError (no fee or no
+        referrer), AmountTooSmallError (the share rounds down to zero),
+        InsufficientFundsError (the fee wallet no longer holds it; nothing is journaled).
+    """
+    require(principal, Permission.MOVE_MONEY)
+    return _pay(platform, principal, source_entry_id)
+
+
+def _pay(platform: Platform, principal: Principal, source_entry_id: str) -> Entry:
+    """The payment itself; flows call it on behalf of whoever moved the money (an admin
+    resolving a dispute has no MOVE_MONEY, yet the commission is still owed)."""
+    source = platform.ledger.entry(source_entry_id)
+    fee, asset, payer = (
+        source.metadata.get("fee_minor"),
+        source.metadata.get("fee_asset"),
+        source.metadata.get("fee_payer"),
+    )
+    if (
+        source.state != "applied"
+        or not isinstance(fee, int)
+        or fee <= 0
+        or not isinstance(asset, str)
+        or not isinstance(payer, str)
+    ):
+        raise NoReferrerError(f"entry {source_entry_id} carries no fee", entry_id=source_entry_id)
+    existing = platform.ledger.entry_by_key(f"referral:{source.id}")
+    if existing is not None and existing.state == "applied":
+        return existing
+    found = referrer_of(platform, payer)
+    if found is None:
+        raise NoReferrerError(f"{payer} has no referrer", user_id=payer)
+    referrer, tier = found
+    rate = platform.config.referral_rate(tier)
+    commission = convert_down(fee, rate, 0, 0)
+    if commission <= 0:
+        raise AmountTooSmallError(f"a {rate} share of {fee} minor units rounds to zero", fee_minor=fee, rate=str(rate))
+    fee_wallet = acct.fees(asset)
+    if existing is None and platform.ledger.balance(fee_wallet).minor < commission:
+        raise InsufficientFundsError(
+            f"{fee_wallet.id} holds less than the commission", account=fee_wallet.id, needed_minor=commission
+        )
+    value = from_minor(commission, asset, platform.registry)
+    return platform.ledger.post(
+        make_request(
+            idempotency_key=f"referral:{source.id}",
+            type=ENTRY_TYPE,
+            actor=principal.name,
+            flow_ref=source.flow_ref,
+            memo=f"referral commission on {source.type}",
+            metadata={
+                "source_entry_id": source.id,
+                "referrer": referrer,
+                "fee_payer": payer,
+                "tier": tier,
+                "rate": str(rate),
+                "source_fee_minor": fee,
+                "commission_minor": commission,
+            },
+            postings=(
+                {"account": fee_wallet, "amount": -value},
+                {"account": acct.user_available(referrer, asset), "amount": value},
+            ),
+        )
+    )
+
+
+def credit_referral(platform: Platform, principal: Principal, source: Entry | None) -> Entry | None:
+    """Called by every fee-bearing flow after its fee entry: pays the commission when the
+    payer has a referrer, and quietly does nothing otherwise (no fee, no referrer, share
+    rounds to zero). Safe to call any number of times for the same entry."""
+    if source is None or not source.metadata.get("fee_minor"):
+        return None
+    try:
+        return _pay(platform, principal, source.id)
+    except (NoReferrerError, AmountTooSmallError, InsufficientFundsError):
+        return None
+
+
+def referral_share(fee: int, rate: Decimal) -> int:
+    """The commission on `fee` minor units at `rate`, rounded down (exposed for tests)."""
+    return convert_down(fee, rate, 0, 0)
+
+
+def settle_referrals(
+    platform: Platform, principal: Principal, collection_name: str, document: dict, entry_ids: list[str | None]
+) -> dict:
+    """Pay the commissions owed on a finished flow's fee entries, then mark the flow
+    `referral_done` so recovery stops looking at it. Idempotent: a crash before the mark
+    just means the (exactly-once) payments are asked for again."""
+    if document.get("referral_done") is not False:
+        return document
+    for entry_id in entry_ids:
+        if entry_id:
+            credit_referral(platform, principal, platform.ledger.entry(entry_id))
+    marked = platform.store.collection(collection_name).find_one_and_update(
+        {"_id": document["_id"], "referral_done": False}, {"$set": {"referral_done": True}}
+    )
+    return marked or document

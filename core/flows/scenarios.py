@@ -1,0 +1,253 @@
+"""The flow-test scenarios: the registry, and the payment scenarios (deposits,
+withdrawals). Each scenario goes through the same service functions production uses,
+with exact numbers a reader can check by hand.
+
+Prices come from the deterministic source (BTC 60000, ETH 3000, GBP 1.25 USD), fees
+and spreads from the default FlowConfig. The other scenarios live in
+`scenarios_trading` (swap, instant, P2P), `scenarios_admin` (referral, adjustment, fee
+sweep), `scenarios_robustness` (replay, crashes) and `scenarios_chaos` (concurrency,
+chaos); `all_scenarios()` imports them in run order.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from core import accounts as acct
+from core import approvals
+from core.errors import (
+    ApprovalRejectedError,
+    DuplicateApprovalError,
+    FloatAmountError,
+    IdempotencyConflictError,
+    InsufficientFundsError,
+    SelfApprovalError,
+)
+from core.flows import deposit, withdrawal
+from core.flows.sandbox import (
+    CHECKER,
+    CHECKER_2,
+    MAKER,
+    Sandbox,
+    expect,
+    expect_equal,
+    user_accounts,
+)
+from core.permissions import SYSTEM
+
+Scenario = Callable[[Sandbox], None]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+def available_minor(sb: Sandbox, user: str, asset: str) -> int:
+    return sb.minor(acct.user_available(user, asset))
+
+
+@scenario("deposit")
+def deposit_scenario(sb: Sandbox) -> None:
+    pf, seen = sb.platform, user_accounts("alice", "BTC") + [acct.external("BTC")]
+    notice = dict(
+        user_id="alice",
+        asset="BTC",
+        amount="0.5",
+        provider="chain",
+        payment_id=deposit.chain_payment_id("ab12cd", 0),
+        idempotency_key="dep-1",
+    )
+
+    def unconfirmed() -> str:
+        document = deposit.record_deposit(pf, SYSTEM, confirmations=1, **notice)
+        expect_equal(document["state"], "confirming", "state at 1 of 2 confirmations")
+        expect_equal(available_minor(sb, "alice", "BTC"), 0, "alice's BTC before confirmation")
+        return "1 of 2 BTC confirmations: recorded, not credited"
+
+    sb.step("notice with 1 confirmation", seen, unconfirmed)
+
+    def confirmed() -> str:
+        document = deposit.record_deposit(pf, SYSTEM, confirmations=2, **notice)
+        expect_equal(document["state"], "credited", "state at 2 confirmations")
+        expect_equal(available_minor(sb, "alice", "BTC"), 50_000_000, "alice's BTC")
+        expect_equal(sb.minor(acct.external("BTC")), -50_000_000, "external BTC")
+        return "2 confirmations: external −0.5 BTC → alice +0.5 BTC"
+
+    sb.step("notice with 2 confirmations", seen, confirmed)
+
+    def replay() -> str:
+        document = deposit.record_deposit(pf, SYSTEM, confirmations=7, **notice)
+        expect_equal(document["state"], "credited", "state on replay")
+        expect_equal(available_minor(sb, "alice", "BTC"), 50_000_000, "alice's BTC after a replayed notice")
+        return "the same payment id again: nothing new"
+
+    sb.step("replayed notice credits nothing", seen, replay)
+    sb.refuse(
+        "same payment id, different amount",
+        seen,
+        lambda: deposit.record_deposit(pf, SYSTEM, confirmations=2, **{**notice, "amount": "5"}),
+        IdempotencyConflictError,
+    )
+    sb.refuse(
+        "float amount",
+        seen,
+        lambda: deposit.record_deposit(  # a float on purpose: it must be refused
+            pf, SYSTEM, confirmations=2, **{**notice, "amount": 0.5, "payment_id": "other:1"}
+        ),
+        FloatAmountError,
+    )
+
+
+@scenario("manual_deposit_approval")
+def manual_deposit_scenario(sb: Sandbox) -> None:
+    pf, seen = sb.platform, user_accounts("alice", "GBP") + [acct.external("GBP", "bank")]
+    request = sb.step(
+        "admin requests a manual GBP 250.00 credit",
+        seen,
+        lambda: deposit.request_manual_deposit(
+            pf,
+            MAKER,
+            user_id="alice",
+            asset="GBP",
+            amount="250.00",
+            reference="BANK-REF-1",
+            reason="bank statement line 14",
+            idempotency_key="manual-1",
+        ),
+    )
+    sb.refuse(
+        "requester approves own request", seen, lambda: approvals.approve(pf, MAKER, request["_id"]), SelfApprovalError
+    )
+
+    def approved() -> str:
+        done = approvals.approve(pf, CHECKER, request["_id"], "matches statement")
+        expect(done["state"] == "approved" and done["result"]["ok"], f"approval result {done['result']}")
+        expect_equal(available_minor(sb, "alice", "GBP"), 25_000, "alice's GBP")
+        return "checker approved: bank −250.00 → alice +250.00"
+
+    sb.step("a second admin approves", seen, approved)
+
+
+def withdraw_alice(sb: Sandbox, amount: str, key: str) -> dict:
+    return withdrawal.request_withdrawal(
+        sb.platform,
+        SYSTEM,
+        user_id="alice",
+        asset="BTC",
+        amount=amount,
+        destination="bc1q-sandbox",
+        idempotency_key=key,
+    )
+
+
+@scenario("withdrawal_approved")
+def withdrawal_approved_scenario(sb: Sandbox) -> None:
+    sb.fund("alice", "BTC", "2")
+    seen = user_accounts("alice", "BTC") + [acct.fees("BTC"), acct.external("BTC")]
+
+    def request() -> dict:
+        document = withdraw_alice(sb, "1", "wd-approved")
+        expect_equal(document["state"], "awaiting_approval", "state above the 0.5 BTC threshold")
+        expect_equal(sb.minor(acct.user_locked("alice", "BTC")), 100_000_000, "alice's locked BTC")
+        expect_equal((document["fee_minor"], document["net_minor"]), (1_000_000, 99_000_000), "fee 1% and net")
+        return document
+
+    document = sb.step("request 1 BTC (hold: available → locked)", seen, request)
+
+    def approve() -> str:
+        approvals.approve(sb.platform, CHECKER, document["approval_id"], "verified destination")
+        expect_equal(withdrawal.get_withdrawal(sb.platform, document["_id"])["state"], "settled", "state")
+        expect_equal(sb.minor(acct.user_locked("alice", "BTC")), 0, "alice's locked BTC")
+        expect_equal(sb.minor(acct.fees("BTC")), 1_000_000, "fee wallet BTC")
+        expect_equal(sb.minor(acct.external("BTC")), -200_000_000 + 99_000_000, "external BTC")
+        return "settled: locked −1 → external +0.99, fees +0.01"
+
+    sb.step("checker approves → settle", seen, approve)
+    sb.refuse(
+        "withdraw more than available", seen, lambda: withdraw_alice(sb, "1.5", "wd-too-much"), InsufficientFundsError
+    )
+
+
+@scenario("withdrawal_rejected")
+def withdrawal_rejected_scenario(sb: Sandbox) -> None:
+    sb.fund("alice", "BTC", "2")
+    seen = user_accounts("alice", "BTC") + [acct.fees("BTC"), acct.external("BTC")]
+    document = sb.step("request 1 BTC", seen, lambda: withdraw_alice(sb, "1", "wd-rejected"))
+
+    def reject() -> str:
+        approvals.reject(sb.platform, CHECKER, document["approval_id"], "destination on a sanctions list")
+        expect_equal(withdrawal.get_withdrawal(sb.platform, document["_id"])["state"], "rejected", "state")
+        expect_equal(
+            (available_minor(sb, "alice", "BTC"), sb.minor(acct.user_locked("alice", "BTC"))),
+            (200_000_000, 0),
+            "alice's BTC",
+        )
+        expect_equal(sb.minor(acct.fees("BTC")), 0, "fee wallet (no fee on a rejected withdrawal)")
+        return "rejected with a reason: locked → available, no fee"
+
+    sb.step("checker rejects → release", seen, reject)
+    sb.refuse(
+        "approve after reject",
+        seen,
+        lambda: approvals.approve(sb.platform, CHECKER_2, document["approval_id"]),
+        ApprovalRejectedError,
+    )
+
+
+@scenario("withdrawal_two_approvers")
+def withdrawal_two_approvers_scenario(sb: Sandbox) -> None:
+    sb.fund("alice", "BTC", "8")
+    seen = user_accounts("alice", "BTC") + [acct.fees("BTC"), acct.external("BTC")]
+    document = sb.step(
+        "request 6 BTC (above the 5 BTC second threshold)", seen, lambda: withdraw_alice(sb, "6", "wd-two")
+    )
+    expect_equal(
+        approvals.get_approval(sb.platform, CHECKER, document["approval_id"])["approvals_required"], 2, "approvers"
+    )
+
+    def first() -> str:
+        approvals.approve(sb.platform, CHECKER, document["approval_id"], "first look")
+        expect_equal(withdrawal.get_withdrawal(sb.platform, document["_id"])["state"], "awaiting_approval", "state")
+        return "one of two approvals: still held"
+
+    sb.step("first approver", seen, first)
+    sb.refuse(
+        "same approver again",
+        seen,
+        lambda: approvals.approve(sb.platform, CHECKER, document["approval_id"]),
+        DuplicateApprovalError,
+    )
+
+    def second() -> str:
+        approvals.approve(sb.platform, CHECKER_2, document["approval_id"], "second look")
+        expect_equal(sb.minor(acct.fees("BTC")), 6_000_000, "fee wallet BTC (1% of 6)")
+        expect_equal(available_minor(sb, "alice", "BTC"), 200_000_000, "alice's BTC left")
+        return "two distinct approvers: settled, external +5.94, fees +0.06"
+
+    sb.step("second approver → settle", seen, second)
+
+
+# Run order: cheap single-flow scenarios first, the robustness runs last.
+SCENARIO_MODULES = (
+    "core.flows.scenarios",
+    "core.flows.scenarios_trading",
+    "core.flows.scenarios_admin",
+    "core.flows.scenarios_robustness",
+    "core.flows.scenarios_chaos",
+)
+
+
+def all_scenarios() -> dict[str, Scenario]:
+    """Every scenario by name, in run order: by module (SCENARIO_MODULES), then in the order
+    each module defines them — whatever order the modules happened to be imported in."""
+    for module in SCENARIO_MODULES:
+        importlib.import_module(module)
+    registered = list(SCENARIOS.items())
+    ranked = sorted(range(len(registered)), key=lambda i: (SCENARIO_MODULES.index(registered[i][1].__module__), i))
+    return {registered[i][0]: registered[i][1] for i in ranked}

@@ -1,0 +1,292 @@
+"""Flow-test scenarios: concurrent double-spends and the seeded chaos run (random
+operations of every kind, with crashes injected at random writes, then recovery)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from core import accounts as acct
+from core import approvals
+from core.errors import InsufficientFundsError, LedgerError
+from core.flows import adjustment, deposit, instant, p2p, quotes, recovery, swap, treasury, withdrawal
+from core.flows.sandbox import (
+    CHECKER,
+    CHECKER_2,
+    MAKER,
+    Sandbox,
+    ScenarioCheckError,
+    expect_equal,
+    fees_booked_once,
+    platform_accounts,
+    user_accounts,
+)
+from core.flows.scenarios import scenario
+from core.flows.scenarios_robustness import CrashAt, SimulatedCrash
+from core.permissions import SYSTEM
+from core.selfcheck import scan
+
+CHAOS_SEED = 20261126
+CHAOS_OPERATIONS = 120
+CHAOS_CRASH_PERCENT = 40  # of operations get a crash injected (an integer: no floats in core)
+CHAOS_CRASH_WRITE_MAX = 14
+DOUBLE_SPEND_THREADS = 8
+
+
+# -- concurrency ------------------------------------------------------------------------------
+@scenario("concurrent_double_spend")
+def concurrent_double_spend_scenario(sb: Sandbox) -> None:
+    pf = sb.platform
+    sb.fund("alice", "BTC", "1")
+    sb.top_up("ETH", "100")
+    seen = user_accounts("alice", "BTC", "ETH") + [acct.fees("BTC")]
+
+    def race_withdrawals() -> str:
+        outcomes: list[str] = []
+        lock = threading.Lock()
+
+        def attempt(index: int) -> None:
+            try:
+                withdrawal.request_withdrawal(
+                    pf,
+                    SYSTEM,
+                    user_id="alice",
+                    asset="BTC",
+                    amount="0.4",
+                    destination="bc1q",
+                    idempotency_key=f"race-{index}",
+                )
+                result = "settled"
+            except InsufficientFundsError:
+                result = "refused"
+            with lock:
+                outcomes.append(result)
+
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(DOUBLE_SPEND_THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        expect_equal(sorted(outcomes).count("settled"), 2, "withdrawals of 0.4 from 1 BTC that succeed")
+        expect_equal(sb.minor(acct.user_available("alice", "BTC")), 20_000_000, "alice's BTC left")
+        return f"{DOUBLE_SPEND_THREADS} threads × 0.4 BTC from 1 BTC: 2 settled, {outcomes.count('refused')} refused"
+
+    sb.step("8 concurrent withdrawals", seen, race_withdrawals)
+    quote = sb.step(
+        "one swap quote",
+        seen,
+        lambda: swap.quote_swap(
+            pf, SYSTEM, user_id="alice", from_asset="BTC", to_asset="ETH", amount="0.1", idempotency_key="race-swap"
+        ),
+    )
+
+    def race_execute() -> str:
+        errors: list[str] = []
+
+        def attempt() -> None:
+            try:
+                swap.execute_swap(pf, SYSTEM, quote_id=quote["_id"], user_id="alice")
+            except LedgerError as error:
+                errors.append(type(error).__name__)
+
+        threads = [threading.Thread(target=attempt) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        expect_equal(sb.minor(acct.user_available("alice", "ETH")), 197_000_000, "alice's ETH (one execution)")
+        expect_equal(sb.minor(acct.user_available("alice", "BTC")), 10_000_000, "alice's BTC (paid once)")
+        return f"4 threads executed one quote: paid and delivered once; refusals: {errors or 'none'}"
+
+    sb.step("4 concurrent executions of one quote", seen, race_execute)
+
+
+# -- chaos ------------------------------------------------------------------------------------------
+USERS = ("u0", "u1", "u2", "u3")
+
+
+def _chaos_operation(sb: Sandbox, rng: random.Random, index: int) -> tuple[str, Callable[[], object]]:
+    """One random operation (a closure, so a crashed one can be retried with the same keys)."""
+    pf, key = sb.platform, f"chaos-{index}"
+    user, other = rng.sample(USERS, 2)
+    kind = rng.choice(
+        ["deposit", "withdraw", "withdraw_big", "swap", "buy", "sell", "p2p", "p2p_dispute", "adjust", "sweep", "time"]
+    )
+    amount = str(rng.choice(["0.01", "0.05", "0.2", "0.7"]))
+    rng_conf, rng_flag, rng_seconds = rng.choice([0, 1, 2, 6]), rng.randrange(2) == 0, rng.choice([5, 40, 2000])
+    adjust_amount = rng.choice(["12.34", "-5.00"])
+    operations: dict[str, Callable[[], object]] = {
+        "deposit": lambda: deposit.record_deposit(
+            pf,
+            SYSTEM,
+            user_id=user,
+            asset="BTC",
+            amount=amount,
+            provider="chain",
+            payment_id=key,
+            confirmations=rng_conf,
+            idempotency_key=key,
+        ),
+        "withdraw": lambda: withdrawal.request_withdrawal(
+            pf, SYSTEM, user_id=user, asset="BTC", amount=amount, destination="bc1q", idempotency_key=key
+        ),
+        "withdraw_big": lambda: _big_withdrawal(sb, user, key, approve=rng_flag),
+        "swap": lambda: swap.execute_swap(
+            pf,
+            SYSTEM,
+            user_id=user,
+            quote_id=swap.quote_swap(
+                pf, SYSTEM, user_id=user, from_asset="BTC", to_asset="ETH", amount=amount, idempotency_key=key
+            )["_id"],
+        ),
+        "buy": lambda: instant.execute_instant(
+            pf,
+            SYSTEM,
+            user_id=user,
+            quote_id=instant.quote_instant_buy(
+                pf, SYSTEM, user_id=user, asset="BTC", pay_asset="GBP", spend="150.55", idempotency_key=key
+            )["_id"],
+        ),
+        "sell": lambda: instant.execute_instant(
+            pf,
+            SYSTEM,
+            user_id=user,
+            quote_id=instant.quote_instant_sell(
+                pf, SYSTEM, user_id=user, asset="BTC", receive_asset="GBP", amount=amount, idempotency_key=key
+            )["_id"],
+        ),
+        "p2p": lambda: _p2p_round(sb, user, other, amount, key, cancel=rng_flag),
+        "p2p_dispute": lambda: _p2p_dispute(sb, user, other, amount, key, to_buyer=rng_flag),
+        "adjust": lambda: _approved(
+            sb,
+            adjustment.request_adjustment(
+                pf, MAKER, user_id=user, asset="GBP", amount=adjust_amount, reason="chaos", idempotency_key=key
+            ),
+        ),
+        "sweep": lambda: _approved(
+            sb, treasury.request_fee_sweep(pf, MAKER, asset="BTC", amount="0.0001", reason="chaos", idempotency_key=key)
+        ),
+        "time": lambda: (
+            sb.advance(timedelta(seconds=rng_seconds)),
+            quotes.expire_due_quotes(pf, SYSTEM),
+            p2p.cancel_timed_out(pf, SYSTEM),
+        ),
+    }
+    return kind, operations[kind]
+
+
+def _big_withdrawal(sb: Sandbox, user: str, key: str, approve: bool) -> None:
+    document = withdrawal.request_withdrawal(
+        sb.platform, SYSTEM, user_id=user, asset="BTC", amount="0.6", destination="bc1q", idempotency_key=key
+    )
+    if document["state"] == "awaiting_approval":
+        if approve:
+            approvals.approve(sb.platform, CHECKER, document["approval_id"], "chaos")
+        else:
+            approvals.reject(sb.platform, CHECKER_2, document["approval_id"], "chaos says no")
+
+
+def _p2p_round(sb: Sandbox, seller: str, buyer: str, amount: str, key: str, cancel: bool) -> None:
+    trade = p2p.open_trade(
+        sb.platform, SYSTEM, seller=seller, buyer=buyer, asset="BTC", amount=amount, idempotency_key=key
+    )
+    if cancel:
+        p2p.cancel_trade(sb.platform, SYSTEM, trade_id=trade["_id"], user_id=buyer)
+    else:
+        p2p.mark_paid(sb.platform, SYSTEM, trade_id=trade["_id"], buyer=buyer)
+        p2p.release_trade(sb.platform, SYSTEM, trade_id=trade["_id"], seller=seller)
+
+
+def _p2p_dispute(sb: Sandbox, seller: str, buyer: str, amount: str, key: str, to_buyer: bool) -> None:
+    trade = p2p.open_trade(
+        sb.platform, SYSTEM, seller=seller, buyer=buyer, asset="BTC", amount=amount, idempotency_key=key
+    )
+    if trade["state"] in ("open", "paid"):  # a retrying client skips what already happened
+        p2p.open_dispute(sb.platform, SYSTEM, trade_id=trade["_id"], user_id=buyer, reason="chaos")
+    p2p.resolve_dispute(
+        sb.platform, CHECKER, trade_id=trade["_id"], to="buyer" if to_buyer else "seller", reason="chaos"
+    )
+
+
+def _approved(sb: Sandbox, request: dict) -> dict:
+    """Approve a request unless a previous (crashed) attempt already did."""
+    if request["state"] == "pending" and not request["approvals"]:
+        return approvals.approve(sb.platform, CHECKER, request["_id"], "chaos")
+    return approvals.resume_approved(sb.platform, SYSTEM) and request
+
+
+@scenario("chaos")
+def chaos_scenario(sb: Sandbox, seed: int = CHAOS_SEED, operations: int = CHAOS_OPERATIONS) -> None:
+    pf, rng = sb.platform, random.Random(seed)
+    pf.store.collection("user_accounts").insert_many(
+        [
+            {"user_id": "u1", "referred_by": "u0", "referral_tier": "golden"},
+            {"user_id": "u2", "referred_by": "u0", "referral_tier": "standard"},
+        ]
+    )
+    for user in USERS:
+        sb.fund(user, "BTC", "1")
+        sb.fund(user, "GBP", "500")
+    for asset, value in (("BTC", "3"), ("ETH", "40"), ("GBP", "90000")):
+        sb.top_up(asset, value)
+    seen = [a for user in USERS for a in user_accounts(user, "BTC")] + platform_accounts("BTC", "ETH", "GBP")
+    for index in range(operations):
+        kind, operation = _chaos_operation(sb, rng, index)
+        crash_at = rng.randint(1, CHAOS_CRASH_WRITE_MAX) if rng.randrange(100) < CHAOS_CRASH_PERCENT else None
+        sb.step(
+            f"op {index}: {kind}" + (f" (crash at write #{crash_at})" if crash_at else ""),
+            seen,
+            lambda operation=operation, crash_at=crash_at: _chaos_run(sb, operation, crash_at),
+        )
+    sb.step("final invariants", seen, lambda: _chaos_invariants(sb))
+
+
+def _chaos_run(sb: Sandbox, operation: Callable[[], object], crash_at: int | None) -> str:
+    pf = sb.platform
+    notes = []
+    if crash_at is not None:
+        hook = CrashAt(crash_at, "after" if crash_at % 2 else "before")
+        pf.store.fault_hook = hook
+        try:
+            operation()
+        except SimulatedCrash as crash:
+            notes.append(f"{crash}; recovered by resume_all and a retry")
+        except LedgerError as error:
+            notes.append(f"refused before the crash point ({error.code})")
+        finally:
+            pf.store.fault_hook = None
+        if not hook.fired:
+            notes.append(f"the operation has fewer than {crash_at} writes: no crash")
+        recovery.resume_all(pf, SYSTEM, stale_after=timedelta(0))
+    try:
+        operation()
+        notes.append("done")
+    except LedgerError as error:
+        notes.append(f"refused ({error.code}: {error.message[:120]})")
+    return "; ".join(notes)
+
+
+def _chaos_invariants(sb: Sandbox) -> str:
+    pf = sb.platform
+    recovery.resume_all(pf, SYSTEM, stale_after=timedelta(0))
+    problems = fees_booked_once(pf.store)
+    for trade in scan(pf.store.collection("p2p_trades")):
+        if trade["state"] in p2p.CLOSED and sb.minor(acct.escrow(trade["_id"], trade["asset"])) != 0:
+            problems.append(f"closed trade {trade['_id']} still holds escrow")
+    reserved: dict[str, int] = {}
+    for quote in scan(pf.store.collection("quotes")):
+        if quote["state"] in ("open", "executing"):
+            reserved[quote["reserved_asset"]] = reserved.get(quote["reserved_asset"], 0) + quote["reserved_minor"]
+    for asset in ("BTC", "ETH", "GBP"):
+        if sb.minor(acct.liquidity_reserved(asset)) != reserved.get(asset, 0):
+            problems.append(
+                f"{asset} reserved {sb.minor(acct.liquidity_reserved(asset))} ≠ open quotes {reserved.get(asset, 0)}"
+            )
+    verify = pf.ledger.audit.verify()
+    if not verify.ok:
+        problems.append(f"audit chain: {verify.problem}")
+    if problems:
+        raise ScenarioCheckError("; ".join(problems))
+    return "fees booked once, closed escrows empty, reservations = open quotes, audit chain verifies"

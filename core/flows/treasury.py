@@ -1,0 +1,134 @@
+"""Treasury moves, each an approval request executed once by its approver(s):
+fee sweep (`platform.fees` → external: the owner takes revenue out), liquidity top-up
+(external → `platform.liquidity`) and liquidity withdrawal (float → external).
+
+Only a fee sweep (entry type `treasury.fee_sweep`) and a referral commission ever debit
+the fee wallet; top-ups and withdrawals touch only the float, so revenue and float never
+mix. Entry keys are `approval:<request id>:execute`.
+"""
+
+from __future__ import annotations
+
+from core import accounts as acct
+from core import approvals
+from core.accounts import Account
+from core.entries import make_request
+from core.flows.common import check_key, check_text
+from core.money import from_minor, positive_amount
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
+
+# kind → (entry type, source account factory, destination account factory)
+MOVES = {
+    "treasury.fee_sweep": ("treasury.fee_sweep", acct.fees, lambda asset: acct.external(asset, "treasury")),
+    "treasury.liquidity_topup": (
+        "treasury.liquidity_topup",
+        lambda asset: acct.external(asset, "treasury"),
+        acct.liquidity,
+    ),
+    "treasury.liquidity_withdrawal": (
+        "treasury.liquidity_withdrawal",
+        acct.liquidity,
+        lambda asset: acct.external(asset, "treasury"),
+    ),
+}
+
+
+def _request(
+    platform: Platform,
+    principal: Principal,
+    kind: str,
+    asset: str,
+    amount: object,
+    reason: str,
+    idempotency_key: str,
+    destination: str = "",
+) -> dict:
+    require(principal, Permission.REQUEST_TREASURY)
+    check_key(idempotency_key)
+    value = positive_amount(amount, asset, platform.registry)
+    payload = {
+        "asset": asset,
+        "amount_minor": value.minor,
+        "destination": check_text(destination, "destination", required=False),
+    }
+    return approvals.request_approval(
+        platform,
+        principal,
+        kind=kind,
+        asset=asset,
+        amount_minor=value.minor,
+        idempotency_key=idempotency_key,
+        payload=payload,
+        reason=reason,
+    )
+
+
+def request_fee_sweep(
+    platform: Platform,
+    principal: Principal,
+    *,
+    asset: str,
+    amount: object,
+    reason: str,
+    idempotency_key: str,
+    destination: str = "",
+) -> dict:
+    """Ask to move fee revenue out to the owner. Returns the approval document.
+    Raises: PermissionDeniedError, amount errors, ReasonRequiredError, IdempotencyConflictError."""
+    return _request(platform, principal, "treasury.fee_sweep", asset, amount, reason, idempotency_key, destination)
+
+
+def request_liquidity_topup(
+    platform: Platform, principal: Principal, *, asset: str, amount: object, reason: str, idempotency_key: str
+) -> dict:
+    """Ask to add funds to the float. Returns the approval document. Raises: as request_fee_sweep."""
+    return _request(platform, principal, "treasury.liquidity_topup", asset, amount, reason, idempotency_key)
+
+
+def request_liquidity_withdrawal(
+    platform: Platform,
+    principal: Principal,
+    *,
+    asset: str,
+    amount: object,
+    reason: str,
+    idempotency_key: str,
+    destination: str = "",
+) -> dict:
+    """Ask to take funds out of the float. Returns the approval document. Raises: as request_fee_sweep."""
+    return _request(
+        platform, principal, "treasury.liquidity_withdrawal", asset, amount, reason, idempotency_key, destination
+    )
+
+
+def _executor(kind: str):
+    entry_type, source_of, destination_of = MOVES[kind]
+
+    def execute(platform: Platform, approval: dict, principal: Principal) -> dict:
+        payload = approval["payload"]
+        asset = payload["asset"]
+        value = from_minor(payload["amount_minor"], asset, platform.registry)
+        source: Account = source_of(asset)
+        entry = platform.ledger.post(
+            make_request(
+                idempotency_key=f"approval:{approval['_id']}:execute",
+                type=entry_type,
+                actor=principal.name,
+                flow_ref=approval["_id"],
+                memo=approval["reason"][:200],
+                metadata={
+                    "approval_id": approval["_id"],
+                    "requested_by": approval["requested_by"],
+                    "destination": payload.get("destination") or None,
+                },
+                postings=({"account": source, "amount": -value}, {"account": destination_of(asset), "amount": value}),
+            )
+        )
+        return {"entry_id": entry.id}
+
+    return execute
+
+
+for _kind in MOVES:
+    approvals.register_executor(_kind, _executor(_kind))

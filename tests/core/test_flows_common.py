@@ -1,0 +1,72 @@
+"""Shared flow helpers: rounding rules, deterministic ids, guarded transitions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.errors import FlowNotFoundError, FlowStateError, IdempotencyConflictError, InvalidFlowInputError
+from core.flows.common import check_key, convert_down, fee_minor, flow_id, insert_or_existing, load, transition
+
+
+def test_fee_minor_rounds_up():
+    assert fee_minor(100, Decimal("0.015")) == 2  # 1.5 → 2
+    assert fee_minor(200, Decimal("0.015")) == 3
+    assert fee_minor(1, Decimal("0.01")) == 1
+    assert fee_minor(0, Decimal("0.01")) == 0
+    assert fee_minor(10**18, Decimal("0.01")) == 10**16
+
+
+def test_convert_down_rounds_down_across_scales():
+    assert convert_down(99_000, Decimal(1) / Decimal("49440"), 2, 8) == 2_002_427
+    assert convert_down(10_000_000, Decimal("46800"), 8, 2) == 468_000
+    assert convert_down(3, Decimal("0.5"), 0, 0) == 1
+
+
+@given(
+    amount=st.integers(min_value=0, max_value=2**62), rate=st.decimals(min_value=0, max_value=Decimal("0.5"), places=4)
+)
+def test_fee_minor_is_the_ceiling_property(amount, rate):
+    fee = fee_minor(amount, rate)
+    assert Decimal(fee) >= Decimal(amount) * rate > Decimal(fee) - 1 or fee == 0
+
+
+@given(
+    amount=st.integers(min_value=0, max_value=2**62),
+    price=st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal(10**6), places=8),
+)
+def test_convert_down_is_the_floor_property(amount, price):
+    out = convert_down(amount, price, 8, 8)
+    assert Decimal(out) <= Decimal(amount) * price < Decimal(out) + 1
+
+
+def test_flow_id_is_deterministic_and_distinct():
+    assert flow_id("wd", "k1") == flow_id("wd", "k1")
+    assert flow_id("wd", "k1") != flow_id("wd", "k2") != flow_id("q", "k1")
+    assert flow_id("q", "a", "bc") != flow_id("q", "ab", "c")
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 161, None, 5, {"$ne": 1}, "tab\there"])
+def test_check_key_refuses_bad_keys(bad):
+    with pytest.raises(InvalidFlowInputError):
+        check_key(bad)
+
+
+def test_insert_or_existing_and_transition(store):
+    collection = store.collection("withdrawals")
+    document = {"_id": "wd_1", "idempotency_key": "k", "user": "u", "amount_minor": 5, "state": "requested"}
+    assert insert_or_existing(collection, dict(document), ("user", "amount_minor")) == (document, True)
+    assert insert_or_existing(collection, dict(document), ("user", "amount_minor"))[1] is False
+    with pytest.raises(IdempotencyConflictError):
+        insert_or_existing(collection, {**document, "amount_minor": 6}, ("user", "amount_minor"))
+    held = transition(collection, document, "held", allowed_from=("requested",), what="withdrawal")
+    assert held["state"] == "held"
+    assert transition(collection, document, "held", allowed_from=("requested",), what="withdrawal")["state"] == "held"
+    with pytest.raises(FlowStateError) as info:
+        transition(collection, document, "settled", allowed_from=("approved",), what="withdrawal")
+    assert info.value.details["state"] == "held"
+    with pytest.raises(FlowNotFoundError):
+        load(collection, {"$ne": None}, "withdrawal")
