@@ -1,30 +1,174 @@
-"""The console frame (interim): platform balances per asset, read from the ledger."""
+"""The console frame: page config, the platform, login, role-based navigation, sidebar.
+
+Every page file is UI only; this file decides who is signed in and which pages they may
+open. Pages a role may not see are never registered with `st.navigation`, so neither the
+sidebar nor a deep link nor `st.switch_page` can reach them — and core checks the
+principal's permission again on every command.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+import os
+import time
+
 import streamlit as st
+import streamlit_authenticator as stauth
 
-from core.accounts import AccountKind
-from core.platform import Platform
-from core.store import Store
+from core.errors import ConfigurationError, StoreError
+from core.permissions import Principal
+from core.users import COOKIE_KEY_ENV, CREDENTIALS_ENV, console_credentials, load_credentials, resolve_console_auth, role_of
+from ui import PAGES, PRINCIPAL_KEY, get_platform
+
+COOKIE_NAME = "ledger_console"
+LOGIN_SLEEP_ENV = "LEDGER_LOGIN_SLEEP_TIME"
+COOKIE_EXPIRY_ENV = "LEDGER_COOKIE_EXPIRY_DAYS"
+# streamlit-authenticator can sleep on every signed-out run (its default 0.7 s). In a real
+# browser that sleep lets the cookie component's own rerun interrupt the run that carries
+# the submitted form, and the login is silently lost; so it defaults to 0 here and
+# password guessing is slowed instead by a delay after each failed attempt.
+LOGIN_SLEEP_DEFAULT = 0.0
+FAILED_LOGIN_DELAY_ENV = "LEDGER_FAILED_LOGIN_DELAY"
+FAILED_LOGIN_DELAY_DEFAULT = 1.0
+ATTEMPT_KEY = "app_login_attempt"
+USERNAME_AUDIT_LENGTH_MAX = 64
 
 
-@st.cache_resource
-def get_platform() -> Platform:
-    return Platform.open(Store.from_environment())
+def setting(env_name: str, secret_name: str) -> str | None:
+    """An environment variable, else a key of .streamlit/secrets.toml, else None."""
+    value = os.environ.get(env_name, "").strip()
+    if value:
+        return value
+    try:
+        secret = st.secrets.get(secret_name)
+    except (FileNotFoundError, KeyError, OSError):
+        secret = None
+    except Exception:  # noqa: BLE001 — streamlit raises its own error type when no secrets file exists
+        secret = None
+    return str(secret) if secret else None
 
 
-platform = get_platform()
-st.set_page_config(page_title="Ledger console", layout="wide")
-if platform.store.embedded:
-    st.info("Demo store — in memory, nothing is persisted")
-st.title("Ledger console")
-rows = []
-for kind in AccountKind:
-    for account_id, minor in platform.ledger.balances_of_kind(kind).items():
-        rows.append({"kind": kind.value, "account": account_id, "balance_minor": minor})
-if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-else:
-    st.write("The ledger is empty.")
+def number_setting(env_name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(env_name, "") or default))
+    except ValueError:
+        return default
+
+
+def _login_placeholder() -> None:
+    """The only page of a signed-out session: the login form is drawn by the frame."""
+
+
+def _unavailable_placeholder() -> None:
+    """The only page while the console cannot start: the frame shows why."""
+
+
+def stop_with(title: str, message: str) -> None:
+    """A clear error page instead of a traceback (database down, unsafe configuration)."""
+    st.title("Ledger console")
+    st.error(f"**{title}**\n\n{message}")
+    st.navigation([st.Page(_unavailable_placeholder, title="Unavailable")], position="hidden")
+    st.stop()
+
+
+def audit_login(platform, event_type: str, username: str, role: str = "") -> None:
+    """Logins and failed logins go to the audit trail (never the password)."""
+    try:
+        platform.ledger.audit.append(type=event_type, actor=username or "anonymous", role=role or "none",
+                                     target=username, data={"source": "console"})
+    except StoreError:
+        pass  # the login itself is unaffected; the database error page will show on the next read
+
+
+def watch_login_attempts(authenticator: stauth.Authenticate) -> None:
+    """Remember which username was tried, so a failed attempt can be audited by name.
+    streamlit-authenticator reports failure only as `authentication_status = False`."""
+    controller = authenticator.authentication_controller
+    original = controller.login
+
+    def login(username=None, password=None, *args, **kwargs):
+        if username:
+            st.session_state[ATTEMPT_KEY] = str(username)[:USERNAME_AUDIT_LENGTH_MAX]
+        return original(username, password, *args, **kwargs)
+
+    controller.login = login
+
+
+def sign_in(platform, auth, credentials: dict) -> Principal | None:
+    """Draw the login form (or recognise the session) and return the principal, if any."""
+    authenticator = stauth.Authenticate(
+        console_credentials(credentials), COOKIE_NAME, auth.cookie_key,
+        cookie_expiry_days=number_setting(COOKIE_EXPIRY_ENV, 0), auto_hash=False,
+        login_sleep_time=number_setting(LOGIN_SLEEP_ENV, LOGIN_SLEEP_DEFAULT),
+    )
+    watch_login_attempts(authenticator)
+    if st.session_state.get("authentication_status") is False:
+        st.session_state["authentication_status"] = None  # a new run: only a new failure counts
+    if not st.session_state.get("authentication_status"):
+        st.title("Ledger console")
+        if auth.demo:
+            st.caption("Demo logins: see docs/console.md (admin, admin2, support, qa).")
+
+        def on_login(event: dict) -> None:
+            audit_login(platform, "console.login", event.get("username") or "", (event.get("roles") or [""])[0])
+
+        authenticator.login(location="main", key="app_login", callback=on_login)
+        status = st.session_state.get("authentication_status")
+        if status is False:
+            audit_login(platform, "console.login_failed", st.session_state.pop(ATTEMPT_KEY, ""))
+            time.sleep(number_setting(FAILED_LOGIN_DELAY_ENV, FAILED_LOGIN_DELAY_DEFAULT))
+            st.error("Username or password is incorrect.")
+        if not status:
+            return None
+        if number_setting(COOKIE_EXPIRY_ENV, 0) == 0:
+            st.rerun()  # no cookie to set: start clean without the form
+    username = st.session_state.get("username") or ""
+    user = credentials["usernames"].get(username) or {}
+    role = role_of(user.get("roles")) if not user.get("disabled") else None
+    if role is None:  # disabled, deleted, or role changed to none since login
+        authenticator.logout(location="unrendered")
+        st.error("This account is disabled or has no console role.")
+        return None
+    with st.sidebar:
+        st.markdown(f"**{st.session_state.get('name') or username}**  \n`{username}` · role **{role.value}**")
+        authenticator.logout("Log out", location="sidebar", key="app_logout")
+    if not st.session_state.get("authentication_status"):
+        st.rerun()
+    return Principal(name=username, role=role)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Ledger console", page_icon=":material/account_balance:", layout="wide")
+    try:
+        platform = get_platform()
+    except StoreError as error:
+        stop_with("The database cannot be reached.", f"{error.message}. Check MONGODB_URI and that the server is up; "
+                  "nothing was changed. Reload this page to retry.")
+        return
+    except ConfigurationError as error:
+        stop_with("The console is not configured.", error.message)
+        return
+    if platform.store.embedded:
+        st.info("Demo store — in memory, nothing is persisted", icon=":material/science:")
+    try:
+        auth = resolve_console_auth(embedded=platform.store.embedded,
+                                    credentials_path=setting(CREDENTIALS_ENV, "credentials_path"),
+                                    cookie_key=setting(COOKIE_KEY_ENV, "cookie_key"))
+        credentials = load_credentials(auth.credentials_path)
+    except ConfigurationError as error:
+        stop_with("The console refuses to start.", error.message)
+        return
+    principal = sign_in(platform, auth, credentials)
+    if principal is None:
+        st.session_state.pop(PRINCIPAL_KEY, None)
+        st.navigation([st.Page(_login_placeholder, title="Log in")], position="hidden")
+        return
+    st.session_state[PRINCIPAL_KEY] = principal
+    pages = [st.Page(f"pages/{stem}.py", title=title, icon=icon) for stem, (title, icon, roles) in PAGES.items() if principal.role in roles]
+    navigation = st.navigation(pages)
+    try:
+        navigation.run()
+    except StoreError as error:
+        st.error(f"The database cannot be reached: {error.message}. Nothing was changed; retry in a moment.")
+
+
+main()

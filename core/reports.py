@@ -1,0 +1,208 @@
+"""Read models for the console: platform totals, fee revenue, alerts.
+
+Everything here is an aggregate computed in the store (a `$match` on an indexed field,
+then `$group`), so a page costs a constant number of round trips whatever the size of
+the journal, and every time series is bounded by a time window. Amounts stay integers of
+minor units; pages format them with `display()`.
+
+The fee wallet (`platform.fees`) and the liquidity float (`platform.liquidity` plus
+`platform.liquidity_reserved`) are reported separately on purpose: the old admin page
+added them together and showed the treasury float as revenue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from core.accounts import AccountKind
+from core.errors import InvalidStateError
+from core.money import AssetRegistry, from_minor
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
+from core.selfcheck import STUCK_AFTER
+
+REVENUE_WINDOW_MAX = timedelta(days=366)
+REVENUE_WINDOW_DEFAULT = timedelta(days=60)
+RECENT_TREASURY_MAX = 50
+FEE_DEBIT_TYPES = ("referral.commission", "treasury.fee_sweep")  # the only debits of the fee wallet
+TREASURY_TYPES = ("treasury.fee_sweep", "treasury.liquidity_topup", "treasury.liquidity_withdrawal")
+
+# Which account kinds make up each column of the per-asset totals.
+TOTAL_COLUMNS: dict[str, tuple[AccountKind, ...]] = {
+    "user_liabilities": (AccountKind.USER_AVAILABLE, AccountKind.USER_LOCKED),
+    "fee_wallet": (AccountKind.FEES,),
+    "liquidity_free": (AccountKind.LIQUIDITY,),
+    "liquidity_reserved": (AccountKind.LIQUIDITY_RESERVED,),
+    "escrow": (AccountKind.ESCROW,),
+    "external": (AccountKind.EXTERNAL,),
+    "adjustments": (AccountKind.ADJUSTMENTS,),
+    "opening": (AccountKind.OPENING,),
+}
+
+
+@dataclass(frozen=True)
+class AssetTotals:
+    """Per asset, minor units. `external`, `adjustments` and `opening` are counterparties
+    (negative when money came in); the other columns are money the platform holds."""
+
+    asset: str
+    user_liabilities: int = 0
+    fee_wallet: int = 0
+    liquidity_free: int = 0
+    liquidity_reserved: int = 0
+    escrow: int = 0
+    external: int = 0
+    adjustments: int = 0
+    opening: int = 0
+
+    @property
+    def liquidity_total(self) -> int:
+        return self.liquidity_free + self.liquidity_reserved
+
+    @property
+    def zero_sum(self) -> int:
+        """Sum of every column: zero when the books balance for this asset."""
+        return sum(getattr(self, name) for name in TOTAL_COLUMNS)
+
+    def as_dict(self) -> dict:
+        row = {"asset": self.asset, **{name: getattr(self, name) for name in TOTAL_COLUMNS}}
+        row["liquidity_total"] = self.liquidity_total
+        return row
+
+
+@dataclass(frozen=True)
+class RevenuePoint:
+    day: str      # YYYY-MM-DD (UTC)
+    asset: str
+    entry_type: str
+    amount_minor: int  # credits to the fee wallet (>0) or payouts/sweeps (<0)
+
+
+@dataclass
+class Alerts:
+    pending_approvals: int | None  # None: approvals are not available on this installation
+    stuck_entries: int
+    last_integrity: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def display(minor: int, asset: str, registry: AssetRegistry) -> str:
+    """Exact decimal text of a minor-unit amount, e.g. 150000 USDT -> '0.150000'."""
+    return from_minor(minor, asset, registry).text()
+
+
+def platform_totals(platform: Platform, principal: Principal) -> list[AssetTotals]:
+    """Per asset: user liabilities, fee wallet, liquidity free/reserved, escrow, external...
+
+    One aggregate over `balances` (served by the `kind` index). Raises: PermissionDeniedError.
+    """
+    require(principal, Permission.READ_PLATFORM)
+    kind_to_column = {kind.value: column for column, kinds in TOTAL_COLUMNS.items() for kind in kinds}
+    rows = platform.store.collection("balances").aggregate([
+        {"$match": {"kind": {"$in": sorted(kind_to_column)}}},
+        {"$group": {"_id": {"kind": "$kind", "asset": "$asset"}, "total": {"$sum": "$balance_minor"}}},
+    ])
+    per_asset: dict[str, dict[str, int]] = {}
+    for row in rows:
+        column = kind_to_column[row["_id"]["kind"]]
+        values = per_asset.setdefault(row["_id"]["asset"], {})
+        values[column] = values.get(column, 0) + int(row["total"])
+    return [AssetTotals(asset=asset, **per_asset[asset]) for asset in sorted(per_asset)]
+
+
+def _window(since: datetime, until: datetime) -> None:
+    if not isinstance(since, datetime) or not isinstance(until, datetime) or until <= since:
+        raise InvalidStateError("the time window needs since < until", since=str(since), until=str(until))
+    if until - since > REVENUE_WINDOW_MAX:
+        raise InvalidStateError(f"the time window may span at most {REVENUE_WINDOW_MAX.days} days")
+
+
+def fee_movements(platform: Platform, principal: Principal, since: datetime, until: datetime) -> list[RevenuePoint]:
+    """Every movement of the fee wallet in [since, until), grouped by day, asset and entry type.
+
+    Served by the `accounts` index of `entries`; bounded by the window (at most
+    REVENUE_WINDOW_MAX). Raises: PermissionDeniedError, InvalidStateError.
+    """
+    require(principal, Permission.READ_PLATFORM)
+    _window(since, until)
+    fee_accounts = [f"{AccountKind.FEES.value}:platform:{code}" for code in platform.registry.codes()]
+    rows = platform.store.collection("entries").aggregate([
+        {"$match": {"accounts": {"$in": fee_accounts}, "state": "applied", "created_at": {"$gte": since, "$lt": until}}},
+        {"$unwind": "$postings"},
+        {"$match": {"postings.kind": AccountKind.FEES.value}},
+        {"$group": {
+            "_id": {"day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$created_at"}},
+                    "asset": "$postings.asset", "type": "$type"},
+            "amount": {"$sum": "$postings.amount_minor"},
+        }},
+    ])
+    points = [RevenuePoint(r["_id"]["day"], r["_id"]["asset"], r["_id"]["type"], int(r["amount"])) for r in rows]
+    return sorted(points, key=lambda p: (p.day, p.asset, p.entry_type))
+
+
+def revenue_by_flow(points: list[RevenuePoint]) -> list[dict]:
+    """Fee income per (asset, flow) from `fee_movements` output; payouts and sweeps apart."""
+    totals: dict[tuple[str, str], int] = {}
+    for point in points:
+        totals[(point.asset, point.entry_type)] = totals.get((point.asset, point.entry_type), 0) + point.amount_minor
+    return [{"asset": asset, "entry_type": entry_type, "amount_minor": minor,
+             "kind": "payout" if entry_type in FEE_DEBIT_TYPES else "income"}
+            for (asset, entry_type), minor in sorted(totals.items())]
+
+
+def daily_revenue(points: list[RevenuePoint], asset: str) -> list[dict]:
+    """Net fee-wallet change per day for one asset (income minus payouts and sweeps)."""
+    days: dict[str, dict[str, int]] = {}
+    for point in points:
+        if point.asset != asset:
+            continue
+        day = days.setdefault(point.day, {"income_minor": 0, "payout_minor": 0})
+        day["payout_minor" if point.entry_type in FEE_DEBIT_TYPES else "income_minor"] += point.amount_minor
+    return [{"day": day, **values, "net_minor": values["income_minor"] + values["payout_minor"]} for day, values in sorted(days.items())]
+
+
+def treasury_entries(platform: Platform, principal: Principal, *, limit: int = RECENT_TREASURY_MAX) -> list[dict]:
+    """The latest sweeps and liquidity moves (served by the `type` index), newest first."""
+    require(principal, Permission.READ_PLATFORM)
+    limit = max(1, min(int(limit), RECENT_TREASURY_MAX))
+    documents = platform.store.collection("entries").find(
+        {"type": {"$in": list(TREASURY_TYPES)}}, sort=[("created_at", -1)], limit=limit,
+        projection={"_id": 1, "type": 1, "created_at": 1, "state": 1, "postings": 1, "actor": 1, "memo": 1},
+    )
+    return documents
+
+
+def stuck_entries(platform: Platform, now: datetime, stuck_after: timedelta = STUCK_AFTER) -> int:
+    """Entries still pending after `stuck_after` (served by the `state, created_at` index)."""
+    return platform.store.collection("entries").count_documents({"state": "pending", "created_at": {"$lte": now - stuck_after}})
+
+
+def alerts(platform: Platform, principal: Principal) -> Alerts:
+    """What needs an admin's attention now: pending approvals, stuck entries, the last
+    integrity run. Each part is one bounded, indexed read. Raises: PermissionDeniedError."""
+    require(principal, Permission.READ_PLATFORM)
+    now = platform.clock.now()
+    result = Alerts(pending_approvals=pending_approvals(platform), stuck_entries=stuck_entries(platform, now))
+    result.last_integrity = last_integrity(platform, principal)
+    if result.stuck_entries:
+        result.notes.append(f"{result.stuck_entries} entries are stuck mid-protocol: run `python -m core recover`.")
+    if result.last_integrity is not None and not result.last_integrity.get("ok"):
+        result.notes.append(f"The last integrity run found {result.last_integrity.get('findings')} problems: see Integrity.")
+    return result
+
+
+def pending_approvals(platform: Platform) -> int | None:
+    """Pending maker-checker requests (served by the approvals `state` index)."""
+    return platform.store.collection("approvals").count_documents({"state": "pending"})
+
+
+def last_integrity(platform: Platform, principal: Principal) -> dict | None:
+    """The newest stored platform integrity run as {ok, findings, at, severity}, or None."""
+    from core import integrity  # imported here: integrity builds on the ledger, reports only reads it
+
+    points = integrity.trend(platform, principal, points=1, scope="platform")
+    if not points:
+        return None
+    last = points[-1]
+    return {"ok": last["ok"], "findings": last["critical"] + last["warning"], "at": last["started_at"], "severity": last["severity"]}

@@ -1,0 +1,81 @@
+"""The user directory: escaped search, bounded results, no password fields ever."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import directory
+from core.errors import PermissionDeniedError
+from core.permissions import Principal, Role
+from core.store import uncovered
+
+SUPPORT = Principal(name="sam", role=Role.SUPPORT)
+QA = Principal(name="quinn", role=Role.QA)
+
+
+@pytest.fixture
+def people(store):
+    store.collection("users").insert_many([
+        {"user_id": "u1", "email": "ada.lovelace@example.com", "name": "Ada Lovelace", "password_hash": "$2b$secret", "salt": "pepper"},
+        {"user_id": "u2", "email": "alan.turing@example.com", "name": "Alan Turing", "password_hash": "$2b$secret2", "salt": "salt2"},
+        {"user_id": "u3", "email": "a.b@example.com", "name": "A.B (test)", "password_hash": "x", "salt": "y"},
+        *[{"user_id": f"bulk{i:03d}", "email": f"bulk{i:03d}@example.com", "name": f"Bulk {i}"} for i in range(40)],
+    ])
+    store.collection("user_accounts").insert_many([
+        {"user_id": "u1", "referred_by": None, "referral_tier": "golden"},
+        {"user_id": "u2", "referred_by": "u1", "referral_tier": "standard"},
+        {"user_id": "u3", "referred_by": "u1", "referral_tier": "standard"},
+    ])
+    return store
+
+
+def test_search_users_by_id_email_and_name_prefix(people):
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "u2")] == ["u2"]
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "ALAN.t")] == ["u2"]
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "ada lov")] == ["u1"]
+    assert directory.search_users(people, SUPPORT, "lovelace") == []  # prefix, not substring
+
+
+def test_search_users_never_returns_password_fields(people):
+    for user in directory.search_users(people, SUPPORT, "a"):
+        assert set(user.as_dict()) == {"user_id", "email", "name", "referred_by", "referral_tier"}
+        assert "secret" not in repr(user) and "pepper" not in repr(user)
+    people.log.reset()
+    directory.search_users(people, SUPPORT, "u1")
+    directory.get_user(people, SUPPORT, "u1")
+
+
+def test_search_users_treats_regex_and_operators_as_literal_text(people):
+    for text in (".*", "^", "a.b@", "A.B (", "$where", "[a-z]+", "\\", "(?i)a"):
+        found = directory.search_users(people, SUPPORT, text)
+        assert all(u.email.lower().startswith(text.lower()) or u.name.lower().startswith(text.lower()) or u.user_id == text for u in found), text
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "a.b@")] == ["u3"]
+    assert directory.search_users(people, SUPPORT, ".*") == []
+    for bad in ({"$ne": ""}, ["u1"], None, 5, "", "   ", "x" * 101):
+        with pytest.raises(directory.InvalidSearchError):
+            directory.search_users(people, SUPPORT, bad)
+
+
+def test_search_users_is_bounded_and_indexed(people):
+    people.log.reset()
+    found = directory.search_users(people, SUPPORT, "bulk")
+    assert len(found) == directory.SEARCH_RESULTS_MAX
+    assert len(directory.search_users(people, SUPPORT, "bulk", limit=1000)) == directory.SEARCH_RESULTS_MAX
+    assert people.log.count == 4 and uncovered(people.log.records) == []
+
+
+def test_get_user_joins_referral_data_and_referrals_of(people):
+    user = directory.get_user(people, SUPPORT, "u2")
+    assert (user.referred_by, user.referral_tier) == ("u1", "standard")
+    assert directory.get_user(people, SUPPORT, "nobody") is None
+    assert [r["user_id"] for r in directory.referrals_of(people, SUPPORT, "u1")] == ["u2", "u3"]
+    assert uncovered(people.log.records) == []
+
+
+def test_directory_refuses_roles_without_read_users(people):
+    with pytest.raises(PermissionDeniedError):
+        directory.search_users(people, QA, "u1")
+    with pytest.raises(PermissionDeniedError):
+        directory.get_user(people, QA, "u1")
+    with pytest.raises(PermissionDeniedError):
+        directory.referrals_of(people, QA, "u1")

@@ -1,0 +1,119 @@
+"""Read models: per-asset totals, fee movements by day and flow, alerts — all aggregates in the store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from core import accounts as acct
+from core import reports
+from core.errors import InvalidStateError, PermissionDeniedError
+from core.permissions import Principal, Role
+from core.store import uncovered
+from tests.helpers import deposit, transfer_request
+
+ADMIN = Principal(name="ada", role=Role.ADMIN)
+SUPPORT = Principal(name="sam", role=Role.SUPPORT)
+
+
+@pytest.fixture
+def books(platform, clock):
+    ledger = platform.ledger
+    deposit(ledger, "u1", "100", "USDT")
+    deposit(ledger, "u2", "0.5", "BTC")
+    ledger.post(transfer_request("top-up", acct.external("USDT"), acct.liquidity("USDT"), "1000", "treasury.liquidity_topup"))
+    clock.advance(timedelta(days=1))
+    ledger.post(transfer_request("fee-1", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1.5", "swap", metadata={"fee_minor": 1_500_000}))
+    ledger.post(transfer_request("fee-2", acct.user_available("u2", "BTC"), acct.fees("BTC"), "0.001", "withdrawal"))
+    clock.advance(timedelta(days=1))
+    ledger.post(transfer_request("ref-1", acct.fees("USDT"), acct.user_available("u3", "USDT"), "0.3", "referral.commission"))
+    ledger.post(transfer_request("sweep-1", acct.fees("USDT"), acct.external("USDT"), "1", "treasury.fee_sweep"))
+    ledger.place_hold(hold_id="q1", source=acct.liquidity("USDT"), held=acct.liquidity_reserved("USDT"), amount="50", actor="system")
+    return platform
+
+
+def test_platform_totals_match_ledger_balances(books):
+    totals = {row.asset: row for row in reports.platform_totals(books, ADMIN)}
+    usdt = totals["USDT"]
+    assert usdt.fee_wallet == books.ledger.balance(acct.fees("USDT")).minor == 200_000
+    assert usdt.liquidity_free == 950_000_000 and usdt.liquidity_reserved == 50_000_000 and usdt.liquidity_total == 1_000_000_000
+    assert usdt.user_liabilities == 100_000_000 - 1_500_000 + 300_000
+    assert usdt.external == -100_000_000 - 1_000_000_000 + 1_000_000
+    assert usdt.zero_sum == 0 and totals["BTC"].zero_sum == 0
+    assert totals["BTC"].fee_wallet == 100_000
+
+
+def test_fee_movements_group_by_day_asset_and_flow(books, clock):
+    now = clock.now()
+    points = reports.fee_movements(books, ADMIN, now - timedelta(days=30), now + timedelta(seconds=1))
+    by_flow = {(r["asset"], r["entry_type"]): r for r in reports.revenue_by_flow(points)}
+    assert by_flow[("USDT", "swap")]["amount_minor"] == 1_500_000 and by_flow[("USDT", "swap")]["kind"] == "income"
+    assert by_flow[("USDT", "referral.commission")] == {"asset": "USDT", "entry_type": "referral.commission", "amount_minor": -300_000, "kind": "payout"}
+    assert by_flow[("USDT", "treasury.fee_sweep")]["amount_minor"] == -1_000_000
+    assert ("USDT", "treasury.liquidity_topup") not in by_flow  # the float is never revenue
+    daily = reports.daily_revenue(points, "USDT")
+    assert sum(d["net_minor"] for d in daily) == books.ledger.balance(acct.fees("USDT")).minor
+    assert [d["day"] for d in daily] == ["2026-01-02", "2026-01-03"]
+
+
+def test_fee_movements_window_is_bounded(books, clock):
+    now = clock.now()
+    assert reports.fee_movements(books, ADMIN, now - timedelta(hours=1), now + timedelta(seconds=1)) != []
+    assert reports.fee_movements(books, ADMIN, now - timedelta(days=30), now - timedelta(days=29)) == []
+    for since, until in ((now, now), (now, now - timedelta(days=1)), (now - timedelta(days=400), now), ("yesterday", now)):
+        with pytest.raises(InvalidStateError):
+            reports.fee_movements(books, ADMIN, since, until)
+
+
+def test_reports_refuse_roles_without_read_platform(books, clock):
+    with pytest.raises(PermissionDeniedError):
+        reports.platform_totals(books, SUPPORT)
+    with pytest.raises(PermissionDeniedError):
+        reports.fee_movements(books, SUPPORT, clock.now() - timedelta(days=1), clock.now())
+    with pytest.raises(PermissionDeniedError):
+        reports.alerts(books, SUPPORT)
+
+
+def test_alerts_count_stuck_entries_and_pending_approvals(books, clock):
+    alerts = reports.alerts(books, ADMIN)
+    assert alerts.stuck_entries == 0 and alerts.pending_approvals == 0
+    books.store.collection("approvals").insert_one({"_id": "a1", "state": "pending", "kind": "adjustment", "idempotency_key": "k1"})
+    stuck = books.store.raw("entries").find_one({"idempotency_key": "fee-1"})
+    books.store.raw("entries").insert_one({**stuck, "_id": "Estuck", "idempotency_key": "stuck", "state": "pending"})
+    clock.advance(timedelta(hours=1))
+    alerts = reports.alerts(books, ADMIN)
+    assert alerts.pending_approvals == 1 and alerts.stuck_entries == 1
+    assert any("stuck" in note for note in alerts.notes)
+
+
+def test_reports_issue_a_constant_number_of_indexed_queries(books, clock):
+    def cost() -> int:
+        books.store.log.reset()
+        reports.platform_totals(books, ADMIN)
+        reports.fee_movements(books, ADMIN, clock.now() - timedelta(days=30), clock.now())
+        reports.alerts(books, ADMIN)
+        reports.treasury_entries(books, ADMIN)
+        return books.store.log.count
+
+    first = cost()
+    assert uncovered(books.store.log.records) == []
+    for index in range(20):
+        books.ledger.post(transfer_request(f"more-{index}", acct.user_available("u1", "USDT"), acct.fees("USDT"), "0.01", "swap"))
+    assert cost() == first
+
+
+def test_alerts_report_the_last_platform_integrity_run(books, clock):
+    from core import integrity
+
+    assert reports.alerts(books, ADMIN).last_integrity is None
+    first = integrity.check_platform(books, ADMIN)
+    last = reports.alerts(books, ADMIN).last_integrity
+    assert last["ok"] is first.ok and last["findings"] == first.counts["critical"] + first.counts["warning"]
+    books.store.raw("balances").update_one({"_id": acct.user_available("u2", "BTC").id}, {"$inc": {"balance_minor": 7}})  # tamper
+    clock.advance(timedelta(minutes=1))  # runs are ordered by their start time
+    second = integrity.check_platform(books, ADMIN)
+    alerts = reports.alerts(books, ADMIN)
+    assert alerts.last_integrity["ok"] is False and alerts.last_integrity["findings"] > last["findings"]
+    assert second.counts["critical"] > first.counts["critical"]
+    assert any("integrity" in note for note in alerts.notes)

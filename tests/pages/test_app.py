@@ -1,0 +1,192 @@
+"""The frame: login, failed-login audit, role-based navigation, logout, refusals at start-up."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import PAGES
+from tests.pages.conftest import APP, ROLE_PAGES, TIMEOUT_SECONDS, open_page, platform_of, signed_in
+
+ALL_PAGES = ROLE_PAGES["admin"]
+
+
+def login_form() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def submit(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    at.button[0].click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def audit_events(event_type: str) -> list[dict]:
+    return platform_of().store.collection("audit").find({"type": event_type}, sort=[("seq", 1)], limit=100)
+
+
+def test_app_unauthenticated_session_sees_only_the_login():
+    at = login_form()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert not at.metric and not at.dataframe
+    assert any("Demo store" in i.value for i in at.info)
+    for page in ALL_PAGES:  # only the login placeholder is registered: no page can be switched to
+        with pytest.raises(ValueError):
+            at.switch_page(f"pages/{page}.py")
+
+
+def test_app_login_success_is_audited_and_opens_the_role_pages():
+    at = submit(login_form(), "support", "demo-support-2026")
+    assert at.session_state["authentication_status"] is True
+    assert [t.value for t in at.title] == ["User lookup"]  # support's first page
+    events = audit_events("console.login")
+    assert [(e["actor"], e["role"]) for e in events] == [("support", "support")]
+    assert any("role **support**" in m.value for m in at.sidebar.markdown)
+
+
+def test_app_failed_login_is_audited_without_the_password():
+    at = submit(login_form(), "admin", "wrong-password-123")
+    assert at.session_state["authentication_status"] is not True
+    assert any("incorrect" in e.value for e in at.error)
+    at = submit(at, "nobody", "whatever-1234")
+    events = audit_events("console.login_failed")
+    assert [e["target"] for e in events] == ["admin", "nobody"]
+    assert all("wrong-password" not in str(e) and "whatever" not in str(e) for e in events)
+    assert audit_events("console.login") == []
+
+
+@pytest.mark.parametrize("username", ["admin", "support", "qa"])
+def test_app_each_role_reaches_exactly_its_pages(username):
+    at = signed_in(username)
+    allowed = ROLE_PAGES[username]
+    for page in allowed:
+        open_page(at, page)
+    for page in sorted(set(ALL_PAGES) - set(allowed)):
+        assert_unreachable(at, page)
+
+
+def assert_unreachable(at: AppTest, page: str) -> None:
+    """Either st.navigation does not know the page (switch_page refuses), or — when
+    Streamlit's legacy pages/ handling runs the file directly — the page's own role check
+    stops it before it draws anything."""
+    title = PAGES[page][0]
+    try:
+        at.switch_page(f"pages/{page}.py")
+    except ValueError:
+        return
+    at.run()
+    assert not at.exception
+    assert title not in [t.value for t in at.title]
+    assert not at.dataframe and not at.metric and not at.button
+    assert any("not available for your role" in e.value for e in at.error) or at.title
+
+
+def test_app_support_cannot_reach_approvals_or_flow_tests():
+    at = signed_in("support")
+    for page in ("approvals", "flow_tests", "overview"):
+        assert_unreachable(at, page)
+        open_page(at, "user_lookup")  # after visiting an allowed page too
+        assert_unreachable(at, page)
+
+
+def test_app_logout_returns_to_the_login():
+    at = signed_in("admin")
+    at.sidebar.button(key="app_logout").click()
+    at.run()
+    assert not at.exception
+    at.run()
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+
+
+def test_app_disabled_or_unknown_account_is_refused():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = "ghost"
+    at.session_state["roles"] = ["admin"]
+    at.run()
+    assert not at.exception
+    assert not at.metric and any("disabled" in e.value for e in at.error)
+
+
+def test_app_refuses_demo_credentials_on_a_real_database(monkeypatch):
+    """With MONGODB_URI set the frame refuses before anyone can log in. The store itself
+    is replaced by an embedded one flagged as real, since no MongoDB server runs here."""
+    import ui
+    from core.store import Store
+
+    monkeypatch.setattr(Store, "from_environment", classmethod(lambda cls: _real_looking_store()))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.run()
+    assert not at.exception
+    assert any("credentials" in e.value for e in at.error)
+    assert not at.text_input and ui is not None
+
+
+def _real_looking_store():
+    from core.store import Store
+
+    store = Store.embedded_store("looks_real")
+    store.embedded = False
+    return store
+
+
+def test_app_shows_a_clear_page_when_the_database_is_down(monkeypatch):
+    from core.errors import StoreError
+    from core.store import Store
+
+    def unreachable(cls):
+        raise StoreError("cannot reach MongoDB: ServerSelectionTimeoutError")
+
+    monkeypatch.setattr(Store, "from_environment", classmethod(unreachable))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.run()
+    assert not at.exception
+    assert any("cannot be reached" in e.value for e in at.error)
+    assert not at.text_input
+
+
+@pytest.mark.parametrize("page", ["overview", "approvals", "flow_tests"])
+def test_app_page_file_run_directly_checks_the_role_itself(page):
+    """Streamlit may run a pages/ file without app.py on a session's first request (its
+    legacy multipage mode): the page must then refuse by itself."""
+    from core.permissions import Principal, Role
+    from ui import PRINCIPAL_KEY
+
+    direct = AppTest.from_file(APP.replace("app.py", f"pages/{page}.py"), default_timeout=TIMEOUT_SECONDS)
+    direct.run()
+    assert not direct.exception
+    assert any("not signed in" in e.value for e in direct.error) and not direct.title
+    direct = AppTest.from_file(APP.replace("app.py", f"pages/{page}.py"), default_timeout=TIMEOUT_SECONDS)
+    direct.session_state[PRINCIPAL_KEY] = Principal(name="sam", role=Role.SUPPORT)
+    direct.run()
+    assert not direct.exception
+    assert any("not available for your role" in e.value for e in direct.error) and not direct.title
+
+
+def test_app_refuses_a_real_database_without_a_cookie_key(monkeypatch, tmp_path):
+    from core import users
+    from core.store import Store
+
+    path = tmp_path / "console.yaml"
+    monkeypatch.setattr(users, "BCRYPT_COST", 4)
+    users.save_credentials(path, users.add_user(users.empty_credentials(), username="alice", name="Alice",
+                                                email="alice@example.com", role="admin", password="long-enough-password"))
+    monkeypatch.setenv("LEDGER_CREDENTIALS", str(path))
+    monkeypatch.setattr(Store, "from_environment", classmethod(lambda cls: _real_looking_store()))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.run()
+    assert not at.exception
+    assert any("cookie key" in e.value for e in at.error)
+    assert not at.text_input
+    monkeypatch.setenv("LEDGER_COOKIE_KEY", "k" * 40)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.run()
+    assert not at.exception and not at.error
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    assert not any("Demo" in i.value for i in at.info)  # no demo banner on a real database
