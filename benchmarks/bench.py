@@ -1,0 +1,386 @@
+"""`python -m core bench`: store round trips, index coverage and scaling (issue 6).
+
+On a real MongoDB server cost is dominated by round trips and by queries that scan
+instead of using an index. The embedded store cannot show real-server speed, so this
+benchmark measures what transfers:
+1. store operations per flow, beside a model of the old platform's write path
+   (`benchmarks.legacy_write_path`), with the ratio ours / legacy and why a flow costs more;
+2. every query shape issued during the whole run, checked against `core.store.INDEXES`
+   with MongoDB's `notablescan` rule (`core.store.uncovered`);
+3. scaling: operations and time of the integrity checks, the user-balance read and each
+   console page on two data sets, the second 10x the first;
+4. throughput and peak memory on the embedded store (labelled as such).
+Budgets (issue 6) are reported met / not met; the exit code is 1 when any is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import platform as host
+import resource
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dataset
+from benchmarks.legacy_write_path import LegacyPlatform
+from benchmarks.report import PAGE_OPS_MAX, PLATFORM_CHECK_RATIO_MAX, TWO_LEG_ENTRY_OPS_MAX, report  # noqa: F401
+from core import accounts as acct
+from core import approvals, integrity
+from core.clock import ManualClock, SystemClock
+from core.entries import make_request
+from core.flows import adjustment, instant, p2p, referral, swap, withdrawal
+from core.ledger import Ledger
+from core.money import amount
+from core.permissions import SYSTEM, Principal, Role
+from core.platform import Platform
+from core.store import OperationRecord, Store
+
+RESULTS_PATH = Path("bench-results.json")
+SCALE_FACTOR = 10
+OPEN_ESCROWS = 12  # open trades of the "active P2P seller" whose user-lookup page is measured
+SUPPORT = Principal(name="bench-support", role=Role.SUPPORT)
+FLOW_COLLECTIONS = ("deposits", "withdrawals", "quotes", "p2p_trades", "approvals")
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    """`chunk` is built through the services; the larger data set is SCALE_FACTOR copies."""
+
+    name: str
+    chunk: dataset.ChunkSize
+    throughput_entries: int
+
+
+SIZES: dict[str, BenchSize] = {
+    # `tiny` is the test suite's size (seconds); `small` and `medium` are the command's.
+    "tiny": BenchSize("tiny", dataset.ChunkSize(users=4, deposits_per_user=2, actions_per_user=2), 40),
+    "small": BenchSize("small", dataset.ChunkSize(users=5, deposits_per_user=3, actions_per_user=6), 200),
+    "medium": BenchSize("medium", dataset.ChunkSize(users=50, deposits_per_user=3, actions_per_user=6), 400),
+}
+
+
+@dataclass
+class Measurement:
+    ops: int
+    seconds: float
+    breakdown: dict[str, int]
+
+
+@dataclass
+class Run:
+    """Everything one benchmark run collects."""
+
+    shapes: set[OperationRecord] = field(default_factory=set)
+    data_sets: dict[str, dict] = field(default_factory=dict)
+    flows: dict[str, dict[str, Measurement]] = field(default_factory=dict)      # flow -> data set -> measurement
+    checks: dict[str, dict[str, Measurement]] = field(default_factory=dict)     # two_leg_entry, user_balances, ...
+    integrity_ok: dict[str, dict] = field(default_factory=dict)
+    pages: dict[str, dict[str, dict]] = field(default_factory=dict)             # page -> data set -> result
+    legacy: dict[str, Measurement] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)                        # step -> what went wrong
+
+    def fold(self, store: Store) -> None:
+        """Keep the query shapes the store recorded so far (for the coverage check) and reset its log."""
+        self.shapes.update(store.log.records)
+        store.log.reset()
+
+
+def measure(run: Run, store: Store, action: Callable[[], Any]) -> tuple[Any, Measurement]:
+    """Run `action` and count the store operations it issued (their shapes join the coverage check)."""
+    run.fold(store)
+    started = time.perf_counter()
+    result = action()
+    seconds = time.perf_counter() - started
+    records = list(store.log.records)
+    run.fold(store)
+    return result, Measurement(len(records), round(seconds, 4), dict(Counter(category(r) for r in records)))
+
+
+def category(record: OperationRecord) -> str:
+    """What a round trip is for, in the words the performance notes use."""
+    name, operation, fields = record.collection, record.operation, set(record.filter_fields)
+    if name == "entries":
+        return {"insert_one": "journal insert", "find_one_and_update": "entry finalise (state guard)",
+                "find": "hold lookup" if "hold_id" in fields else "journal read"}.get(operation, "journal read")
+    if name == "balances":
+        return {"find_one_and_update": "balance leg (guarded $inc + marker)", "update_many": "leg markers cleared",
+                "find_one": "balance pre-check"}.get(operation, f"balances {operation}")
+    if name == "audit":
+        if operation == "insert_one":
+            return "audit insert"
+        if operation == "find_one":
+            return "audit event lookup (by key)" if "event_key" in fields else "audit chain head read"
+        return "audit read (chain walk / scan)"
+    if name in FLOW_COLLECTIONS:
+        kinds = {"insert_one": "insert", "find_one": "read", "find_one_and_update": "guarded transition"}
+        return f"{name} {kinds.get(operation, operation)}"
+    if name == "user_accounts":
+        return "referrer lookup"
+    return f"{name} {operation}"
+
+
+# -- our flows -------------------------------------------------------------------------------------------------
+def measure_flows(run: Run, label: str, platform: Platform, seller: str, buyer: str) -> None:
+    """One instance of every flow for `seller` (no referrer, so no commission rides along),
+    each step counted on its own. Funds come from a confirmed deposit first (counted too)."""
+    store, tag = platform.store, f"bench-{label}"
+    results: dict[str, Measurement] = {}
+
+    def step(name: str, action: Callable[[], Any]) -> Any:
+        """Measure one step; a failure is recorded (the row reads "error") and the run goes on."""
+        try:
+            value, results[name] = measure(run, store, action)
+            return value
+        except Exception as error:  # noqa: BLE001 — reported in the results, never hidden
+            run.errors[f"{label}: {name}"] = f"{type(error).__name__}: {error}"[:300]
+            run.fold(store)
+            return None
+
+    for asset, value in (("USDT", "60000"), ("BTC", "2"), ("GBP", "20000")):
+        dataset.fund(platform, seller, asset, value, f"{tag}-fund-{seller}-{asset}")
+    run.fold(store)
+    user = {"user_id": seller}
+    checker = dataset.CHECKERS[0]
+    step("deposit", lambda: dataset.fund(platform, seller, "USDT", "100", f"{tag}-deposit-{seller}"))
+    step("withdrawal.auto", lambda: withdrawal.request_withdrawal(
+        platform, SYSTEM, **user, asset="USDT", amount="100", destination="addr-bench",
+        idempotency_key=f"{tag}-wd-small"))
+    large = step("withdrawal.request", lambda: withdrawal.request_withdrawal(
+        platform, SYSTEM, **user, asset="USDT", amount="15000", destination="addr-bench",
+        idempotency_key=f"{tag}-wd-large"))
+    step("withdrawal.approve", lambda: approvals.approve(platform, checker, large["approval_id"], "benchmark"))
+    quote = step("swap.quote", lambda: swap.quote_swap(
+        platform, SYSTEM, **user, from_asset="USDT", to_asset="BTC", amount="100", idempotency_key=f"{tag}-swap"))
+    swapped = step("swap.execute", lambda: swap.execute_swap(platform, SYSTEM, quote_id=quote["_id"], **user))
+    quote = step("instant_buy.quote", lambda: instant.quote_instant_buy(
+        platform, SYSTEM, **user, asset="BTC", pay_asset="GBP", spend="100", idempotency_key=f"{tag}-buy"))
+    step("instant_buy.execute", lambda: instant.execute_instant(platform, SYSTEM, quote_id=quote["_id"], **user))
+    quote = step("instant_sell.quote", lambda: instant.quote_instant_sell(
+        platform, SYSTEM, **user, asset="BTC", receive_asset="GBP", amount="0.002", idempotency_key=f"{tag}-sell"))
+    step("instant_sell.execute", lambda: instant.execute_instant(platform, SYSTEM, quote_id=quote["_id"], **user))
+    trade = step("p2p.create", lambda: p2p.open_trade(
+        platform, SYSTEM, seller=seller, buyer=buyer, asset="USDT", amount="100", fiat_amount="GBP 80",
+        idempotency_key=f"{tag}-p2p"))
+    step("p2p.mark_paid", lambda: p2p.mark_paid(platform, SYSTEM, trade_id=trade["_id"], buyer=buyer))
+    step("p2p.release", lambda: p2p.release_trade(platform, SYSTEM, trade_id=trade["_id"], seller=seller))
+    if swapped is not None:
+        _measure_referral(run, platform, seller, buyer, swapped["pay_entry_id"], results)
+    else:
+        run.errors[f"{label}: referral.payout"] = "not measured: the swap it pays a commission on failed"
+    request = step("adjustment.request", lambda: adjustment.request_adjustment(
+        platform, dataset.MAKER, **user, asset="USDT", amount="5", reason="benchmark goodwill",
+        idempotency_key=f"{tag}-adj"))
+    step("adjustment.approve", lambda: approvals.approve(platform, checker, request["_id"], "benchmark"))
+    for name, measurement in results.items():
+        run.flows.setdefault(name, {})[label] = measurement
+
+
+def _measure_referral(run: Run, platform: Platform, payer: str, referrer: str, fee_entry_id: str,
+                      results: dict) -> None:
+    """The payout alone: the payer gets a referrer after the fee entry, then the commission is paid.
+    (The referral data is the exchange's, written here directly as the exchange would.)"""
+    accounts = platform.store.collection("user_accounts")
+    accounts.update_one({"user_id": payer}, {"$set": {"referred_by": referrer}})
+    try:
+        _, results["referral.payout"] = measure(
+            run, platform.store, lambda: referral.pay_referral_commission(platform, SYSTEM, fee_entry_id))
+    except Exception as error:  # noqa: BLE001 — reported in the results, never hidden
+        run.errors["referral.payout"] = f"{type(error).__name__}: {error}"[:300]
+    finally:
+        accounts.update_one({"user_id": payer}, {"$set": {"referred_by": None}})
+        run.fold(platform.store)
+
+
+def measure_reads_and_checks(run: Run, label: str, platform: Platform, probe: str) -> None:
+    """The two-leg entry, the user-balance read, and both integrity checks."""
+    store = platform.store
+    entry = make_request(idempotency_key=f"bench-{label}-two-leg", type="bench.transfer", actor="system",
+                         postings=({"account": acct.external("USDT"), "amount": -amount("1", "USDT")},
+                                   {"account": acct.user_available(probe, "USDT"), "amount": amount("1", "USDT")}))
+    measurements = {"two_leg_entry": measure(run, store, lambda: platform.ledger.post(entry))[1],
+                    "user_balances": measure(run, store, lambda: platform.ledger.user_balances(probe))[1]}
+    user_report, measurements["integrity.user"] = measure(
+        run, store, lambda: integrity.check_user(platform, SUPPORT, probe))
+    platform_report, measurements["integrity.platform"] = measure(
+        run, store, lambda: integrity.check_platform(platform, SUPPORT))
+    for name, measurement in measurements.items():
+        run.checks.setdefault(name, {})[label] = measurement
+    run.integrity_ok[label] = {"user": {"ok": user_report.ok, "findings": len(user_report.findings)},
+                               "platform": {"ok": platform_report.ok, "findings": len(platform_report.findings),
+                                            "kinds": sorted({f.kind for f in platform_report.findings})}}
+
+
+def open_escrows(platform: Platform, seller: str, buyer: str, count: int) -> None:
+    """An active P2P seller: `count` open trades, each an open escrow hold (the heaviest
+    case for a page that looks holds up one by one)."""
+    dataset.fund(platform, seller, "USDT", "10000", f"bench-escrows-{seller}")
+    for number in range(count):
+        p2p.open_trade(platform, SYSTEM, seller=seller, buyer=buyer, asset="USDT", amount="10",
+                       idempotency_key=f"bench-escrow-{seller}-{number}")
+
+
+def measure_console(run: Run, label: str, platform: Platform, probe: str, busiest: str, trader: str) -> None:
+    from benchmarks.pages import measure_pages
+
+    pages, frame_records = measure_pages(platform, probe, {"user with most holds in the data set": busiest,
+                                                           f"P2P seller with {OPEN_ESCROWS} open trades": trader})
+    run.shapes.update(frame_records)
+    for stem, result in pages.items():
+        run.shapes.update(result.pop("records"))
+        run.pages.setdefault(stem, {})[label] = result
+    platform.store.log.reset()
+
+
+# -- the legacy baseline -------------------------------------------------------------------------------------------
+def measure_legacy(run: Run) -> None:
+    """The same steps through the old write path (its own store; its shapes are the old
+    platform's, not ours, so they stay out of the coverage check)."""
+    store = Store.embedded_store("bench-legacy")
+    legacy = LegacyPlatform(store, dataset.START)
+    store.collection("user_accounts").insert_many(
+        [{"user_id": "payer", "referred_by": "referrer", "referral_tier": "standard"}])
+    for currency, value in (("USDT", 60000.0), ("BTC", 2.0), ("GBP", 20000.0)):
+        legacy.deposit("payer", currency, value, f"fund-{currency}")
+    steps: dict[str, Callable[[], Any]] = {
+        "deposit": lambda: legacy.deposit("payer", "USDT", 100.0, "deposit-1"),
+        "withdrawal_request": lambda: legacy.withdrawal_request("payer", "USDT", 100.0),
+        "swap": lambda: legacy.swap("payer", "USDT", "BTC", 100.0, 1 / 60000),
+        "instant_buy_quote": lambda: legacy.instant_quote("payer", "buy", "BTC", 100.0, 60000 / 1.25),
+        "instant_sell_quote": lambda: legacy.instant_quote("payer", "sell", "BTC", 0.002, 60000 / 1.25),
+        "p2p_create": lambda: legacy.p2p_create("payer", "buyer", "USDT", 100.0),
+        "referral_commission": lambda: legacy.referral_commission("payer", "USDT", 1.5, "swap-1"),
+        "adjustment": lambda: legacy.adjustment("admin", "payer", "USDT", 5.0, "goodwill"),
+    }
+    made = {name: _legacy_step(run, store, name, action) for name, action in steps.items()}
+    follow_ups = {
+        "withdrawal_approve": lambda: legacy.withdrawal_approve(made["withdrawal_request"]),
+        "instant_buy_execute": lambda: legacy.instant_execute(made["instant_buy_quote"], "GBP"),
+        "instant_sell_execute": lambda: legacy.instant_execute(made["instant_sell_quote"], "GBP"),
+        "p2p_mark_paid": lambda: legacy.p2p_mark_paid(made["p2p_create"]),
+        "p2p_release": lambda: legacy.p2p_release(made["p2p_create"]),
+    }
+    for name, action in follow_ups.items():
+        _legacy_step(run, store, name, action)
+
+
+def _legacy_step(run: Run, store: Store, name: str, action: Callable[[], Any]) -> Any:
+    store.log.reset()
+    started = time.perf_counter()
+    result = action()
+    run.legacy[name] = Measurement(store.log.count, round(time.perf_counter() - started, 4),
+                                   dict(Counter(f"{r.collection} {r.operation}" for r in store.log.records)))
+    return result
+
+
+# -- throughput -----------------------------------------------------------------------------------------------------
+def throughput(entries: int, threads: int) -> dict:
+    """Two-leg entries per second on a fresh embedded store, `threads` posting at once
+    (each thread its own users; all share the hot `external` account)."""
+    ledger = Ledger(Store.embedded_store("bench-throughput"), SystemClock())
+    per_thread = max(1, entries // threads)
+    one = amount("1", "USDT")
+
+    def worker(number: int) -> None:
+        for index in range(per_thread):
+            ledger.post(make_request(idempotency_key=f"tp-{number}-{index}", type="bench.transfer", actor="system",
+                                     postings=({"account": acct.external("USDT"), "amount": -one},
+                                               {"account": acct.user_available(f"tp{number}-{index % 20}", "USDT"),
+                                                "amount": one})))
+
+    failures: list[str] = []
+
+    def guarded(number: int) -> None:
+        try:
+            worker(number)
+        except Exception as error:  # noqa: BLE001 — a failed post is reported, never hidden
+            failures.append(f"{type(error).__name__}: {error}"[:200])
+
+    workers = [threading.Thread(target=guarded, args=(n,)) for n in range(threads)]
+    started = time.perf_counter()
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {"threads": threads, "entries": per_thread * threads, "seconds": round(seconds, 3),
+            "entries_per_second": round(per_thread * threads / seconds, 1), "failures": failures}
+
+
+# -- one whole run ----------------------------------------------------------------------------------------------------
+def build_data_sets(run: Run, size: BenchSize) -> dict[str, tuple[Platform, dataset.Chunk]]:
+    """The chunk through the services, then the 10x set from renamed copies of it."""
+    base_label, scaled_label = labels(size)
+    started = time.perf_counter()
+    chunk = dataset.build_chunk(size.chunk, Store.embedded_store("bench-base"))
+    built = time.perf_counter() - started
+    run.fold(chunk.platform.store)
+    documents = dataset.dump(chunk.platform.store)
+    started = time.perf_counter()
+    scaled_store = Store.embedded_store("bench-scaled")
+    dataset.build_copies(documents, SCALE_FACTOR, size.chunk.users, scaled_store)
+    copied = time.perf_counter() - started
+    scaled_store.log.reset()
+    scaled = Platform.open(scaled_store, ManualClock(chunk.clock.now()))
+    run.data_sets[base_label] = describe(chunk.platform.store, size.chunk.users, "built through the services", built)
+    how = f"the {base_label} set plus {SCALE_FACTOR - 1} renamed copies (insert_many)"
+    run.data_sets[scaled_label] = describe(scaled_store, size.chunk.users * SCALE_FACTOR, how, copied)
+    run.data_sets[base_label]["actions"] = dict(chunk.actions, refused=chunk.refusals)
+    chunk.busiest = busiest_user(documents["entries"])
+    return {base_label: (chunk.platform, chunk), scaled_label: (scaled, chunk)}
+
+
+def busiest_user(entries: list[dict]) -> str:
+    """The user with the most holds placed (withdrawals, P2P escrows): the heaviest user-lookup page."""
+    holds = Counter(user for e in entries if e.get("hold_action") == "place" and e.get("state") == "applied"
+                    for user in e.get("user_ids", []))
+    return sorted(holds.items(), key=lambda item: (-item[1], item[0]))[0][0]
+
+
+def labels(size: BenchSize) -> tuple[str, str]:
+    named = {"medium": ("small", "medium"), "small": ("small/10", "small")}
+    return named.get(size.name, (size.name, f"{size.name}x10"))
+
+
+def describe(store: Store, users: int, how: str, seconds: float) -> dict:
+    names = ("entries", "audit", "balances", "quotes", "p2p_trades")
+    counts = {name: store.collection(name).count_documents({}) for name in names}
+    store.log.reset()
+    return {"users": users, **counts, "how": how, "build_seconds": round(seconds, 2)}
+
+
+def run_benchmark(size_name: str = "medium", *, pages: bool = True) -> dict:
+    """Run everything at `size_name`. Returns the report (see `report`)."""
+    size = SIZES[size_name]
+    started = time.perf_counter()
+    run = Run()
+    data_sets = build_data_sets(run, size)
+    for label, (platform, chunk) in data_sets.items():
+        seller, buyer = chunk.unreferred[0], chunk.unreferred[1]
+        if pages:
+            trader = chunk.unreferred[2]
+            open_escrows(platform, trader, buyer, OPEN_ESCROWS)
+            run.fold(platform.store)
+            measure_console(run, label, platform, seller, chunk.busiest, trader)
+        measure_reads_and_checks(run, label, platform, seller)
+        measure_flows(run, label, platform, seller, buyer)
+    measure_legacy(run)
+    throughput_result = {"label": "embedded store (mongomock, one process-wide lock): NOT a real-server figure",
+                         "one_thread": throughput(size.throughput_entries, 1),
+                         "four_threads": throughput(size.throughput_entries, 4)}
+    result = report(run, size_name, labels(size), pages, throughput_result)
+    result["throughput"]["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["seconds_total"] = round(time.perf_counter() - started, 1)
+    result["generated_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result["host"] = {"python": host.python_version(), "machine": host.machine()}
+    return result
+
+
+def write_results(result: dict, path: Path = RESULTS_PATH) -> Path:
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n")
+    return path

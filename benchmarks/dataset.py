@@ -1,0 +1,313 @@
+"""The benchmark's synthetic data sets: one chunk built through the public services, and
+larger sets made of renamed copies of it.
+
+The embedded store (mongomock) scans a whole collection on every query, so building
+10,000 entries through the services would take many minutes and measure nothing that
+transfers to a real server. Instead one chunk (`ChunkSize`) is built through the real
+flows — deposits, swaps, instant buys and sells, withdrawals (one awaiting approval),
+P2P trades, expired quotes, an adjustment, liquidity top-ups through approvals — and the
+larger data set is that chunk plus renamed copies loaded with `insert_many`:
+
+- every id is renamed per copy: user ids `u#####` shift by the chunk's user count; flow,
+  approval and entry ids and audit event keys get fresh hex (a deterministic function of
+  the original id and the copy number, so every reference stays consistent);
+- each entry's `entry_hash` is recomputed, and so is the audit chain (sequence numbers
+  continue, `prev_hash`/`hash` are chained again, outcome events carry the new hashes);
+- platform-owned balances (fees, liquidity, external...) are shared by all copies, so
+  their projection is the chunk's balance times the number of copies.
+
+The result passes the platform integrity check like a data set built entirely through the
+services (the benchmark reports that check's findings), with distinct ids everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from core import approvals
+from core.audit import event_hash
+from core.clock import ManualClock
+from core.entries import entry_hash
+from core.errors import LedgerError
+from core.flows import adjustment, deposit, instant, p2p, quotes, swap, treasury, withdrawal
+from core.permissions import SYSTEM, Principal, Role
+from core.platform import Platform
+from core.selfcheck import scan
+from core.store import Store
+
+START = datetime(2026, 10, 1, 0, 0, 0)
+MAKER = Principal(name="bench-maker", role=Role.ADMIN)
+CHECKERS = (Principal(name="bench-checker-1", role=Role.ADMIN), Principal(name="bench-checker-2", role=Role.ADMIN))
+INSERT_BATCH_SIZE = 2_000
+REFERRED_SHARE = 0.4
+GOLDEN_EVERY = 17
+FLOAT_TOP_UP = {"USDT": "5000000", "BTC": "200", "GBP": "2000000", "ETH": "2000"}
+OUTCOME_TYPES = ("entry.applied", "entry.rejected")
+# Ids the clone renames: user ids, flow/approval ids, entry ids, random audit event keys.
+ID_PATTERN = re.compile(r"\b(?:u(?P<user>\d{5})|(?P<flow>dep|wd|q|p2p|apr)_(?P<flow_hex>[0-9a-f]{24})"
+                        r"|E(?P<entry_time>\d{17})(?P<entry_hex>[0-9a-f]{10})|evt:(?P<event_hex>[0-9a-f]{32}))\b")
+
+
+@dataclass(frozen=True)
+class ChunkSize:
+    users: int
+    deposits_per_user: int
+    actions_per_user: int
+    seed: int = 2026
+
+
+@dataclass
+class Chunk:
+    """What the chunk build produced, for the benchmark to reuse."""
+
+    platform: Platform
+    clock: ManualClock
+    user_ids: list[str]
+    unreferred: list[str]
+    refusals: int = 0
+    actions: dict[str, int] = field(default_factory=dict)
+    busiest: str = ""  # the user with the most holds (set by the benchmark)
+
+
+def user_id_of(number: int) -> str:
+    return f"u{number:05d}"
+
+
+def approve_fully(platform: Platform, approval: dict) -> dict:
+    """Approve with distinct checkers until the request executes (1 or 2 approvers)."""
+    for checker in CHECKERS:
+        if approval["state"] != "pending":
+            break
+        approval = approvals.approve(platform, checker, approval["_id"], "benchmark")
+    return approval
+
+
+def seed_directory(store: Store, user_ids: list[str], rng: random.Random) -> list[str]:
+    """`users` and `user_accounts` (referral chains inside the chunk). Returns the users without a referrer."""
+    users, accounts, unreferred = [], [], []
+    for index, user_id in enumerate(user_ids):
+        referred_by = rng.choice(user_ids[:index]) if index >= 3 and rng.random() < REFERRED_SHARE else None
+        users.append({"user_id": user_id, "email": f"{user_id}@example.com", "name": f"Bench User {index + 1}",
+                      "created_at": START - timedelta(days=30), "status": "active"})
+        accounts.append({"user_id": user_id, "referred_by": referred_by,
+                         "referral_tier": "golden" if (index + 1) % GOLDEN_EVERY == 0 else "standard"})
+        if referred_by is None:
+            unreferred.append(user_id)
+    store.collection("users").insert_many(users)
+    store.collection("user_accounts").insert_many(accounts)
+    return unreferred
+
+
+def fund(platform: Platform, user_id: str, asset: str, amount: str, key: str) -> dict:
+    """A confirmed chain deposit (the real flow)."""
+    return deposit.record_deposit(platform, SYSTEM, user_id=user_id, asset=asset, amount=amount, provider="bench",
+                                  payment_id=key, confirmations=platform.config.confirmations_for(asset),
+                                  idempotency_key=key)
+
+
+def _money(rng: random.Random, low: int, high: int, scale: int) -> str:
+    return str(Decimal(rng.randint(low, high)).scaleb(-scale))
+
+
+def _actions(platform: Platform, clock: ManualClock, rng: random.Random, user: str, other: str,
+             key: str) -> dict[str, Callable[[], object]]:
+    """One user action of each kind, as closures over fresh idempotency keys."""
+    def swap_usdt() -> None:
+        q = swap.quote_swap(platform, SYSTEM, user_id=user, from_asset="USDT", to_asset="BTC",
+                            amount=_money(rng, 50, 300, 0), idempotency_key=f"{key}-swap")
+        swap.execute_swap(platform, SYSTEM, quote_id=q["_id"], user_id=user)
+
+    def buy() -> None:
+        q = instant.quote_instant_buy(platform, SYSTEM, user_id=user, asset="BTC", pay_asset="GBP",
+                                      spend=_money(rng, 50, 300, 0), idempotency_key=f"{key}-buy")
+        instant.execute_instant(platform, SYSTEM, quote_id=q["_id"], user_id=user)
+
+    def sell() -> None:
+        q = instant.quote_instant_sell(platform, SYSTEM, user_id=user, asset="BTC", receive_asset="GBP",
+                                       amount=_money(rng, 10, 50, 4), idempotency_key=f"{key}-sell")
+        instant.execute_instant(platform, SYSTEM, quote_id=q["_id"], user_id=user)
+
+    def withdraw() -> None:
+        withdrawal.request_withdrawal(platform, SYSTEM, user_id=user, asset="USDT", amount=_money(rng, 20, 200, 0),
+                                      destination=f"addr-{user}", idempotency_key=f"{key}-wd")
+
+    def trade() -> None:
+        t = p2p.open_trade(platform, SYSTEM, seller=user, buyer=other, asset="USDT", amount=_money(rng, 20, 200, 0),
+                           fiat_amount="GBP", idempotency_key=f"{key}-p2p")
+        p2p.mark_paid(platform, SYSTEM, trade_id=t["_id"], buyer=other)
+        p2p.release_trade(platform, SYSTEM, trade_id=t["_id"], seller=user)
+
+    def expired_quote() -> None:
+        q = swap.quote_swap(platform, SYSTEM, user_id=user, from_asset="BTC", to_asset="USDT",
+                            amount=_money(rng, 10, 90, 4), idempotency_key=f"{key}-lapse")
+        clock.advance(platform.config.quote_ttl + timedelta(seconds=1))
+        quotes.expire_quote(platform, SYSTEM, q["_id"])
+
+    return {"swap": swap_usdt, "instant_buy": buy, "instant_sell": sell, "withdrawal": withdraw, "p2p": trade,
+            "expired_quote": expired_quote}
+
+
+ACTION_WEIGHTS = {"swap": 3, "instant_buy": 2, "instant_sell": 2, "withdrawal": 2, "p2p": 2, "expired_quote": 1}
+
+
+def build_chunk(size: ChunkSize, store: Store) -> Chunk:
+    """Build one chunk through the public services in `store` (deterministic but for entry ids)."""
+    rng = random.Random(size.seed)
+    clock = ManualClock(START)
+    platform = Platform.open(store, clock)
+    user_ids = [user_id_of(n) for n in range(1, size.users + 1)]
+    chunk = Chunk(platform, clock, user_ids, seed_directory(store, user_ids, rng))
+    for asset, value in FLOAT_TOP_UP.items():
+        request = treasury.request_liquidity_topup(platform, MAKER, asset=asset, amount=value, reason="benchmark float",
+                                                   idempotency_key=f"topup-{user_ids[0]}-{asset}")
+        approve_fully(platform, request)
+    for user in user_ids:
+        for number in range(size.deposits_per_user):
+            asset, value = [("USDT", _money(rng, 2000, 8000, 0)), ("BTC", _money(rng, 5, 40, 2)),
+                            ("GBP", _money(rng, 1000, 5000, 0))][number % 3]
+            clock.advance(timedelta(minutes=rng.randint(1, 20)))
+            fund(platform, user, asset, value, f"pay-{user}-{number}")
+    names, weights = list(ACTION_WEIGHTS), list(ACTION_WEIGHTS.values())
+    for round_number in range(size.actions_per_user):
+        for index, user in enumerate(user_ids):
+            clock.advance(timedelta(minutes=rng.randint(1, 30)))
+            name = rng.choices(names, weights)[0]
+            other = user_ids[(index + 1 + rng.randrange(len(user_ids) - 1)) % len(user_ids)]
+            try:
+                _actions(platform, clock, rng, user, other, f"act-{user}-{round_number}")[name]()
+                chunk.actions[name] = chunk.actions.get(name, 0) + 1
+            except LedgerError:
+                chunk.refusals += 1
+        quotes.expire_due_quotes(platform, SYSTEM)  # the sweep a live platform runs: quotes a refusal left open
+    _leave_open_work(platform, clock, user_ids)
+    quotes.expire_due_quotes(platform, SYSTEM)
+    return chunk
+
+
+def _leave_open_work(platform: Platform, clock: ManualClock, user_ids: list[str]) -> None:
+    """What a live platform always has: a withdrawal awaiting approval, an open trade, a
+    pending and an executed adjustment."""
+    first, second = user_ids[0], user_ids[1 % len(user_ids)]
+    clock.advance(timedelta(minutes=5))
+    fund(platform, first, "USDT", "30000", f"pay-{first}-large")
+    withdrawal.request_withdrawal(platform, SYSTEM, user_id=first, asset="USDT", amount="12000",
+                                  destination=f"addr-{first}", idempotency_key=f"open-{first}-wd")
+    if second != first:
+        p2p.open_trade(platform, SYSTEM, seller=first, buyer=second, asset="USDT", amount="25",
+                       idempotency_key=f"open-{first}-p2p")
+    done = adjustment.request_adjustment(platform, MAKER, user_id=first, asset="USDT", amount="10",
+                                         reason="goodwill credit", idempotency_key=f"adj-{first}-done")
+    approve_fully(platform, done)
+    adjustment.request_adjustment(platform, MAKER, user_id=second, asset="USDT", amount="-5", reason="fee correction",
+                                  idempotency_key=f"adj-{second}-open")
+
+
+# -- copies ---------------------------------------------------------------------------------------------
+def dump(store: Store) -> dict[str, list[dict]]:
+    """Every document of every collection, in `_id` order."""
+    return {name: list(scan(store.collection(name))) for name in store.collection_names()}
+
+
+def _renamer(copy: int, users_per_chunk: int) -> Callable[[re.Match], str]:
+    def fresh_hex(token: str, length: int) -> str:
+        return hashlib.sha256(f"copy{copy}:{token}".encode()).hexdigest()[:length]
+
+    def rename(match: re.Match) -> str:
+        token = match.group(0)
+        if match.group("user"):
+            return user_id_of(int(match.group("user")) + copy * users_per_chunk)
+        if match.group("flow"):
+            return f"{match.group('flow')}_{fresh_hex(token, 24)}"
+        if match.group("entry_time"):
+            return f"E{match.group('entry_time')}{fresh_hex(token, 10)}"
+        return f"evt:{fresh_hex(token, 32)}"
+    return rename
+
+
+def _renamed(value: object, rename: Callable[[re.Match], str]) -> object:
+    if isinstance(value, str):
+        return ID_PATTERN.sub(rename, value)
+    if isinstance(value, dict):
+        return {key: _renamed(item, rename) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, rename) for item in value]
+    return value
+
+
+def copy_of(original: dict[str, list[dict]], copy: int, users_per_chunk: int) -> dict[str, list[dict]]:
+    """Copy number `copy` (≥ 1) of a dumped chunk: ids renamed, hashes recomputed (the audit
+    chain is re-linked later by `link_audit`). Documents with a store-made `_id` get a new one."""
+    rename = _renamer(copy, users_per_chunk)
+    result: dict[str, list[dict]] = {}
+    for name, documents in original.items():
+        if name == "integrity_runs":
+            continue
+        renamed = []
+        for document in documents:
+            copied = _renamed(document, rename)
+            if not isinstance(document["_id"], str):
+                copied.pop("_id")
+            renamed.append(copied)
+        result[name] = renamed
+    hashes = {}
+    for entry in result.get("entries", []):
+        entry["entry_hash"] = entry_hash(entry)
+        hashes[entry["_id"]] = entry["entry_hash"]
+    for event in result.get("audit", []):
+        if event["type"] in OUTCOME_TYPES and event["target"] in hashes:
+            event["data"] = dict(event["data"], entry_hash=hashes[event["target"]])
+    return result
+
+
+def link_audit(events: list[dict], after: dict | None) -> list[dict]:
+    """Continue the chain after `after` (the head so far): new sequence numbers and hashes."""
+    seq, prev_hash = after["seq"], after["hash"]
+    linked = []
+    for event in sorted(events, key=lambda e: e["seq"]):
+        seq += 1
+        event = dict(event, seq=seq, prev_hash=prev_hash)
+        event["hash"] = event_hash(event, prev_hash)
+        prev_hash = event["hash"]
+        linked.append(event)
+    return linked
+
+
+def build_copies(original: dict[str, list[dict]], copies: int, users_per_chunk: int, target: Store) -> None:
+    """Load the chunk plus `copies - 1` renamed copies into the empty store `target`.
+
+    mongomock checks a unique index by scanning the collection on every insert, which makes
+    a bulk load quadratic; so the indexes are dropped for the load and created again after
+    it (creating a unique index checks every document once, so distinct ids are proven)."""
+    for name in target.collection_names():
+        target.raw(name).drop_indexes()
+    shared_balances = {d["_id"] for d in original.get("balances", [])
+                       if _renamed(d["_id"], _renamer(1, users_per_chunk)) == d["_id"]}
+    head = max(original.get("audit", []), key=lambda e: e["seq"], default=None)
+    for name, documents in original.items():
+        if name == "integrity_runs":
+            continue
+        if name == "balances":
+            documents = [dict(d, balance_minor=d["balance_minor"] * copies) if d["_id"] in shared_balances else d
+                         for d in documents]
+        _insert(target, name, documents)
+    for copy in range(1, copies):
+        copied = copy_of(original, copy, users_per_chunk)
+        for name, documents in copied.items():
+            if name == "balances":
+                documents = [d for d in documents if d["_id"] not in shared_balances]
+            if name == "audit" and head is not None:
+                documents = link_audit(documents, head)
+                head = documents[-1] if documents else head
+            _insert(target, name, documents)
+    target.ensure_indexes()
+
+
+def _insert(store: Store, name: str, documents: list[dict]) -> None:
+    for start in range(0, len(documents), INSERT_BATCH_SIZE):
+        store.collection(name).insert_many([dict(d) for d in documents[start:start + INSERT_BATCH_SIZE]])

@@ -1,0 +1,260 @@
+"""The benchmark's report: per-flow rows beside the legacy baseline, budgets, the text table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.store import uncovered
+
+if TYPE_CHECKING:
+    from benchmarks.bench import Measurement, Run
+
+# The budgets of issue 6.
+TWO_LEG_ENTRY_OPS_MAX = 7
+PAGE_OPS_MAX = 12
+PLATFORM_CHECK_RATIO_MAX = 11
+NAME_WIDTH = 58
+
+# (row, our steps summed, legacy steps summed, what the extra round trips buy)
+FLOW_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
+    ("deposit", ("deposit",), ("deposit",),
+     "a journal entry with its audit outcome record, and a deposit document keyed by the payment so a notice "
+     "credits exactly once however often it arrives"),
+    ("withdrawal.request (above threshold)", ("withdrawal.request",), ("withdrawal_request",),
+     "a withdrawal state document, a hold entry (journal + audit) reserving the funds with a guarded debit, "
+     "and a maker-checker approval request with its audit event"),
+    ("withdrawal.approve", ("withdrawal.approve",), ("withdrawal_approve",),
+     "the approval's guarded state changes and audit events, then one settle entry (journal + audit) that "
+     "consumes the hold; idempotent replays of every step"),
+    ("withdrawal (below threshold, end to end)", ("withdrawal.auto",), ("withdrawal_request", "withdrawal_approve"),
+     "the hold and the settle are two journaled entries, each with its audit record; the state document "
+     "makes a retried request finish instead of paying twice"),
+    ("swap.quote", ("swap.quote",), (), "a quote document and a reservation of the output on the float (hold entry)"),
+    ("swap.execute", ("swap.execute",), (), "pay entry + receive entry consuming the reservation"),
+    ("swap (quote + execute)", ("swap.quote", "swap.execute"), ("swap",),
+     "a reservation of the output on the float (hold entry), then pay and receive entries, each journaled with "
+     "an audit record; the legacy swap reserved nothing and booked its fee twice"),
+    ("instant_buy.quote", ("instant_buy.quote",), ("instant_buy_quote",),
+     "the quote's output is reserved on the float (a hold entry with its audit record); "
+     "the old quote reserved nothing"),
+    ("instant_buy.execute", ("instant_buy.execute",), ("instant_buy_execute",),
+     "two journaled entries (payment, delivery consuming the reservation) with audit records and guarded transitions"),
+    ("instant_sell.quote", ("instant_sell.quote",), ("instant_sell_quote",),
+     "the payout is reserved on the float (a hold entry with its audit record)"),
+    ("instant_sell.execute", ("instant_sell.execute",), ("instant_sell_execute",),
+     "two journaled entries with audit records and guarded transitions"),
+    ("p2p.create", ("p2p.create",), ("p2p_create",),
+     "the escrow is a hold entry (journal + audit) into a per-trade escrow account, with a trade state document"),
+    ("p2p.mark_paid", ("p2p.mark_paid",), ("p2p_mark_paid",), "one guarded transition"),
+    ("p2p.release", ("p2p.release",), ("p2p_release",),
+     "a guarded `closing` transition so release and dispute exclude each other, one entry consuming the escrow "
+     "(journal + audit), and the referral check"),
+    ("referral.payout", ("referral.payout",), ("referral_commission",),
+     "an idempotency lookup (paid once per fee entry) and a balance pre-check of the fee wallet, then a journaled "
+     "entry with its audit record"),
+    ("adjustment.request", ("adjustment.request",), (), "an approval request and its audit event (maker)"),
+    ("adjustment.approve", ("adjustment.approve",), (),
+     "approval state changes and audit events, then the journaled entry"),
+    ("adjustment (request + approve)", ("adjustment.request", "adjustment.approve"), ("adjustment",),
+     "maker-checker: the old platform wrote the balance directly with no second person and no journal"),
+]
+
+
+Steps = dict[str, dict[str, "Measurement"]]  # step -> data set label -> measurement
+
+
+def _sum(measurements: Steps, steps: tuple[str, ...], label: str) -> int | None:
+    if not all(label in measurements.get(step, {}) for step in steps):
+        return None
+    return sum(measurements[step][label].ops for step in steps)
+
+
+def _breakdown(measurements: Steps, steps: tuple[str, ...], label: str) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for step in steps:
+        found = measurements.get(step, {}).get(label)
+        for name, count in (found.breakdown if found else {}).items():
+            total[name] = total.get(name, 0) + count
+    return dict(sorted(total.items(), key=lambda item: (-item[1], item[0])))
+
+
+def flow_rows(run: Run, labels: tuple[str, str]) -> list[dict]:
+    """One row per FLOW_ROWS line: our operations at both sizes, the legacy baseline, the
+    ratio, and — when ours costs more — what the extra round trips are and buy."""
+    base, scaled = labels
+    rows = []
+    for name, ours, legacy, why in FLOW_ROWS:
+        ops = {label: _sum(run.flows, ours, label) for label in labels}
+        known = legacy and all(step in run.legacy for step in legacy)
+        legacy_ops = sum(run.legacy[step].ops for step in legacy) if known else None
+        ratio = round(ops[base] / legacy_ops, 2) if legacy_ops and ops[base] is not None else None
+        breakdown = _breakdown(run.flows, ours, base)
+        explanation = None
+        if legacy_ops is not None and ops[base] is not None and ops[base] > legacy_ops:
+            parts = ", ".join(f"{count}× {what}" for what, count in breakdown.items())
+            explanation = f"+{ops[base] - legacy_ops} round trips: {why}. Ours: {parts}."
+        rows.append({"flow": name, "steps": list(ours), "ops": ops, "legacy_ops": legacy_ops, "ratio": ratio,
+                     "constant_across_sizes": ops[base] == ops[scaled], "breakdown": breakdown,
+                     "explanation": explanation})
+    return rows
+
+
+def _series(measurements: Steps, name: str, labels: tuple[str, str]) -> dict:
+    found = measurements.get(name, {})
+    ops = {label: found[label].ops for label in labels if label in found}
+    seconds = {label: found[label].seconds for label in labels if label in found}
+    base, scaled = labels
+    ratio = round(ops[scaled] / ops[base], 2) if ops.get(base) and scaled in ops else None
+    return {"ops": ops, "seconds": seconds, "ops_ratio": ratio,
+            "breakdown": found[base].breakdown if base in found else {}}
+
+
+def _constant(values: dict) -> bool:
+    return len(set(values.values())) == 1
+
+
+def budgets(result: dict, pages_measured: bool) -> list[dict]:
+    """Each budget of issue 6 with its verdict: True (met), False (missed), None (not measured)."""
+    checks = result["checks"]
+    two_leg, platform_check = checks["two_leg_entry"], checks["integrity.platform"]
+    found = [
+        {"budget": f"two-leg entry ≤ {TWO_LEG_ENTRY_OPS_MAX} store operations (audit record included)",
+         "met": all(v <= TWO_LEG_ENTRY_OPS_MAX for v in two_leg["ops"].values()), "measured": two_leg["ops"]},
+        {"budget": "user-balance read: same operations at both sizes",
+         "met": _constant(checks["user_balances"]["ops"]), "measured": checks["user_balances"]["ops"]},
+        {"budget": "per-user integrity check: same operations at both sizes",
+         "met": _constant(checks["integrity.user"]["ops"]), "measured": checks["integrity.user"]["ops"]},
+        {"budget": f"platform integrity check: operations ratio ≤ {PLATFORM_CHECK_RATIO_MAX} for 10× data",
+         "met": platform_check["ops_ratio"] is not None and platform_check["ops_ratio"] <= PLATFORM_CHECK_RATIO_MAX,
+         "measured": platform_check["ops"]},
+        {"budget": "zero query shapes without a covering index",
+         "met": not result["index_coverage"]["uncovered"], "measured": len(result["index_coverage"]["uncovered"])},
+    ]
+    found.append({"budget": "every flow step measured without an error", "met": not result["errors"],
+                  "measured": result["errors"] or "no errors"})
+    if not pages_measured:
+        found.append({"budget": f"console pages ≤ {PAGE_OPS_MAX} operations", "met": None,
+                      "measured": "not measured (pages skipped)"})
+    for stem, page in result["pages"].items():
+        values = page["ops"]
+        met = all(v <= PAGE_OPS_MAX for v in values.values()) and _constant(values) and not page["errors"]
+        found.append({"budget": f"page {stem}: ≤ {PAGE_OPS_MAX} operations, same at both sizes", "met": met,
+                      "measured": values, **({"errors": page["errors"]} if page["errors"] else {})})
+    return found
+
+
+def _pages(run: Run, base: str) -> dict[str, dict]:
+    result = {}
+    for stem, by_label in run.pages.items():
+        result[stem] = {"ops": {label: r["ops"] for label, r in by_label.items()},
+                        "seconds": {label: r["seconds"] for label, r in by_label.items()},
+                        "breakdown": by_label[base]["breakdown"] if base in by_label else {},
+                        "errors": sorted({e for r in by_label.values() for e in r["errors"]})}
+    return result
+
+
+def report(run: Run, size_name: str, labels: tuple[str, str], pages_measured: bool, throughput: dict) -> dict:
+    """The whole report (JSON-ready)."""
+    shapes = sorted(run.shapes, key=lambda r: (r.collection, r.operation, r.filter_fields, r.sort_fields))
+    missing = [{"collection": r.collection, "operation": r.operation, "filter_fields": list(r.filter_fields),
+                "sort_fields": list(r.sort_fields)} for r in uncovered(shapes)]
+    check_names = ("two_leg_entry", "user_balances", "integrity.user", "integrity.platform")
+    result = {
+        "size": size_name, "labels": list(labels), "data_sets": run.data_sets,
+        "flows": flow_rows(run, labels),
+        "checks": {name: _series(run.checks, name, labels) for name in check_names},
+        "integrity_findings": run.integrity_ok,
+        "errors": run.errors,
+        "pages": _pages(run, labels[0]),
+        "legacy": {name: {"ops": m.ops, "breakdown": m.breakdown} for name, m in run.legacy.items()},
+        "index_coverage": {"query_shapes": len(shapes), "uncovered": missing},
+        "throughput": throughput,
+    }
+    result["budgets"] = budgets(result, pages_measured)
+    result["ok"] = all(b["met"] is not False for b in result["budgets"])
+    return result
+
+
+# -- text -------------------------------------------------------------------------------------------------------
+def _row(name: str, *cells: object, width: int = 12) -> str:
+    return f"{name:{NAME_WIDTH}}" + "".join(f"{_value(cell):>{width}}" for cell in cells)
+
+
+def text(result: dict) -> str:
+    """The human-readable table."""
+    base, scaled = result["labels"]
+    lines = [f"Ledger benchmark — size {result['size']} "
+             "(operations are store round trips; times are embedded-store seconds)", ""]
+    for label, info in result["data_sets"].items():
+        lines.append(f"  data set {label}: {info['users']} users, {info['entries']} entries, {info['audit']} audit "
+                     f"events, {info['balances']} balances — {info['how']} in {info['build_seconds']} s")
+    lines += ["", _row("flow", base, scaled, "legacy", "ours/leg.")]
+    for row in result["flows"]:
+        ratio = None if row["ratio"] is None else f"{row['ratio']:.2f}"
+        lines.append(_row(row["flow"], row["ops"].get(base), row["ops"].get(scaled), row["legacy_ops"], ratio))
+    lines += ["", _row("check / read", base, scaled, "ratio", f"t {base}", f"t {scaled}")]
+    for name, series in result["checks"].items():
+        ops, seconds = series["ops"], series["seconds"]
+        lines.append(_row(name, ops.get(base), ops.get(scaled), series["ops_ratio"],
+                          seconds.get(base), seconds.get(scaled)))
+    if result["pages"]:
+        lines += ["", _row("console page (cold render)", base, scaled, f"t {base}", f"t {scaled}")]
+        for stem, page in result["pages"].items():
+            ops, seconds = page["ops"], page["seconds"]
+            lines.append(_row(stem, ops.get(base), ops.get(scaled), seconds.get(base), seconds.get(scaled)))
+    coverage = result["index_coverage"]
+    lines += ["", f"index coverage: {coverage['query_shapes']} query shapes, "
+                  f"{len(coverage['uncovered'])} without a covering index"]
+    for shape in coverage["uncovered"]:
+        lines.append(f"  UNCOVERED {shape['collection']}.{shape['operation']} filter={shape['filter_fields']} "
+                     f"sort={shape['sort_fields']}")
+    throughput = result["throughput"]
+    lines += ["", f"throughput — {throughput['label']}:",
+              f"  1 thread: {throughput['one_thread']['entries_per_second']} entries/s; "
+              f"4 threads: {throughput['four_threads']['entries_per_second']} entries/s; "
+              f"process peak RSS {throughput.get('peak_rss_mib', '?')} MiB"]
+    for run_name in ("one_thread", "four_threads"):
+        lines += [f"  FAILED POST ({run_name}): {failure}" for failure in throughput[run_name].get("failures", [])]
+    lines += ["", "budgets:"]
+    for budget in result["budgets"]:
+        mark = {True: "met", False: "NOT MET", None: "not measured"}[budget["met"]]
+        lines.append(f"  [{mark:12}] {budget['budget']}: {budget['measured']}")
+    lines += ["", "flows costing more than the legacy baseline:"]
+    lines += [f"  {row['flow']}: {row['explanation']}" for row in result["flows"] if row["explanation"]]
+    verdict = "all budgets met" if result["ok"] else "BUDGET MISSED"
+    lines += ["", f"result: {verdict} ({result.get('seconds_total', '?')} s)"]
+    return "\n".join(lines)
+
+
+def _value(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
+# -- markdown (docs/performance.md) ----------------------------------------------------------------------------
+def _cell(value: object) -> str:
+    return "—" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
+
+
+def markdown(result: dict) -> str:
+    """The figures as Markdown tables, for docs/performance.md and the README."""
+    base, scaled = result["labels"]
+    lines = [f"| flow | ours ({base}) | ours ({scaled}) | legacy | ours / legacy |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {row['flow']} | {_cell(row['ops'][base])} | {_cell(row['ops'][scaled])} | {_cell(row['legacy_ops'])} "
+              f"| {_cell(row['ratio'])} |" for row in result["flows"]]
+    lines += ["", f"| operation | ops {base} | ops {scaled} | ratio | time {base} (s) | time {scaled} (s) |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name, series in result["checks"].items():
+        ops, seconds = series["ops"], series["seconds"]
+        lines.append(f"| {name} | {_cell(ops.get(base))} | {_cell(ops.get(scaled))} | {_cell(series['ops_ratio'])} "
+                     f"| {_cell(seconds.get(base))} | {_cell(seconds.get(scaled))} |")
+    if result["pages"]:
+        lines += ["", f"| page | ops {base} | ops {scaled} | time {base} (s) | time {scaled} (s) |",
+                  "|---|---:|---:|---:|---:|"]
+        for stem, page in result["pages"].items():
+            ops, seconds = page["ops"], page["seconds"]
+            lines.append(f"| {stem} | {_cell(ops.get(base))} | {_cell(ops.get(scaled))} | {_cell(seconds.get(base))} "
+                         f"| {_cell(seconds.get(scaled))} |")
+    lines += ["", "| budget | met | measured |", "|---|---|---|"]
+    verdicts = {True: "met", False: "**not met**", None: "not measured"}
+    lines += [f"| {b['budget']} | {verdicts[b['met']]} | {b['measured']} |" for b in result["budgets"]]
+    return "\n".join(lines)

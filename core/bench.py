@@ -1,0 +1,46 @@
+"""`python -m core bench`: the performance benchmark's command line (issue 6).
+
+A thin adapter: the benchmark itself lives in `benchmarks/` (outside core, because its
+legacy baseline deliberately models the old platform's float arithmetic) and is imported
+only when the command runs. It is self-contained: it builds its own embedded data sets and
+never touches the configured database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from pathlib import Path
+
+BENCH_SIZES = ("small", "medium")  # `tiny` exists for the test suite only
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the table (or the JSON report), write the results file.
+    Returns 0 when every budget is met, 1 otherwise."""
+    bench = importlib.import_module("benchmarks.bench")
+    report = importlib.import_module("benchmarks.report")
+    result = bench.run_benchmark(args.size, pages=not args.skip_pages)
+    path = bench.write_results(result, Path(args.out))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+    elif args.markdown:
+        print(report.markdown(result))
+    else:
+        print(report.text(result) + f"\nresults written to {path}")
+    return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="store round trips, index coverage and scaling (embedded store)")
+    bench.add_argument("--size", choices=BENCH_SIZES, default="medium",
+                       help="the larger data set (the other is a tenth of it): medium ≈ 500 users / 10,000 entries")
+    output = bench.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    output.add_argument("--markdown", action="store_true", help="print the figures as Markdown tables")
+    bench.add_argument("--out", default="bench-results.json",
+                       help="results file (default bench-results.json, git-ignored)")
+    bench.add_argument("--skip-pages", action="store_true", help="skip the console pages (no Streamlit rendering)")
+    bench.set_defaults(handler=cmd_bench)
