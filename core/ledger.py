@@ -302,6 +302,19 @@ class Ledger:
         close = next((d for d in documents if d["hold_action"] != "place" and d["state"] == "applied"), None)
         return Entry.from_document(place), (Entry.from_document(close) if close else None)
 
+    def open_holds(self, user_id: str, placed_max: int = PAGE_SIZE_MAX) -> list[Entry]:
+        """Placing entries of the user's still-open holds among the `placed_max` most recently
+        placed (newest first): two queries, however many holds there are."""
+        acct.check_owner_id(user_id)
+        placed = self._entries.find({"user_ids": user_id, "hold_action": "place", "state": "applied"},
+                                    sort=[("created_at", -1), ("_id", -1)], limit=min(placed_max, PAGE_SIZE_MAX))
+        if not placed:
+            return []
+        closes = self._entries.find({"hold_id": {"$in": [d["hold_id"] for d in placed]}, "hold_action": {"$in": ["release", "consume"]},
+                                     "state": "applied"}, projection={"hold_id": 1}, limit=len(placed))
+        closed = {d["hold_id"] for d in closes}
+        return [Entry.from_document(d) for d in placed if d["hold_id"] not in closed]
+
     def _hold_legs(self, place: Entry) -> tuple[Account, Account, Amount]:
         source = next(p for p in place.postings if p.amount_minor < 0)
         held = next(p for p in place.postings if p.amount_minor > 0)

@@ -59,14 +59,11 @@ with refusals():
         pager(f"{PREFIX}_entries", entries.has_more)
 
         st.subheader("Open holds")
-        placed = platform.ledger.entries(EntryFilter(user=person.user_id, type="hold.place", state="applied"), page=0, page_size=HOLDS_SHOWN_MAX)
         holds = []
-        for entry in placed.items:
-            _, close = platform.ledger.hold(entry.hold_id)
-            if close is None:
-                held = next(p for p in entry.postings if p.amount_minor > 0)
-                holds.append({"Hold": entry.hold_id, "Since": entry.created_at, "Held in": held.kind,
-                              "Amount": f"{money(held.amount_minor, held.asset)} {held.asset}", "Flow": entry.flow_ref or ""})
+        for entry in platform.ledger.open_holds(person.user_id, placed_max=HOLDS_SHOWN_MAX):
+            held = next(p for p in entry.postings if p.amount_minor > 0)
+            holds.append({"Hold": entry.hold_id, "Since": entry.created_at, "Held in": held.kind,
+                          "Amount": f"{money(held.amount_minor, held.asset)} {held.asset}", "Flow": entry.flow_ref or ""})
         if holds:
             st.dataframe(pd.DataFrame(holds), hide_index=True, key=f"{PREFIX}_holds")
         else:

@@ -46,13 +46,14 @@ def pay_referral_commission(platform: Platform, principal: Principal, source_ent
         InsufficientFundsError (the fee wallet no longer holds it; nothing is journaled).
     """
     require(principal, Permission.MOVE_MONEY)
-    return _pay(platform, principal, source_entry_id)
+    return _pay(platform, principal, platform.ledger.entry(source_entry_id))
 
 
-def _pay(platform: Platform, principal: Principal, source_entry_id: str) -> Entry:
+def _pay(platform: Platform, principal: Principal, source: Entry) -> Entry:
     """The payment itself; flows call it on behalf of whoever moved the money (an admin
-    resolving a dispute has no MOVE_MONEY, yet the commission is still owed)."""
-    source = platform.ledger.entry(source_entry_id)
+    resolving a dispute has no MOVE_MONEY, yet the commission is still owed).
+    The referrer is read first: most payers have none, and then nothing else is read."""
+    source_entry_id = source.id
     fee, asset, payer = (
         source.metadata.get("fee_minor"),
         source.metadata.get("fee_asset"),
@@ -66,12 +67,12 @@ def _pay(platform: Platform, principal: Principal, source_entry_id: str) -> Entr
         or not isinstance(payer, str)
     ):
         raise NoReferrerError(f"entry {source_entry_id} carries no fee", entry_id=source_entry_id)
-    existing = platform.ledger.entry_by_key(f"referral:{source.id}")
-    if existing is not None and existing.state == "applied":
-        return existing
     found = referrer_of(platform, payer)
     if found is None:
         raise NoReferrerError(f"{payer} has no referrer", user_id=payer)
+    existing = platform.ledger.entry_by_key(f"referral:{source.id}")
+    if existing is not None and existing.state == "applied":
+        return existing
     referrer, tier = found
     rate = platform.config.referral_rate(tier)
     commission = convert_down(fee, rate, 0, 0)
@@ -114,7 +115,7 @@ def credit_referral(platform: Platform, principal: Principal, source: Entry | No
     if source is None or not source.metadata.get("fee_minor"):
         return None
     try:
-        return _pay(platform, principal, source.id)
+        return _pay(platform, principal, source)
     except (NoReferrerError, AmountTooSmallError, InsufficientFundsError):
         return None
 

@@ -259,3 +259,16 @@ def test_ledger_is_reusable_across_instances(store, clock):
     deposit(Ledger(store, clock), ALICE, "1", key="k")
     assert deposit(Ledger(store, clock), ALICE, "1", key="k").state == "applied"
     assert Ledger(store, clock).balance(acct.user_available(ALICE, "BTC")).minor == 100_000_000
+
+
+def test_open_holds_lists_only_unclosed_holds_in_two_queries(ledger, store, clock):
+    deposit(ledger, ALICE, "5")
+    for number in range(4):
+        clock.advance(timedelta(seconds=1))
+        ledger.place_user_hold(hold_id=f"h{number}", user_id=ALICE, asset="BTC", amount="1", actor="system")
+    ledger.release_hold(hold_id="h1", actor="system")
+    ledger.consume_hold(hold_id="h2", actor="system", destinations=[(acct.external("BTC"), amount("1", "BTC"))])
+    store.log.reset()
+    assert [e.hold_id for e in ledger.open_holds(ALICE)] == ["h3", "h0"]
+    assert store.log.count == 2 and uncovered(store.log.records) == []
+    assert ledger.open_holds("nobody") == []
