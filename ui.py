@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 import streamlit as st
 
+from core import reports
 from core.clock import SystemClock
 from core.demo import DEMO_SIZE_ENV, open_demo_platform
 from core.errors import LedgerError
@@ -40,6 +41,18 @@ def get_platform() -> Platform:
         platform = Platform.open(store, SystemClock())
     platform.ledger.recover()
     return platform
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_ENTRIES_MAX, show_spinner=False)
+def load_totals(me: Principal) -> list[dict]:
+    """Per-asset platform totals (Overview, Fees & liquidity), cached briefly."""
+    return [row.as_dict() for row in reports.platform_totals(get_platform(), me)]
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_ENTRIES_MAX, show_spinner=False)
+def load_fee_movements(me: Principal, since, until) -> list[reports.RevenuePoint]:
+    """Fee-wallet movements in a time window (Overview, Fees & liquidity), cached briefly."""
+    return reports.fee_movements(get_platform(), me, since, until)
 
 
 # page file stem -> (title, icon, roles that may open it) — SPEC §11. app.py registers

@@ -9,7 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from core import reports
-from ui import CACHE_ENTRIES_MAX, CACHE_TTL_SECONDS, chart_number, get_platform, money, principal, refusals
+from ui import chart_number, load_fee_movements, load_totals, get_platform, money, principal, refusals
 
 PREFIX = "overview"
 TOTAL_LABELS = {
@@ -20,16 +20,6 @@ TOTAL_LABELS = {
 platform, me = get_platform(), principal("overview")
 st.title("Overview")
 now = platform.clock.now()
-
-
-@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_ENTRIES_MAX, show_spinner=False)
-def load_totals(me) -> list[dict]:
-    return [row.as_dict() for row in reports.platform_totals(get_platform(), me)]
-
-
-@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_ENTRIES_MAX, show_spinner=False)
-def load_fee_movements(me, since, until) -> list[reports.RevenuePoint]:
-    return reports.fee_movements(get_platform(), me, since, until)
 
 
 with refusals():
