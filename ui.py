@@ -15,6 +15,7 @@ from core import reports
 from core.clock import SystemClock
 from core.demo import DEMO_SIZE_ENV, open_demo_platform
 from core.errors import LedgerError
+from core.legacy import open_legacy_store_if_configured
 from core.money import from_minor
 from core.permissions import Principal, Role
 from core.platform import Platform
@@ -39,6 +40,7 @@ def get_platform() -> Platform:
         platform = open_demo_platform(store, os.environ.get(DEMO_SIZE_ENV, "").strip() or "snapshot")
     else:
         platform = Platform.open(store, SystemClock())
+        platform.legacy = open_legacy_store_if_configured()  # LEGACY_MONGODB_URI / LEGACY_DB, read-only
     platform.ledger.recover()
     return platform
 

@@ -20,12 +20,15 @@ from core.legacy import (
     LegacyRecord,
     LegacyView,
     Pair,
+    legacy_store_for,
     read_legacy,
     read_user,
     scaled,
     to_minor,
 )
 from core.money import AssetRegistry
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
 from core.selfcheck import Finding, scan
 from core.store import Store
 
@@ -214,6 +217,13 @@ def reconcile(ledger_store: Store | None, legacy: Store, registry: AssetRegistry
     pair) or against each other. Read-only."""
     ledger = ledger_user_balances(ledger_store) if ledger_store is not None else None
     return reconcile_view(read_legacy(legacy, registry), ledger, registry)
+
+
+def reconcile_platform(platform: Platform, principal: Principal) -> ReconcileReport:
+    """The console's reconcile: the configured legacy database against this ledger.
+    Raises: PermissionDeniedError, LegacyConfigurationError (no legacy database)."""
+    require(principal, Permission.RUN_INTEGRITY)
+    return reconcile(platform.store, legacy_store_for(platform.legacy), platform.registry)
 
 
 def user_legacy_findings(

@@ -6,12 +6,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import integrity
+from core import integrity, legacy_reconcile
 from core.permissions import Permission, can
-from ui import get_platform, page_state, pager, principal, refusals
+from ui import get_platform, money, page_state, pager, principal, refusals
 
 PREFIX = "integrity"
 TREND_POINTS = 60
+LEGACY_ROWS_SHOWN_MAX = 200
 
 platform, me = get_platform(), principal("integrity")
 st.title("Integrity")
@@ -56,6 +57,34 @@ with refusals():
                 if st.form_submit_button("Request repair (needs an approver)"):
                     request = integrity.request_projection_repair(platform, me, account, reason)
                     st.success(f"Repair request {request['_id']} is waiting for approval.")
+
+    st.subheader("Legacy platform")
+    if platform.legacy is None:
+        st.caption("No legacy database is configured (LEGACY_MONGODB_URI / LEGACY_DB).")
+    elif st.button("Reconcile the legacy collections with the ledger", key=f"{PREFIX}_reconcile"):
+        with st.status("Reading wallets, crypto_balances, trader_balances and internal_balances…") as status:
+            reconciled = legacy_reconcile.reconcile_platform(platform, me)
+            status.update(label=f"Reconciled {reconciled.pairs_checked} (user, currency) pairs", state="complete")
+        st.session_state[f"{PREFIX}_legacy"] = reconciled.as_dict()
+    legacy_report = st.session_state.get(f"{PREFIX}_legacy")
+    if legacy_report:
+        counts = legacy_report["counts"]
+        columns = st.columns(4)
+        columns[0].metric("Pairs checked", legacy_report["pairs_checked"])
+        columns[1].metric("Drift", counts["drift"])
+        columns[2].metric("Float noise (< 1 minor unit)", counts["noise"])
+        columns[3].metric("Malformed documents", counts["dirt"])
+        if legacy_report["drift"]:
+            rows = [{"User": d["user"], "Currency": d["currency"], "Collection": d["collection"], "Field": d["field"],
+                     "Expected": money(d["expected"], d["currency"]), "Actual": money(d["actual"], d["currency"]),
+                     "Difference": money(d["difference"], d["currency"]), "Compared with": d.get("reference") or ""}
+                    for d in legacy_report["drift"][:LEGACY_ROWS_SHOWN_MAX]]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{PREFIX}_legacy_drift")
+            if counts["drift"] > LEGACY_ROWS_SHOWN_MAX:
+                st.caption(f"First {LEGACY_ROWS_SHOWN_MAX} of {counts['drift']}; `python -m core legacy reconcile --json` lists all.")
+        if counts["dirt_by_kind"]:
+            st.caption("Malformed documents by kind: " + ", ".join(f"{kind} {n}" for kind, n in counts["dirt_by_kind"].items()))
+        st.caption("A rebuild of the legacy collections from the ledger is an approval request (`python -m core legacy rebuild`).")
 
     st.subheader("Trend (platform runs)")
     points = integrity.trend(platform, me, points=TREND_POINTS, scope="platform")
