@@ -5,19 +5,32 @@ from datetime import timedelta
 import pytest
 
 from core import accounts as acct
+from core.clock import ManualClock
 from core.entries import TERMINAL_STATES, make_request
 from core.errors import InsufficientFundsError
 from core.ledger import Ledger
 from core.money import amount
 from core.selfcheck import self_check
+from core.store import Store
 from tests.conftest import make_test_store
 from tests.helpers import Crash, CrashAt, count_operations, deposit, transfer_request
 
 ALICE, BOB = "alice", "bob"
 
 
-def fresh(clock):
+@pytest.fixture
+def stores():
+    """Every store a test opens; server databases are dropped afterwards."""
+    opened = []
+    yield opened
+    for store in opened:
+        if not store.embedded:
+            store.drop()
+
+
+def fresh(clock, stores):
     store = make_test_store()
+    stores.append(store)
     ledger = Ledger(store, clock)
     deposit(ledger, ALICE, "1", key="seed-alice")
     deposit(ledger, BOB, "0.2", key="seed-bob")
@@ -54,10 +67,14 @@ SCENARIOS = {
 }
 
 
-def crash_points(clock):
+def crash_points():
+    """Every (scenario, operation index, phase): counted once on an embedded store — the
+    protocol issues the same operations on any store."""
     for name, (action, _) in SCENARIOS.items():
-        store, ledger = fresh(clock)
-        total = count_operations(store, lambda: run_quietly(action, ledger))
+        ledger = Ledger(Store.embedded_store("count"), ManualClock())
+        deposit(ledger, ALICE, "1", key="seed-alice")
+        deposit(ledger, BOB, "0.2", key="seed-bob")
+        total = count_operations(ledger.store, lambda: run_quietly(action, ledger))
         for index in range(total):
             for phase in ("before", "after"):
                 yield name, index, phase
@@ -83,13 +100,13 @@ def assert_recovered(store, ledger, expected):
     assert len(outcomes) == len(entries)  # each entry decided exactly once
 
 
-POINTS = list(crash_points(__import__("core.clock", fromlist=["ManualClock"]).ManualClock()))
+POINTS = list(crash_points())
 
 
 @pytest.mark.parametrize("name,index,phase", POINTS, ids=[f"{n}-op{i}-{p}" for n, i, p in POINTS])
-def test_crash_then_recover_then_retry(clock, name, index, phase):
+def test_crash_then_recover_then_retry(clock, stores, name, index, phase):
     action, expected = SCENARIOS[name]
-    store, ledger = fresh(clock)
+    store, ledger = fresh(clock, stores)
     store.fault_hook = CrashAt(index, phase)
     try:
         run_quietly(action, ledger)
@@ -103,8 +120,8 @@ def test_crash_then_recover_then_retry(clock, name, index, phase):
 
 
 @pytest.mark.parametrize("index", range(0, 14, 2))
-def test_crash_during_recovery_then_recover_again(clock, index):
-    store, ledger = fresh(clock)
+def test_crash_during_recovery_then_recover_again(clock, stores, index):
+    store, ledger = fresh(clock, stores)
     store.fault_hook = CrashAt(4, "before")  # dies after the first leg
     with pytest.raises(Crash):
         applied_transfer(ledger)
@@ -119,8 +136,8 @@ def test_crash_during_recovery_then_recover_again(clock, index):
     assert_recovered(store, ledger, {ALICE: 60_000_000, BOB: 60_000_000})
 
 
-def test_recover_leaves_fresh_in_flight_entries_to_their_writer(clock):
-    store, ledger = fresh(clock)
+def test_recover_leaves_fresh_in_flight_entries_to_their_writer(clock, stores):
+    store, ledger = fresh(clock, stores)
     store.fault_hook = CrashAt(2, "before")
     with pytest.raises(Crash):
         applied_transfer(ledger)

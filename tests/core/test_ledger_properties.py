@@ -37,6 +37,8 @@ class Model:
         self.available = {(u, a): 0 for u in USERS for a in ASSETS}
         self.locked = dict.fromkeys(self.available, 0)
         self.holds = []  # [user, asset, minor, state]
+        self.hold_ids = []  # hold id of each entry of `holds`
+        self.succeeded = set()  # numbers of operations that succeeded
 
     def predict(self, op):
         kind = op[0]
@@ -128,7 +130,6 @@ def test_random_operations_keep_every_invariant(opening, steps):
     steps = opening + steps
     store, clock = make_test_store(), ManualClock()
     ledger, model = Ledger(store, clock), Model()
-    model.hold_ids, model.succeeded = [], set()
     done = []  # (number, op) performed so far
     try:
         for number, (op, crash) in enumerate(steps):
@@ -177,8 +178,6 @@ def test_random_operations_keep_every_invariant(opening, steps):
         if not store.embedded:
             store.drop()
 
-
-Model.succeeded = set()
 
 
 def test_model_starts_empty():
