@@ -213,7 +213,32 @@ def open_demo_platform(store: Store, size_name: str) -> Platform:
         raise ConfigurationError(f"{DEMO_SIZE_ENV} must be 'snapshot' or one of {', '.join(SIZES)}")
     platform = Platform.open(store, DemoClock(datetime.strptime(meta["clock_end"], "%Y-%m-%dT%H:%M:%S")))
     platform.legacy = legacy
+    if size_name == "snapshot":
+        plant_projection_drift(platform)
     return platform
+
+
+DRIFT_ACCOUNT_KIND = acct.AccountKind.USER_AVAILABLE
+DRIFT_ASSET = "BTC"
+DRIFT_MINOR = 1
+SUPPORT_MAKER = Principal(name="support", role=Role.SUPPORT)
+
+
+def plant_projection_drift(platform: Platform) -> str:
+    """The one deliberate fault of the console demo: a user's BTC projection is moved one
+    satoshi behind the engine's back — what the old platform's direct `$set` writers did —
+    and support has asked for it to be rebuilt from the journal. So the Integrity page has a
+    true finding to show and the Approvals queue holds a projection repair.
+    Returns the account id."""
+    first = platform.store.collection("balances").find(
+        {"kind": DRIFT_ACCOUNT_KIND.value, "asset": DRIFT_ASSET, "balance_minor": {"$gt": DRIFT_MINOR}},
+        sort=[("_id", 1)], limit=1)
+    assert first, "the demo snapshot has BTC holders"
+    account_id = first[0]["_id"]
+    platform.store.collection("balances").update_one({"_id": account_id}, {"$inc": {"balance_minor": DRIFT_MINOR}})
+    integrity.request_projection_repair(platform, SUPPORT_MAKER, account_id,
+                                        "demo: BTC balance written outside the ledger by a legacy code path")
+    return account_id
 
 
 def cmd_demo_seed(args: argparse.Namespace) -> int:

@@ -51,7 +51,8 @@ def console_url(tmp_path_factory):
         pytest.skip("/usr/bin/chromium is not installed (apt-get install -y chromium)")
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("MONGODB_URI", "LEDGER_CREDENTIALS", "LEDGER_COOKIE_KEY")}
-    env.update({"LEDGER_DEMO_SIZE": "small", "LEDGER_LOGIN_SLEEP_TIME": "0", "LEDGER_FAILED_LOGIN_DELAY": "0"})
+    # LEDGER_BROWSER_DEMO_SIZE=snapshot with LEDGER_UPDATE_DOCS_SCREENSHOTS=1 refreshes the README's screenshots
+    env.update({"LEDGER_DEMO_SIZE": os.environ.get("LEDGER_BROWSER_DEMO_SIZE", "small"), "LEDGER_LOGIN_SLEEP_TIME": "0", "LEDGER_FAILED_LOGIN_DELAY": "0"})
     log = (tmp_path_factory.mktemp("streamlit") / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),

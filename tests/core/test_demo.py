@@ -22,7 +22,7 @@ def tiny():
 
 def test_demo_generate_small_uses_every_flow_and_stays_consistent(tiny):
     platform, summary = tiny
-    assert self_check(platform.store, platform.clock.now()).ok
+    assert self_check(platform.store, platform.clock.now()).ok  # generated data is clean; the planted fault comes at load
     assert platform.ledger.audit.verify().ok
     events = summary.meta["events"]
     assert events["deposit"] >= TINY.users and events["treasury.topup.request"] >= len(demo.DEMO_ASSETS)
@@ -57,7 +57,12 @@ def test_demo_committed_snapshot_loads_quickly_and_passes_the_checks():
     started = time.monotonic()
     platform = demo.open_demo_platform(Store.embedded_store("demo"), "snapshot")
     assert time.monotonic() - started < 10  # the console must be usable within 30 s of the run command
-    assert self_check(platform.store, platform.clock.now()).ok
+    report = self_check(platform.store, platform.clock.now())
+    # exactly the one planted fault (a projection one satoshi off), with its repair request pending
+    assert sorted((f.kind, f.difference) for f in report.findings) == [("asset_not_zero_sum", 1), ("projection_mismatch", 1)]
+    drifted = next(f.subject for f in report.findings if f.kind == "projection_mismatch")
+    pending = platform.store.collection("approvals").find({"kind": "repair.projection", "state": "pending"})
+    assert [a["payload"]["account"] for a in pending] == [drifted]
     assert platform.ledger.audit.verify().ok
     assert platform.store.collection("users").count_documents({}) >= 100
     assets = {b["asset"] for b in platform.store.collection("balances").find({"kind": "user.available"}, limit=5000)}
