@@ -120,7 +120,8 @@ def test_browser_deep_link_before_login_shows_no_page(console_url):
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.goto(f"{console_url}/approvals")
-            page.wait_for_timeout(1500)
+            # the first run may still be connecting: wait for the refusal or the login form to be drawn
+            page.locator("text=/not signed in|Username/").first.wait_for(timeout=RENDER_SECONDS * 1000)
             settle(page)
             body = page.locator("body").inner_text()
             assert "Approvals" not in [h.inner_text() for h in page.locator("h1").all()]
