@@ -5,9 +5,8 @@ error display and formatting. UI layer only (imports streamlit); all logic is in
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Iterator
 
 import streamlit as st
 
@@ -107,15 +106,6 @@ def refusals() -> Iterator[None]:
         yield
     except LedgerError as error:
         st.error(error.message)
-
-
-def run_core(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any | None:
-    """Call a core function; on a refusal show its message and return None."""
-    try:
-        return function(*args, **kwargs)
-    except LedgerError as error:
-        st.error(error.message)
-        return None
 
 
 def pager(prefix: str, has_more: bool) -> tuple[int, int]:

@@ -139,9 +139,6 @@ def _hash_or_none(event: dict, prev_hash: str) -> str | None:
         return None
 
 
-def time_of(event: dict) -> datetime:
-    return event["at"]
-
 
 # -- browsing: filters, server-side pages, CSV ------------------------------------------------
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from core.entries import (
     EntryRequest,
     entry_document,
     make_request,
-    request_hash,
     validate_request,
 )
 from core.errors import (
@@ -417,7 +416,3 @@ def _ordered_legs(postings: list[dict]) -> list[dict]:
 def _pair(source: Account, destination: Account, value: Amount) -> tuple[dict, ...]:
     return ({"account": source, "amount": -value}, {"account": destination, "amount": value})
 
-
-def request_fingerprint(request: EntryRequest) -> str:
-    """Exposed for callers that need to compare requests (e.g. the flow runner's evidence)."""
-    return request_hash(request)

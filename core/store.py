@@ -26,7 +26,7 @@ import pymongo
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from core.errors import ConfigurationError, StoreError
+from core.errors import StoreError
 
 QUERY_LIMIT_MAX = 50_000  # no single read returns more documents than this
 SERVER_SELECTION_TIMEOUT_MS = 5_000

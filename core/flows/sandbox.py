@@ -17,7 +17,6 @@ from core import accounts as acct
 from core import approvals
 from core.accounts import Account, AccountKind
 from core.clock import ManualClock
-from core.errors import LedgerError
 from core.flows import deposit, treasury
 from core.money import from_minor
 from core.permissions import SYSTEM, Principal, Role
@@ -314,10 +313,6 @@ def platform_accounts(*assets: str) -> list[Account]:
         for asset in assets
         for a in (acct.fees(asset), acct.liquidity(asset), acct.liquidity_reserved(asset), acct.external(asset))
     ]
-
-
-def error_is(error: LedgerError, code: str) -> bool:
-    return getattr(error, "code", None) == code
 
 
 FLOW_COLLECTIONS = ("balances", "entries", "approvals", "quotes", "p2p_trades", "withdrawals", "deposits")

@@ -57,10 +57,6 @@ class WriteCounter:
             self.writes += 1
 
 
-def _entry_count(sb: Sandbox) -> int:
-    return sb.platform.store.collection("entries").count_documents({})
-
-
 # -- idempotent replay ------------------------------------------------------------------------
 def _replay(sb: Sandbox, name: str, accounts: list, action: Callable[[], object]) -> object:
     """Two steps: the first call, then the same call again, which must write no entry and
