@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from core.accounts import check_owner_id
-from core.errors import FlowNotFoundError, FlowStateError, InvalidFlowInputError
+from core.accounts import Account, check_owner_id
+from core.errors import FlowNotFoundError, FlowStateError, InsufficientFundsError, InvalidFlowInputError
 from core.hashing import digest
+from core.money import from_minor
+from core.permissions import Principal
+from core.platform import Platform
 from core.store import Collection, DuplicateKeyStoreError
 
 ARITHMETIC_PRECISION = 80  # digits: int64 minor units × 28-digit prices never lose a digit
@@ -129,3 +132,24 @@ def transition(
         state=current["state"],
         wanted=to_state,
     )
+
+
+def hold_for_flow(platform: Platform, principal: Principal, collection: Collection, document: dict, *,
+                  what: str, source: Account, held: Account, amount_minor: int, memo: str, metadata: dict,
+                  from_state: str, held_state: str, entry_field: str, refused_state: str, refused_reason: dict) -> dict:
+    """Place a flow's hold (hold id = the flow's id) and move its document on: to `held_state`
+    recording the hold entry in `entry_field`, or — when the source is short — to
+    `refused_state` with `refused_reason`, re-raising InsufficientFundsError.
+
+    Safe to re-run after a crash: the hold's key is derived from the flow id, and both
+    transitions are guarded on `from_state`."""
+    try:
+        entry = platform.ledger.place_hold(
+            hold_id=document["_id"], source=source, held=held,
+            amount=from_minor(amount_minor, source.asset, platform.registry),
+            actor=principal.name, flow_ref=document["_id"], memo=memo, metadata=metadata,
+        )
+    except InsufficientFundsError:
+        transition(collection, document, refused_state, allowed_from=(from_state,), what=what, extra=refused_reason)
+        raise
+    return transition(collection, document, held_state, allowed_from=(from_state,), what=what, extra={entry_field: entry.id})

@@ -34,6 +34,7 @@ from core.flows.common import (
     check_user,
     fee_minor,
     flow_id,
+    hold_for_flow,
     insert_or_existing,
     load,
     transition,
@@ -108,31 +109,13 @@ def open_trade(
 
 
 def _escrow(platform: Platform, principal: Principal, document: dict) -> dict:
-    collection = platform.store.collection(COLLECTION)
     asset = document["asset"]
-    try:
-        entry = platform.ledger.place_hold(
-            hold_id=document["_id"],
-            source=acct.user_available(document["seller"], asset),
-            held=acct.escrow(document["_id"], asset),
-            amount=from_minor(document["amount_minor"], asset, platform.registry),
-            actor=principal.name,
-            flow_ref=document["_id"],
-            memo="p2p escrow",
-            metadata={"trade_id": document["_id"]},
-        )
-    except InsufficientFundsError:
-        transition(
-            collection,
-            document,
-            "cancelled",
-            allowed_from=("new",),
-            what="trade",
-            extra={"close_reason": "escrow_refused"},
-        )
-        raise
-    return transition(
-        collection, document, "open", allowed_from=("new",), what="trade", extra={"escrow_entry_id": entry.id}
+    return hold_for_flow(
+        platform, principal, platform.store.collection(COLLECTION), document, what="trade",
+        source=acct.user_available(document["seller"], asset), held=acct.escrow(document["_id"], asset),
+        amount_minor=document["amount_minor"], memo="p2p escrow", metadata={"trade_id": document["_id"]},
+        from_state="new", held_state="open", entry_field="escrow_entry_id",
+        refused_state="cancelled", refused_reason={"close_reason": "escrow_refused"},
     )
 
 

@@ -34,7 +34,7 @@ from core.errors import (
     SlippageExceededError,
 )
 from core.flows import referral
-from core.flows.common import check_user, flow_id, insert_or_existing, load, transition
+from core.flows.common import check_user, flow_id, hold_for_flow, insert_or_existing, load, transition
 from core.money import from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -125,31 +125,21 @@ def create_quote(
 
 
 def _reserve(platform: Platform, principal: Principal, document: dict) -> dict:
-    collection = platform.store.collection(COLLECTION)
     asset = document["reserved_asset"]
     try:
-        entry = platform.ledger.place_hold(
-            hold_id=document["_id"],
-            source=acct.liquidity(asset),
-            held=acct.liquidity_reserved(asset),
-            amount=from_minor(document["reserved_minor"], asset, platform.registry),
-            actor=principal.name,
-            flow_ref=document["_id"],
-            memo=f"{document['kind']} quote reservation",
-            metadata={"quote_id": document["_id"]},
+        return hold_for_flow(
+            platform, principal, platform.store.collection(COLLECTION), document, what="quote",
+            source=acct.liquidity(asset), held=acct.liquidity_reserved(asset), amount_minor=document["reserved_minor"],
+            memo=f"{document['kind']} quote reservation", metadata={"quote_id": document["_id"]},
+            from_state="new", held_state="open", entry_field="reserve_entry_id",
+            refused_state="failed", refused_reason={"close_reason": "float_short"},
         )
     except InsufficientFundsError as error:
-        transition(
-            collection, document, "failed", allowed_from=("new",), what="quote", extra={"close_reason": "float_short"}
-        )
         raise InsufficientLiquidityError(
             f"the {asset} float cannot cover the quote",
             asset=asset,
             **{k: v for k, v in error.details.items() if k in ("needed_minor", "available_minor")},
         ) from None
-    return transition(
-        collection, document, "open", allowed_from=("new",), what="quote", extra={"reserve_entry_id": entry.id}
-    )
 
 
 def get_quote(platform: Platform, quote_id: str) -> dict:

@@ -25,6 +25,7 @@ from core.flows.common import (
     check_user,
     fee_minor,
     flow_id,
+    hold_for_flow,
     insert_or_existing,
     load,
     transition,
@@ -171,30 +172,13 @@ def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
 
 
 def _hold(platform: Platform, principal: Principal, document: dict) -> dict:
-    collection = platform.store.collection(COLLECTION)
-    try:
-        entry = platform.ledger.place_user_hold(
-            hold_id=document["_id"],
-            user_id=document["user"],
-            asset=document["asset"],
-            amount=from_minor(document["amount_minor"], document["asset"], platform.registry),
-            actor=principal.name,
-            flow_ref=document["_id"],
-            memo="withdrawal hold",
-            metadata={"withdrawal_id": document["_id"]},
-        )
-    except InsufficientFundsError:
-        transition(
-            collection,
-            document,
-            "failed",
-            allowed_from=("requested",),
-            what="withdrawal",
-            extra={"failure": "insufficient_funds"},
-        )
-        raise
-    return transition(
-        collection, document, "held", allowed_from=("requested",), what="withdrawal", extra={"hold_entry_id": entry.id}
+    user, asset = document["user"], document["asset"]
+    return hold_for_flow(
+        platform, principal, platform.store.collection(COLLECTION), document, what="withdrawal",
+        source=acct.user_available(user, asset), held=acct.user_locked(user, asset), amount_minor=document["amount_minor"],
+        memo="withdrawal hold", metadata={"withdrawal_id": document["_id"]},
+        from_state="requested", held_state="held", entry_field="hold_entry_id",
+        refused_state="failed", refused_reason={"failure": "insufficient_funds"},
     )
 
 
