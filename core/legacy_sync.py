@@ -12,7 +12,7 @@ plan and applies it only if every write it would make was approved (a crash part
 leaves a subset, which is then finished), so nothing unapproved is ever written.
 
 The old backend reads BSON doubles, so a rebuild writes doubles: the one place a float is
-made, from exact decimal text with at most 15 significant digits (it reads back exactly).
+made, from exact decimal text that a double reads back exactly (`_text` refuses any other at planning time).
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ from decimal import Decimal
 from core import accounts as acct
 from core import approvals
 from core.entries import make_request
-from core.errors import LedgerError, LegacyConfigurationError, LegacyPlanChangedError, RepairNotNeededError
+from core.errors import (
+    InvalidAmountError,
+    LedgerError,
+    LegacyConfigurationError,
+    LegacyPlanChangedError,
+    RepairNotNeededError,
+)
 from core.hashing import digest
 from core.legacy import (
     AUTHORITATIVE_DEFAULT,
@@ -270,7 +276,13 @@ class RebuildPlan:
 
 
 def _text(minor: int, scale: int) -> str:
-    return f"{Decimal(minor).scaleb(-scale):.{scale}f}"
+    """Exact decimal text of a planned legacy value. Refused at planning time (before any
+    approval) when the old backend's double could not hold it exactly.
+    Raises: InvalidAmountError."""
+    text = f"{Decimal(minor).scaleb(-scale):.{scale}f}"
+    if Decimal(repr(_legacy_double(text))) != Decimal(text):
+        raise InvalidAmountError(f"{text} cannot be written exactly as a legacy double", value=text)
+    return text
 
 
 def _before(value: object) -> str | None:

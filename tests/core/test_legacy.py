@@ -410,3 +410,14 @@ def test_cli_needs_legacy_configuration(platform, monkeypatch, capsys):
     assert cli.main(["legacy", "reconcile"]) == 2
     assert "LEGACY_MONGODB_URI" in capsys.readouterr().err
     assert cli.main(["legacy", "frobnicate"]) == 2
+
+
+def test_rebuild_text_refuses_values_a_legacy_double_cannot_hold():
+    import pytest
+
+    from core.errors import InvalidAmountError
+    from core.legacy_sync import _text
+
+    assert _text(87_916_478_198, 8) == "879.16478198"
+    with pytest.raises(InvalidAmountError):
+        _text(1_234_567_890_123_456_789, 8)  # 19 significant digits: a double would round it
