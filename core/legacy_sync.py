@@ -489,8 +489,8 @@ def execute_rebuild(platform: Platform, approval: dict, principal: Principal) ->
 
 
 def _legacy_double(text: str) -> float:
-    """The old backend's number format. Exact decimal text of ≤15 significant digits reads
-    back unchanged through `Decimal(repr(x))`; this is the only float the product makes."""
+    """The old backend's number format; `_text` has checked that the text reads back
+    unchanged through `Decimal(repr(x))`. This is the only float the product writes."""
     return float(text)
 
 
