@@ -15,10 +15,10 @@ from core.clock import SystemClock
 from core.demo import DEMO_SIZE_ENV, open_demo_platform
 from core.errors import LedgerError
 from core.legacy import open_legacy_store_if_configured
-from core.money import from_minor
+from core.ledger.money import from_minor
 from core.permissions import Principal, Role
 from core.platform import Platform
-from core.store import Store
+from core.ledger.store import Store
 
 PRINCIPAL_KEY = "app_principal"
 CACHE_TTL_SECONDS = 30

@@ -30,16 +30,16 @@ from typing import Any
 from benchmarks import dataset
 from benchmarks.legacy_write_path import LegacyPlatform
 from benchmarks.report import PAGE_OPS_MAX, PLATFORM_CHECK_RATIO_MAX, TWO_LEG_ENTRY_OPS_MAX, report  # noqa: F401
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals, integrity
 from core.clock import ManualClock, SystemClock
-from core.entries import make_request
+from core.ledger.entries import make_request
 from core.flows import adjustment, instant, p2p, referral, swap, withdrawal
-from core.ledger import Ledger
-from core.money import amount
+from core.ledger.engine import Ledger
+from core.ledger.money import amount
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from core.store import OperationRecord, Store
+from core.ledger.store import OperationRecord, Store
 
 RESULTS_PATH = Path("bench-results.json")
 SCALE_FACTOR = 10

@@ -33,13 +33,13 @@ from decimal import Decimal
 from core import approvals
 from core.audit import event_hash
 from core.clock import ManualClock
-from core.entries import entry_hash
+from core.ledger.entries import entry_hash
 from core.errors import LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, swap, treasury, withdrawal
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from core.selfcheck import scan
-from core.store import Store
+from core.ledger.selfcheck import scan
+from core.ledger.store import Store
 
 START = datetime(2026, 10, 1, 0, 0, 0)
 MAKER = Principal(name="bench-maker", role=Role.ADMIN)

@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.store import Store
+from core.ledger.store import Store
 
 BALANCE_COLLECTIONS = ("wallets", "crypto_balances", "trader_balances", "internal_balances")
 OWNER_FIELD = {"wallets": "user_id", "crypto_balances": "user_id", "trader_balances": "trader_id",

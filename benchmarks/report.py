@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.store import uncovered
+from core.ledger.store import uncovered
 
 if TYPE_CHECKING:
     from benchmarks.bench import Measurement, Run

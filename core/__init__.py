@@ -1,4 +1,4 @@
 """The ledger library: exact money, a double-entry journal, flows, integrity and audit.
 
-Nothing in this package imports streamlit; only `core.store` talks pymongo.
+Nothing in this package imports streamlit; only `core.ledger.store` talks pymongo.
 """

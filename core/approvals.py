@@ -45,12 +45,12 @@ from core.errors import (
     StoreError,
     UnknownApprovalKindError,
 )
-from core.hashing import canonical, digest
+from core.ledger import canonical, digest
 from core.ledger import PAGE_SIZE_MAX, Page
-from core.money import amount as make_amount
+from core.ledger import amount as make_amount
 from core.permissions import Permission, Principal, Role, require
 from core.platform import Platform
-from core.store import DuplicateKeyStoreError
+from core.ledger import DuplicateKeyStoreError
 
 COLLECTION = "approvals"
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}$")

@@ -8,7 +8,7 @@ import json
 import sys
 from core.errors import ConfigurationError, LedgerError
 from core.platform import Platform
-from core.store import Store
+from core.ledger import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -25,15 +25,15 @@ from pathlib import Path
 
 from decimal import Decimal
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals, integrity, legacy_sync
 from core.clock import ManualClock, to_millis
 from core.errors import ConfigurationError, LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, swap, treasury, withdrawal
-from core.money import from_minor
+from core.ledger import from_minor
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from core.store import Store
+from core.ledger import Store
 
 DEMO_SIZE_ENV = "LEDGER_DEMO_SIZE"
 SNAPSHOT_PATH = Path(__file__).resolve().parent.parent / "demo" / "snapshot.json.gz"
@@ -115,7 +115,7 @@ def _portable(document: dict) -> dict:
 
 
 def _dump(store: Store, floats_allowed: bool) -> dict[str, list]:
-    from core.selfcheck import scan
+    from core.ledger import scan
 
     collections: dict[str, list] = {}
     for name in store.collection_names():

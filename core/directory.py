@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from core.errors import InvalidStateError
 from core.permissions import Permission, Principal, require
-from core.store import Store
+from core.ledger import Store
 
 SEARCH_TEXT_LENGTH_MAX = 100
 SEARCH_RESULTS_MAX = 25

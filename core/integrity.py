@@ -26,8 +26,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.accounts import AccountKind, check_owner_id, parse_account_id
-from core.entries import check_balanced, entry_hash
+from core.ledger import AccountKind, check_owner_id, parse_account_id
+from core.ledger import check_balanced, entry_hash
 from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError
 from core.integrity_checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
     CLOSED_TRADE_STATES,
@@ -51,8 +51,8 @@ from core.ledger import Page
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, request_projection_repair  # noqa: F401
-from core.selfcheck import STUCK_AFTER, scan, self_check
-from core.store import Store
+from core.ledger import STUCK_AFTER, scan, self_check
+from core.ledger import Store
 
 RUNS = "integrity_runs"
 FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (the count is exact)

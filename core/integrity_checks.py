@@ -14,12 +14,12 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from core.accounts import AccountKind, parse_account_id
-from core.entries import TERMINAL_STATES
+from core.ledger import AccountKind, parse_account_id
+from core.ledger import TERMINAL_STATES
 from core.errors import InvalidAccountError
 from core.platform import Platform
-from core.selfcheck import Finding, scan
-from core.store import Store
+from core.ledger import Finding, scan
+from core.ledger import Store
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 RESERVATION_GRACE = timedelta(minutes=5)  # the expiry sweep may lag this much behind a quote's TTL

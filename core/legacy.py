@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from core.accounts import OWNER_ID_PATTERN
+from core.ledger import OWNER_ID_PATTERN
 from core.errors import LegacyConfigurationError, UnknownAssetError
-from core.money import AssetRegistry
-from core.selfcheck import scan
-from core.store import Store
+from core.ledger import AssetRegistry
+from core.ledger import scan
+from core.ledger import Store
 
 LEGACY_URI_VARIABLE, LEGACY_DB_VARIABLE = "LEGACY_MONGODB_URI", "LEGACY_DB"
 LOGICAL_FIELDS = ("available", "locked", "total")

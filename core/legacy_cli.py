@@ -14,7 +14,7 @@ from core.legacy_reconcile import reconcile
 from core.legacy_sync import import_balances, plan_rebuild, request_rebuild
 from core.permissions import Principal, Role
 from core.platform import Platform
-from core.store import Store
+from core.ledger import Store
 
 CLI_PRINCIPAL = Principal(name="cli", role=Role.ADMIN)
 

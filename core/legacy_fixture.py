@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from core import accounts as acct
-from core.entries import make_request
-from core.money import DEFAULT_REGISTRY, from_minor
-from core.store import Store
+from core.ledger import accounts as acct
+from core.ledger import make_request
+from core.ledger import DEFAULT_REGISTRY, from_minor
+from core.ledger import Store
 
 USERS_COUNT = 8
 TRADERS = range(2, 6)  # users who also have trader_balances

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from core.accounts import AccountKind
+from core.ledger import AccountKind
 from core.legacy import (
     AUTHORITATIVE_DEFAULT,
     LOGICAL_FIELDS,
@@ -26,11 +26,11 @@ from core.legacy import (
     scaled,
     to_minor,
 )
-from core.money import AssetRegistry
+from core.ledger import AssetRegistry
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.selfcheck import Finding, scan
-from core.store import Store
+from core.ledger import Finding, scan
+from core.ledger import Store
 
 
 @dataclass

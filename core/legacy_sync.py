@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
-from core.entries import make_request
+from core.ledger import make_request
 from core.errors import (
     InvalidAmountError,
     LedgerError,
@@ -32,7 +32,7 @@ from core.errors import (
     LegacyPlanChangedError,
     RepairNotNeededError,
 )
-from core.hashing import digest
+from core.ledger import digest
 from core.legacy import (
     AUTHORITATIVE_DEFAULT,
     SPECS,
@@ -48,10 +48,10 @@ from core.legacy import (
     to_minor,
 )
 from core.legacy_reconcile import compare_pair, ledger_user_balances
-from core.money import from_minor
+from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.store import DuplicateKeyStoreError, Store
+from core.ledger import DuplicateKeyStoreError, Store
 
 IMPORT_ENTRY_TYPE = "legacy.import"
 REBUILD_KIND = "legacy.rebuild"

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from core.clock import Clock, SystemClock
 from core.config import DEFAULT_CONFIG, FlowConfig
 from core.ledger import Ledger
-from core.money import DEFAULT_REGISTRY, AssetRegistry
+from core.ledger import DEFAULT_REGISTRY, AssetRegistry
 from core.prices import DeterministicPriceSource, PriceSource
-from core.store import Store
+from core.ledger import Store
 
 
 @dataclass

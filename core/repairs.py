@@ -9,12 +9,12 @@ meanwhile is never overwritten) and records before/after in the audit chain firs
 from __future__ import annotations
 
 from core import approvals
-from core.accounts import parse_account_id
+from core.ledger import parse_account_id
 from core.errors import RepairNotNeededError, StoreError
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.selfcheck import scan
-from core.store import DuplicateKeyStoreError, Store
+from core.ledger import scan
+from core.ledger import DuplicateKeyStoreError, Store
 
 REPAIR_ATTEMPTS_MAX = 20
 REPAIR_KIND = "repair.projection"

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.accounts import AccountKind
+from core.ledger import AccountKind
 from core.errors import InvalidStateError
-from core.money import AssetRegistry, from_minor
+from core.ledger import AssetRegistry, from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.selfcheck import STUCK_AFTER
+from core.ledger import STUCK_AFTER
 
 REVENUE_WINDOW_MAX = timedelta(days=366)
 REVENUE_WINDOW_DEFAULT = timedelta(days=60)

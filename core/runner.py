@@ -27,7 +27,7 @@ from core.flows.sandbox import Sandbox, ScenarioCheckError, StepRecord
 from core.flows.scenarios import all_scenarios
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.store import Store
+from core.ledger import Store
 
 SCENARIO_NAMES_MAX = 100
 ERROR_TEXT_MAX = 2_000

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core import directory, integrity
-from core.accounts import AccountKind
-from core.ledger import EntryFilter
+from core.ledger.accounts import AccountKind
+from core.ledger.engine import EntryFilter
 from ui import get_platform, money, page_state, pager, principal, refusals
 
 PREFIX = "lookup"

@@ -9,9 +9,9 @@ import uuid
 import pytest
 
 from core.clock import ManualClock
-from core.ledger import Ledger
+from core.ledger.engine import Ledger
 from core.platform import Platform
-from core.store import Store
+from core.ledger.store import Store
 
 
 def make_test_store() -> Store:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from core import accounts as acct
-from core.entries import make_request
-from core.ledger import Ledger
-from core.money import amount
-from core.store import Store
+from core.ledger import accounts as acct
+from core.ledger.entries import make_request
+from core.ledger.engine import Ledger
+from core.ledger.money import amount
+from core.ledger.store import Store
 
 COLLECTIONS_WATCHED = ("entries", "balances", "audit")
 

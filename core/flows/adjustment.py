@@ -9,13 +9,13 @@ balance is refused by the ledger and recorded as the request's failed result.
 
 from __future__ import annotations
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
-from core.entries import make_request
+from core.ledger import make_request
 from core.errors import NonPositiveAmountError
 from core.flows.common import check_key, check_user
-from core.money import amount as make_amount
-from core.money import from_minor
+from core.ledger import amount as make_amount
+from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from core.accounts import Account, check_owner_id
+from core.ledger import Account, check_owner_id
 from core.errors import FlowNotFoundError, FlowStateError, InsufficientFundsError, InvalidFlowInputError
-from core.hashing import digest
-from core.money import from_minor
+from core.ledger import digest
+from core.ledger import from_minor
 from core.permissions import Principal
 from core.platform import Platform
-from core.store import Collection, DuplicateKeyStoreError
+from core.ledger import Collection, DuplicateKeyStoreError
 
 ARITHMETIC_PRECISION = 80  # digits: int64 minor units × 28-digit prices never lose a digit
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,160}$")

@@ -11,12 +11,12 @@ finished by the next notice or by `resume_deposit`.
 
 from __future__ import annotations
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
-from core.entries import Entry, make_request
+from core.ledger import Entry, make_request
 from core.errors import InvalidFlowInputError
 from core.flows.common import check_key, check_text, check_user, flow_id, insert_or_existing, load, transition
-from core.money import from_minor, positive_amount
+from core.ledger import from_minor, positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

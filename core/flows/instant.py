@@ -18,7 +18,7 @@ from decimal import ROUND_CEILING, Decimal, localcontext
 from core.errors import AmountTooSmallError, InvalidFlowInputError
 from core.flows import quotes
 from core.flows.common import ARITHMETIC_PRECISION, check_key, check_user, convert_down, fee_minor
-from core.money import positive_amount
+from core.ledger import positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.prices import PRICE_SIGNIFICANT_DIGITS

@@ -15,9 +15,9 @@ Re-calling the same command, or `resume_trade`, finishes a crashed close.
 
 from __future__ import annotations
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core.approvals import check_reason
-from core.entries import Entry
+from core.ledger import Entry
 from core.errors import (
     AmountTooSmallError,
     FlowStateError,
@@ -39,7 +39,7 @@ from core.flows.common import (
     load,
     transition,
 )
-from core.money import from_minor, positive_amount
+from core.ledger import from_minor, positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

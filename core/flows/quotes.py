@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core import accounts as acct
-from core.entries import Entry, make_request
+from core.ledger import accounts as acct
+from core.ledger import Entry, make_request
 from core.errors import (
     FlowStateError,
     HoldClosedError,
@@ -35,7 +35,7 @@ from core.errors import (
 )
 from core.flows import referral
 from core.flows.common import check_user, flow_id, hold_for_flow, insert_or_existing, load, transition
-from core.money import from_minor
+from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

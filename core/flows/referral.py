@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core import accounts as acct
-from core.entries import Entry, make_request
+from core.ledger import accounts as acct
+from core.ledger import Entry, make_request
 from core.errors import AmountTooSmallError, InsufficientFundsError, InvalidAccountError, NoReferrerError
 from core.flows.common import convert_down
-from core.money import from_minor
+from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
-from core.accounts import Account, AccountKind
+from core.ledger import Account, AccountKind
 from core.clock import ManualClock
 from core.flows import deposit, treasury
-from core.money import from_minor
+from core.ledger import from_minor
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from core.selfcheck import scan, self_check
-from core.store import Store
+from core.ledger import scan, self_check
+from core.ledger import Store
 
 SANDBOX_START = datetime(2026, 1, 1, 12, 0, 0)
 MAKER = Principal(name="flowtest_maker", role=Role.ADMIN)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
 from core.errors import (
     ApprovalRejectedError,

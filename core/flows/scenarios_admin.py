@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
 from core.flows import adjustment, treasury, withdrawal
 from core.flows.sandbox import (

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
 from core.errors import InsufficientFundsError, LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, recovery, swap, treasury, withdrawal
@@ -26,7 +26,7 @@ from core.flows.sandbox import (
 from core.flows.scenarios import scenario
 from core.flows.scenarios_robustness import CrashAt, SimulatedCrash
 from core.permissions import SYSTEM
-from core.selfcheck import scan
+from core.ledger import scan
 
 CHAOS_SEED = 20261126
 CHAOS_OPERATIONS = 120

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
 from core.flows import adjustment, deposit, instant, p2p, recovery, swap, treasury, withdrawal
 from core.flows.sandbox import (

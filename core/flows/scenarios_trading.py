@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core.errors import (
     FlowStateError,
     NotFlowPartyError,
@@ -21,7 +21,7 @@ from core.flows.sandbox import (
     user_accounts,
 )
 from core.flows.scenarios import available_minor, scenario
-from core.money import from_minor
+from core.ledger import from_minor
 from core.permissions import SYSTEM
 
 

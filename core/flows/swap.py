@@ -11,7 +11,7 @@ from __future__ import annotations
 from core.errors import AmountTooSmallError, InvalidFlowInputError
 from core.flows import quotes
 from core.flows.common import check_key, check_user, convert_down, fee_minor
-from core.money import positive_amount
+from core.ledger import positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

@@ -9,12 +9,12 @@ mix. Entry keys are `approval:<request id>:execute`.
 
 from __future__ import annotations
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
-from core.accounts import Account
-from core.entries import make_request
+from core.ledger import Account
+from core.ledger import make_request
 from core.flows.common import check_key, check_text
-from core.money import from_minor, positive_amount
+from core.ledger import from_minor, positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

@@ -14,9 +14,9 @@ transition that records it, so re-calling `request_withdrawal` with the same key
 
 from __future__ import annotations
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
-from core.entries import Entry
+from core.ledger import Entry
 from core.errors import AmountTooSmallError, HoldClosedError, InsufficientFundsError
 from core.flows import referral
 from core.flows.common import (
@@ -30,8 +30,8 @@ from core.flows.common import (
     load,
     transition,
 )
-from core.money import amount as make_amount
-from core.money import from_minor, positive_amount
+from core.ledger import amount as make_amount
+from core.ledger import from_minor, positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 

@@ -276,7 +276,7 @@ def test_expire_due_expires_only_overdue(platform, clock):
 
 
 def test_approvals_reads_are_indexed(platform):
-    from core.store import uncovered
+    from core.ledger.store import uncovered
 
     doc = _request(platform)
     approvals.list_approvals(platform, CHECKER, state=None)

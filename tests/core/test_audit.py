@@ -255,7 +255,7 @@ def test_search_time_range(platform):
 
 
 def test_search_served_by_indexes(platform):
-    from core.store import uncovered
+    from core.ledger.store import uncovered
 
     _fill(platform, 3)
     platform.store.log.reset()

@@ -2,9 +2,9 @@ from datetime import timedelta
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import cli
-from core.ledger import Ledger
+from core.ledger.engine import Ledger
 from tests.helpers import Crash, CrashAt, transfer_request
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from core import demo
 from core.errors import ConfigurationError
-from core.selfcheck import self_check
-from core.store import Store
+from core.ledger.selfcheck import self_check
+from core.ledger.store import Store
 
 TINY = demo.DemoSize(users=6, days=2, seed=7)
 

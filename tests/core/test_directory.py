@@ -7,7 +7,7 @@ import pytest
 from core import directory
 from core.errors import PermissionDeniedError
 from core.permissions import Principal, Role
-from core.store import uncovered
+from core.ledger.store import uncovered
 
 SUPPORT = Principal(name="sam", role=Role.SUPPORT)
 QA = Principal(name="quinn", role=Role.QA)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
 from core.errors import (
     ExcessPrecisionError,

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
-from core.accounts import AccountKind
+from core.ledger.accounts import AccountKind
 from core.flows import instant, p2p, recovery, swap, treasury, withdrawal
 from core.flows.sandbox import CHECKER, MAKER, Sandbox, fee_accounting, fees_booked_once
 from core.permissions import SYSTEM
-from core.selfcheck import scan, self_check
-from core.store import uncovered
+from core.ledger.selfcheck import scan, self_check
+from core.ledger.store import uncovered
 
 
 def _workload(platform, clock):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core.clock import ManualClock
 from core.errors import (
     AmountTooSmallError,
@@ -30,8 +30,8 @@ from core.flows.sandbox import Sandbox, world_state
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from core.prices import DeterministicPriceSource
-from core.selfcheck import scan, self_check
-from core.store import Store
+from core.ledger.selfcheck import scan, self_check
+from core.ledger.store import Store
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core.errors import AmountTooSmallError, EntryNotFoundError, NoReferrerError, PermissionDeniedError
 from core.flows import referral, withdrawal
 from core.flows.sandbox import Sandbox, world_state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
 from core.errors import (
     FloatAmountError,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals
 from core.errors import (
     AmountTooSmallError,

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import approvals, cli, integrity
-from core.entries import entry_hash, make_request
+from core.ledger.entries import entry_hash, make_request
 from core.errors import (
     ApprovalAlreadyExecutedError,
     IntegrityRunNotFoundError,
@@ -19,9 +19,9 @@ from core.errors import (
     SelfApprovalError,
 )
 from core.integrity import check_platform, check_user, history, request_projection_repair, trend
-from core.money import amount
+from core.ledger.money import amount
 from core.permissions import Principal, Role
-from core.store import uncovered
+from core.ledger.store import uncovered
 from tests.helpers import Crash, deposit, snapshot, transfer_request
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)

@@ -2,9 +2,9 @@ from datetime import timedelta
 
 import pytest
 
-from core import accounts as acct
-from core.accounts import AccountKind
-from core.entries import POSTINGS_PER_ENTRY_MAX, make_request
+from core.ledger import accounts as acct
+from core.ledger.accounts import AccountKind
+from core.ledger.entries import POSTINGS_PER_ENTRY_MAX, make_request
 from core.errors import (
     EntryNotFoundError,
     HoldClosedError,
@@ -17,10 +17,10 @@ from core.errors import (
     UnbalancedEntryError,
     UnknownAssetError,
 )
-from core.ledger import EntryFilter, Ledger
-from core.money import amount
-from core.selfcheck import self_check
-from core.store import uncovered
+from core.ledger.engine import EntryFilter, Ledger
+from core.ledger.money import amount
+from core.ledger.selfcheck import self_check
+from core.ledger.store import uncovered
 from tests.helpers import deposit, snapshot, transfer_request
 
 ALICE, BOB = "alice", "bob"

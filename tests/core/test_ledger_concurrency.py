@@ -2,9 +2,9 @@
 
 import threading
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core.errors import InsufficientFundsError
-from core.selfcheck import self_check
+from core.ledger.selfcheck import self_check
 from tests.helpers import deposit, transfer_request
 
 THREADS = 8

@@ -4,14 +4,14 @@ from datetime import timedelta
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core.clock import ManualClock
-from core.entries import TERMINAL_STATES, make_request
+from core.ledger.entries import TERMINAL_STATES, make_request
 from core.errors import InsufficientFundsError
-from core.ledger import Ledger
-from core.money import amount
-from core.selfcheck import self_check
-from core.store import Store
+from core.ledger.engine import Ledger
+from core.ledger.money import amount
+from core.ledger.selfcheck import self_check
+from core.ledger.store import Store
 from tests.conftest import make_test_store
 from tests.helpers import Crash, CrashAt, count_operations, deposit, transfer_request
 

@@ -5,12 +5,12 @@ from datetime import timedelta
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core.clock import ManualClock
 from core.errors import HoldClosedError, HoldNotFoundError, InsufficientFundsError
-from core.ledger import Ledger
-from core.money import from_minor
-from core.selfcheck import self_check
+from core.ledger.engine import Ledger
+from core.ledger.money import from_minor
+from core.ledger.selfcheck import self_check
 from tests.conftest import make_test_store
 from tests.helpers import Crash, CrashAt, transfer_request
 

@@ -16,9 +16,9 @@ from core.legacy import SPECS, legacy_decimal, legacy_time, normalise_currency, 
 from core.legacy_fixture import build_legacy_fixture
 from core.legacy_reconcile import reconcile
 from core.legacy_sync import import_balances, plan_rebuild, request_rebuild
-from core.money import DEFAULT_REGISTRY
+from core.ledger.money import DEFAULT_REGISTRY
 from core.permissions import Principal, Role
-from core.store import Store, uncovered  # noqa: F401 (Store: type of the fixture)
+from core.ledger.store import Store, uncovered  # noqa: F401 (Store: type of the fixture)
 from tests.conftest import make_test_store
 from tests.helpers import Crash, snapshot
 
@@ -162,7 +162,7 @@ def test_reconcile_survives_malformed_documents(legacy):
 
 
 def test_reconcile_noise_is_not_drift(legacy, platform):
-    from core import accounts as acct
+    from core.ledger import accounts as acct
     from tests.helpers import deposit
 
     deposit(platform.ledger, "u1", "0.00153", "BTC")
@@ -352,7 +352,7 @@ def _run_cli(monkeypatch, platform, legacy, argv):
 
 
 def test_cli_flow_and_secrets_never_read_or_printed(legacy, platform, monkeypatch, capsys):
-    from core.store import Collection
+    from core.ledger.store import Collection
 
     manifest = build_legacy_fixture(legacy)
     reads: list[tuple[str, object]] = []

@@ -14,7 +14,7 @@ from core.errors import (
     NonPositiveAmountError,
     UnknownAssetError,
 )
-from core.money import DEFAULT_REGISTRY, INT64_MAX, Asset, AssetRegistry, amount, from_minor, positive_amount
+from core.ledger.money import DEFAULT_REGISTRY, INT64_MAX, Asset, AssetRegistry, amount, from_minor, positive_amount
 
 
 def test_amount_from_decimal_string_is_exact():

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from core import reports
 from core.errors import InvalidStateError, PermissionDeniedError
 from core.permissions import Principal, Role
-from core.store import uncovered
+from core.ledger.store import uncovered
 from tests.helpers import deposit, transfer_request
 
 ADMIN = Principal(name="ada", role=Role.ADMIN)

@@ -155,7 +155,7 @@ def _fake_server_store(name: str):
     that sandboxes are sibling databases that get dropped. Single-threaded scenarios only."""
     import mongomock
 
-    from core.store import Store
+    from core.ledger.store import Store
 
     client = mongomock.MongoClient(tz_aware=False)
     store = Store(client[name], embedded=False, client=client)
@@ -176,7 +176,7 @@ def test_runner_server_sandboxes_are_dropped(platform):
 
 
 def test_runner_uri_sandboxes_are_dropped(monkeypatch):
-    from core.store import Store
+    from core.ledger.store import Store
 
     created = []
 
@@ -192,7 +192,7 @@ def test_runner_uri_sandboxes_are_dropped(monkeypatch):
 
 
 def test_runner_scenarios_reads_are_all_indexed(monkeypatch):
-    from core.store import uncovered
+    from core.ledger.store import uncovered
 
     problems = []
     original = runner._SandboxStores.dispose
@@ -209,7 +209,7 @@ def test_runner_scenarios_reads_are_all_indexed(monkeypatch):
 
 def test_runner_cli_unreachable_server_is_a_usage_error(monkeypatch, capsys):
     from core.errors import StoreError
-    from core.store import Store
+    from core.ledger.store import Store
 
     def unreachable(uri, name):
         raise StoreError("cannot reach MongoDB: ServerSelectionTimeoutError")

@@ -1,5 +1,5 @@
-from core import accounts as acct
-from core.selfcheck import self_check
+from core.ledger import accounts as acct
+from core.ledger.selfcheck import self_check
 from tests.helpers import deposit, transfer_request
 
 

@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from core.errors import StoreError
-from core.store import EMBEDDED_LOCK, INDEXES, DuplicateKeyStoreError, OperationRecord, Store, filter_fields, uncovered
+from core.ledger.store import EMBEDDED_LOCK, INDEXES, DuplicateKeyStoreError, OperationRecord, Store, filter_fields, uncovered
 
 
 def test_duplicate_key_is_translated(store):

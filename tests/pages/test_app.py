@@ -118,7 +118,7 @@ def test_app_refuses_demo_credentials_on_a_real_database(monkeypatch):
     """With MONGODB_URI set the frame refuses before anyone can log in. The store itself
     is replaced by an embedded one flagged as real, since no MongoDB server runs here."""
     import ui
-    from core.store import Store
+    from core.ledger.store import Store
 
     monkeypatch.setattr(Store, "from_environment", classmethod(lambda cls: _real_looking_store()))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
@@ -129,7 +129,7 @@ def test_app_refuses_demo_credentials_on_a_real_database(monkeypatch):
 
 
 def _real_looking_store():
-    from core.store import Store
+    from core.ledger.store import Store
 
     store = Store.embedded_store("looks_real")
     store.embedded = False
@@ -138,7 +138,7 @@ def _real_looking_store():
 
 def test_app_shows_a_clear_page_when_the_database_is_down(monkeypatch):
     from core.errors import StoreError
-    from core.store import Store
+    from core.ledger.store import Store
 
     def unreachable(cls):
         raise StoreError("cannot reach MongoDB: ServerSelectionTimeoutError")
@@ -171,7 +171,7 @@ def test_app_page_file_run_directly_checks_the_role_itself(page):
 
 def test_app_refuses_a_real_database_without_a_cookie_key(monkeypatch, tmp_path):
     from core import users
-    from core.store import Store
+    from core.ledger.store import Store
 
     path = tmp_path / "console.yaml"
     monkeypatch.setattr(users, "BCRYPT_COST", 4)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from tests.helpers import snapshot
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
 

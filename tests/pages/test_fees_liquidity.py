@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
 
 

@@ -7,7 +7,7 @@ import json
 
 import numpy
 
-from core import accounts as acct
+from core.ledger import accounts as acct
 from tests.pages.conftest import open_page, platform_of, signed_in
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from core.flows import deposit
 from core.permissions import SYSTEM
-from core.store import uncovered
+from core.ledger.store import uncovered
 from tests.pages.conftest import ROLE_PAGES, open_page, platform_of, signed_in
 
 QUERIES_PER_PAGE_MAX = 40

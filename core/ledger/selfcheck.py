@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from core.accounts import parse_account_id
-from core.entries import TERMINAL_STATES, check_balanced, entry_hash
-from core.store import Collection, Store
+from core.ledger.accounts import parse_account_id
+from core.ledger.entries import TERMINAL_STATES, check_balanced, entry_hash
+from core.ledger.store import Collection, Store
 
 SCAN_BATCH_SIZE = 2_000
 STUCK_AFTER = timedelta(minutes=5)

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core import accounts as acct
-from core.accounts import Account, AccountKind, parse_account_id
-from core.audit import AuditLog
+from core.ledger import accounts as acct
+from core.ledger.accounts import Account, AccountKind, parse_account_id
+from core.ledger.audit import AuditLog
 from core.clock import Clock, SystemClock
-from core.entries import (
+from core.ledger.entries import (
     TERMINAL_STATES,
     Entry,
     EntryRequest,
@@ -39,8 +39,8 @@ from core.errors import (
     InvalidEntryError,
     StoreError,
 )
-from core.money import DEFAULT_REGISTRY, Amount, AssetRegistry, from_minor, positive_amount
-from core.store import DuplicateKeyStoreError, Store
+from core.ledger.money import DEFAULT_REGISTRY, Amount, AssetRegistry, from_minor, positive_amount
+from core.ledger.store import DuplicateKeyStoreError, Store
 
 PAGE_SIZE_MAX = 200
 RECOVERY_STALE_AFTER = timedelta(seconds=60)

@@ -10,10 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.accounts import Account, check_owner_id
+from core.ledger.accounts import Account, check_owner_id
 from core.errors import InvalidEntryError, UnbalancedEntryError
-from core.hashing import digest
-from core.money import Amount, AssetRegistry, from_minor
+from core.ledger.hashing import digest
+from core.ledger.money import Amount, AssetRegistry, from_minor
 
 POSTINGS_PER_ENTRY_MAX = 16
 IDEMPOTENCY_KEY_LENGTH_MAX = 200

@@ -1,0 +1,35 @@
+"""The ledger engine's public face: exact money, accounts, entries, the store, posting,
+holds, reads, recovery, the audit chain and the self-check.
+
+The rest of `core` imports only the names below (`from core.ledger.engine import ...`); the
+modules behind them are the engine's own business.
+"""
+
+from core.ledger import accounts
+from core.ledger.accounts import OWNER_ID_PATTERN, Account, AccountKind, check_owner_id, parse_account_id
+from core.ledger.audit import GENESIS_HASH, AuditLog, VerifyResult, event_hash
+from core.ledger.engine import PAGE_SIZE_MAX, RECOVERY_STALE_AFTER, EntryFilter, Ledger, Page, RecoveryReport, UserBalance
+from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, make_request
+from core.ledger.hashing import canonical, digest
+from core.ledger.money import (
+    DEFAULT_REGISTRY,
+    INT64_MAX,
+    Amount,
+    Asset,
+    AssetRegistry,
+    amount,
+    from_minor,
+    positive_amount,
+)
+from core.ledger.selfcheck import STUCK_AFTER, Finding, SelfCheckReport, scan, self_check
+from core.ledger.store import INDEXES, Collection, DuplicateKeyStoreError, OperationRecord, Store, uncovered
+
+__all__ = [
+    "DEFAULT_REGISTRY", "GENESIS_HASH", "OWNER_ID_PATTERN", "RECOVERY_STALE_AFTER", "TERMINAL_STATES", "INDEXES", "INT64_MAX", "PAGE_SIZE_MAX", "STUCK_AFTER",
+    "Account", "AccountKind", "Amount", "Asset", "AssetRegistry", "AuditLog", "Collection",
+    "DuplicateKeyStoreError", "Entry", "EntryFilter", "EntryRequest", "Finding", "Ledger",
+    "OperationRecord", "Page", "RecoveryReport", "SelfCheckReport", "Store", "UserBalance",
+    "VerifyResult", "accounts", "amount", "canonical", "check_balanced", "check_owner_id",
+    "digest", "entry_hash", "event_hash", "from_minor", "make_request", "parse_account_id",
+    "positive_amount", "scan", "self_check", "uncovered",
+]
