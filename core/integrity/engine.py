@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from core.ledger import AccountKind, check_owner_id, parse_account_id
 from core.ledger import check_balanced, entry_hash
 from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError
-from core.integrity_checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
+from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
     CLOSED_TRADE_STATES,
     RESERVATION_GRACE,
     SEVERITY_RANK,
@@ -50,7 +50,7 @@ from core.integrity_checks import (  # noqa: F401 (IntegrityFinding, lift and th
 from core.ledger import Page
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, request_projection_repair  # noqa: F401
+from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, request_projection_repair  # noqa: F401
 from core.ledger import STUCK_AFTER, scan, self_check
 from core.ledger import Store
 

@@ -1,0 +1,38 @@
+"""The integrity engine's public face (SPEC §8): platform and per-user checks, stored run
+records, history and trend, approval-gated projection repairs, and the
+`python -m core integrity` commands.
+
+The rest of `core` and the pages import only these names; `engine` (running and recording
+checks), `checks` (the individual checks) and `repairs` (the maker-checker repair) are
+this package's own business.
+"""
+
+from core.integrity.checks import (
+    CLOSED_TRADE_STATES,
+    RESERVATION_GRACE,
+    SEVERITY_RANK,
+    IntegrityFinding,
+    lift,
+)
+from core.integrity.engine import (
+    FINDINGS_STORED_MAX,
+    HISTORY_PAGE_SIZE_MAX,
+    RUNS,
+    TREND_POINTS_MAX,
+    IntegrityReport,
+    check_platform,
+    check_user,
+    cmd_check,
+    get_run,
+    history,
+    register_commands,
+    trend,
+)
+from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, request_projection_repair
+
+__all__ = [
+    "CLOSED_TRADE_STATES", "FINDINGS_STORED_MAX", "HISTORY_PAGE_SIZE_MAX", "REPAIR_KIND", "RESERVATION_GRACE", "RUNS",
+    "SEVERITY_RANK", "TREND_POINTS_MAX", "IntegrityFinding", "IntegrityReport", "check_platform", "check_user",
+    "cmd_check", "execute_projection_repair", "get_run", "history", "journal_balance", "lift", "register_commands",
+    "request_projection_repair", "trend",
+]
