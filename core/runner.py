@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import InvalidFlowInputError, StoreError
-from core.flows.sandbox import Sandbox, ScenarioCheckError, StepRecord
-from core.flows.scenarios import all_scenarios
+from core.flowtests.sandbox import Sandbox, ScenarioCheckError, StepRecord
+from core.flowtests.scenarios import all_scenarios
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.ledger import Store

@@ -21,7 +21,7 @@ from core.errors import (
     UnknownAssetError,
 )
 from core.flows import deposit
-from core.flows.sandbox import world_state
+from core.flowtests.sandbox import world_state
 from core.permissions import SYSTEM, Principal, Role
 
 ADMIN = Principal(name="ann", role=Role.ADMIN)

@@ -17,7 +17,7 @@ from core.errors import (
     TradeClosedError,
 )
 from core.flows import p2p
-from core.flows.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox, world_state
 from core.permissions import SYSTEM, Principal, Role
 
 ADMIN = Principal(name="ann", role=Role.ADMIN)

@@ -26,7 +26,7 @@ from core.errors import (
     SlippageExceededError,
 )
 from core.flows import instant, quotes, swap
-from core.flows.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox, world_state
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from core.prices import DeterministicPriceSource

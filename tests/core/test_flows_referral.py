@@ -7,7 +7,7 @@ import pytest
 from core.ledger import accounts as acct
 from core.errors import AmountTooSmallError, EntryNotFoundError, NoReferrerError, PermissionDeniedError
 from core.flows import referral, withdrawal
-from core.flows.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox, world_state
 from core.permissions import SYSTEM, Principal, Role
 
 

@@ -20,7 +20,7 @@ from core.errors import (
     SelfApprovalError,
 )
 from core.flows import withdrawal
-from core.flows.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox, world_state
 from core.permissions import SYSTEM, Principal, Role
 
 ADMIN = Principal(name="ann", role=Role.ADMIN)

@@ -12,7 +12,7 @@ from core.errors import (
     TradeClosedError,
 )
 from core.flows import instant, p2p, swap
-from core.flows.sandbox import (
+from core.flowtests.sandbox import (
     CHECKER,
     Sandbox,
     expect,
@@ -20,7 +20,7 @@ from core.flows.sandbox import (
     platform_accounts,
     user_accounts,
 )
-from core.flows.scenarios import available_minor, scenario
+from core.flowtests.scenarios import available_minor, scenario
 from core.ledger import from_minor
 from core.permissions import SYSTEM
 

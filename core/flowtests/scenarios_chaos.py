@@ -12,7 +12,7 @@ from core.ledger import accounts as acct
 from core import approvals
 from core.errors import InsufficientFundsError, LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, recovery, swap, treasury, withdrawal
-from core.flows.sandbox import (
+from core.flowtests.sandbox import (
     CHECKER,
     CHECKER_2,
     MAKER,
@@ -23,8 +23,8 @@ from core.flows.sandbox import (
     platform_accounts,
     user_accounts,
 )
-from core.flows.scenarios import scenario
-from core.flows.scenarios_robustness import CrashAt, SimulatedCrash
+from core.flowtests.scenarios import scenario
+from core.flowtests.scenarios_robustness import CrashAt, SimulatedCrash
 from core.permissions import SYSTEM
 from core.ledger import scan
 

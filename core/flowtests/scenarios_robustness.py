@@ -11,7 +11,7 @@ from functools import partial
 from core.ledger import accounts as acct
 from core import approvals
 from core.flows import adjustment, deposit, instant, p2p, recovery, swap, treasury, withdrawal
-from core.flows.sandbox import (
+from core.flowtests.sandbox import (
     CHECKER,
     MAKER,
     Sandbox,
@@ -21,7 +21,7 @@ from core.flows.sandbox import (
     platform_accounts,
     user_accounts,
 )
-from core.flows.scenarios import scenario
+from core.flowtests.scenarios import scenario
 from core.permissions import SYSTEM
 from core.platform import Platform
 

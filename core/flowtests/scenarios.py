@@ -25,7 +25,7 @@ from core.errors import (
     SelfApprovalError,
 )
 from core.flows import deposit, withdrawal
-from core.flows.sandbox import (
+from core.flowtests.sandbox import (
     CHECKER,
     CHECKER_2,
     MAKER,
@@ -235,11 +235,11 @@ def withdrawal_two_approvers_scenario(sb: Sandbox) -> None:
 
 # Run order: cheap single-flow scenarios first, the robustness runs last.
 SCENARIO_MODULES = (
-    "core.flows.scenarios",
-    "core.flows.scenarios_trading",
-    "core.flows.scenarios_admin",
-    "core.flows.scenarios_robustness",
-    "core.flows.scenarios_chaos",
+    "core.flowtests.scenarios",
+    "core.flowtests.scenarios_trading",
+    "core.flowtests.scenarios_admin",
+    "core.flowtests.scenarios_robustness",
+    "core.flowtests.scenarios_chaos",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.ledger import accounts as acct
 from core import approvals
 from core.flows import adjustment, treasury, withdrawal
-from core.flows.sandbox import (
+from core.flowtests.sandbox import (
     CHECKER,
     MAKER,
     Sandbox,
@@ -14,7 +14,7 @@ from core.flows.sandbox import (
     fees_booked_once,
     user_accounts,
 )
-from core.flows.scenarios import available_minor, scenario, withdraw_alice
+from core.flowtests.scenarios import available_minor, scenario, withdraw_alice
 from core.permissions import SYSTEM
 
 
