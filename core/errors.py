@@ -218,3 +218,47 @@ class LegacyConfigurationError(ConfigurationError):
 
 class LegacyPlanChangedError(InvalidStateError):
     """The legacy rebuild plan changed since it was approved: dry-run and request again."""
+
+
+# --- posting protocol v2 (core.ledger.engine) -------------------------------------------
+class BalanceOverflowError(InvalidAmountError):
+    """A posting would take a balance outside a signed 64-bit integer; nothing was written."""
+
+
+class ContentionError(StoreError):
+    """Other writers kept claiming the same accounts' versions; retrying later is safe."""
+
+
+# --- the validation boundary (core.validation, issue 11) ------------------------------
+class InvalidArgumentError(LedgerError):
+    """A caller value has the wrong type or shape; refused before the store is touched."""
+
+
+class InvalidIdentifierError(InvalidArgumentError, InvalidFlowInputError, InvalidEntryError, InvalidFilterError):
+    """An id or key is not plain text of its expected form (operators, control characters,
+    a trailing newline, the wrong type). Also an InvalidFlowInputError/InvalidEntryError/
+    InvalidFilterError so callers that caught those before keep catching it."""
+
+
+class InvalidPrincipalError(InvalidArgumentError, PermissionDeniedError):
+    """The acting principal is not a Principal, or a person uses a reserved internal name."""
+
+
+class ReservedNameError(ConsoleUserError):
+    """A console account may not take a name the core reserves for its own actors."""
+
+
+class ExponentNotationError(InvalidAmountError):
+    """Amount text in exponent notation ("1e3"): people type amounts as plain decimals."""
+
+
+class TooManyDigitsError(InvalidAmountError):
+    """The amount has more digits than any valid amount can have."""
+
+
+class DatabaseUnreachableError(StoreError):
+    """A database (`which`: "ledger" or "legacy") could not be reached or its URI is malformed."""
+
+
+class MalformedDatabaseUriError(ConfigurationError, StoreError):
+    """MONGODB_URI / LEGACY_MONGODB_URI (`which`: "ledger" or "legacy") is not a valid MongoDB URI."""

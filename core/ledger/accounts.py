@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from core.errors import InvalidAccountError
+from core.errors import InvalidAccountError, UnknownAssetError
 
-OWNER_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.@\-]{1,128}$")
+# \A...\Z (not ^...$): `$` also matches before a trailing newline, which let "alice\n" open
+# a second account beside "alice". Use with `fullmatch`.
+OWNER_ID_PATTERN = re.compile(r"\A[A-Za-z0-9_.@\-]{1,128}\Z")
+ASSET_CODE_PATTERN = re.compile(r"\A[A-Z0-9]{1,16}\Z")
 PLATFORM_OWNER = "platform"
 WORLD_OWNER = "world"
 
@@ -36,9 +39,16 @@ USER_KINDS: frozenset[AccountKind] = frozenset({AccountKind.USER_AVAILABLE, Acco
 
 def check_owner_id(owner: object) -> str:
     """Return `owner` if it is a safe id (letters, digits, `_.@-`, ≤128). Raises: InvalidAccountError."""
-    if not isinstance(owner, str) or not OWNER_ID_PATTERN.match(owner):
-        raise InvalidAccountError(f"invalid owner id {owner!r}", owner=repr(owner))
+    if not isinstance(owner, str) or not OWNER_ID_PATTERN.fullmatch(owner):
+        raise InvalidAccountError(f"invalid owner id {repr(owner)[:80]}", owner=repr(owner)[:80])
     return owner
+
+
+def check_asset_code(asset: object) -> str:
+    """Return `asset` if it is plain asset-code text (A-Z, 0-9, ≤16). Raises: UnknownAssetError."""
+    if not isinstance(asset, str) or not ASSET_CODE_PATTERN.fullmatch(asset):
+        raise UnknownAssetError(f"unknown asset {repr(asset)[:40]}", asset=repr(asset)[:40])
+    return asset
 
 
 class Account(BaseModel):
@@ -49,6 +59,13 @@ class Account(BaseModel):
     kind: AccountKind
     owner: str
     asset: str
+
+    @model_validator(mode="after")
+    def _plain_ids(self) -> Account:
+        """Even a directly built Account carries only plain ids (they become query values)."""
+        check_owner_id(self.owner)
+        check_asset_code(self.asset)
+        return self
 
     @property
     def id(self) -> str:

@@ -1,16 +1,21 @@
-"""The ledger engine: crash-safe, idempotent posting without multi-document transactions.
+"""The ledger engine: exactly-once posting without multi-document transactions.
 
-Protocol (see docs/posting-protocol.md for states and what readers observe):
+Protocol v2 — per-account version claims (see docs/posting-protocol.md and
+shared EXACTLY_ONCE.md). Every balance document holds `version`, `balance_minor` and
+`head_hash`; a missing one is version 0.
 1. validate the request (nothing written on refusal);
-2. insert the entry as `pending` — the commit point; a unique idempotency key makes a
-   replay find the original;
-3. apply each leg, debits first, as one conditional `find_one_and_update` on the
-   account's balance document that also pushes the entry id into `pending` (the marker
-   that makes the leg idempotent) and, on constrained accounts, requires enough funds;
-4. decide the outcome exactly once by appending the audit event `entry:<id>:outcome`
-   (unique key): `applied` if every leg is in, `rejected` if a debit failed;
-5. finalise the entry's state, then reverse rejected legs / drop the markers.
-`recover()` drives every entry left `pending` by a crash through the same steps.
+2. read the balance documents of the entry's accounts (one `find`);
+3. compute each balance after the entry; a constrained account below zero or a balance
+   outside int64 refuses the request — nothing is journaled;
+4. insert the entry — the commit point — carrying `claims` (`<account>@<version+1>`,
+   unique multikey index), each posting's `balance_after` and its account's previous
+   entry hash. A duplicate idempotency key is a replay (or a conflict); a duplicate claim
+   means another entry owns that version: help project it, then go back to 2;
+5. project: per account, a compare-and-set from `version` v to v+1 (never `$inc`).
+Re-applying — by a retry, a recovery, a helper, a process with a skewed clock — matches
+nothing and is a no-op, so whoever drives an entry, each leg lands exactly once.
+`recover()` projects every entry still flagged `unprojected` and clears the flag in batch.
+Time never decides whether helping is safe; it only decides when recovery runs.
 """
 
 from __future__ import annotations
@@ -18,34 +23,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.ledger import accounts as acct
-from core.ledger.accounts import Account, AccountKind, parse_account_id
-from core.ledger.audit import AuditLog
-from core.clock import Clock, SystemClock
-from core.ledger.entries import (
-    TERMINAL_STATES,
-    Entry,
-    EntryRequest,
-    entry_document,
-    make_request,
-    validate_request,
-)
 from core.errors import (
+    BalanceOverflowError,
+    ContentionError,
     EntryNotFoundError,
     HoldClosedError,
     HoldNotFoundError,
     IdempotencyConflictError,
     InsufficientFundsError,
     InvalidEntryError,
-    StoreError,
+    LedgerError,
+)
+from core.clock import Clock, SystemClock
+from core.ledger import accounts as acct
+from core.ledger.accounts import Account, AccountKind, parse_account_id
+from core.ledger.audit import AuditLog
+from core.ledger.entries import (
+    Entry,
+    EntryRequest,
+    Head,
+    Shortfall,
+    claim_of,
+    entry_document,
+    make_request,
+    plan_claims,
+    request_hash,
+    validate_request,
 )
 from core.ledger.money import DEFAULT_REGISTRY, Amount, AssetRegistry, from_minor, positive_amount
 from core.ledger.store import DuplicateKeyStoreError, Store
 
 PAGE_SIZE_MAX = 200
-RECOVERY_STALE_AFTER = timedelta(seconds=60)
-RECOVERY_BATCH_MAX = 10_000
-ACCOUNT_CREATE_ATTEMPTS_MAX = 5
+CLAIM_ATTEMPTS_MAX = 64  # a post that keeps losing version claims gives up with ContentionError
+RECOVERY_STALE_AFTER = timedelta(0)  # recovery may help any entry at once: helping is always safe
+RECOVERY_BATCH_MAX = 1_000
+RECOVERY_BATCHES_MAX = 1_000
 
 
 @dataclass(frozen=True)
@@ -69,12 +81,14 @@ class Page:
 
 @dataclass
 class RecoveryReport:
-    entries_driven: list[str] = field(default_factory=list)
-    markers_cleared: int = 0
-    legs_reversed: int = 0
+    """What one `recover()` run did: entries it projected (or found projected and
+    unflagged), and entries it could not project (isolated, with the reason)."""
+
+    entries_projected: list[str] = field(default_factory=list)
+    poisoned: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"entries_driven": self.entries_driven, "markers_cleared": self.markers_cleared, "legs_reversed": self.legs_reversed}
+        return {"entries_projected": self.entries_projected, "poisoned": self.poisoned}
 
 
 @dataclass(frozen=True)
@@ -121,153 +135,145 @@ class Ledger:
 
     # -- posting ---------------------------------------------------------------------------
     def post(self, request: EntryRequest) -> Entry:
-        """Journal and apply one entry, idempotently.
+        """Journal and project one entry, exactly once, whoever else drives it.
 
-        Returns: the applied Entry (the original one when the key was seen before).
-        Raises: InvalidEntryError/UnbalancedEntryError/UnknownAssetError before anything
-            is written; IdempotencyConflictError when the key was used for a different
-            request; InsufficientFundsError when a debit failed (the entry is journaled as
-            rejected, no balance changed).
+        Cost: 1 read + 1 insert + 1 update per account (4 operations for two legs); a
+        replay of a projected entry costs 3.
+        Returns: the Entry (the original one when the key was seen before).
+        Raises: InvalidEntryError/UnbalancedEntryError/UnknownAssetError, and
+            InsufficientFundsError/BalanceOverflowError when a balance would leave its range —
+            nothing is written for any of them; IdempotencyConflictError when the key was used
+            for a different request; ContentionError when other writers kept winning the
+            accounts' versions for CLAIM_ATTEMPTS_MAX attempts (safe to retry).
         """
         validate_request(request, self.registry)
-        document = entry_document(request, self.clock.now())
-        try:
-            self._entries.insert_one(document)
-        except DuplicateKeyStoreError:
-            existing = self._entries.find_one({"idempotency_key": request.idempotency_key})
-            if existing is None:
-                raise StoreError("duplicate entry id; retry") from None
-            if existing["request_hash"] != document["request_hash"]:
-                raise IdempotencyConflictError(
-                    f"idempotency key {request.idempotency_key!r} was used for a different request",
-                    key=request.idempotency_key, entry_id=existing["_id"],
-                ) from None
-            document = existing
-            if document["state"] not in TERMINAL_STATES:
-                document = self._drive(document, check_decision=True)
-            return self._result(document)
-        return self._result(self._drive(document))
-
-    def _result(self, document: dict) -> Entry:
-        if document["state"] == "rejected":
-            reason = document.get("reason") or {}
-            raise InsufficientFundsError(
-                f"entry {document['_id']} rejected: {reason.get('message', 'insufficient funds')}",
-                entry_id=document["_id"], key=document["idempotency_key"], **{k: v for k, v in reason.items() if k != "message"},
-            )
-        assert document["state"] == "applied", document["state"]
-        return Entry.from_document(document)
-
-    def _drive(self, document: dict, check_decision: bool = False) -> dict:
-        """Take a pending entry to its terminal state (the same path for post and recover)."""
-        entry_id = document["_id"]
-        decided = self.audit.by_key(_outcome_key(entry_id)) if check_decision else None
-        failure = None
-        if decided is None:
-            for posting in _ordered_legs(document["postings"]):
-                failure = self._apply_leg(entry_id, posting)
-                if failure is not None:
-                    break
-        outcome = decided or self._decide(document, failure)
-        state, reason = outcome["data"]["state"], outcome["data"].get("reason")
-        finalized = self._entries.find_one_and_update(
-            {"_id": entry_id, "state": "pending"},
-            {"$set": {"state": state, "reason": reason, "decided_at": outcome["at"]}},
-        )
-        document = finalized or self._entries.find_one({"_id": entry_id})
-        assert document is not None and document["state"] == state, "an entry's outcome is decided once"
-        if state == "applied":
-            self._balances.update_many({"_id": {"$in": document["accounts"]}}, {"$pull": {"pending": entry_id}})
-        else:
-            for posting in document["postings"]:
-                self._reverse_leg(entry_id, posting)
-        return document
-
-    def _apply_leg(self, entry_id: str, posting: dict) -> dict | None:
-        """Apply one leg at most once. Returns None on success, or the rejection reason."""
-        account = parse_account_id(posting["account"])
-        amount_minor = posting["amount_minor"]
-        constrained = amount_minor < 0 and not account.may_go_negative
-        query: dict = {"_id": account.id, "pending": {"$ne": entry_id}}
-        if constrained:
-            query["balance_minor"] = {"$gte": -amount_minor}
-        update = {
-            "$inc": {"balance_minor": amount_minor},
-            "$push": {"pending": entry_id},
-            "$setOnInsert": {"kind": account.kind.value, "owner": account.owner, "asset": account.asset},
-        }
-        for _ in range(ACCOUNT_CREATE_ATTEMPTS_MAX):
+        accounts = [posting.account.id for posting in request.postings]
+        for _ in range(CLAIM_ATTEMPTS_MAX):
+            heads = self._heads(accounts)
+            postings, shortfalls = plan_claims(request, heads)
+            if shortfalls:
+                replayed = self._refuse(request, heads, shortfalls)
+                if replayed is not None:
+                    return replayed
+                continue  # an unprojected claim was helped: read again
+            document = entry_document(request, self.clock.now(), postings)
             try:
-                if self._balances.find_one_and_update(query, update, upsert=not constrained) is not None:
-                    return None
+                self._entries.insert_one(document)
             except DuplicateKeyStoreError:
-                pass  # the document exists but did not match: look at it
-            current = self._balances.find_one({"_id": account.id})
-            if current is not None and entry_id in current.get("pending", []):
-                return None  # applied before (replay or recovery)
-            if constrained:
-                available = current["balance_minor"] if current else 0
-                if available >= -amount_minor:
-                    continue  # funds arrived between the two reads: try again
-                return {
-                    "code": "insufficient_funds",
-                    "message": f"{account.id} holds {available} minor units, needs {-amount_minor}",
-                    "account": account.id, "needed_minor": -amount_minor, "available_minor": available,
-                }
-        raise StoreError(f"could not apply leg on {account.id}", account=account.id)
+                existing = self._entries.find_one({"idempotency_key": request.idempotency_key})
+                if existing is not None:
+                    return self._replay(request, existing, heads)
+                self._help_claims(document["claims"])
+                continue
+            self.project(document)
+            return Entry.from_document(document)
+        raise ContentionError(f"accounts {accounts} stayed contended; retry", accounts=accounts, attempts=CLAIM_ATTEMPTS_MAX)
 
-    def _reverse_leg(self, entry_id: str, posting: dict) -> bool:
-        """Undo a leg that carries this entry's marker (compensation). Only debits of a
-        rejected entry are ever applied, so the reversal is a credit and cannot fail."""
-        result = self._balances.find_one_and_update(
-            {"_id": posting["account"], "pending": entry_id},
-            {"$inc": {"balance_minor": -posting["amount_minor"]}, "$pull": {"pending": entry_id}},
-        )
-        return result is not None
+    def _heads(self, accounts: list[str]) -> dict[str, Head]:
+        documents = self._balances.find({"_id": {"$in": accounts}}, projection={"version": 1, "balance_minor": 1, "head_hash": 1},
+                                        limit=len(accounts))
+        return {d["_id"]: Head.of(d) for d in documents}
 
-    def _decide(self, document: dict, failure: dict | None) -> dict:
-        state = "rejected" if failure else "applied"
-        event, _ = self.audit.append(
-            type=f"entry.{state}",
-            actor=document["actor"],
-            target=document["_id"],
-            user=(document.get("user_ids") or [None])[0],
-            data={
-                "state": state,
-                "reason": failure,
-                "entry_hash": document["entry_hash"],
-                "idempotency_key": document["idempotency_key"],
-                "entry_type": document["type"],
-                "postings": [[p["account"], p["amount_minor"]] for p in document["postings"]],
-            },
-            event_key=_outcome_key(document["_id"]),
+    def _replay(self, request: EntryRequest, existing: dict, heads: dict[str, Head]) -> Entry:
+        """The key was seen: the same request returns the original entry (projected first);
+        a different one is a conflict."""
+        if existing["request_hash"] != request_hash(request):
+            raise IdempotencyConflictError(
+                f"idempotency key {request.idempotency_key!r} was used for a different request",
+                key=request.idempotency_key, entry_id=existing["_id"],
+            )
+        if any(heads.get(p["account"], Head()).version < p["version"] for p in existing["postings"]):
+            self.project(existing)
+        return Entry.from_document(existing)
+
+    def _refuse(self, request: EntryRequest, heads: dict[str, Head], shortfalls: list[Shortfall]) -> Entry | None:
+        """Before refusing, make sure the heads read were current. Returns the original
+        entry of a replay, or None after helping an unprojected claim on a next version
+        (the caller reads again). Otherwise raises the refusal — nothing was written."""
+        existing = self._entries.find_one({"idempotency_key": request.idempotency_key})
+        if existing is not None:
+            return self._replay(request, existing, heads)
+        next_claims = [claim_of(p.account.id, heads.get(p.account.id, Head()).version + 1) for p in request.postings]
+        if self._help_claims(next_claims):
+            return None
+        shortfall = shortfalls[0]
+        details = {"account": shortfall.account, "balance_minor": shortfall.balance_minor,
+                   "amount_minor": shortfall.amount_minor, "key": request.idempotency_key}
+        if shortfall.rule == "overflow":
+            raise BalanceOverflowError(f"{shortfall.account} would hold more than the largest balance the ledger can store", **details)
+        raise InsufficientFundsError(
+            f"{shortfall.account} holds {shortfall.balance_minor} minor units, needs {-shortfall.amount_minor}",
+            needed_minor=-shortfall.amount_minor, available_minor=shortfall.balance_minor, **details,
         )
-        return event
+
+    def _help_claims(self, claims: list[str]) -> bool:
+        """Project the entries that own any of `claims`. Returns whether there were any."""
+        owners = self._entries.find({"claims": {"$in": claims}}, limit=len(claims))
+        for owner in owners:
+            self.project(owner)
+        return bool(owners)
+
+    def project(self, document: dict) -> None:
+        """Move each of the entry's accounts from the version before its claim to the claimed
+        one. A compare-and-set: when it matches nothing the leg is already in (a projection
+        never lags its claims by more than one version, because a claim is made only on a
+        projected version and a writer meeting an unprojected claim helps it first)."""
+        for posting in document["postings"]:
+            version = posting["version"]
+            update = {
+                "$set": {"version": version, "balance_minor": posting["balance_after"], "head_hash": document["entry_hash"]},
+                "$setOnInsert": {"kind": posting["kind"], "owner": posting["owner"], "asset": posting["asset"]},
+            }
+            try:
+                self._balances.update_one({"_id": posting["account"], "version": version - 1}, update, upsert=version == 1)
+            except DuplicateKeyStoreError:
+                pass  # version 1 was projected by someone else: the document exists
 
     # -- recovery ----------------------------------------------------------------------------
     def recover(self, stale_after: timedelta = RECOVERY_STALE_AFTER) -> RecoveryReport:
-        """Finish or compensate every entry a crash left mid-way, and clear stale markers.
+        """Project every entry still flagged `unprojected` and clear the flags in batch.
 
-        Only entries older than `stale_after` are touched, so a live writer is not raced
-        (racing would still be safe: every step is guarded). Runs at start-up and on demand.
+        Safe any number of times beside any number of writers: projecting is a
+        compare-and-set on versions. `stale_after` only decides *when* to help (entries
+        younger than it are left to their writer); it never decides whether helping is
+        safe. An entry that cannot be projected (its account's projection was edited, the
+        document is malformed) is isolated and reported; the rest go on.
         """
         report = RecoveryReport()
         cutoff = self.clock.now() - stale_after
-        for document in self._entries.find({"state": "pending", "created_at": {"$lte": cutoff}},
-                                           sort=[("created_at", 1)], limit=RECOVERY_BATCH_MAX):
-            self._drive(document, check_decision=True)
-            report.entries_driven.append(document["_id"])
-        for balance in self._balances.find({"pending": {"$ne": []}}, limit=RECOVERY_BATCH_MAX):
-            for entry_id in list(balance.get("pending", [])):
-                entry = self._entries.find_one({"_id": entry_id})
-                assert entry is not None, f"marker {entry_id} without a journal entry"
-                if entry["state"] == "applied":
-                    self._balances.update_one({"_id": balance["_id"]}, {"$pull": {"pending": entry_id}})
-                    report.markers_cleared += 1
-                elif entry["state"] == "rejected":
-                    posting = next(p for p in entry["postings"] if p["account"] == balance["_id"])
-                    report.legs_reversed += int(self._reverse_leg(entry_id, posting))
+        seen: set[str] = set()
+        for _ in range(RECOVERY_BATCHES_MAX):
+            batch = [d for d in self._entries.find({"unprojected": True}, sort=[("_id", 1)], limit=RECOVERY_BATCH_MAX)
+                     if d["_id"] not in seen]
+            if not batch:
+                break
+            done = []
+            for document in batch:
+                seen.add(document["_id"])
+                if isinstance(document.get("created_at"), datetime) and document["created_at"] > cutoff:
+                    continue
+                problem = self._recover_one(document)
+                if problem:
+                    report.poisoned[document["_id"]] = problem
+                else:
+                    done.append(document["_id"])
+            if done:
+                self._entries.update_many({"_id": {"$in": done}, "unprojected": True}, {"$unset": {"unprojected": ""}})
+                report.entries_projected += done
         return report
+
+    def _recover_one(self, document: dict) -> str:
+        """Project one entry and confirm it landed. Returns "" or why it could not."""
+        try:
+            self.project(document)
+            accounts = [p["account"] for p in document["postings"]]
+            projected = {d["_id"]: d.get("version") for d in self._balances.find(
+                {"_id": {"$in": accounts}}, projection={"version": 1}, limit=len(accounts))}
+            behind = [p["account"] for p in document["postings"]
+                      if not isinstance(projected.get(p["account"]), int) or projected[p["account"]] < p["version"]]
+        except (LedgerError, KeyError, TypeError, ValueError) as error:
+            return f"cannot project: {type(error).__name__}: {error}"[:300]
+        return f"projection of {', '.join(behind)} is behind the entry's claim" if behind else ""
 
     # -- holds ---------------------------------------------------------------------------------
     def place_hold(self, *, hold_id: str, source: Account, held: Account, amount: object, actor: str,
@@ -403,16 +409,5 @@ class Ledger:
         return Page(items, page, page_size, len(documents) > page_size)
 
 
-def _outcome_key(entry_id: str) -> str:
-    return f"entry:{entry_id}:outcome"
-
-
-def _ordered_legs(postings: list[dict]) -> list[dict]:
-    """Debits first: if one fails, only debits need compensating, and reversing a debit
-    (a credit) can never fail."""
-    return sorted(postings, key=lambda p: p["amount_minor"] >= 0)
-
-
 def _pair(source: Account, destination: Account, value: Amount) -> tuple[dict, ...]:
     return ({"account": source, "amount": -value}, {"account": destination, "amount": value})
-

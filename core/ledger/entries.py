@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -13,19 +14,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.ledger.accounts import Account, check_owner_id
 from core.errors import InvalidEntryError, UnbalancedEntryError
 from core.ledger.hashing import digest
-from core.ledger.money import Amount, AssetRegistry, from_minor
+from core.ledger.money import INT64_MAX, INT64_MIN, Amount, AssetRegistry, from_minor
 
 POSTINGS_PER_ENTRY_MAX = 16
 IDEMPOTENCY_KEY_LENGTH_MAX = 200
 MEMO_LENGTH_MAX = 500
 METADATA_FIELDS_MAX = 32
 METADATA_TEXT_LENGTH_MAX = 500
-ENTRY_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
-METADATA_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# \A...\Z with fullmatch: `$` also matches before a trailing newline ("k\n" was a key).
+ENTRY_TYPE_PATTERN = re.compile(r"\A[a-z][a-z0-9_.]{0,63}\Z")
+KEY_PATTERN = re.compile(r"\A[\x21-\x7e]{1,200}\Z")  # printable ASCII, no spaces
+METADATA_KEY_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+METADATA_INT_MIN, METADATA_INT_MAX = -(2**63), 2**63 - 1  # BSON int64: pymongo cannot store more
 
-EntryState = Literal["pending", "applied", "rejected"]
-TERMINAL_STATES: frozenset[str] = frozenset({"applied", "rejected"})
+EntryState = Literal["applied"]  # a journaled entry is committed; a refused request journals nothing
+TERMINAL_STATES: frozenset[str] = frozenset({"applied"})
 HoldAction = Literal["place", "release", "consume"]
 MetadataValue = str | int | bool | None
 
@@ -57,14 +60,14 @@ class EntryRequest(BaseModel):
     @field_validator("idempotency_key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not KEY_PATTERN.match(value):
+        if not KEY_PATTERN.fullmatch(value):
             raise ValueError("idempotency key must be 1-200 printable characters without spaces")
         return value
 
     @field_validator("type")
     @classmethod
     def _type(cls, value: str) -> str:
-        if not ENTRY_TYPE_PATTERN.match(value):
+        if not ENTRY_TYPE_PATTERN.fullmatch(value):
             raise ValueError("entry type must match [a-z][a-z0-9_.]*")
         return value
 
@@ -81,10 +84,12 @@ class EntryRequest(BaseModel):
         if len(value) > METADATA_FIELDS_MAX:
             raise ValueError(f"more than {METADATA_FIELDS_MAX} metadata fields")
         for key, item in value.items():
-            if not METADATA_KEY_PATTERN.match(key):
+            if not METADATA_KEY_PATTERN.fullmatch(key):
                 raise ValueError(f"metadata key {key!r} must match [a-z][a-z0-9_]*")
-            if isinstance(item, str) and len(item) > METADATA_TEXT_LENGTH_MAX:
-                raise ValueError(f"metadata {key} longer than {METADATA_TEXT_LENGTH_MAX}")
+            if isinstance(item, str) and (len(item) > METADATA_TEXT_LENGTH_MAX or "\x00" in item):
+                raise ValueError(f"metadata {key} longer than {METADATA_TEXT_LENGTH_MAX} or holds NUL")
+            if isinstance(item, int) and not isinstance(item, bool) and not (METADATA_INT_MIN <= item <= METADATA_INT_MAX):
+                raise ValueError(f"metadata {key} is outside int64")
         return value
 
 
@@ -159,13 +164,15 @@ def request_hash(request: EntryRequest) -> str:
 
 
 IMMUTABLE_FIELDS = (
-    "_id", "idempotency_key", "type", "postings", "actor", "flow_ref", "memo",
+    "_id", "idempotency_key", "type", "postings", "claims", "actor", "flow_ref", "memo",
     "metadata", "hold_id", "hold_action", "created_at", "request_hash",
 )
+GENESIS_HASH = "0" * 64  # the `prev_hash` of an account's first entry
 
 
 def entry_hash(document: dict) -> str:
-    """Hash of an entry's immutable fields; an edit behind the engine's back changes it."""
+    """Hash of an entry's immutable fields — its postings carry each account's version,
+    balance after and previous entry hash, so the hash links every account's chain."""
     return digest({field: document.get(field) for field in IMMUTABLE_FIELDS})
 
 
@@ -174,14 +181,62 @@ def new_entry_id(now: datetime) -> str:
     return f"E{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{uuid.uuid4().hex[:10]}"
 
 
-def entry_document(request: EntryRequest, now: datetime) -> dict:
-    """The journal record as first inserted (state `pending`)."""
-    postings = posting_records(request)
+def claim_of(account_id: str, version: int) -> str:
+    """The unique token by which one entry owns one version of one account."""
+    return f"{account_id}@{version}"
+
+
+@dataclass(frozen=True)
+class Head:
+    """An account's projection as read before a claim (a missing document is version 0)."""
+
+    version: int = 0
+    balance_minor: int = 0
+    head_hash: str = GENESIS_HASH
+
+    @classmethod
+    def of(cls, document: dict | None) -> Head:
+        if document is None:
+            return cls()
+        return cls(document["version"], document["balance_minor"], document["head_hash"])
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Why a request cannot be journaled against the heads read: `rule` is
+    "insufficient_funds" (a constrained account would go below zero) or "overflow"."""
+
+    rule: str
+    account: str
+    balance_minor: int
+    amount_minor: int
+    version: int
+
+
+def plan_claims(request: EntryRequest, heads: dict[str, Head]) -> tuple[list[dict], list[Shortfall]]:
+    """Each posting with the version it claims, the balance after it and its account's
+    previous entry hash; plus every rule the resulting balances would break."""
+    postings, shortfalls = [], []
+    for record, posting in zip(posting_records(request), request.postings):
+        head = heads.get(record["account"], Head())
+        after = head.balance_minor + record["amount_minor"]
+        if record["amount_minor"] < 0 and after < 0 and not posting.account.may_go_negative:
+            shortfalls.append(Shortfall("insufficient_funds", record["account"], head.balance_minor, record["amount_minor"], head.version))
+        elif not (INT64_MIN <= after <= INT64_MAX):
+            shortfalls.append(Shortfall("overflow", record["account"], head.balance_minor, record["amount_minor"], head.version))
+        postings.append(dict(record, version=head.version + 1, balance_after=after, prev_hash=head.head_hash))
+    return postings, shortfalls
+
+
+def entry_document(request: EntryRequest, now: datetime, postings: list[dict]) -> dict:
+    """The journal record, committed by its insert: `claims` (unique multikey index) make
+    it the one owner of the next version of each of its accounts."""
     document = {
         "_id": new_entry_id(now),
         "idempotency_key": request.idempotency_key,
         "type": request.type,
         "postings": postings,
+        "claims": [claim_of(p["account"], p["version"]) for p in postings],
         "accounts": [p["account"] for p in postings],
         "user_ids": sorted({p["owner"] for p in postings if p["kind"].startswith("user.")}),
         "assets": sorted({p["asset"] for p in postings}),
@@ -193,9 +248,8 @@ def entry_document(request: EntryRequest, now: datetime) -> dict:
         "hold_action": request.hold_action,
         "created_at": now,
         "request_hash": request_hash(request),
-        "state": "pending",
-        "decided_at": None,
-        "reason": None,
+        "state": "applied",
+        "unprojected": True,
     }
     document["entry_hash"] = entry_hash(document)
     return document
@@ -223,6 +277,9 @@ class PostingView(BaseModel):
     owner: str
     asset: str
     amount_minor: int
+    version: int
+    balance_after: int
+    prev_hash: str
 
 
 class Entry(BaseModel):
@@ -242,8 +299,6 @@ class Entry(BaseModel):
     hold_id: str | None
     hold_action: HoldAction | None
     created_at: datetime
-    decided_at: datetime | None
-    reason: dict | None
     request_hash: str
     entry_hash: str
 

@@ -8,25 +8,39 @@ that would not fit a BSON int64.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from core.errors import (
     AmountOverflowError,
     AssetMismatchError,
     ExcessPrecisionError,
+    ExponentNotationError,
     FloatAmountError,
     InvalidAmountError,
     NonFiniteAmountError,
     NonPositiveAmountError,
+    TooManyDigitsError,
     UnknownAssetError,
 )
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 AMOUNT_TEXT_LENGTH_MAX = 64
+# Any valid amount fits int64 minor units (19 digits) with at most SCALE_MAX decimals, so
+# 64 significant digits leave room for harmless trailing zeros and refuse the rest. The
+# limit keeps every later step exact: no Decimal context ever rounds an amount.
+AMOUNT_DIGITS_MAX = 64
+SCALE_MAX = 18
+INT64_DIGITS = 19
+# Plain decimal text only: optional sign, ASCII digits, one optional point. No exponent
+# ("1e3" is not how anyone types 1000), no "_" separators, no non-ASCII digits.
+DECIMAL_TEXT_PATTERN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+EXPONENT_TEXT_PATTERN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]+")
+AMOUNT_TEXT_PADDING = " \t"  # a form may pad a number with spaces; nothing else is stripped
 
 
 class Asset(BaseModel):
@@ -60,7 +74,7 @@ class AssetRegistry:
     def __init__(self, assets: tuple[Asset, ...] | list[Asset] = DEFAULT_ASSETS) -> None:
         self._assets = {asset.code: asset for asset in assets}
         for asset in assets:
-            if not (0 <= asset.scale <= 18):
+            if not (0 <= asset.scale <= SCALE_MAX):
                 raise InvalidAmountError(f"asset {asset.code}: scale must be 0..18", asset=asset.code)
 
     def get(self, code: object) -> Asset:
@@ -85,6 +99,16 @@ class Amount(BaseModel):
     asset: str
     minor: int
     scale: int
+
+    @model_validator(mode="after")
+    def _in_range(self) -> Amount:
+        """A forged Amount (e.g. `minor=2**70`) is refused here with a named error, not by
+        pymongo's OverflowError when it is written."""
+        if not (INT64_MIN <= self.minor <= INT64_MAX):
+            raise AmountOverflowError(f"{self.asset} amount of {self.minor} minor units overflows int64", asset=self.asset, minor=str(self.minor))
+        if not (0 <= self.scale <= SCALE_MAX):
+            raise InvalidAmountError(f"scale must be 0..{SCALE_MAX}, got {self.scale}", scale=self.scale)
+        return self
 
     def to_decimal(self) -> Decimal:
         """The amount in major units, exactly."""
@@ -135,9 +159,10 @@ def _checked(asset: str, minor: int, scale: int) -> Amount:
 
 
 def to_decimal(value: object) -> Decimal:
-    """Turn `Decimal`, `int` or decimal text into a finite Decimal.
+    """Turn `Decimal`, `int` or plain decimal text into a finite Decimal, exactly.
 
     Raises: FloatAmountError for floats, NonFiniteAmountError for NaN/Infinity,
+    ExponentNotationError for text like "1e3", TooManyDigitsError past AMOUNT_DIGITS_MAX,
     InvalidAmountError for anything else that is not an exact number.
     """
     if isinstance(value, bool):
@@ -147,44 +172,72 @@ def to_decimal(value: object) -> Decimal:
     if isinstance(value, Decimal):
         number = value
     elif isinstance(value, int):
+        if not (INT64_MIN <= value <= INT64_MAX):
+            raise AmountOverflowError("integer amount outside int64", value=str(value)[:40])
         number = Decimal(value)
     elif isinstance(value, str):
-        text = value.strip()
-        if not text or len(text) > AMOUNT_TEXT_LENGTH_MAX:
-            raise InvalidAmountError(f"{value!r} is not a decimal amount", value=value)
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            raise InvalidAmountError(f"{value!r} is not a decimal amount", value=value) from None
+        number = _parse_text(value)
     else:
-        raise InvalidAmountError(f"{type(value).__name__} is not an amount", value=repr(value))
+        raise InvalidAmountError(f"{type(value).__name__} is not an amount", value=repr(value)[:80])
     if not number.is_finite():
-        raise NonFiniteAmountError(f"{value!r} is not a finite amount", value=str(value))
+        raise NonFiniteAmountError(f"{str(value)[:40]!r} is not a finite amount", value=str(value)[:40])
+    if len(number.as_tuple().digits) > AMOUNT_DIGITS_MAX:
+        raise TooManyDigitsError(f"an amount has at most {AMOUNT_DIGITS_MAX} digits", digits=len(number.as_tuple().digits))
     return number
+
+
+def _parse_text(value: str) -> Decimal:
+    """Plain decimal text → Decimal. `Decimal(text)` itself is exact whatever the context
+    (only arithmetic rounds), so the pattern is what keeps exponents and junk out."""
+    text = value.strip(AMOUNT_TEXT_PADDING)
+    if not text or len(text) > AMOUNT_TEXT_LENGTH_MAX:
+        raise InvalidAmountError(f"amount text must be 1-{AMOUNT_TEXT_LENGTH_MAX} characters", value=value[:80])
+    if DECIMAL_TEXT_PATTERN.fullmatch(text):
+        return Decimal(text)
+    if EXPONENT_TEXT_PATTERN.fullmatch(text):
+        raise ExponentNotationError(f"{text!r}: write amounts as plain decimals, without an exponent", value=text)
+    if text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
+        raise NonFiniteAmountError(f"{text!r} is not a finite amount", value=text)
+    raise InvalidAmountError(f"{value!r} is not a decimal amount", value=value[:80])
+
+
+def _minor_units(number: Decimal, spec: Asset) -> int:
+    """`number` in minor units of `spec`, exactly, with integer arithmetic only (no Decimal
+    context, so nothing can round and no exponent can raise decimal.Overflow).
+
+    Raises: ExcessPrecisionError, AmountOverflowError."""
+    sign, digits, exponent = number.as_tuple()
+    coefficient = int("".join(map(str, digits)) or "0")
+    if coefficient == 0:
+        return 0
+    shift = exponent + spec.scale  # minor = coefficient × 10**shift
+    if shift < 0:
+        if -shift > len(digits) or coefficient % 10**-shift:
+            raise ExcessPrecisionError(
+                f"{str(number)[:40]} has more than {spec.scale} decimals allowed for {spec.code}",
+                value=str(number)[:80], asset=spec.code, scale=spec.scale,
+            )
+        minor = coefficient // 10**-shift
+    else:
+        if shift + len(digits) > INT64_DIGITS + 1:
+            raise AmountOverflowError(f"{spec.code} amount overflows int64 minor units", asset=spec.code, value=str(number)[:80])
+        minor = coefficient * 10**shift
+    return -minor if sign else minor
 
 
 def amount(value: object, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY) -> Amount:
     """The one constructor: an exact `Amount` of `asset` from a Decimal, int or decimal string.
 
     Args:
-        value: Decimal, int or decimal text in major units (e.g. "0.015").
+        value: Decimal, int or plain decimal text in major units (e.g. "0.015").
         asset: asset code from the registry.
         registry: the asset registry to resolve `asset` against.
     Returns: the Amount, signed as given.
-    Raises: FloatAmountError, NonFiniteAmountError, InvalidAmountError,
-        ExcessPrecisionError, UnknownAssetError, AmountOverflowError.
+    Raises: FloatAmountError, NonFiniteAmountError, InvalidAmountError, ExponentNotationError,
+        TooManyDigitsError, ExcessPrecisionError, UnknownAssetError, AmountOverflowError.
     """
     spec = registry.get(asset)
-    number = to_decimal(value)
-    scaled = number.scaleb(spec.scale)
-    if scaled != scaled.to_integral_value():
-        raise ExcessPrecisionError(
-            f"{number} has more than {spec.scale} decimals allowed for {spec.code}",
-            value=str(number),
-            asset=spec.code,
-            scale=spec.scale,
-        )
-    return _checked(spec.code, int(scaled), spec.scale)
+    return _checked(spec.code, _minor_units(to_decimal(value), spec), spec.scale)
 
 
 def from_minor(minor: int, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY) -> Amount:

@@ -28,6 +28,13 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core.errors import StoreError
 
+# On a replica set the single-document guarantees the engine rests on (a unique index
+# refuses a second insert; a version-filtered update applies once) hold only for writes
+# that survive a failover: writes are majority-acknowledged and journaled, reads that
+# decide something use majority read concern, retryable writes are on, and each thread
+# reads its own writes through a causally consistent session. A standalone server accepts
+# the same settings at no cost.
+CLIENT_OPTIONS: dict[str, Any] = {"w": "majority", "journal": True, "readConcernLevel": "majority", "retryWrites": True}
 QUERY_LIMIT_MAX = 50_000  # no single read returns more documents than this
 SERVER_SELECTION_TIMEOUT_MS = 5_000
 EMBEDDED_LOCK = threading.RLock()  # one lock for every embedded store in the process
@@ -41,14 +48,15 @@ class DuplicateKeyStoreError(StoreError):
 class IndexSpec:
     keys: tuple[tuple[str, int], ...]
     unique: bool = False
+    sparse: bool = False  # only documents that have the field are indexed (e.g. a flag)
 
     @property
     def name(self) -> str:
         return "_".join(f"{key}_{direction}" for key, direction in self.keys)
 
 
-def _index(*keys: str, unique: bool = False) -> IndexSpec:
-    return IndexSpec(tuple((key.lstrip("-"), -1 if key.startswith("-") else 1) for key in keys), unique)
+def _index(*keys: str, unique: bool = False, sparse: bool = False) -> IndexSpec:
+    return IndexSpec(tuple((key.lstrip("-"), -1 if key.startswith("-") else 1) for key in keys), unique, sparse)
 
 
 # Every index the product needs, by collection. Created idempotently by `ensure_indexes`;
@@ -56,6 +64,8 @@ def _index(*keys: str, unique: bool = False) -> IndexSpec:
 INDEXES: dict[str, list[IndexSpec]] = {
     "entries": [
         _index("idempotency_key", unique=True),
+        _index("claims", unique=True),  # "<account>@<version>": one entry owns each version
+        _index("unprojected", sparse=True),  # entries recovery still has to confirm
         _index("accounts", "-created_at"),
         _index("user_ids", "-created_at"),
         _index("type", "-created_at"),
@@ -67,7 +77,6 @@ INDEXES: dict[str, list[IndexSpec]] = {
     "balances": [
         _index("owner", "asset"),
         _index("kind", "asset"),
-        _index("pending"),
     ],
     "audit": [
         _index("seq", unique=True),
@@ -106,6 +115,7 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("email"),
         _index("name"),
     ],
+    "directory_search": [_index("keys")],  # our search keys, built from `users` (core.directory)
     "user_accounts": [  # referral data (read-only; core.directory)
         _index("user_id"),
         _index("referred_by"),
@@ -174,6 +184,17 @@ class Store:
         self.name: str = database.name
         self.log = OperationLog()
         self.fault_hook: FaultHook | None = None
+        self._sessions = threading.local()
+
+    def session_options(self) -> dict[str, Any]:
+        """`session=` for this thread's causally consistent session (a real server only:
+        the embedded store is one process behind one lock, and mongomock has no sessions)."""
+        if self.embedded or self._client is None:
+            return {}
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = self._client.start_session(causal_consistency=True)
+        return {"session": session}
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -191,10 +212,15 @@ class Store:
         `create_indexes=False` opens a database we only read (the legacy platform's): no
         index or collection is created in it."""
         try:
-            client = pymongo.MongoClient(uri, tz_aware=False, serverSelectionTimeoutMS=timeout_ms)
+            client = pymongo.MongoClient(uri, tz_aware=False, serverSelectionTimeoutMS=timeout_ms, **CLIENT_OPTIONS)
             client.admin.command("ping")
         except (PyMongoError, ValueError) as error:
-            raise StoreError(f"cannot reach MongoDB: {type(error).__name__}") from None  # never echo the URI: it may hold a password
+            from core.errors import DatabaseUnreachableError, MalformedDatabaseUriError
+            from pymongo.errors import InvalidURI
+            which, variable = ("ledger", "MONGODB_URI") if create_indexes else ("legacy", "LEGACY_MONGODB_URI")  # never echo the URI: it may hold a password
+            if isinstance(error, (InvalidURI, ValueError)):
+                raise MalformedDatabaseUriError(f"the {which} database URI ({variable}) is malformed: {type(error).__name__}", which=which) from None
+            raise DatabaseUnreachableError(f"cannot reach the {which} database ({variable}): {type(error).__name__}", which=which) from None
         store = cls(client[name], embedded=False, client=client)
         if create_indexes:
             store.ensure_indexes()
@@ -227,7 +253,7 @@ class Store:
         for collection, specs in INDEXES.items():
             for spec in specs:
                 with self._guard(collection, "create_index"):
-                    self._database[collection].create_index(list(spec.keys), unique=spec.unique, name=spec.name)
+                    self._database[collection].create_index(list(spec.keys), unique=spec.unique, sparse=spec.sparse, name=spec.name)
 
     # -- the guard every operation passes ------------------------------------------------
     @contextmanager
@@ -275,22 +301,39 @@ class Collection:
 
     def insert_one(self, document: dict) -> None:
         with self._store._guard(self.name, "insert_one"):
-            self._raw.insert_one(document)
+            self._check_multikey_unique([document])
+            self._raw.insert_one(document, **self._store.session_options())
 
     def insert_many(self, documents: list[dict], ordered: bool = True) -> None:
         if not documents:
             return
         with self._store._guard(self.name, "insert_many"):
-            self._raw.insert_many(documents, ordered=ordered)
+            self._check_multikey_unique(documents)
+            self._raw.insert_many(documents, ordered=ordered, **self._store.session_options())
+
+    def _check_multikey_unique(self, documents: list[dict]) -> None:
+        """On the embedded store only: enforce a unique index over an array field per
+        element, as a real server does (mongomock compares whole arrays, so two entries
+        claiming one account version with different other claims would both be accepted).
+        Runs inside the store's lock, so check and insert are one atomic step."""
+        if not self._store.embedded:
+            return
+        for spec in INDEXES.get(self.name, ()):
+            if not spec.unique or len(spec.keys) != 1:
+                continue
+            field_name = spec.keys[0][0]
+            values = [v for d in documents if isinstance(d.get(field_name), list) for v in d[field_name]]
+            if len(values) != len(set(values)) or (values and self._raw.find_one({field_name: {"$in": values}}, {"_id": 1})):
+                raise DuplicateKeyError(f"E11000 duplicate key error collection: {self.name} index: {spec.name}")
 
     def find_one(self, query: dict, *, sort: list | None = None, projection: dict | None = None) -> dict | None:
         with self._store._guard(self.name, "find_one", query, sort):
-            return self._raw.find_one(query, projection, sort=sort)
+            return self._raw.find_one(query, projection, sort=sort, **self._store.session_options())
 
     def find(self, query: dict, *, sort: list | None = None, skip: int = 0, limit: int = QUERY_LIMIT_MAX, projection: dict | None = None) -> list[dict]:
         assert 0 < limit <= QUERY_LIMIT_MAX, "every read has a limit"
         with self._store._guard(self.name, "find", query, sort):
-            cursor = self._raw.find(query, projection)
+            cursor = self._raw.find(query, projection, **self._store.session_options())
             if sort:
                 cursor = cursor.sort(sort)
             return list(cursor.skip(skip).limit(limit))
@@ -299,25 +342,26 @@ class Collection:
         """Atomic conditional update; returns the document after the update, or None."""
         with self._store._guard(self.name, "find_one_and_update", query, sort):
             return self._raw.find_one_and_update(
-                query, update, projection=projection, sort=sort, upsert=upsert, return_document=ReturnDocument.AFTER
+                query, update, projection=projection, sort=sort, upsert=upsert, return_document=ReturnDocument.AFTER,
+                **self._store.session_options(),
             )
 
     def update_one(self, query: dict, update: dict, *, upsert: bool = False) -> int:
         """Returns the number of documents matched."""
         with self._store._guard(self.name, "update_one", query):
-            return self._raw.update_one(query, update, upsert=upsert).matched_count
+            return self._raw.update_one(query, update, upsert=upsert, **self._store.session_options()).matched_count
 
     def update_many(self, query: dict, update: dict) -> int:
         with self._store._guard(self.name, "update_many", query):
-            return self._raw.update_many(query, update).matched_count
+            return self._raw.update_many(query, update, **self._store.session_options()).matched_count
 
     def delete_many(self, query: dict) -> int:
         with self._store._guard(self.name, "delete_many", query):
-            return self._raw.delete_many(query).deleted_count
+            return self._raw.delete_many(query, **self._store.session_options()).deleted_count
 
     def count_documents(self, query: dict, *, limit: int = QUERY_LIMIT_MAX) -> int:
         with self._store._guard(self.name, "count_documents", query):
-            return self._raw.count_documents(query, limit=limit)
+            return self._raw.count_documents(query, limit=limit, **self._store.session_options())
 
     def aggregate(self, pipeline: list[dict]) -> list[dict]:
         """Runs a pipeline; its first stage should be a `$match` (or `$sort`) an index serves."""
@@ -325,7 +369,7 @@ class Collection:
         query = first.get("$match")
         sort = list(first["$sort"].items()) if "$sort" in first else None
         with self._store._guard(self.name, "aggregate", query, sort):
-            return list(self._raw.aggregate(pipeline))
+            return list(self._raw.aggregate(pipeline, **self._store.session_options()))
 
 
 def uncovered(records: Sequence[OperationRecord]) -> list[OperationRecord]:
