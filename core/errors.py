@@ -262,3 +262,24 @@ class DatabaseUnreachableError(StoreError):
 
 class MalformedDatabaseUriError(ConfigurationError, StoreError):
     """MONGODB_URI / LEGACY_MONGODB_URI (`which`: "ledger" or "legacy") is not a valid MongoDB URI."""
+
+
+# --- proof of liabilities (core.liabilities) --------------------------------------------
+class SnapshotContendedError(LedgerError):
+    """User balances kept moving while a liabilities snapshot read them: retry at a quieter moment."""
+
+
+class SnapshotNotFoundError(LedgerError):
+    """No published liabilities snapshot with that id (or none at all yet)."""
+
+
+class NegativeLiabilityError(LedgerError):
+    """A user balance is below zero, so it cannot be a leaf of a Merkle-sum tree."""
+
+
+class ProofNotFoundError(LedgerError):
+    """The user has no leaf in that snapshot (no liability in any asset when it was taken)."""
+
+
+class InvalidReserveError(LedgerError):
+    """A declared reserve is malformed (wallet address, evidence or time)."""

@@ -29,6 +29,7 @@ class Permission(StrEnum):
     RUN_FLOW_TESTS = "run_flow_tests"
     MOVE_MONEY = "move_money"              # user-initiated flows (deposits, withdrawals, trades)
     MANAGE_LEGACY = "manage_legacy"
+    MANAGE_LIABILITIES = "manage_liabilities"  # proof-of-liabilities snapshots, declared reserves
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -124,6 +124,10 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("-started_at"),
         _index("scope", "-started_at"),
     ],
+    "liabilities_snapshots": [_index("-taken_at")],  # core.liabilities
+    "liabilities_leaves": [_index("snapshot_id", "asset", "chunk")],
+    "liabilities_users": [_index("snapshot_id", "user_id")],
+    "liabilities_reserves": [_index("asset", "-as_of"), _index("-declared_at")],
     # The legacy platform's collections (core.legacy, on LEGACY_DB): never unique — its
     # data has duplicates, and the bridge must read it as it is.
     "wallets": [_index("user_id", "currency")],
