@@ -6,6 +6,13 @@ fields we must never read) and referral data in `user_accounts` (`referred_by`,
 `referral_tier`). Every read here uses an inclusion projection, so a password hash or salt
 can never leave the database through this module, and search text is only ever a plain
 value or an escaped, anchored regex (never an operator).
+
+Search: `users` is the exchange's and read-only, and a case-insensitive regex cannot use an
+index. So we keep our own collection `directory_search` — `{_id: user_id, keys: [lowercase
+id, lowercase email, each lowercase word of the name]}` — built and refreshed from `users`
+(`refresh_search_keys`), with a plain multikey index on `keys`. A search lower-cases the
+text, splits it into words, and asks for documents with a key starting with each word: an
+anchored, escaped, case-sensitive prefix regex (`^word`), which the index serves as a range.
 """
 
 from __future__ import annotations
@@ -18,11 +25,17 @@ from core.permissions import Permission, Principal, require
 from core.ledger import Store
 
 SEARCH_TEXT_LENGTH_MAX = 100
-SEARCH_RESULTS_MAX = 25
+SEARCH_RESULTS_MAX = 25  # one page of search results at most
+SEARCH_WORDS_MAX = 5  # words of one search text (each must prefix some key)
+SEARCH_COUNT_MAX = 10_000  # the result count is exact up to this, then shown as "10,000+"
+SEARCH_COLLECTION = "directory_search"
+REFRESH_BATCH_SIZE = 1_000  # users read per round trip while refreshing the search keys
+REFRESH_USERS_MAX = 1_000_000  # a refresh never walks more users than this
 REFERRALS_MAX = 50
 USER_FIELDS = ("user_id", "email", "name", "created_at", "country", "status")
 USER_PROJECTION = {"_id": 0, **{name: 1 for name in USER_FIELDS}}
 ACCOUNT_PROJECTION = {"_id": 0, "user_id": 1, "referred_by": 1, "referral_tier": 1}
+KEY_SOURCE_PROJECTION = {"_id": 1, "user_id": 1, "email": 1, "name": 1}
 
 
 class InvalidSearchError(InvalidStateError):
@@ -44,6 +57,26 @@ class DirectoryUser:
                 "referred_by": self.referred_by, "referral_tier": self.referral_tier}
 
 
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of matches, ordered by user id. `total` is exact up to SEARCH_COUNT_MAX
+    (`total_capped` says when there are at least that many)."""
+
+    items: list[DirectoryUser]
+    total: int
+    total_capped: bool
+    page: int
+    page_size: int
+
+    @property
+    def has_more(self) -> bool:
+        return (self.page + 1) * self.page_size < self.total
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
 def _clean_text(text: object) -> str:
     if not isinstance(text, str):
         raise InvalidSearchError("search text must be text")
@@ -62,28 +95,86 @@ def _user(document: dict, account: dict | None = None) -> DirectoryUser:
     )
 
 
-def search_users(store: Store, principal: Principal, text: object, *, limit: int = SEARCH_RESULTS_MAX) -> list[DirectoryUser]:
-    """Users whose id equals `text`, or whose email or name starts with it (case-insensitive).
+# -- our search keys, derived from `users` ------------------------------------------------------
+def search_keys(document: dict) -> list[str]:
+    """The lowercase keys a person is found by: id, email, and each word of the name
+    (hyphenated names also by each part). Pure: the same document gives the same keys."""
+    keys = [str(document.get("user_id") or "").lower(), str(document.get("email") or "").lower()]
+    for word in str(document.get("name") or "").lower().split():
+        keys.append(word)
+        keys.extend(part for part in word.split("-") if part and part != word)
+    return sorted({key for key in keys if key})
 
-    The text is escaped (`re.escape`) and anchored, so `.*`, `$where` or `{"$ne": ""}`
-    typed into a search box match literally. Returns at most `limit` users, id matches first.
+
+def refresh_search_keys(store: Store, principal: Principal) -> int:
+    """Bring `directory_search` in line with `users`: add or update every changed person's
+    keys and drop people who left. Reads `users` in batches by `_id` (never writes it).
+    Returns the number of search documents written or removed. Raises: PermissionDeniedError."""
+    require(principal, Permission.READ_USERS)
+    users, search = store.collection("users"), store.collection(SEARCH_COLLECTION)
+    wanted: dict[str, list[str]] = {}
+    last_id = None
+    while len(wanted) < REFRESH_USERS_MAX:
+        query = {} if last_id is None else {"_id": {"$gt": last_id}}
+        batch = users.find(query, sort=[("_id", 1)], limit=REFRESH_BATCH_SIZE, projection=KEY_SOURCE_PROJECTION)
+        for document in batch:
+            if isinstance(document.get("user_id"), str) and document["user_id"]:
+                wanted[document["user_id"]] = search_keys(document)
+        if len(batch) < REFRESH_BATCH_SIZE:
+            break
+        last_id = batch[-1]["_id"]
+    have = {d["_id"]: d.get("keys") for d in search.find({}, sort=[("_id", 1)], projection={"_id": 1, "keys": 1})}
+    changed = 0
+    for user_id, keys in wanted.items():
+        if have.get(user_id) != keys:
+            search.update_one({"_id": user_id}, {"$set": {"keys": keys}}, upsert=True)
+            changed += 1
+    gone = [user_id for user_id in have if user_id not in wanted]
+    if gone:
+        changed += search.delete_many({"_id": {"$in": gone}})
+    return changed
+
+
+def _search_keys_stale(store: Store) -> bool:
+    """A cheap freshness test: the two collections hold different numbers of people
+    (both counts are `_id`-index scans)."""
+    everyone = {"_id": {"$exists": True}}
+    return store.collection("users").count_documents(everyone) != store.collection(SEARCH_COLLECTION).count_documents(everyone)
+
+
+def find_users(store: Store, principal: Principal, text: object, *, page: int = 0,
+               page_size: int = SEARCH_RESULTS_MAX) -> SearchPage:
+    """People with, for every word of `text`, a key (id, email or a word of the name)
+    starting with it — case-insensitive, ordered by user id, one page at a time.
+
+    Each word is lower-cased, escaped (`re.escape`) and anchored, so `.*`, `$where` or
+    `{"$ne": ""}` typed into a search box match literally. The search keys are rebuilt
+    first when they are missing people (see `refresh_search_keys`).
     Raises: PermissionDeniedError, InvalidSearchError.
     """
     require(principal, Permission.READ_USERS)
-    text = _clean_text(text)
-    limit = max(1, min(int(limit), SEARCH_RESULTS_MAX))
-    users = store.collection("users")
-    exact = users.find({"user_id": text}, projection=USER_PROJECTION, limit=limit)
-    prefix = {"$regex": "^" + re.escape(text), "$options": "i"}
-    found = users.find({"$or": [{"email": prefix}, {"name": prefix}]}, projection=USER_PROJECTION,
-                       sort=[("email", 1)], limit=limit)
-    seen: set[str] = set()
-    result = []
-    for document in [*exact, *found]:
-        if document.get("user_id") not in seen and len(result) < limit:
-            seen.add(document.get("user_id"))
-            result.append(_user(document))
-    return result
+    words = _clean_text(text).lower().split()[:SEARCH_WORDS_MAX]
+    if isinstance(page, bool) or not isinstance(page, int) or page < 0:
+        raise InvalidSearchError("page must be an integer ≥ 0")
+    page_size = max(1, min(int(page_size), SEARCH_RESULTS_MAX))
+    if _search_keys_stale(store):
+        refresh_search_keys(store, principal)
+    clauses = [{"keys": {"$regex": "^" + re.escape(word)}} for word in words]
+    query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    search = store.collection(SEARCH_COLLECTION)
+    total = search.count_documents(query, limit=SEARCH_COUNT_MAX)
+    ids = [d["_id"] for d in search.find(query, sort=[("_id", 1)], skip=page * page_size, limit=page_size,
+                                         projection={"_id": 1})]
+    found = {d.get("user_id"): d for d in store.collection("users").find(
+        {"user_id": {"$in": ids}}, projection=USER_PROJECTION, limit=max(1, len(ids)))} if ids else {}
+    items = [_user(found[user_id]) for user_id in ids if user_id in found]
+    return SearchPage(items, total, total >= SEARCH_COUNT_MAX, page, page_size)
+
+
+def search_users(store: Store, principal: Principal, text: object, *, limit: int = SEARCH_RESULTS_MAX) -> list[DirectoryUser]:
+    """The first `limit` (at most SEARCH_RESULTS_MAX) matches of `find_users`.
+    Raises: PermissionDeniedError, InvalidSearchError."""
+    return find_users(store, principal, text, page=0, page_size=max(1, min(int(limit), SEARCH_RESULTS_MAX))).items
 
 
 def get_user(store: Store, principal: Principal, user_id: object) -> DirectoryUser | None:
@@ -95,6 +186,18 @@ def get_user(store: Store, principal: Principal, user_id: object) -> DirectoryUs
         return None
     account = store.collection("user_accounts").find_one({"user_id": user_id}, projection=ACCOUNT_PROJECTION)
     return _user(document, account)
+
+
+def names_of(store: Store, principal: Principal, user_ids: list[str]) -> dict[str, str]:
+    """user id → name for the ids the directory knows (one bounded query), so pages can show
+    names beside ids. Raises: PermissionDeniedError."""
+    require(principal, Permission.READ_USERS)
+    ids = sorted({u for u in user_ids if isinstance(u, str) and u})[:SEARCH_COUNT_MAX]
+    if not ids:
+        return {}
+    documents = store.collection("users").find({"user_id": {"$in": ids}}, projection={"_id": 0, "user_id": 1, "name": 1},
+                                               limit=len(ids))
+    return {d["user_id"]: str(d.get("name") or "") for d in documents}
 
 
 def referrals_of(store: Store, principal: Principal, user_id: object, *, limit: int = REFERRALS_MAX) -> list[dict]:

@@ -33,7 +33,9 @@ def test_search_users_by_id_email_and_name_prefix(people):
     assert [u.user_id for u in directory.search_users(people, SUPPORT, "u2")] == ["u2"]
     assert [u.user_id for u in directory.search_users(people, SUPPORT, "ALAN.t")] == ["u2"]
     assert [u.user_id for u in directory.search_users(people, SUPPORT, "ada lov")] == ["u1"]
-    assert directory.search_users(people, SUPPORT, "lovelace") == []  # prefix, not substring
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "Lovelace")] == ["u1"]  # any word of the name
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "U")] == ["u1", "u2", "u3"]  # id prefix, any case
+    assert directory.search_users(people, SUPPORT, "ovelace") == []  # prefix, not substring
 
 
 def test_search_users_never_returns_password_fields(people):
@@ -61,7 +63,34 @@ def test_search_users_is_bounded_and_indexed(people):
     found = directory.search_users(people, SUPPORT, "bulk")
     assert len(found) == directory.SEARCH_RESULTS_MAX
     assert len(directory.search_users(people, SUPPORT, "bulk", limit=1000)) == directory.SEARCH_RESULTS_MAX
-    assert people.log.count == 4 and uncovered(people.log.records) == []
+    assert uncovered(people.log.records) == []
+
+
+def test_find_users_counts_and_pages(people):
+    first = directory.find_users(people, SUPPORT, "bulk", page=0, page_size=25)
+    second = directory.find_users(people, SUPPORT, "BULK", page=1, page_size=25)
+    assert (first.total, first.pages, first.has_more, second.has_more) == (40, 2, True, False)
+    assert [u.user_id for u in first.items + second.items] == [f"bulk{i:03d}" for i in range(40)]
+    assert not first.total_capped
+
+
+def test_search_keys_are_our_own_collection_refreshed_from_users(people):
+    directory.find_users(people, SUPPORT, "ada")
+    assert people.collection("directory_search").find_one({"_id": "u1"})["keys"] == [
+        "ada", "ada.lovelace@example.com", "lovelace", "u1"]
+    people.raw("users").update_one({"user_id": "u1"}, {"$set": {"name": "Ada King-Noel"}})
+    assert directory.search_users(people, SUPPORT, "noel") == []  # same head count: not stale yet
+    assert directory.refresh_search_keys(people, SUPPORT) == 1
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "noel")] == ["u1"]
+    people.raw("users").delete_one({"user_id": "u1"})
+    assert directory.search_users(people, SUPPORT, "ada") == []  # a person who left is dropped
+    assert "directory_search" in {r.collection for r in people.log.records}
+    assert uncovered(people.log.records) == []
+
+
+def test_names_of_reads_names_beside_ids(people):
+    assert directory.names_of(people, SUPPORT, ["u1", "u2", "nobody"]) == {"u1": "Ada Lovelace", "u2": "Alan Turing"}
+    assert directory.names_of(people, SUPPORT, []) == {}
 
 
 def test_get_user_joins_referral_data_and_referrals_of(people):
