@@ -32,14 +32,14 @@ def emit(data: object, as_json: bool, text: str) -> None:
 def cmd_recover(args: argparse.Namespace) -> int:
     platform = Platform.open(open_database_store())
     report = platform.ledger.recover()
-    emit(report.as_dict(), args.json, f"recovered {len(report.entries_driven)} entries, cleared {report.markers_cleared} markers, reversed {report.legs_reversed} legs")
-    return EXIT_OK
+    emit(report.as_dict(), args.json, f"projected {len(report.entries_projected)} entries; {len(report.poisoned)} could not be projected")
+    return EXIT_FAILED if report.poisoned else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Ledger console command line")
     commands = parser.add_subparsers(dest="command", required=True)
-    recover = commands.add_parser("recover", help="finish or compensate entries left mid-way by a crash")
+    recover = commands.add_parser("recover", help="project every journaled entry a crash left unprojected (safe to run any time, any number of times)")
     recover.add_argument("--json", action="store_true")
     recover.set_defaults(handler=cmd_recover)
     for module_name in COMMAND_MODULES:
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add sub-commands: each defines `register_commands(subparsers) -> None`.
-COMMAND_MODULES: list[str] = ["core.users", "core.demo", "core.audit_cli", "core.integrity", "core.legacy_cli", "core.runner", "core.bench"]
+COMMAND_MODULES: list[str] = ["core.users", "core.demo", "core.audit_cli", "core.integrity", "core.legacy.cli", "core.runner", "core.bench"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,7 @@ def resume_all(
 ) -> FlowRecoveryReport:
     """Recover the ledger, then every interrupted flow. Raises: PermissionDeniedError."""
     require(principal, Permission.MOVE_MONEY)
-    report = FlowRecoveryReport(entries_driven=len(platform.ledger.recover(stale_after=stale_after).entries_driven))
+    report = FlowRecoveryReport(entries_driven=len(platform.ledger.recover(stale_after=stale_after).entries_projected))
     for table, extra in ((RESUMABLE, {}), (REFERRAL_PENDING, {"referral_done": False})):
         for collection_name, (states, resume) in table.items():
             collection = platform.store.collection(collection_name)

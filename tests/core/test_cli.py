@@ -28,5 +28,5 @@ def test_cli_recover_finishes_a_crashed_entry(monkeypatch, store, clock, capsys)
     monkeypatch.setattr(cli, "open_database_store", lambda: store)
     monkeypatch.setattr("core.clock.SystemClock.now", lambda self: clock.now() + timedelta(hours=1))
     assert cli.main(["recover", "--json"]) == cli.EXIT_OK
-    assert '"entries_driven"' in capsys.readouterr().out
+    assert '"entries_projected"' in capsys.readouterr().out
     assert ledger.balance(acct.user_available("alice", "BTC")).minor == 100_000_000
