@@ -76,7 +76,7 @@ class ExecutorSpec:
 
 _EXECUTORS: dict[str, ExecutorSpec] = {}
 # Modules imported on demand so their kinds are known even if nobody imported them yet.
-EXECUTOR_MODULES = ("core.flows", "core.integrity.repairs", "core.legacy_sync")
+EXECUTOR_MODULES = ("core.flows", "core.integrity.repairs", "core.legacy.rebuild")
 
 
 def _default_permission(kind: str) -> Permission:

@@ -26,7 +26,8 @@ from pathlib import Path
 from decimal import Decimal
 
 from core.ledger import accounts as acct
-from core import approvals, integrity, legacy_sync
+from core import approvals, integrity
+from core.legacy import rebuild as legacy_rebuild
 from core.clock import ManualClock, to_millis
 from core.errors import ConfigurationError, LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, swap, treasury, withdrawal
@@ -494,12 +495,12 @@ def run_activity(platform: Platform, clock: ManualClock, user_ids: list[str], si
 
 
 def build_demo_legacy(platform: Platform, activity: _Activity) -> str:
-    """A legacy database mirroring the ledger with a little planted drift (core.legacy_fixture),
+    """A legacy database mirroring the ledger with a little planted drift (core.legacy.fixture),
     and a pending rebuild request for it. Returns a note for the snapshot's meta."""
     try:
-        from core.legacy_fixture import build_legacy_fixture
+        from core.legacy.fixture import build_legacy_fixture
     except ImportError:
-        return "unavailable: core.legacy_fixture is not installed"
+        return "unavailable: core.legacy.fixture is not installed"
     legacy = platform.store.sibling("legacy")
     manifest = build_legacy_fixture(legacy, ledger_platform=platform)
     platform.legacy = legacy
@@ -507,6 +508,6 @@ def build_demo_legacy(platform: Platform, activity: _Activity) -> str:
                                               projection={"_id": 0, "user_id": 1, "email": 1, "name": 1})
     platform.store.collection("users").insert_many([{**person, "status": "active", "country": "GB"} for person in people])
     platform.store.collection("user_accounts").insert_many([{"user_id": u, "referred_by": None, "referral_tier": "standard"} for u in manifest.users])
-    activity.attempt("legacy.rebuild.pending", lambda: legacy_sync.request_rebuild(
+    activity.attempt("legacy.rebuild.pending", lambda: legacy_rebuild.request_rebuild(
         platform, TREASURY_MAKER, legacy, "demo: rewrite the drifted legacy balances from the ledger"))
     return "built"

@@ -6,7 +6,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import integrity, legacy_reconcile
+from core import integrity
+from core.legacy import reconcile as legacy_reconcile
 from core.permissions import Permission, can
 from ui import get_platform, money, page_state, pager, principal, refusals
 

@@ -152,7 +152,8 @@ def check_user(
     the user's balance documents (by `owner`), the user's entries (by `user_ids`), their
     outcome events (by `event_key`), and — with `legacy` — one query per legacy collection.
 
-    Raises: PermissionDeniedError, InvalidAccountError (bad user id).
+    Raises: PermissionDeniedError, InvalidAccountError (bad user id), UnknownUserError (no
+        such user in the directory nor the ledger: refused, no run stored).
     """
     require(principal, Permission.RUN_INTEGRITY)
     check_owner_id(user_id)
@@ -176,6 +177,8 @@ def check_user(
                 and (entry.get("state") == "applied" or absorbed)
             ):
                 expected[posting["account"]] += posting["amount_minor"]
+    if not balances and not view.entries and not _in_directory(platform, user_id):
+        raise UnknownUserError(f"there is no user {user_id}: not in the directory and nothing in the ledger", user_id=user_id)
     findings += outcome_findings(platform.store, view, outcomes(platform.store, sorted(view.entries)))
     findings += _projection_findings(expected, balances)
     locked = {
@@ -183,7 +186,7 @@ def check_user(
     }
     findings += hold_findings(view, locked)
     if legacy is not None:
-        from core.legacy_reconcile import user_legacy_findings  # the bridge is optional
+        from core.legacy import user_legacy_findings  # the bridge is optional
 
         projected = {a: d.get("balance_minor", 0) for a, d in balances.items()}
         findings += user_legacy_findings(legacy, user_id, projected, platform.registry)
@@ -195,6 +198,11 @@ def check_user(
         accounts_checked=len(set(expected) | set(balances)),
     )
     return _finish(platform, principal, report, started, record)
+
+
+def _in_directory(platform: Platform, user_id: str) -> bool:
+    """Whether the exchange's directory (`users`) knows `user_id` (one indexed read)."""
+    return platform.store.collection("users").find_one({"user_id": user_id}, projection={"_id": 1}) is not None
 
 
 def _entry_findings(entry: dict, now: datetime, stuck_after: timedelta) -> list[IntegrityFinding]:

@@ -12,10 +12,10 @@ from core import approvals, cli
 from core import legacy as legacy_module
 from core.errors import LegacyConfigurationError, PermissionDeniedError, RepairNotNeededError
 from core.integrity import check_platform, check_user
-from core.legacy import SPECS, legacy_decimal, legacy_time, normalise_currency, to_minor
-from core.legacy_fixture import build_legacy_fixture
-from core.legacy_reconcile import reconcile
-from core.legacy_sync import import_balances, plan_rebuild, request_rebuild
+from core.legacy.bridge import SPECS, legacy_decimal, legacy_time, normalise_currency, to_minor
+from core.legacy.fixture import build_legacy_fixture
+from core.legacy.reconcile import reconcile
+from core.legacy.rebuild import import_balances, plan_rebuild, request_rebuild
 from core.ledger.money import DEFAULT_REGISTRY
 from core.permissions import Principal, Role
 from core.ledger.store import Store, uncovered  # noqa: F401 (Store: type of the fixture)
@@ -240,9 +240,9 @@ def test_import_then_rebuild_then_reconcile_clean(legacy, platform):
 
 
 def test_rebuild_with_ledger_truth_ends_clean(legacy, platform, monkeypatch):
-    from core import legacy_sync
+    from core.legacy import rebuild as legacy_rebuild
 
-    monkeypatch.setattr(legacy_sync, "PLAN_CHUNK_WRITES", 7)  # the stored plan spans several chunks
+    monkeypatch.setattr(legacy_rebuild, "PLAN_CHUNK_WRITES", 7)  # the stored plan spans several chunks
     manifest = build_legacy_fixture(legacy, ledger_platform=platform)
     platform.legacy = legacy
     skipped = import_balances(platform, ADMIN, legacy)
@@ -345,7 +345,7 @@ def test_bridge_reads_are_served_by_declared_indexes(legacy, platform):
 
 # -- secrets and CLI -------------------------------------------------------------------------------------
 def _run_cli(monkeypatch, platform, legacy, argv):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy_cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
     monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
     monkeypatch.setattr(legacy_module, "open_legacy_store", lambda: legacy)
     return cli.main(argv)
@@ -403,7 +403,7 @@ def test_cli_flow_and_secrets_never_read_or_printed(legacy, platform, monkeypatc
 
 
 def test_cli_needs_legacy_configuration(platform, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy_cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
     monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
     monkeypatch.delenv("LEGACY_MONGODB_URI", raising=False)
     monkeypatch.delenv("LEGACY_DB", raising=False)
@@ -416,7 +416,7 @@ def test_rebuild_text_refuses_values_a_legacy_double_cannot_hold():
     import pytest
 
     from core.errors import InvalidAmountError
-    from core.legacy_sync import _text
+    from core.legacy.rebuild import _text
 
     assert _text(87_916_478_198, 8) == "879.16478198"
     with pytest.raises(InvalidAmountError):

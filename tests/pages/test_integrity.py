@@ -37,7 +37,7 @@ def test_integrity_legacy_reconcile_shows_the_planted_drift():
     at = open_page(signed_in("support"), "integrity")
     platform = platform_of()
     assert platform.legacy is not None  # the demo store carries a dirty legacy database
-    from core.legacy_reconcile import reconcile
+    from core.legacy.reconcile import reconcile
 
     expected = reconcile(platform.store, platform.legacy, platform.registry)
     assert expected.drift  # the demo plants drift, so the page has something true to show
@@ -56,7 +56,7 @@ def test_integrity_legacy_reconcile_needs_a_permission():
     import pytest
 
     from core.errors import PermissionDeniedError
-    from core.legacy_reconcile import reconcile_platform
+    from core.legacy import reconcile_platform
     from core.permissions import Principal, Role
 
     open_page(signed_in("admin"), "integrity")

@@ -92,7 +92,7 @@ class _Writer:
 
 def _compute_noise(writer: _Writer, users: list[str]) -> None:
     """Every money field of a compared user document whose double carries sub-minor noise."""
-    from core.legacy import SPECS, normalise_currency
+    from core.legacy.bridge import SPECS, normalise_currency
 
     for name, spec in SPECS.items():
         for document in writer.documents.get(name, []):

@@ -9,8 +9,8 @@ system owner ids. Every value is turned into an exact `Decimal` at the boundary
 difference below one minor unit is *noise*, at least one is *drift*. Nothing here crashes on
 a malformed document: it is reported as dirt (and whether a rebuild can fix it).
 
-Reconciling lives in `core.legacy_reconcile`, import and rebuild (the writing side) in
-`core.legacy_sync`, the CLI in `core.legacy_cli`.
+Reconciling lives in `core.legacy.reconcile`, import and rebuild (the writing side) in
+`core.legacy.rebuild`, the CLI in `core.legacy.cli`.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 
 from core.errors import RepairNotNeededError
-from core.legacy import AUTHORITATIVE_DEFAULT, SPECS
-from core.legacy_reconcile import reconcile
-from core.legacy_sync import import_balances, plan_rebuild, request_rebuild
+from core.legacy.bridge import AUTHORITATIVE_DEFAULT, SPECS
+from core.legacy.reconcile import reconcile
+from core.legacy.rebuild import import_balances, plan_rebuild, request_rebuild
 from core.permissions import Principal, Role
 from core.platform import Platform
 from core.ledger import Store

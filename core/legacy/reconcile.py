@@ -3,7 +3,7 @@ other and with the ledger, per (user, currency), for available, locked and total
 
 The reference is the ledger when it knows the pair, otherwise the value most collections
 agree on (ties go to `wallets`). A difference below one minor unit is noise, at least one
-is drift; malformed documents come from `core.legacy` as dirt. Read-only.
+is drift; malformed documents come from `core.legacy.bridge` as dirt. Read-only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from core.ledger import AccountKind
-from core.legacy import (
+from core.legacy.bridge import (
     AUTHORITATIVE_DEFAULT,
     LOGICAL_FIELDS,
     SPECS,

@@ -1,5 +1,5 @@
 """The legacy bridge, writing side: import opening balances into the ledger, and rebuild
-the four legacy collections from the ledger (SPEC §10). The CLI is `core.legacy_cli`.
+the four legacy collections from the ledger (SPEC §10). The CLI is `core.legacy.cli`.
 
 Import books, per (user, currency), the authoritative collection's balance against
 `platform.opening` (key `legacy-import:<user>:<currency>`; the locked part becomes an open
@@ -33,7 +33,7 @@ from core.errors import (
     RepairNotNeededError,
 )
 from core.ledger import digest
-from core.legacy import (
+from core.legacy.bridge import (
     AUTHORITATIVE_DEFAULT,
     SPECS,
     LegacyRecord,
@@ -47,7 +47,7 @@ from core.legacy import (
     scaled,
     to_minor,
 )
-from core.legacy_reconcile import compare_pair, ledger_user_balances
+from core.legacy.reconcile import compare_pair, ledger_user_balances
 from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
