@@ -283,3 +283,27 @@ class ProofNotFoundError(LedgerError):
 
 class InvalidReserveError(LedgerError):
     """A declared reserve is malformed (wallet address, evidence or time)."""
+
+
+# --- console reads (core.integrity per-user checks, core.approvals_view) ---------------
+class UnknownUserError(LedgerError):
+    """No such user: not in the directory and nothing in the ledger (a typo, not a clean user)."""
+
+
+# --- decisions on flows and approvals (core.transitions) ---------------------------------
+class DecisionConflictError(InvalidStateError):
+    """Another caller's decision won the compare-and-set on this flow or approval; the
+    loser's call changed nothing. `details["winner"]` names the winning decision (what,
+    by whom, when), so the loser never mistakes someone else's outcome for its own."""
+
+
+class FlowDecisionConflictError(FlowStateError, DecisionConflictError):
+    """A flow (trade, quote, withdrawal) was decided differently by a concurrent caller."""
+
+
+class TradeDecisionConflictError(TradeClosedError, FlowDecisionConflictError):
+    """A P2P trade was closed (released, cancelled or resolved) by a concurrent decision."""
+
+
+class ApprovalDecisionConflictError(ApprovalStateError, DecisionConflictError):
+    """An approval request was decided (approved, rejected, expired) by a concurrent caller."""

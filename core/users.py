@@ -27,8 +27,8 @@ from typing import Any
 import bcrypt
 import yaml
 
-from core.errors import ConfigurationError, ConsoleUserError
-from core.permissions import Role
+from core.errors import ConfigurationError, ConsoleUserError, ReservedNameError
+from core.permissions import Role, is_reserved_name
 
 CREDENTIALS_ENV = "LEDGER_CREDENTIALS"
 DEMO_CREDENTIALS_PATH = Path(__file__).resolve().parent.parent / "demo" / "credentials.yaml"
@@ -36,8 +36,13 @@ CONSOLE_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.SUPPORT, Role.QA)  # SYSTEM 
 BCRYPT_COST = 12
 PASSWORD_LENGTH_MIN = 10
 PASSWORD_LENGTH_MAX = 72  # bcrypt ignores bytes past 72
-USERNAME_PATTERN = re.compile(r"^[a-z0-9_.\-]{2,64}$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+# \A...\Z with fullmatch: `$` let "sam\n" become a second account beside "sam".
+USERNAME_PATTERN = re.compile(r"\A[a-z0-9_.\-]{2,64}\Z")
+LOGIN_NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.@\-]{1,128}\Z")  # the Principal name form
+EMAIL_PATTERN = re.compile(r"\A[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}\Z")
+# The published demo passwords (docs/console.md, README): an account whose bcrypt hash
+# matches one of them is a demo login whatever file it sits in, so a real database refuses it.
+DEMO_PASSWORDS: tuple[str, ...] = ("demo-admin-2026", "demo-admin2-2026", "demo-support-2026", "demo-qa-2026")
 DISPLAY_NAME_LENGTH_MAX = 100
 CREDENTIALS_FILE_BYTES_MAX = 1_000_000
 
@@ -113,13 +118,15 @@ def check_role(role: object) -> Role:
 
 def add_user(document: dict, *, username: str, name: str, email: str, role: str, password: str) -> dict:
     """Return a copy of `document` with a new enabled account. Raises: ConsoleUserError."""
-    if not isinstance(username, str) or not USERNAME_PATTERN.match(username):
+    if not isinstance(username, str) or not USERNAME_PATTERN.fullmatch(username):
         raise ConsoleUserError("username must be 2-64 of a-z, 0-9, _ . -", username=repr(username))
+    if is_reserved_name(username):
+        raise ReservedNameError(f"{username!r} is reserved for the core's own actors; choose another name", username=username)
     if username in document["usernames"]:
         raise ConsoleUserError(f"user {username!r} exists", username=username)
     if not isinstance(name, str) or not (1 <= len(name.strip()) <= DISPLAY_NAME_LENGTH_MAX):
         raise ConsoleUserError(f"name must be 1-{DISPLAY_NAME_LENGTH_MAX} characters")
-    if not isinstance(email, str) or not EMAIL_PATTERN.match(email):
+    if not isinstance(email, str) or not EMAIL_PATTERN.fullmatch(email):
         raise ConsoleUserError("email is not an address", email=repr(email))
     result = copy.deepcopy(document)
     result["usernames"][username] = {
@@ -158,11 +165,37 @@ def console_credentials(document: dict) -> dict:
     usernames = {}
     for username, user in document.get("usernames", {}).items():
         roles = [r for r in user.get("roles") or [] if r in {role.value for role in CONSOLE_ROLES}]
-        if user.get("disabled") or len(roles) != 1:
-            continue
+        if user.get("disabled") or len(roles) != 1 or not _person_name(username):
+            continue  # a reserved or look-alike name never logs in, even if hand-written into the file
         usernames[username] = {"name": user.get("name", username), "email": user.get("email", ""),
                                "password": user["password"], "roles": roles}
     return {"usernames": copy.deepcopy(usernames)}
+
+
+def _person_name(username: object) -> bool:
+    """A name a person may log in under: plain characters (files written by hand or by an
+    older version may hold names `add` would refuse now) and never a reserved one."""
+    return isinstance(username, str) and bool(LOGIN_NAME_PATTERN.fullmatch(username)) and not is_reserved_name(username)
+
+
+_HASHES_CHECKED_AGAINST_DEMO: set[str] = set()  # bcrypt is slow on purpose: check each hash once per process
+
+
+def demo_password_accounts(document: dict) -> list[str]:
+    """Usernames in `document` whose password hash matches a published demo password.
+
+    Checks the hash, not the file's path or marker: a copy of the demo file with its
+    `demo: true` line removed is still the demo accounts."""
+    found = []
+    for username, user in (document.get("usernames") or {}).items():
+        hashed = user.get("password") if isinstance(user, dict) else None
+        if not isinstance(hashed, str) or hashed in _HASHES_CHECKED_AGAINST_DEMO:
+            continue
+        if any(check_password(password, hashed) for password in DEMO_PASSWORDS):
+            found.append(str(username))
+        else:
+            _HASHES_CHECKED_AGAINST_DEMO.add(hashed)
+    return found
 
 
 def role_of(roles: Any) -> Role | None:
@@ -213,6 +246,11 @@ def resolve_console_auth(*, embedded: bool, credentials_path: str | None, cookie
         if is_demo_credentials(path, document):
             raise ConfigurationError("MONGODB_URI is set: refusing to start with the demo credentials file "
                                      "(create real accounts with `python -m core users add`)")
+        demo_accounts = demo_password_accounts(document)
+        if demo_accounts:
+            raise ConfigurationError(f"MONGODB_URI is set: refusing to start: account(s) {', '.join(sorted(demo_accounts))} in "
+                                     f"{path} use a published demo password; set a new one with `python -m core users add`",
+                                     accounts=sorted(demo_accounts))
         if not document["usernames"]:
             raise ConfigurationError(f"credentials file {path} has no accounts: add one with `python -m core users add`")
         if not cookie_key or len(cookie_key) < COOKIE_KEY_LENGTH_MIN or cookie_key == DEMO_COOKIE_KEY:
@@ -245,7 +283,7 @@ def cmd_users(args: argparse.Namespace) -> int:
     """Exit 0 when the file was changed, 2 when the command was refused (nothing written)."""
     try:
         return _run_users_command(args)
-    except ConsoleUserError as error:
+    except (ConsoleUserError, ConfigurationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
