@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from core.ledger import AccountKind, check_owner_id, parse_account_id
 from core.ledger import check_balanced, entry_hash
-from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError
+from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError, UnknownUserError
 from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
     CLOSED_TRADE_STATES,
     RESERVATION_GRACE,

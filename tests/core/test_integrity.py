@@ -391,6 +391,19 @@ def test_check_refusals_change_nothing(platform):
     assert snapshot(platform.store, ("entries", "balances", "audit", "integrity_runs")) == before
 
 
+def test_check_user_refuses_an_unknown_user_and_stores_no_run(platform):
+    from core.errors import UnknownUserError
+
+    healthy_platform(platform)
+    before = snapshot(platform.store, ("audit", "integrity_runs"))
+    with pytest.raises(UnknownUserError) as refused:
+        check_user(platform, SUPPORT, "nobody-here")
+    assert refused.value.details["user_id"] == "nobody-here"
+    assert snapshot(platform.store, ("audit", "integrity_runs")) == before
+    platform.store.collection("users").insert_one({"user_id": "fresh", "email": "f@example.com", "name": "New Person"})
+    assert check_user(platform, SUPPORT, "fresh").ok  # in the directory, nothing booked yet: a clean user
+
+
 # -- history and trend ------------------------------------------------------------------------------
 def test_history_pages_newest_first_and_trend(platform):
     healthy_platform(platform)
