@@ -307,3 +307,8 @@ class TradeDecisionConflictError(TradeClosedError, FlowDecisionConflictError):
 
 class ApprovalDecisionConflictError(ApprovalStateError, DecisionConflictError):
     """An approval request was decided (approved, rejected, expired) by a concurrent caller."""
+
+
+class RepairAlreadyRequestedError(InvalidStateError):
+    """Someone else already asked for this very repair and it is waiting for approval:
+    approve or reject theirs instead of opening a second one."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from core import approvals
 from core.ledger import parse_account_id
-from core.errors import RepairNotNeededError, StoreError
+from core.errors import RepairAlreadyRequestedError, RepairNotNeededError, StoreError
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.ledger import scan
@@ -35,7 +35,9 @@ def request_projection_repair(platform: Platform, principal: Principal, account_
     """Ask for a projection to be rebuilt from the journal (maker-checker).
 
     Returns: the approval document. Raises: PermissionDeniedError, InvalidAccountError,
-        RepairNotNeededError (the projection already agrees), ReasonRequiredError.
+        RepairNotNeededError (the projection already agrees), ReasonRequiredError,
+        RepairAlreadyRequestedError (another person's request for it is pending: never
+        silently hand back someone else's request).
     """
     require(principal, Permission.REQUEST_REPAIR)
     account = parse_account_id(account_id)
@@ -44,6 +46,12 @@ def request_projection_repair(platform: Platform, principal: Principal, account_
     expected = journal_balance(platform.store, account.id, document)
     if actual == expected:
         raise RepairNotNeededError(f"{account.id} already equals the journal ({actual})", account=account.id)
+    waiting = platform.store.collection(approvals.COLLECTION).find_one(
+        {"kind": REPAIR_KIND, "state": "pending", "payload.account": account.id}, sort=[("requested_at", -1)])
+    if waiting is not None and waiting["requested_by"] != principal.name:
+        raise RepairAlreadyRequestedError(
+            f"{waiting['requested_by']} already asked for this repair ({waiting['_id']}); it is waiting for approval",
+            request_id=waiting["_id"], requested_by=waiting["requested_by"], account=account.id)
     return approvals.request_approval(
         platform,
         principal,
@@ -51,7 +59,7 @@ def request_projection_repair(platform: Platform, principal: Principal, account_
         asset=account.asset,
         amount_minor=abs(actual - expected),
         payload={"account": account.id, "actual_minor": actual, "expected_minor": expected},
-        idempotency_key=f"{REPAIR_KIND}:{account.id}:{actual}:{expected}",
+        idempotency_key=f"{REPAIR_KIND}:{account.id}:{actual}:{expected}:{principal.name}",  # per requester
         reason=reason,
     )
 

@@ -465,6 +465,22 @@ def test_repair_request_approve_executes_and_audits(platform):
         request_projection_repair(platform, SUPPORT, "user.available:u1:BTC", "again")
 
 
+def test_repair_request_by_a_second_person_says_one_is_waiting(platform):
+    from core.errors import RepairAlreadyRequestedError
+
+    _broken(platform)
+    first = request_projection_repair(platform, SUPPORT, "user.available:u1:BTC", "found by integrity run")
+    assert request_projection_repair(platform, SUPPORT, "user.available:u1:BTC", "found by integrity run")["_id"] == first["_id"]
+    before = snapshot(platform.store, ("approvals",))
+    with pytest.raises(RepairAlreadyRequestedError) as refused:
+        request_projection_repair(platform, ADMIN, "user.available:u1:BTC", "mine too")
+    assert refused.value.details["request_id"] == first["_id"] and refused.value.details["requested_by"] == "sam"
+    assert snapshot(platform.store, ("approvals",)) == before
+    approvals.reject(platform, ADMIN, first["_id"], "look again first")
+    second = request_projection_repair(platform, ADMIN, "user.available:u1:BTC", "mine")  # nothing waiting: admin's own
+    assert second["_id"] != first["_id"] and second["requested_by"] == "alice" and second["state"] == "pending"
+
+
 def test_repair_self_approval_refused_changes_nothing(platform):
     _broken(platform)
     request = request_projection_repair(platform, ADMIN, "user.available:u1:BTC", "mine")
