@@ -312,3 +312,17 @@ class ApprovalDecisionConflictError(ApprovalStateError, DecisionConflictError):
 class RepairAlreadyRequestedError(InvalidStateError):
     """Someone else already asked for this very repair and it is waiting for approval:
     approve or reject theirs instead of opening a second one."""
+
+
+class SnapshotTamperedError(LedgerError):
+    """A stored liabilities snapshot no longer matches the root it published."""
+
+
+# --- rollups (core.rollups) ---
+class RollupChainError(LedgerError):
+    """An account's versions have a hole the rollup fold cannot cross (an entry is missing
+    from the journal): the integrity check names the entry; nothing is folded past it."""
+
+
+class RollupContendedError(LedgerError):
+    """Rollup passes kept completing while a report read them: retry the read."""

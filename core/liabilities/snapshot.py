@@ -1,0 +1,199 @@
+"""Take and store a proof-of-liabilities snapshot: one Merkle-sum tree per asset.
+
+Storage (collections declared in core.ledger.store.INDEXES):
+- `liabilities_snapshots`: the published record — time, who took it, the journal
+  position covered (core.liabilities.cut), and per asset the root, total, leaf count and
+  the roots of its leaf chunks. Its insert is the commit point: nothing else is visible
+  until it exists.
+- `liabilities_leaves`: the leaves in shuffled order, LEAF_CHUNK_SIZE per document
+  (commitments as bytes, sums as integers). A proof rebuilds one chunk's subtree and the
+  small tree over the chunk roots, so it costs a few reads whatever the user count.
+- `liabilities_users`: per user, the secret nonce and where their leaves are. This is the
+  only place a leaf is tied to a person; it never leaves the console except inside that
+  user's own proof.
+Snapshots are taken by an admin and audited (`liabilities.snapshot`, event key
+`liabilities:snapshot:<id>`), so retrying after a crash records the action once.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+from dataclasses import dataclass
+
+from core.errors import InvalidFlowInputError, SnapshotNotFoundError
+from core.ledger import AssetRegistry, Store
+from core.liabilities import tree
+from core.liabilities.cut import Cut, read_cut
+from core.permissions import Permission, Principal, require
+from core.platform import Platform
+
+LEAF_CHUNK_SIZE = 4096  # leaves per stored document (a power of two); ~180 KB each
+USER_INSERT_BATCH = 1_000
+CHUNK_INSERT_BATCH = 16
+SPLIT_PARTS_MAX = 8
+SNAPSHOT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+SNAPSHOT_LIST_MAX = 200
+STATE_PUBLISHED = "published"
+
+
+@dataclass
+class AssetTree:
+    """One asset's tree as built: what is published plus the documents to store."""
+
+    summary: dict
+    chunks: list[dict]
+    positions: dict[str, list[dict]]  # user -> [{asset, index, part, sum}]
+
+
+def split_balance(balance: int, parts: int, rng: random.Random) -> list[int]:
+    """Cut a balance into `parts` random non-negative pieces that add up to it exactly, so
+    a sibling's sum reveals less about any one user's balance."""
+    if parts <= 1 or balance < parts:
+        return [balance]
+    cuts = sorted(rng.randrange(balance + 1) for _ in range(parts - 1))
+    return [high - low for low, high in zip([0, *cuts], [*cuts, balance])]
+
+
+def build_asset_tree(snapshot_id: str, asset: str, users: dict[str, int], nonces: dict[str, bytes],
+                     split_parts: int, rng: random.Random, registry: AssetRegistry) -> AssetTree:
+    """Leaves for every user (split, padded with zero leaves to a power of two, shuffled),
+    then the chunk subtrees and the tree over the chunk roots."""
+    leaves: list[tuple[bytes, int, str | None, int]] = []
+    for user_id in sorted(users):
+        for part, value in enumerate(split_balance(users[user_id], split_parts, rng)):
+            leaves.append((tree.user_commitment(snapshot_id, asset, user_id, part, nonces[user_id]), value, user_id, part))
+    size = tree.padded_size(len(leaves))
+    pad_secret = rng.randbytes(tree.NONCE_BYTES)
+    leaves += [(tree.padding_commitment(pad_secret, index), 0, None, 0) for index in range(size - len(leaves))]
+    rng.shuffle(leaves)
+    chunk_size = min(LEAF_CHUNK_SIZE, size)
+    chunk_roots: list[list] = []
+    chunks: list[dict] = []
+    positions: dict[str, list[dict]] = {}
+    for number, start in enumerate(range(0, size, chunk_size)):
+        part_of = leaves[start:start + chunk_size]
+        subtree = tree.MerkleSumTree.from_leaves([leaf[0] for leaf in part_of], [leaf[1] for leaf in part_of])
+        chunk_roots.append([subtree.root.hex(), subtree.total])
+        chunks.append({"_id": f"{snapshot_id}:{asset}:{number:06d}", "snapshot_id": snapshot_id, "asset": asset, "chunk": number,
+                       "commitments": b"".join(leaf[0] for leaf in part_of), "sums": [leaf[1] for leaf in part_of]})
+        for offset, (_, value, user_id, part) in enumerate(part_of):
+            if user_id is not None:
+                positions.setdefault(user_id, []).append({"asset": asset, "index": start + offset, "part": part, "sum": value})
+    top = tree.MerkleSumTree([bytes.fromhex(h) for h, _ in chunk_roots], [s for _, s in chunk_roots])
+    expected = sum(users.values())
+    assert top.total == expected, f"tree total {top.total} != liabilities {expected}"  # paired check of the build
+    summary = {"asset": asset, "scale": registry.get(asset).scale, "root": top.root.hex(), "total": top.total,
+               "leaf_count": size, "chunk_size": chunk_size, "users": len(users), "chunk_roots": chunk_roots}
+    return AssetTree(summary, chunks, positions)
+
+
+def _snapshot_id(cut: Cut, platform: Platform) -> str:
+    """Deterministic for one journal position and second: a retry of the same snapshot
+    finds the first one instead of publishing a twin."""
+    return f"pol-{platform.clock.now():%Y%m%dT%H%M%S}-{cut.versions_digest[:10]}"
+
+
+def take_snapshot(platform: Platform, principal: Principal, *, split_parts: int = 1, snapshot_id: str | None = None,
+                  rng: random.Random | None = None) -> dict:
+    """Read a consistent cut, build every asset's tree, store and publish it, audit it.
+
+    Args:
+        split_parts: split each balance across this many leaves (1..SPLIT_PARTS_MAX).
+        snapshot_id: optional id (idempotency key); by default derived from the cut.
+        rng: randomness for nonces, splits, padding and shuffling (tests pass a seeded
+            one; the default is the operating system's secret randomness).
+    Returns: the published snapshot document (an existing one when the id was taken).
+    Raises: PermissionDeniedError, InvalidFlowInputError, SnapshotContendedError,
+        NegativeLiabilityError.
+    """
+    require(principal, Permission.MANAGE_LIABILITIES)
+    if isinstance(split_parts, bool) or not isinstance(split_parts, int) or not 1 <= split_parts <= SPLIT_PARTS_MAX:
+        raise InvalidFlowInputError(f"split_parts must be 1..{SPLIT_PARTS_MAX}", split_parts=repr(split_parts))
+    if snapshot_id is not None and (not isinstance(snapshot_id, str) or not SNAPSHOT_ID_PATTERN.match(snapshot_id)):
+        raise InvalidFlowInputError("snapshot id must be 1-64 of letters, digits, _.-", snapshot_id=repr(snapshot_id))
+    store = platform.store
+    if snapshot_id is not None and (existing := store.collection("liabilities_snapshots").find_one({"_id": snapshot_id})):
+        _audit(platform, existing)
+        return existing
+    rng = rng or secrets.SystemRandom()
+    cut = read_cut(store)
+    snapshot_id = snapshot_id or _snapshot_id(cut, platform)
+    if existing := store.collection("liabilities_snapshots").find_one({"_id": snapshot_id}):
+        _audit(platform, existing)
+        return existing
+    for name in ("liabilities_leaves", "liabilities_users"):  # leftovers of a crashed attempt under this id
+        store.collection(name).delete_many({"snapshot_id": snapshot_id})
+    users = sorted({user for per_asset in cut.liabilities.values() for user in per_asset})
+    nonces = {user: rng.randbytes(tree.NONCE_BYTES) for user in users}
+    summaries, positions = [], {user: [] for user in users}
+    for asset, per_asset in cut.liabilities.items():
+        built = build_asset_tree(snapshot_id, asset, per_asset, nonces, split_parts, rng, platform.registry)
+        for start in range(0, len(built.chunks), CHUNK_INSERT_BATCH):
+            store.collection("liabilities_leaves").insert_many(built.chunks[start:start + CHUNK_INSERT_BATCH])
+        for user, leaves in built.positions.items():
+            positions[user] += leaves
+        summaries.append(built.summary)
+    user_documents = [{"_id": f"{snapshot_id}:{user}", "snapshot_id": snapshot_id, "user_id": user,
+                       "nonce": nonces[user].hex(), "leaves": positions[user]} for user in users]
+    for start in range(0, len(user_documents), USER_INSERT_BATCH):
+        store.collection("liabilities_users").insert_many(user_documents[start:start + USER_INSERT_BATCH])
+    document = {"_id": snapshot_id, "state": STATE_PUBLISHED, "taken_at": platform.clock.now(), "taken_by": principal.name,
+                "role": principal.role.value, "split_parts": split_parts, "users": len(users), "cut": cut.position(),
+                "assets": summaries}
+    store.collection("liabilities_snapshots").insert_one(document)  # the commit point
+    _audit(platform, document)
+    return document
+
+
+def _audit(platform: Platform, document: dict) -> None:
+    roots = {a["asset"]: {"root": a["root"], "total": a["total"], "leaf_count": a["leaf_count"]} for a in document["assets"]}
+    platform.ledger.audit.append(type="liabilities.snapshot", actor=document["taken_by"], role=document["role"],
+                                 target=document["_id"], after={"roots": roots, "users": document["users"]},
+                                 data={"cut": document["cut"], "split_parts": document["split_parts"]},
+                                 event_key=f"liabilities:snapshot:{document['_id']}")
+
+
+def get_snapshot(store: Store, snapshot_id: str | None = None) -> dict:
+    """The snapshot with that id, or the newest. Raises: SnapshotNotFoundError."""
+    snapshots = store.collection("liabilities_snapshots")
+    if snapshot_id is None:
+        found = snapshots.find_one({}, sort=[("taken_at", -1)])
+    elif isinstance(snapshot_id, str) and SNAPSHOT_ID_PATTERN.match(snapshot_id):
+        found = snapshots.find_one({"_id": snapshot_id})
+    else:
+        found = None
+    if found is None:
+        raise SnapshotNotFoundError("no liabilities snapshot" + (f" {snapshot_id!r}" if snapshot_id else " has been taken yet"),
+                                    snapshot_id=repr(snapshot_id))
+    return found
+
+
+def list_snapshots(platform: Platform, principal: Principal, limit: int = 50) -> list[dict]:
+    """Newest first, without the chunk roots (what a history table and a roots file need)."""
+    require(principal, Permission.READ_PLATFORM)
+    limit = max(1, min(int(limit), SNAPSHOT_LIST_MAX))
+    documents = platform.store.collection("liabilities_snapshots").find(
+        {}, sort=[("taken_at", -1)], limit=limit, projection={"assets.chunk_roots": 0})
+    return documents
+
+
+ROOT_FIELDS = ("snapshot_id", "taken_at", "asset", "root", "total", "leaf_count", "users")
+
+
+def published_roots(platform: Platform, principal: Principal, limit: int = 50) -> list[dict]:
+    """One row per (snapshot, asset), newest snapshot first: what the exchange publishes so
+    users can compare the root and total of their proof. Raises: PermissionDeniedError."""
+    rows = []
+    for snapshot in list_snapshots(platform, principal, limit):
+        for summary in snapshot["assets"]:
+            rows.append({"snapshot_id": snapshot["_id"], "taken_at": f"{snapshot['taken_at']:%Y-%m-%dT%H:%M:%S}Z",
+                         "asset": summary["asset"], "root": summary["root"], "total": summary["total"],
+                         "leaf_count": summary["leaf_count"], "users": summary["users"]})
+    return rows
+
+
+def roots_csv(rows: list[dict]) -> str:
+    """The published roots as CSV (no field can hold a comma: ids, codes, hex, integers)."""
+    return "\n".join([",".join(ROOT_FIELDS)] + [",".join(str(row[name]) for name in ROOT_FIELDS) for row in rows]) + "\n"
