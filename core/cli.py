@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add sub-commands: each defines `register_commands(subparsers) -> None`.
-COMMAND_MODULES: list[str] = ["core.users", "core.demo", "core.audit_cli", "core.integrity", "core.legacy.cli", "core.runner", "core.bench"]
+COMMAND_MODULES: list[str] = ["core.users", "core.demo", "core.audit_cli", "core.integrity", "core.legacy.cli", "core.runner", "core.bench", "core.liabilities.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:
