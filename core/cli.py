@@ -1,4 +1,7 @@
-"""`python -m core …` — exit codes: 0 success, 1 a check failed, 2 usage or configuration error."""
+"""`python -m core …` — exit codes: 0 success, 1 a check failed, 2 usage or configuration
+error — including a malformed MONGODB_URI / LEGACY_MONGODB_URI and a database that cannot
+be reached (the message names which one), so a failed check is never confused with a
+server that is down."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import argparse
 import importlib
 import json
 import sys
-from core.errors import ConfigurationError, LedgerError
+from core.errors import ConfigurationError, DatabaseUnreachableError, LedgerError
 from core.platform import Platform
 from core.ledger import Store
 
@@ -18,7 +21,11 @@ class UsageError(Exception):
 
 
 def open_database_store() -> Store:
-    """The configured real store; commands that inspect a database refuse the embedded one."""
+    """The configured real store; commands that inspect a database refuse the embedded one.
+    Raises: ConfigurationError (no or malformed MONGODB_URI), DatabaseUnreachableError."""
+    from core.validation import check_database_uri
+
+    check_database_uri("MONGODB_URI", "ledger")
     store = Store.from_environment()
     if store.embedded:
         raise ConfigurationError("this command inspects a database: set MONGODB_URI (the embedded store is empty and in memory)")
@@ -48,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that add sub-commands: each defines `register_commands(subparsers) -> None`.
-COMMAND_MODULES: list[str] = ["core.users", "core.demo", "core.audit_cli", "core.integrity", "core.legacy.cli", "core.runner", "core.bench", "core.liabilities.cli"]
+COMMAND_MODULES: list[str] = ["core.users", "core.demo", "core.audit_cli", "core.integrity", "core.legacy.cli", "core.runner", "core.bench", "core.rollups", "core.liabilities.cli", "core.ledger.simulation.cli"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (ConfigurationError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except DatabaseUnreachableError as error:
+        which = error.details.get("which", "ledger")
+        print(f"error: the {which} database cannot be reached ({error}); nothing was checked or changed — "
+              f"check {'LEGACY_MONGODB_URI' if which == 'legacy' else 'MONGODB_URI'} and that the server is up", file=sys.stderr)
         return EXIT_USAGE
     except LedgerError as error:
         print(f"error ({error.code}): {error}", file=sys.stderr)

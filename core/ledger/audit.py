@@ -11,13 +11,13 @@ recorded exactly once, whoever records it.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from core.clock import Clock
 from core.errors import StoreError
 from core.ledger.hashing import digest
+from core.ledger.ids import random_hex
 from core.ledger.store import DuplicateKeyStoreError, Store
 
 GENESIS_HASH = "0" * 64
@@ -64,7 +64,7 @@ class AuditLog:
         Raises: StoreError if the chain stays contended for APPEND_ATTEMPTS_MAX tries.
         """
         event = {
-            "event_key": event_key or f"evt:{uuid.uuid4().hex}",
+            "event_key": event_key or f"evt:{random_hex(32)}",
             "type": type,
             "actor": actor,
             "role": role,

@@ -52,6 +52,7 @@ from core.ledger.entries import (
 )
 from core.ledger.money import DEFAULT_REGISTRY, Amount, AssetRegistry, from_minor, positive_amount
 from core.ledger.store import DuplicateKeyStoreError, Store
+from core import validation  # a module reference: core.validation imports core.ledger in turn
 
 PAGE_SIZE_MAX = 200
 CLAIM_ATTEMPTS_MAX = 64  # a post that keeps losing version claims gives up with ContentionError
@@ -150,7 +151,7 @@ class Ledger:
         accounts = [posting.account.id for posting in request.postings]
         for _ in range(CLAIM_ATTEMPTS_MAX):
             heads = self._heads(accounts)
-            postings, shortfalls = plan_claims(request, heads)
+            postings, shortfalls = self._plan(request, heads)
             if shortfalls:
                 replayed = self._refuse(request, heads, shortfalls)
                 if replayed is not None:
@@ -168,6 +169,9 @@ class Ledger:
             self.project(document)
             return Entry.from_document(document)
         raise ContentionError(f"accounts {accounts} stayed contended; retry", accounts=accounts, attempts=CLAIM_ATTEMPTS_MAX)
+
+    def _plan(self, request: EntryRequest, heads: dict[str, Head]) -> tuple[list[dict], list[Shortfall]]:
+        return plan_claims(request, heads)
 
     def _heads(self, accounts: list[str]) -> dict[str, Head]:
         documents = self._balances.find({"_id": {"$in": accounts}}, projection={"version": 1, "balance_minor": 1, "head_hash": 1},
@@ -250,8 +254,8 @@ class Ledger:
             done = []
             for document in batch:
                 seen.add(document["_id"])
-                if isinstance(document.get("created_at"), datetime) and document["created_at"] > cutoff:
-                    continue
+                if stale_after > timedelta(0) and isinstance(document.get("created_at"), datetime) and document["created_at"] > cutoff:
+                    continue  # young (by this process's clock, which may be skewed): left to its writer for now
                 problem = self._recover_one(document)
                 if problem:
                     report.poisoned[document["_id"]] = problem
@@ -284,6 +288,8 @@ class Ledger:
         Raises: InsufficientFundsError, NonPositiveAmountError and amount errors,
             IdempotencyConflictError if `hold_id` was placed with different terms.
         """
+        validation.arguments(hold_id=hold_id, source=source, held=held, amount=amount, actor=actor, memo=memo)  # boundary (core.validation)
+        validation.optional_arguments(flow_ref=flow_ref, metadata=metadata)
         value = positive_amount(amount, source.asset, self.registry)
         return self.post(make_request(
             idempotency_key=f"hold:{hold_id}:place", type="hold.place", actor=actor, flow_ref=flow_ref,
@@ -294,12 +300,15 @@ class Ledger:
     def place_user_hold(self, *, hold_id: str, user_id: str, asset: str, amount: object, actor: str,
                         flow_ref: str | None = None, memo: str = "", metadata: dict | None = None) -> Entry:
         """A hold on a user's funds: available → locked. Raises: as `place_hold`."""
+        validation.arguments(hold_id=hold_id, user_id=user_id, asset=asset, amount=amount, actor=actor, memo=memo)  # boundary (core.validation)
+        validation.optional_arguments(flow_ref=flow_ref, metadata=metadata)
         return self.place_hold(hold_id=hold_id, source=acct.user_available(user_id, asset), held=acct.user_locked(user_id, asset),
                                amount=amount, actor=actor, flow_ref=flow_ref, memo=memo, metadata=metadata)
 
     def hold(self, hold_id: str) -> tuple[Entry, Entry | None]:
         """The placing entry of an applied hold and its closing entry (None while open).
         Raises: HoldNotFoundError."""
+        validation.arguments(hold_id=hold_id)  # boundary (core.validation)
         documents = self._entries.find({"hold_id": hold_id}, limit=4)
         place = next((d for d in documents if d["hold_action"] == "place" and d["state"] == "applied"), None)
         if place is None:
@@ -310,6 +319,7 @@ class Ledger:
     def open_holds(self, user_id: str, placed_max: int = PAGE_SIZE_MAX) -> list[Entry]:
         """Placing entries of the user's still-open holds among the `placed_max` most recently
         placed (newest first): two queries, however many holds there are."""
+        validation.arguments(user_id=user_id, placed_max=placed_max)  # boundary (core.validation)
         acct.check_owner_id(user_id)
         placed = self._entries.find({"user_ids": user_id, "hold_action": "place", "state": "applied"},
                                     sort=[("created_at", -1), ("_id", -1)], limit=min(placed_max, PAGE_SIZE_MAX))
@@ -330,6 +340,8 @@ class Ledger:
                      metadata: dict | None = None) -> Entry:
         """Return a hold's funds to where they came from.
         Raises: HoldNotFoundError, HoldClosedError."""
+        validation.arguments(hold_id=hold_id, actor=actor, memo=memo, entry_type=entry_type)  # boundary (core.validation)
+        validation.optional_arguments(metadata=metadata)
         place, _ = self.hold(hold_id)
         source, held, value = self._hold_legs(place)
         return self._close_hold(place, "release", memo, actor, _pair(held, source, value), entry_type, metadata)
@@ -340,6 +352,8 @@ class Ledger:
         """Pay a hold's whole amount out to `destinations` (which must add up to it), in one
         entry that may carry further balanced `extra_postings` (e.g. the other side of a trade).
         Raises: HoldNotFoundError, HoldClosedError, UnbalancedEntryError."""
+        validation.arguments(hold_id=hold_id, actor=actor, destinations=destinations, memo=memo, entry_type=entry_type, extra_postings=extra_postings)  # boundary (core.validation)
+        validation.optional_arguments(metadata=metadata)
         place, _ = self.hold(hold_id)
         _, held, value = self._hold_legs(place)
         postings = [{"account": held, "amount": -value}]
@@ -365,16 +379,19 @@ class Ledger:
     # -- reads ---------------------------------------------------------------------------------
     def balance(self, account: Account) -> Amount:
         """The projected balance of one account (zero if never used)."""
+        validation.arguments(account=account)  # boundary (core.validation)
         document = self._balances.find_one({"_id": account.id})
         return from_minor(document["balance_minor"] if document else 0, account.asset, self.registry)
 
     def balances_of_kind(self, kind: AccountKind) -> dict[str, int]:
         """account id → balance in minor units for every account of `kind`."""
+        validation.account_kind(kind, "kind")  # boundary (core.validation)
         documents = self._balances.find({"kind": kind.value}, projection={"balance_minor": 1})
         return {d["_id"]: d["balance_minor"] for d in documents}
 
     def user_balances(self, user_id: str) -> dict[str, UserBalance]:
         """Available, locked and total per asset for one user (one query)."""
+        validation.arguments(user_id=user_id)  # boundary (core.validation)
         acct.check_owner_id(user_id)
         documents = self._balances.find(
             {"owner": user_id, "kind": {"$in": [AccountKind.USER_AVAILABLE.value, AccountKind.USER_LOCKED.value]}}
@@ -389,17 +406,20 @@ class Ledger:
 
     def entry(self, entry_id: str) -> Entry:
         """Raises: EntryNotFoundError."""
+        validation.arguments(entry_id=entry_id)  # boundary (core.validation)
         document = self._entries.find_one({"_id": entry_id}) if isinstance(entry_id, str) else None
         if document is None:
             raise EntryNotFoundError(f"no entry {entry_id!r}", entry_id=entry_id)
         return Entry.from_document(document)
 
     def entry_by_key(self, key: str) -> Entry | None:
+        validation.arguments(key=key)  # boundary (core.validation)
         document = self._entries.find_one({"idempotency_key": key}) if isinstance(key, str) else None
         return Entry.from_document(document) if document else None
 
     def entries(self, entry_filter: EntryFilter = EntryFilter(), *, page: int = 0, page_size: int = 50) -> Page:
         """Entries newest first, one page at a time (paged on the server)."""
+        validation.arguments(entry_filter=entry_filter, page=page, page_size=page_size)  # boundary (core.validation)
         if not (1 <= page_size <= PAGE_SIZE_MAX) or page < 0:
             raise InvalidEntryError(f"page_size must be 1..{PAGE_SIZE_MAX} and page ≥ 0", page_size=page_size, page=page)
         query = entry_filter.query()

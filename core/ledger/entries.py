@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.ledger.accounts import Account, check_owner_id
 from core.errors import InvalidEntryError, UnbalancedEntryError
 from core.ledger.hashing import digest
+from core.ledger.ids import random_hex
 from core.ledger.money import INT64_MAX, INT64_MIN, Amount, AssetRegistry, from_minor
 
 POSTINGS_PER_ENTRY_MAX = 16
@@ -178,7 +178,7 @@ def entry_hash(document: dict) -> str:
 
 def new_entry_id(now: datetime) -> str:
     """Time-ordered unique id."""
-    return f"E{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{uuid.uuid4().hex[:10]}"
+    return f"E{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{random_hex(10)}"
 
 
 def claim_of(account_id: str, version: int) -> str:
@@ -250,6 +250,7 @@ def entry_document(request: EntryRequest, now: datetime, postings: list[dict]) -
         "request_hash": request_hash(request),
         "state": "applied",
         "unprojected": True,
+        "unfolded": True,  # sparse flag: core.rollups has not folded this entry yet (cleared in batch)
     }
     document["entry_hash"] = entry_hash(document)
     return document

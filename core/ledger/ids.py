@@ -1,0 +1,38 @@
+"""Random parts of generated ids (entry ids, event keys), from one replaceable source.
+
+Production uses `uuid4`. The deterministic simulator swaps in a seeded generator for the
+length of a run (it admits one actor at a time, so a shared generator stays
+deterministic), so the same seed gives the same ids, the same sort orders and therefore
+the same interleaving.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_SOURCE_LOCK = threading.Lock()
+_seeded: random.Random | None = None
+
+
+def random_hex(chars: int) -> str:
+    """`chars` random hex digits (at most 32)."""
+    if _seeded is not None:
+        return f"{_seeded.getrandbits(128):032x}"[:chars]
+    return uuid.uuid4().hex[:chars]
+
+
+@contextmanager
+def seeded_ids(seed: int) -> Iterator[None]:
+    """Within the block every generated id comes from `random.Random(seed)`.
+    One seeded block at a time per process (the simulator's runs are sequential)."""
+    global _seeded
+    with _SOURCE_LOCK:
+        _seeded = random.Random(seed)
+        try:
+            yield
+        finally:
+            _seeded = None
