@@ -66,6 +66,7 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("idempotency_key", unique=True),
         _index("claims", unique=True),  # "<account>@<version>": one entry owns each version
         _index("unprojected", sparse=True),  # entries recovery still has to confirm
+        _index("unfolded", sparse=True),  # entries core.rollups has not folded yet
         _index("accounts", "-created_at"),
         _index("user_ids", "-created_at"),
         _index("type", "-created_at"),
@@ -124,6 +125,11 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("-started_at"),
         _index("scope", "-started_at"),
     ],
+    "rollups": [_index("generation", "account", "day")],  # core.rollups: per account and day
+    "rollup_heads": [_index("generation", "_id")],
+    "rollup_totals": [_index("generation", "kind", "asset")],
+    "rollup_passes": [_index("generation", "pass")],
+    "integrity_heads": [_index("generation", "_id")],  # core.integrity: the last verified head per account
     "liabilities_snapshots": [_index("-taken_at")],  # core.liabilities
     "liabilities_leaves": [_index("snapshot_id", "asset", "chunk")],
     "liabilities_users": [_index("snapshot_id", "user_id")],

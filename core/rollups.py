@@ -1,0 +1,500 @@
+"""Daily rollups of the journal (issue 15): what the console's reports read instead of raw entries.
+
+Per account and UTC day a rollup holds the movements in and out by entry type, the closing
+balance and the version it closed at; per account a *head* holds the version folded so far;
+per (kind, asset) a *total* holds the sum of those heads. Reports read these plus at most
+the entries after the watermark (`snapshot`), so a page costs O(days shown + new entries),
+never O(journal).
+
+How they stay exactly right with any number of concurrent runners (EXACTLY_ONCE.md's
+discipline, no timing, no blind `$inc`):
+- The fold advances in numbered *passes* serialised by one state document per generation.
+  A pass is first *planned* by a compare-and-set on that document (`pass: k, status: done`
+  → `pass: k+1, status: planned`) that stores the plan: per account the version range
+  (from, to] to fold and the balance at `from`. The plan is derived from the per-account
+  version chains (`claims`), so it is the same whoever executes it.
+- Any runner may execute a planned pass (helping). Each derived document is written with
+  the filter `pass < k+1` and the values computed from the document it read (whose pass is
+  ≤ k, since pass k+1 starts only after pass k is done): a second executor matches nothing,
+  a crashed one is finished by the next. The document keeps `before` (its values before
+  the pass) so readers can see a consistent "as of pass k" while pass k+1 is half written.
+- Then the pass is marked done by a compare-and-set, which moves the watermark.
+Which entries are new is found from the journal in `_id` order after the watermark; an
+account whose versions jump past its head has the missing versions fetched by `claims`
+(gap fill), so nothing is folded twice or skipped within an account's chain. An entry that
+lands late *and* on an account that never moves again is folded by `sweep` (run by the
+full integrity check) — latency, never double counting.
+
+`rebuild` folds a fresh *generation* from the first entry, then switches the `active`
+pointer and deletes the old generation: runners still folding the old one cannot touch it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from core.errors import RollupChainError, RollupContendedError
+from core.ledger import DuplicateKeyStoreError, Store, parse_account_id, scan
+
+ROLLUPS, HEADS, TOTALS, STATE, PASSES = "rollups", "rollup_heads", "rollup_totals", "rollup_state", "rollup_passes"
+PASS_ENTRIES_MAX = 500  # new entries one pass reads from the journal
+PASS_ACCOUNTS_MAX = 500  # accounts one sweep pass plans
+IN_BATCH_MAX = 500  # ids or claims per `$in` query
+PASSES_PER_RUN_MAX = 100_000  # `update` stops after this many passes (a run is bounded)
+TAIL_READ_MAX = 2_000  # a reader folds first when more entries than this wait after the watermark
+SNAPSHOT_ATTEMPTS_MAX = 8  # a reader retries when passes complete under it
+PLAN_ATTEMPTS_MAX = 64
+TOTALS_READ_MAX = 5_000  # (kind, asset) pairs: a dozen kinds times the registry's assets
+DAY_ROWS_READ_MAX = 50_000  # day rollups one report reads (accounts × days of a window)
+ACTIVE = "active"
+ENTRY_FIELDS = {"postings": 1, "created_at": 1, "type": 1, "claims": 1}
+
+
+def _day(entry: dict) -> str:
+    return entry["created_at"].strftime("%Y-%m-%d")
+
+
+def _claim(account: str, version: int) -> str:
+    return f"{account}@{version}"
+
+
+# -- state ------------------------------------------------------------------------------------------------
+def active_generation(store: Store) -> int:
+    """The generation readers use (1 until the first rebuild)."""
+    document = store.collection(STATE).find_one({"_id": ACTIVE})
+    return document["generation"] if document else 1
+
+
+def _state(store: Store, generation: int) -> dict:
+    document = store.collection(STATE).find_one({"_id": f"gen:{generation}"})
+    return document or {"_id": f"gen:{generation}", "pass": 0, "status": "done", "watermark": None, "plan": [], "clear": []}
+
+
+def _heads(store: Store, generation: int, accounts: list[str]) -> dict[str, dict]:
+    """Head documents of `accounts` in `generation` (batched `$in` by `_id`)."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(accounts), IN_BATCH_MAX):
+        ids = [f"{generation}|{a}" for a in accounts[start:start + IN_BATCH_MAX]]
+        for document in store.collection(HEADS).find({"_id": {"$in": ids}}, limit=len(ids)):
+            found[document["account"]] = document
+    return found
+
+
+def entries_by_claims(store: Store, claims: list[str]) -> list[dict]:
+    """The entries owning `claims` (batched `$in` on the unique `claims` index), each once."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(claims), IN_BATCH_MAX):
+        chunk = claims[start:start + IN_BATCH_MAX]
+        for document in store.collection("entries").find({"claims": {"$in": chunk}}, limit=len(chunk)):
+            found[document["_id"]] = document
+    return list(found.values())
+
+
+# -- planning ---------------------------------------------------------------------------------------------
+def _settled(document: dict | None, done_pass: int) -> dict | None:
+    """A derived document's values as of `done_pass` (its `before` while the next pass is
+    half written). Raises RollupContendedError when a later pass already rewrote it."""
+    if document is None or document["pass"] <= done_pass:
+        return document
+    if document["pass"] == done_pass + 1:
+        before = document.get("before")
+        return None if before is None else {**document, **before, "pass": done_pass}
+    raise RollupContendedError("rollups moved on while being read", pass_=str(document["pass"]))
+
+
+def _plan_from_feed(store: Store, generation: int, state: dict) -> tuple[list[list], list[str]] | None:
+    """The next pass from the entries still flagged `unfolded` (a sparse index: only they are
+    read): per account (from, to], and the ids whose flag the pass clears. None when none wait."""
+    feed = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=PASS_ENTRIES_MAX,
+                                            projection={"postings.account": 1, "postings.version": 1})
+    if not feed:
+        return None
+    targets: dict[str, int] = {}
+    for entry in feed:
+        for posting in entry.get("postings", []):
+            if isinstance(posting.get("version"), int):
+                targets[posting["account"]] = max(targets.get(posting["account"], 0), posting["version"])
+    return _plan_for(store, generation, state, targets), [entry["_id"] for entry in feed]
+
+
+def _plan_for(store: Store, generation: int, state: dict, targets: dict[str, int]) -> list[list]:
+    """[account, from_version, from_balance, to_version] for every account behind its target."""
+    done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
+    heads = _heads(store, generation, sorted(targets))
+    plan = []
+    for account in sorted(targets):
+        head = _settled(heads.get(account), done_pass) or {"version": 0, "balance_minor": 0}
+        if targets[account] > head["version"]:
+            plan.append([account, head["version"], head["balance_minor"], targets[account]])
+    return plan
+
+
+def _start_pass(store: Store, generation: int, state: dict, plan: list[list], cleared: list[str]) -> bool:
+    """Compare-and-set the state from `done` at pass k to `planned` at k+1. Returns whether we won."""
+    update = {"$set": {"pass": state["pass"] + 1, "status": "planned", "plan": plan, "clear": cleared,
+                       "generation": generation}}
+    guard = {"_id": state["_id"], "pass": state["pass"], "status": "done"}
+    if state["pass"] > 0:
+        return store.collection(STATE).update_one(guard, update) > 0
+    try:  # the first pass creates the state document: a duplicate means another runner did
+        store.collection(STATE).update_one(guard, update, upsert=True)
+        return True
+    except DuplicateKeyStoreError:
+        return False
+
+
+# -- executing a pass -------------------------------------------------------------------------------------
+@dataclass
+class PassDelta:
+    """What one pass adds: per (account, day) movements, per account the new head, per (kind, asset) the change."""
+
+    days: dict[tuple[str, str], dict] = field(default_factory=dict)
+    heads: dict[str, dict] = field(default_factory=dict)
+    totals: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+
+def links_of(entries: list[dict], account: str) -> list[tuple[dict, dict]]:
+    """(posting, entry) of `account` in `entries`, in version order."""
+    links = [(p, e) for e in entries for p in e.get("postings", []) if p.get("account") == account]
+    return sorted(links, key=lambda link: link[0].get("version", 0))
+
+
+def fold_links(delta: PassDelta, account: str, from_version: int, from_balance: int,
+               links: list[tuple[dict, dict]]) -> None:
+    """Fold one account's links (versions from+1.. in order) into `delta`.
+    Raises RollupChainError when the versions are not contiguous (an entry is missing)."""
+    parsed = parse_account_id(account)
+    version, balance = from_version, from_balance
+    for posting, entry in links:
+        if posting.get("version") != version + 1:
+            raise RollupChainError(f"{account}: version {version + 1} is missing from the journal",
+                                   account=account, version=str(version + 1))
+        version, amount_minor = version + 1, posting["amount_minor"]
+        balance = posting["balance_after"]
+        day = delta.days.setdefault((account, _day(entry)), {"types": {}, "closing_minor": 0, "closing_version": 0})
+        moved = day["types"].setdefault(entry["type"], [0, 0, 0])
+        moved[0 if amount_minor > 0 else 1] += abs(amount_minor)
+        moved[2] += 1
+        day["closing_minor"], day["closing_version"] = balance, version
+    delta.heads[account] = {"version": version, "balance_minor": balance, "kind": parsed.kind.value,
+                            "owner": parsed.owner, "asset": parsed.asset}
+    delta.totals[(parsed.kind.value, parsed.asset)] += balance - from_balance
+
+
+def pass_delta(store: Store, plan: list[list]) -> PassDelta:
+    """Read the plan's entries by their claims and fold them."""
+    claims = [_claim(a, v) for a, start, _, end in plan for v in range(start + 1, end + 1)]
+    entries = entries_by_claims(store, claims)
+    by_account: dict[str, list] = defaultdict(list)
+    wanted = {a: (start, end) for a, start, _, end in plan}
+    for entry in entries:
+        for posting in entry.get("postings", []):
+            span = wanted.get(posting.get("account"))
+            if span and span[0] < posting.get("version", 0) <= span[1]:
+                by_account[posting["account"]].append((posting, entry))
+    delta = PassDelta()
+    for account, start, balance, _ in plan:
+        fold_links(delta, account, start, balance, sorted(by_account[account], key=lambda link: link[0]["version"]))
+    return delta
+
+
+def _day_values(old: dict | None, moved: dict) -> dict:
+    types = {row["type"]: [row["in_minor"], row["out_minor"], row["entries"]] for row in (old or {}).get("types", [])}
+    for entry_type, (into, out, count) in moved["types"].items():
+        row = types.setdefault(entry_type, [0, 0, 0])
+        row[0], row[1], row[2] = row[0] + into, row[1] + out, row[2] + count
+    rows = [{"type": t, "in_minor": v[0], "out_minor": v[1], "entries": v[2]} for t, v in sorted(types.items())]
+    return {"types": rows, "in_minor": sum(r["in_minor"] for r in rows), "out_minor": sum(r["out_minor"] for r in rows),
+            "entries": sum(r["entries"] for r in rows), "closing_minor": moved["closing_minor"],
+            "closing_version": moved["closing_version"]}
+
+
+def _write(store: Store, name: str, pass_number: int, documents: dict[str, tuple[dict, dict | None]]) -> None:
+    """Write each derived document for `pass_number` at most once: the filter `pass < k` makes a
+    second writer (or a replay after a crash) a no-op; `before` keeps the previous values."""
+    for document_id, (values, before) in sorted(documents.items()):
+        update = {"$set": {**values, "pass": pass_number, "before": before}}
+        try:
+            store.collection(name).update_one({"_id": document_id, "pass": {"$lt": pass_number}}, update, upsert=True)
+        except DuplicateKeyStoreError:
+            pass  # written for this pass already by another runner
+
+
+def _existing(store: Store, name: str, ids: list[str]) -> dict[str, dict]:
+    found = {}
+    for start in range(0, len(ids), IN_BATCH_MAX):
+        chunk = ids[start:start + IN_BATCH_MAX]
+        found.update({d["_id"]: d for d in store.collection(name).find({"_id": {"$in": chunk}}, limit=len(chunk))})
+    return found
+
+
+def _settled_values(document: dict | None, pass_number: int, fields: tuple[str, ...]) -> dict | None:
+    """The values a document held before `pass_number` (None: it did not exist)."""
+    if document is None:
+        return None
+    source = document.get("before") if document["pass"] >= pass_number else document
+    return None if source is None else {k: source[k] for k in fields if k in source}
+
+
+DAY_FIELDS = ("types", "in_minor", "out_minor", "entries", "closing_minor", "closing_version")
+
+
+def execute_pass(store: Store, generation: int, state: dict) -> None:
+    """Write the planned pass's rollups, totals and heads (each at most once), then mark it done."""
+    number, delta = state["pass"], pass_delta(store, state["plan"])
+    day_ids = {f"{generation}|{a}|{d}": (a, d) for a, d in delta.days}
+    old_days = _existing(store, ROLLUPS, sorted(day_ids))
+    days = {}
+    for document_id, (account, day) in day_ids.items():
+        before = _settled_values(old_days.get(document_id), number, DAY_FIELDS)
+        head = delta.heads[account]
+        fixed = {"generation": generation, "account": account, "day": day, **{k: head[k] for k in ("kind", "owner", "asset")}}
+        days[document_id] = ({**fixed, **_day_values(before, delta.days[(account, day)])}, before)
+    _write(store, ROLLUPS, number, days)
+    total_ids = {f"{generation}|{k}|{a}": (k, a) for k, a in delta.totals}
+    old_totals = _existing(store, TOTALS, sorted(total_ids))
+    totals = {}
+    for document_id, (kind, asset) in total_ids.items():
+        before = _settled_values(old_totals.get(document_id), number, ("balance_minor",))
+        value = (before or {}).get("balance_minor", 0) + delta.totals[(kind, asset)]
+        totals[document_id] = ({"generation": generation, "kind": kind, "asset": asset, "balance_minor": value}, before)
+    _write(store, TOTALS, number, totals)
+    heads = {}
+    for account, start, balance, _ in state["plan"]:
+        before = {"version": start, "balance_minor": balance} if start else None
+        heads[f"{generation}|{account}"] = ({"generation": generation, "account": account, **delta.heads[account]}, before)
+    _write(store, HEADS, number, heads)
+    try:  # what changed in this pass, for the incremental integrity check (same content whoever writes it)
+        store.collection(PASSES).insert_one({"_id": f"{generation}|{number}", "generation": generation, "pass": number,
+                                             "plan": state["plan"]})
+    except DuplicateKeyStoreError:
+        pass
+    cleared = state.get("clear") or []
+    watermark = max(cleared) if cleared else state.get("watermark")
+    store.collection(STATE).update_one(
+        {"_id": state["_id"], "pass": number, "status": "planned"},
+        {"$set": {"status": "done", "watermark": watermark, "plan": [], "clear": []}})
+    if cleared and generation == active_generation(store):
+        store.collection("entries").update_many({"_id": {"$in": cleared}, "unfolded": True}, {"$unset": {"unfolded": ""}})
+
+
+# -- running ----------------------------------------------------------------------------------------------
+@dataclass
+class FoldReport:
+    passes: int = 0
+    accounts: int = 0
+    generation: int = 1
+    caught_up: bool = False
+
+
+def update(store: Store, *, generation: int | None = None, passes_max: int = PASSES_PER_RUN_MAX) -> FoldReport:
+    """Fold every entry after the watermark (helping a half-done pass first). Safe to run
+    beside any number of other runners. Raises RollupChainError when an account's chain has
+    a hole (the integrity check names the entry)."""
+    generation = generation or active_generation(store)
+    report = FoldReport(generation=generation)
+    for _ in range(passes_max):
+        state = _state(store, generation)
+        if state["status"] == "planned":
+            execute_pass(store, generation, state)
+            continue
+        planned = _plan_from_feed(store, generation, state)
+        if planned is None:
+            report.caught_up = True
+            return report
+        plan, cleared = planned
+        if not plan:  # every waiting entry is folded already (a crash before its flag was cleared)
+            if generation != active_generation(store):
+                report.caught_up = True  # a generation being rebuilt never clears the shared flags
+                return report
+            store.collection("entries").update_many({"_id": {"$in": cleared}, "unfolded": True}, {"$unset": {"unfolded": ""}})
+            continue
+        if _start_pass(store, generation, state, plan, cleared):
+            report.passes, report.accounts = report.passes + 1, report.accounts + len(plan)
+    return report
+
+
+def sweep(store: Store, *, generation: int | None = None) -> FoldReport:
+    """Fold what the journal feed cannot see: an account whose projection is ahead of its
+    head (an entry that landed behind the watermark on an account that did not move since).
+    Reads every balance and head: O(accounts), for the full check's schedule."""
+    generation = generation or active_generation(store)
+    report = update(store, generation=generation)
+    heads = {d["account"]: d["version"] for d in scan(store.collection(HEADS), {"generation": generation})}
+    behind = {d["_id"]: d["version"] for d in scan(store.collection("balances"), projection={"version": 1})
+              if isinstance(d.get("version"), int) and d["version"] > heads.get(d["_id"], 0)}
+    accounts = sorted(behind)
+    for start in range(0, len(accounts), PASS_ACCOUNTS_MAX):
+        targets = {a: behind[a] for a in accounts[start:start + PASS_ACCOUNTS_MAX]}
+        for _ in range(PLAN_ATTEMPTS_MAX):
+            state = _state(store, generation)
+            if state["status"] == "planned":
+                execute_pass(store, generation, state)
+                continue
+            plan = _plan_for(store, generation, state, targets)
+            if not plan or _start_pass(store, generation, state, plan, []):
+                report.passes, report.accounts = report.passes + bool(plan), report.accounts + len(plan)
+                break
+    return update(store, generation=generation) if accounts else report
+
+
+def rebuild(store: Store) -> FoldReport:
+    """Fold a new generation from the first entry, make it active, drop the older ones.
+    Runners still folding an old generation write only that generation's documents."""
+    counter = store.collection(STATE).find_one_and_update(
+        {"_id": ACTIVE}, {"$inc": {"rebuilds": 1}, "$setOnInsert": {"generation": 1}}, upsert=True)
+    generation = counter["rebuilds"] + 1  # a fresh number per rebuild (an allocation, not a balance)
+    report = sweep(store, generation=generation)
+    store.collection(STATE).update_one({"_id": ACTIVE, "generation": {"$lt": generation}}, {"$set": {"generation": generation}})
+    report = sweep(store, generation=generation)  # what the old generation's runners folded (and unflagged) meanwhile
+    for name in (ROLLUPS, HEADS, TOTALS, PASSES):
+        store.collection(name).delete_many({"generation": {"$lt": generation}})
+    store.collection(STATE).delete_many({"generation": {"$lt": generation}, "_id": {"$ne": ACTIVE}})
+    return report
+
+
+# -- reading (reports) ------------------------------------------------------------------------------------
+@dataclass
+class Snapshot:
+    """Rollups as of the last completed pass, plus the entries after its watermark."""
+
+    generation: int
+    done_pass: int
+    tail: list[dict]  # (posting, entry) links after the watermark not folded yet, in `_id` order
+
+    def settled(self, document: dict | None) -> dict | None:
+        return _settled(document, self.done_pass)
+
+
+def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
+    """The active generation's last completed pass and the unfolded postings after its
+    watermark (only those of `accounts` when given). When more than TAIL_READ_MAX entries
+    wait, this reader folds them first (helping), so a read stays bounded.
+    Raises: RollupContendedError when passes keep completing under the reader."""
+    for _ in range(SNAPSHOT_ATTEMPTS_MAX):
+        generation = active_generation(store)
+        state = _state(store, generation)
+        done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
+        entries = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=TAIL_READ_MAX + 1,
+                                                   projection=ENTRY_FIELDS)
+        if len(entries) > TAIL_READ_MAX:
+            update(store, generation=generation)
+            continue
+        links = [(p, e) for e in entries for p in e.get("postings", [])
+                 if accounts is None or p.get("account") in accounts]
+        try:
+            heads = {a: _settled(d, done_pass) for a, d in _heads(store, generation, sorted({p["account"] for p, _ in links})).items()}
+        except RollupContendedError:
+            continue
+        tail = [(p, e) for p, e in links if p.get("version", 0) > ((heads.get(p["account"]) or {}).get("version", 0))]
+        return Snapshot(generation, done_pass, tail)
+    raise RollupContendedError("rollups kept moving while being read")
+
+
+def class_totals(store: Store) -> dict[tuple[str, str], int]:
+    """Per (kind, asset): the sum of every account's balance, from rollups plus the tail.
+    Raises: RollupContendedError."""
+    for _ in range(SNAPSHOT_ATTEMPTS_MAX):
+        view = snapshot(store)
+        try:
+            documents = [view.settled(d) for d in store.collection(TOTALS).find({"generation": view.generation}, limit=TOTALS_READ_MAX)]
+        except RollupContendedError:
+            continue
+        result: dict[tuple[str, str], int] = defaultdict(int)
+        for document in filter(None, documents):
+            result[(document["kind"], document["asset"])] += document["balance_minor"]
+        for posting, _ in view.tail:
+            result[(posting["kind"], posting["asset"])] += posting["amount_minor"]
+        return dict(result)
+    raise RollupContendedError("rollups kept moving while being read")
+
+
+def day_rows(store: Store, accounts: list[str], first_day: str, last_day: str) -> list[dict]:
+    """Per (account, day in [first_day, last_day], entry type): movements in and out, from
+    the rollups of `accounts` plus the tail. Rows: {account, asset, day, type, in_minor, out_minor}.
+    Raises: RollupContendedError."""
+    for _ in range(SNAPSHOT_ATTEMPTS_MAX):
+        view = snapshot(store, accounts)
+        query = {"generation": view.generation, "account": {"$in": accounts}, "day": {"$gte": first_day, "$lte": last_day}}
+        try:
+            documents = [view.settled(d) for d in store.collection(ROLLUPS).find(query, limit=DAY_ROWS_READ_MAX)]
+        except RollupContendedError:
+            continue
+        moved: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for document in filter(None, documents):
+            for row in document["types"]:
+                cell = moved[(document["account"], document["asset"], document["day"], row["type"])]
+                cell[0], cell[1] = cell[0] + row["in_minor"], cell[1] + row["out_minor"]
+        for posting, entry in view.tail:
+            if first_day <= _day(entry) <= last_day:
+                cell = moved[(posting["account"], posting["asset"], _day(entry), entry["type"])]
+                cell[0 if posting["amount_minor"] > 0 else 1] += abs(posting["amount_minor"])
+        return [{"account": a, "asset": asset, "day": d, "type": t, "in_minor": v[0], "out_minor": v[1]}
+                for (a, asset, d, t), v in sorted(moved.items())]
+    raise RollupContendedError("rollups kept moving while being read")
+
+
+# -- the journal, from scratch (tests and the integrity check) --------------------------------------------
+def recompute(store: Store, heads: dict[str, int] | None = None) -> tuple[dict, dict, dict]:
+    """Rollups computed from the whole journal in one scan: (days, heads, totals) with the
+    same values the fold stores. With `heads` (account → version), only versions up to
+    each account's head count (what the fold has covered so far)."""
+    links: dict[str, list] = defaultdict(list)
+    for entry in scan(store.collection("entries"), projection=ENTRY_FIELDS):
+        for posting in entry.get("postings", []):
+            if heads is None or posting.get("version", 0) <= heads.get(posting.get("account"), 0):
+                links[posting["account"]].append((posting, entry))
+    delta = PassDelta()
+    for account in sorted(links):
+        fold_links(delta, account, 0, 0, sorted(links[account], key=lambda link: link[0].get("version", 0)))
+    days = {key: _day_values(None, moved) for key, moved in delta.days.items()}
+    return days, delta.heads, {k: v for k, v in delta.totals.items()}
+
+
+def stored(store: Store, generation: int | None = None) -> tuple[dict, dict, dict]:
+    """The stored rollups of a generation as of its last completed pass, shaped like `recompute`."""
+    generation = generation or active_generation(store)
+    state = _state(store, generation)
+    done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
+    query = {"generation": generation}
+    days = {}
+    for document in filter(None, (_settled(d, done_pass) for d in scan(store.collection(ROLLUPS), query))):
+        days[(document["account"], document["day"])] = {k: document[k] for k in DAY_FIELDS}
+    heads = {d["account"]: {k: d[k] for k in ("version", "balance_minor", "kind", "owner", "asset")}
+             for d in filter(None, (_settled(d, done_pass) for d in scan(store.collection(HEADS), query)))}
+    totals = {(d["kind"], d["asset"]): d["balance_minor"]
+              for d in filter(None, (_settled(d, done_pass) for d in scan(store.collection(TOTALS), query)))}
+    return days, heads, totals
+
+
+# -- python -m core rollups update|rebuild ------------------------------------------------------------------
+def cmd_rollups(args: argparse.Namespace) -> int:
+    """`update` folds new entries (`--sweep`: also accounts the feed cannot see); `rebuild`
+    folds a new generation from scratch and switches to it. Exit 0."""
+    from core import cli
+
+    store = cli.open_database_store()
+    if args.rollups_command == "rebuild":
+        report = rebuild(store)
+    elif args.sweep:
+        report = sweep(store)
+    else:
+        report = update(store)
+    result = {"generation": report.generation, "passes": report.passes, "accounts": report.accounts,
+              "caught_up": report.caught_up}
+    cli.emit(result, args.json, f"rollups generation {report.generation}: {report.passes} passes, "
+                                f"{report.accounts} account ranges folded")
+    return cli.EXIT_OK
+
+
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    rollups = subparsers.add_parser("rollups", help="daily rollups the reports read (issue 15)")
+    actions = rollups.add_subparsers(dest="rollups_command", required=True)
+    for name, text in (("update", "fold the entries after the watermark"), ("rebuild", "fold everything again, from scratch")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--json", action="store_true")
+        if name == "update":
+            action.add_argument("--sweep", action="store_true", help="also fold accounts the journal feed cannot see (reads every balance)")
+        action.set_defaults(handler=cmd_rollups)
