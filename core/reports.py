@@ -1,9 +1,9 @@
 """Read models for the console: platform totals, fee revenue, alerts.
 
-Everything here is an aggregate computed in the store (a `$match` on an indexed field,
-then `$group`), so a page costs a constant number of round trips whatever the size of
-the journal, and every time series is bounded by a time window. Amounts stay integers of
-minor units; pages format them with `display()`.
+Totals and fee movements come from the daily rollups (`core.rollups`) plus at most the
+entries not folded yet, so a page reads O(days shown + new entries) documents whatever the
+size of the journal (issue 15); every time series is bounded by a time window. Amounts
+stay integers of minor units; pages format them with `display()`.
 
 The fee wallet (`platform.fees`) and the liquidity float (`platform.liquidity` plus
 `platform.liquidity_reserved`) are reported separately on purpose: the old admin page
@@ -19,12 +19,14 @@ from core.ledger import AccountKind
 from core.errors import InvalidStateError
 from core.ledger import AssetRegistry, from_minor
 from core.permissions import Permission, Principal, require
+from core import rollups
 from core.platform import Platform
 from core.ledger import STUCK_AFTER
 
 REVENUE_WINDOW_MAX = timedelta(days=366)
 REVENUE_WINDOW_DEFAULT = timedelta(days=60)
 RECENT_TREASURY_MAX = 50
+STUCK_SCAN_MAX = 1_000  # entries awaiting recovery the alert looks at (recovery runs at start-up)
 FEE_DEBIT_TYPES = ("referral.commission", "treasury.fee_sweep")  # the only debits of the fee wallet
 TREASURY_TYPES = ("treasury.fee_sweep", "treasury.liquidity_topup", "treasury.liquidity_withdrawal")
 
@@ -95,19 +97,18 @@ def display(minor: int, asset: str, registry: AssetRegistry) -> str:
 def platform_totals(platform: Platform, principal: Principal) -> list[AssetTotals]:
     """Per asset: user liabilities, fee wallet, liquidity free/reserved, escrow, external...
 
-    One aggregate over `balances` (served by the `kind` index). Raises: PermissionDeniedError.
+    From the rollup totals per (kind, asset) plus the entries not folded yet (a constant
+    number of reads of bounded size). Raises: PermissionDeniedError.
     """
     require(principal, Permission.READ_PLATFORM)
     kind_to_column = {kind.value: column for column, kinds in TOTAL_COLUMNS.items() for kind in kinds}
-    rows = platform.store.collection("balances").aggregate([
-        {"$match": {"kind": {"$in": sorted(kind_to_column)}}},
-        {"$group": {"_id": {"kind": "$kind", "asset": "$asset"}, "total": {"$sum": "$balance_minor"}}},
-    ])
     per_asset: dict[str, dict[str, int]] = {}
-    for row in rows:
-        column = kind_to_column[row["_id"]["kind"]]
-        values = per_asset.setdefault(row["_id"]["asset"], {})
-        values[column] = values.get(column, 0) + int(row["total"])
+    for (kind, asset), total in rollups.class_totals(platform.store).items():
+        column = kind_to_column.get(kind)
+        if column is None:
+            continue
+        values = per_asset.setdefault(asset, {})
+        values[column] = values.get(column, 0) + total
     return [AssetTotals(asset=asset, **per_asset[asset]) for asset in sorted(per_asset)]
 
 
@@ -119,26 +120,20 @@ def _window(since: datetime, until: datetime) -> None:
 
 
 def fee_movements(platform: Platform, principal: Principal, since: datetime, until: datetime) -> list[RevenuePoint]:
-    """Every movement of the fee wallet in [since, until), grouped by day, asset and entry type.
+    """Every movement of the fee wallet on the UTC days from `since` to `until` (exclusive),
+    grouped by day, asset and entry type — whole days, as the daily rollups keep them.
 
-    Served by the `accounts` index of `entries`; bounded by the window (at most
-    REVENUE_WINDOW_MAX). Raises: PermissionDeniedError, InvalidStateError.
+    Reads the fee accounts' day rollups in the window plus the fee entries not folded yet;
+    bounded by the window (at most REVENUE_WINDOW_MAX). Raises: PermissionDeniedError,
+    InvalidStateError.
     """
     require(principal, Permission.READ_PLATFORM)
     _window(since, until)
     fee_accounts = [f"{AccountKind.FEES.value}:platform:{code}" for code in platform.registry.codes()]
-    rows = platform.store.collection("entries").aggregate([
-        {"$match": {"accounts": {"$in": fee_accounts}, "state": "applied", "created_at": {"$gte": since, "$lt": until}}},
-        {"$unwind": "$postings"},
-        {"$match": {"postings.kind": AccountKind.FEES.value}},
-        {"$group": {
-            "_id": {"day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$created_at"}},
-                    "asset": "$postings.asset", "type": "$type"},
-            "amount": {"$sum": "$postings.amount_minor"},
-        }},
-    ])
-    points = [RevenuePoint(r["_id"]["day"], r["_id"]["asset"], r["_id"]["type"], int(r["amount"])) for r in rows]
-    return sorted(points, key=lambda p: (p.day, p.asset, p.entry_type))
+    last_day = (until - timedelta(microseconds=1)).strftime("%Y-%m-%d")
+    rows = rollups.day_rows(platform.store, fee_accounts, since.strftime("%Y-%m-%d"), last_day)
+    points = [RevenuePoint(r["day"], r["asset"], r["type"], r["in_minor"] - r["out_minor"]) for r in rows]
+    return sorted((p for p in points if p.amount_minor), key=lambda p: (p.day, p.asset, p.entry_type))
 
 
 def revenue_by_flow(points: list[RevenuePoint]) -> list[dict]:
@@ -174,8 +169,19 @@ def treasury_entries(platform: Platform, principal: Principal, *, limit: int = R
 
 
 def stuck_entries(platform: Platform, now: datetime, stuck_after: timedelta = STUCK_AFTER) -> int:
-    """Entries still pending after `stuck_after` (served by the `state, created_at` index)."""
-    return platform.store.collection("entries").count_documents({"state": "pending", "created_at": {"$lte": now - stuck_after}})
+    """Journaled entries older than `stuck_after` whose projection has not caught up (at most
+    STUCK_SCAN_MAX looked at): `python -m core recover` finishes them.
+
+    The sparse `unprojected` index holds only entries recovery has not confirmed yet; of those,
+    an entry is stuck when an account's projection is still below the version it claimed.
+    """
+    entries = platform.store.collection("entries").find(
+        {"unprojected": True, "created_at": {"$lte": now - stuck_after}}, limit=STUCK_SCAN_MAX,
+        projection={"postings.account": 1, "postings.version": 1})
+    accounts = sorted({p["account"] for e in entries for p in e.get("postings", [])})
+    versions = {d["_id"]: d.get("version", 0) for d in platform.store.collection("balances").find(
+        {"_id": {"$in": accounts}}, projection={"version": 1}, limit=max(1, len(accounts)))} if accounts else {}
+    return sum(any(versions.get(p["account"], 0) < p.get("version", 0) for p in e.get("postings", [])) for e in entries)
 
 
 def alerts(platform: Platform, principal: Principal) -> Alerts:
@@ -206,3 +212,30 @@ def last_integrity(platform: Platform, principal: Principal) -> dict | None:
         return None
     last = points[-1]
     return {"ok": last["ok"], "findings": last["critical"] + last["warning"], "at": last["started_at"], "severity": last["severity"]}
+
+
+AUDIT_VALUE_FIELDS = ("type", "actor")  # audit fields the console offers as a pick list
+AUDIT_VALUES_MAX = 500  # distinct values listed at most
+AUDIT_COUNT_MAX = 100_000  # an audit page count is exact up to this
+
+
+def audit_field_values(platform: Platform, principal: Principal, field_name: str) -> list[str]:
+    """The distinct values of an audit field (event types, actors), for pick lists.
+
+    `$sort` on the field then `$group` by it: a real server answers it with a DISTINCT_SCAN
+    of the field's index (`type, -seq` / `actor, -seq`), not a scan of the trail.
+    Raises: PermissionDeniedError, InvalidStateError (a field not offered)."""
+    require(principal, Permission.READ_AUDIT)
+    if field_name not in AUDIT_VALUE_FIELDS:
+        raise InvalidStateError(f"audit values are listed for {', '.join(AUDIT_VALUE_FIELDS)} only", field=str(field_name))
+    rows = platform.store.collection("audit").aggregate([
+        {"$sort": {field_name: 1}}, {"$group": {"_id": f"${field_name}"}}, {"$limit": AUDIT_VALUES_MAX},
+    ])
+    return sorted(str(row["_id"]) for row in rows if isinstance(row.get("_id"), str))
+
+
+def count_audit_events(platform: Platform, principal: Principal, query: dict) -> int:
+    """How many events a filter (`AuditFilter.query()`) matches, exact up to AUDIT_COUNT_MAX.
+    Raises: PermissionDeniedError."""
+    require(principal, Permission.READ_AUDIT)
+    return platform.store.collection("audit").count_documents(query or {"seq": {"$gte": 0}}, limit=AUDIT_COUNT_MAX)

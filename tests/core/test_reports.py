@@ -11,7 +11,7 @@ from core import reports
 from core.errors import InvalidStateError, PermissionDeniedError
 from core.permissions import Principal, Role
 from core.ledger.store import uncovered
-from tests.helpers import deposit, transfer_request
+from tests.helpers import Crash, deposit, transfer_request
 
 ADMIN = Principal(name="ada", role=Role.ADMIN)
 SUPPORT = Principal(name="sam", role=Role.SUPPORT)
@@ -79,12 +79,22 @@ def test_alerts_count_stuck_entries_and_pending_approvals(books, clock):
     alerts = reports.alerts(books, ADMIN)
     assert alerts.stuck_entries == 0 and alerts.pending_approvals == 0
     books.store.collection("approvals").insert_one({"_id": "a1", "state": "pending", "kind": "adjustment", "idempotency_key": "k1"})
-    stuck = books.store.raw("entries").find_one({"idempotency_key": "fee-1"})
-    books.store.raw("entries").insert_one({**stuck, "_id": "Estuck", "idempotency_key": "stuck", "state": "pending"})
+
+    def die_after_the_journal_insert(phase, collection, operation):
+        if phase == "after" and collection == "entries" and operation == "insert_one":
+            raise Crash("the writer died after its commit point")
+
+    books.store.fault_hook = die_after_the_journal_insert
+    with pytest.raises(Crash):
+        books.ledger.post(transfer_request("stuck", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap"))
+    books.store.fault_hook = None
+    assert reports.alerts(books, ADMIN).stuck_entries == 0  # younger than STUCK_AFTER: still in flight
     clock.advance(timedelta(hours=1))
     alerts = reports.alerts(books, ADMIN)
     assert alerts.pending_approvals == 1 and alerts.stuck_entries == 1
     assert any("stuck" in note for note in alerts.notes)
+    books.ledger.recover()
+    assert reports.alerts(books, ADMIN).stuck_entries == 0
 
 
 def test_reports_issue_a_constant_number_of_indexed_queries(books, clock):
