@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 
 from core.errors import ProofNotFoundError, SnapshotTamperedError
-from core.ledger import check_owner_id, from_minor
+from core.ledger import AssetRegistry, check_owner_id, from_minor
 from core.liabilities import tree
 from core.liabilities.snapshot import get_snapshot
 from core.permissions import Permission, Principal, require
@@ -25,14 +25,35 @@ BUNDLE_FORMAT = "proof-of-liabilities-bundle/1"
 VERIFY_BATCH_SIZE = 1_000
 
 
-def _top_tree(summary: dict) -> tree.MerkleSumTree:
+def top_tree(summary: dict) -> tree.MerkleSumTree:
+    """The small tree over an asset's chunk roots (its root is the published root)."""
     return tree.MerkleSumTree([bytes.fromhex(h) for h, _ in summary["chunk_roots"]], [s for _, s in summary["chunk_roots"]])
 
 
-def _chunk_tree(chunk: dict, chunk_size: int) -> tree.MerkleSumTree:
+def chunk_tree(chunk: dict, chunk_size: int) -> tree.MerkleSumTree:
+    """One stored chunk's subtree, rebuilt from its commitments and sums (sums re-checked)."""
     data = chunk["commitments"]
     commitments = [bytes(data[i:i + tree.HASH_BYTES]) for i in range(0, chunk_size * tree.HASH_BYTES, tree.HASH_BYTES)]
     return tree.MerkleSumTree.from_leaves(commitments, list(chunk["sums"]))
+
+
+def proof_leaf(snapshot_id: str, asset: str, user_id: str, nonce: bytes, leaf: dict, chunk: tree.MerkleSumTree,
+               top: tree.MerkleSumTree) -> dict:
+    """One leaf of a proof: its position, part, sum, hash and the path through its chunk's
+    subtree and then the tree over the chunk roots."""
+    number, offset = divmod(leaf["index"], chunk.leaf_count)
+    commitment = tree.user_commitment(snapshot_id, asset, user_id, leaf["part"], nonce)
+    return {"index": leaf["index"], "part": leaf["part"], "sum": leaf["sum"], "hash": tree.leaf_hash(commitment, leaf["sum"]).hex(),
+            "path": [sibling.as_dict() for sibling in chunk.path(offset) + top.path(number)]}
+
+
+def proof_document(snapshot: dict, summary: dict, user_id: str, nonce: bytes, leaves: list[dict], registry: AssetRegistry) -> dict:
+    """The proof JSON of one user and asset (see the module docstring for the format)."""
+    balance = sum(leaf["sum"] for leaf in leaves)
+    return {"format": FORMAT, "snapshot_id": snapshot["_id"], "taken_at": f"{snapshot['taken_at']:%Y-%m-%dT%H:%M:%S}Z",
+            "asset": summary["asset"], "scale": summary["scale"], "user_id": user_id, "nonce": nonce.hex(),
+            "balance_minor": balance, "balance": from_minor(balance, summary["asset"], registry).text(),
+            "leaves": leaves, "leaf_count": summary["leaf_count"], "root": summary["root"], "total": summary["total"]}
 
 
 def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | None = None) -> list[dict]:
@@ -51,21 +72,19 @@ def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | 
         mine = [leaf for leaf in leaves if leaf["asset"] == summary["asset"]]
         if not mine:
             continue
-        top, chunk_size, proof_leaves = _top_tree(summary), summary["chunk_size"], []
+        top, chunk_size, proof_leaves = top_tree(summary), summary["chunk_size"], []
         for leaf in sorted(mine, key=lambda item: item["part"]):
-            number, offset = divmod(leaf["index"], chunk_size)
+            number = leaf["index"] // chunk_size
             chunk = store.collection("liabilities_leaves").find_one({"_id": f"{snapshot['_id']}:{summary['asset']}:{number:06d}"})
             if chunk is None:
                 raise SnapshotTamperedError(f"leaf chunk {number} of {summary['asset']} is missing", snapshot_id=snapshot["_id"])
-            path = _chunk_tree(chunk, chunk_size).path(offset) + top.path(number)
-            commitment = tree.user_commitment(snapshot["_id"], summary["asset"], user_id, leaf["part"], nonce)
-            proof_leaves.append({"index": leaf["index"], "part": leaf["part"], "sum": leaf["sum"],
-                                 "hash": tree.leaf_hash(commitment, leaf["sum"]).hex(), "path": [s.as_dict() for s in path]})
-        balance = sum(leaf["sum"] for leaf in proof_leaves)
-        proof = {"format": FORMAT, "snapshot_id": snapshot["_id"], "taken_at": f"{snapshot['taken_at']:%Y-%m-%dT%H:%M:%S}Z",
-                 "asset": summary["asset"], "scale": summary["scale"], "user_id": user_id, "nonce": nonce.hex(),
-                 "balance_minor": balance, "balance": from_minor(balance, summary["asset"], platform.registry).text(),
-                 "leaves": proof_leaves, "leaf_count": summary["leaf_count"], "root": summary["root"], "total": summary["total"]}
+            try:
+                subtree = chunk_tree(chunk, chunk_size)
+            except (tree.TreeError, KeyError, TypeError) as error:
+                raise SnapshotTamperedError(f"leaf chunk {number} of {summary['asset']} is malformed: {error}",
+                                            snapshot_id=snapshot["_id"]) from None
+            proof_leaves.append(proof_leaf(snapshot["_id"], summary["asset"], user_id, nonce, leaf, subtree, top))
+        proof = proof_document(snapshot, summary, user_id, nonce, proof_leaves, platform.registry)
         result = verify_proof(proof)
         if not result.ok:  # the paired check: never hand out a proof that does not verify
             raise SnapshotTamperedError(f"stored leaves of {summary['asset']} no longer match the published root: {result.reason}",
@@ -192,7 +211,7 @@ def verify_snapshot(platform: Platform, principal: Principal, snapshot_id: str |
             try:
                 if chunk is None:
                     raise tree.TreeError("missing")
-                subtree = _chunk_tree(chunk, chunk_size)
+                subtree = chunk_tree(chunk, chunk_size)
             except (tree.TreeError, KeyError, TypeError) as error:
                 check.problems.append(f"{asset} chunk {number}: {error}")
                 chunk_roots.append(["00" * 32, 0])
@@ -203,7 +222,7 @@ def verify_snapshot(platform: Platform, principal: Principal, snapshot_id: str |
             check.leaves_checked += chunk_size
         if chunk_roots != summary["chunk_roots"]:
             check.problems.append(f"{asset}: stored leaves do not give the published chunk roots")
-        top = _top_tree({"chunk_roots": chunk_roots})
+        top = top_tree({"chunk_roots": chunk_roots})
         if top.root.hex() != summary["root"] or top.total != summary["total"]:
             check.problems.append(f"{asset}: stored leaves give root {top.root.hex()} total {top.total}, "
                                   f"published {summary['root']} total {summary['total']}")

@@ -213,3 +213,14 @@ def test_published_roots_newest_first_and_as_csv(platform, clock):
     assert [s["_id"] for s in liabilities.list_snapshots(platform, ADMIN)] == [second["_id"], first["_id"]]
     with pytest.raises(PermissionDeniedError):
         liabilities.published_roots(platform, SUPPORT)
+
+
+def test_proof_of_a_leaf_chunk_tampered_to_a_negative_sum_is_a_named_refusal(platform):
+    fund(platform)
+    liabilities.take_snapshot(platform, ADMIN)
+    raw = platform.store.raw("liabilities_leaves")
+    chunk = raw.find_one({"asset": "ETH"})
+    raw.update_one({"_id": chunk["_id"]}, {"$set": {"sums": [-1 for _ in chunk["sums"]]}})
+    with pytest.raises(SnapshotTamperedError):
+        liabilities.user_proof_bundle(platform, SUPPORT, "dave")
+    assert not liabilities.verify_snapshot(platform, ADMIN).ok
