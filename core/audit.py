@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from core.validation import boundary
 from core.errors import InvalidFilterError, StoreError
 from core.permissions import Permission, Principal, require
 from core.ledger import Store
@@ -20,6 +22,7 @@ PAGE_SIZE_MAX = 200
 EXPORT_ROWS_MAX = 50_000  # one CSV export never carries more events than this
 EXPORT_BATCH_SIZE = 1_000
 FILTER_TEXT_LENGTH_MAX = 200
+PREFIX_MARK = "*"  # a filter value ending in it matches by prefix ("approval.*")
 CSV_COLUMNS = ("seq", "at", "type", "actor", "role", "target", "user", "event_key", "before", "after", "data", "prev_hash", "hash")
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
@@ -49,7 +52,8 @@ class AuditFilter:
             if not isinstance(value, str) or len(value) > FILTER_TEXT_LENGTH_MAX:
                 raise InvalidFilterError(
                     f"audit filter {name} must be text of at most {FILTER_TEXT_LENGTH_MAX} characters", field=name)
-            query[name] = value
+            # "text*" matches every value starting with "text" (escaped, anchored: an index range)
+            query[name] = {"$regex": "^" + re.escape(value[:-1])} if value.endswith(PREFIX_MARK) and len(value) > 1 else value
         window: dict = {}
         for name, operator in (("since", "$gte"), ("until", "$lt")):
             value = getattr(self, name)
@@ -82,6 +86,7 @@ def _check_page(page: object, page_size: object) -> None:
         raise InvalidFilterError(f"page must be ≥ 0 and page_size 1..{PAGE_SIZE_MAX}", page=page, page_size=page_size)
 
 
+@boundary
 def query_events(log_store: Store, audit_filter: AuditFilter, *, page: int = 0, page_size: int = 50) -> AuditPage:
     """Events matching `audit_filter`, newest first, one page fetched by the server
     (skip + limit on the `seq` order; each filter field leads an index)."""
@@ -92,6 +97,7 @@ def query_events(log_store: Store, audit_filter: AuditFilter, *, page: int = 0, 
     return AuditPage([_public(d) for d in documents[:page_size]], page, page_size, len(documents) > page_size)
 
 
+@boundary
 def iter_events(log_store: Store, audit_filter: AuditFilter, rows_max: int = EXPORT_ROWS_MAX) -> Iterator[dict]:
     """Matching events oldest first, in bounded batches keyed on `seq` (no deep skips)."""
     query = audit_filter.query()
@@ -137,6 +143,7 @@ def events_csv(events: Iterator[dict] | list[dict]) -> str:
 
 
 # -- the service functions pages and the CLI call (permission-checked) --------------------------
+@boundary
 def search_audit(platform: Platform, principal: Principal, audit_filter: AuditFilter = AuditFilter(), *,
                  page: int = 0, page_size: int = 50) -> AuditPage:
     """Browse the trail. Raises: PermissionDeniedError, InvalidFilterError."""
@@ -144,6 +151,7 @@ def search_audit(platform: Platform, principal: Principal, audit_filter: AuditFi
     return query_events(platform.store, audit_filter, page=page, page_size=page_size)
 
 
+@boundary
 def export_audit_csv(platform: Platform, principal: Principal, audit_filter: AuditFilter = AuditFilter(), *,
                      rows_max: int = EXPORT_ROWS_MAX) -> str:
     """The matching events (oldest first, at most `rows_max`) as CSV; the export itself is
@@ -154,12 +162,14 @@ def export_audit_csv(platform: Platform, principal: Principal, audit_filter: Aud
     events = list(iter_events(platform.store, audit_filter, rows_max))
     platform.ledger.audit.append(
         type="audit.export", actor=principal.name, role=principal.role.value, target="audit",
-        data={"rows": len(events), "filter": {k: v for k, v in audit_filter.query().items() if k != "at"},
+        data={"rows": len(events), "filter": {k: getattr(audit_filter, k) for k in ("actor", "user", "type", "target")
+                                              if getattr(audit_filter, k)},
               "since": audit_filter.since, "until": audit_filter.until},
     )
     return events_csv(events)
 
 
+@boundary
 def verify_audit(platform: Platform, principal: Principal) -> VerifyResult:
     """Walk the whole chain. Raises: PermissionDeniedError."""
     require(principal, Permission.READ_AUDIT)

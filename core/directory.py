@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.validation import boundary, raising, text
 from core.errors import InvalidStateError
 from core.permissions import Permission, Principal, require
 from core.ledger import Store
@@ -106,6 +107,7 @@ def search_keys(document: dict) -> list[str]:
     return sorted({key for key in keys if key})
 
 
+@boundary
 def refresh_search_keys(store: Store, principal: Principal) -> int:
     """Bring `directory_search` in line with `users`: add or update every changed person's
     keys and drop people who left. Reads `users` in batches by `_id` (never writes it).
@@ -142,6 +144,7 @@ def _search_keys_stale(store: Store) -> bool:
     return store.collection("users").count_documents(everyone) != store.collection(SEARCH_COLLECTION).count_documents(everyone)
 
 
+@boundary(text=raising(text, InvalidSearchError))
 def find_users(store: Store, principal: Principal, text: object, *, page: int = 0,
                page_size: int = SEARCH_RESULTS_MAX) -> SearchPage:
     """People with, for every word of `text`, a key (id, email or a word of the name)
@@ -171,12 +174,14 @@ def find_users(store: Store, principal: Principal, text: object, *, page: int = 
     return SearchPage(items, total, total >= SEARCH_COUNT_MAX, page, page_size)
 
 
+@boundary(text=raising(text, InvalidSearchError))
 def search_users(store: Store, principal: Principal, text: object, *, limit: int = SEARCH_RESULTS_MAX) -> list[DirectoryUser]:
     """The first `limit` (at most SEARCH_RESULTS_MAX) matches of `find_users`.
     Raises: PermissionDeniedError, InvalidSearchError."""
     return find_users(store, principal, text, page=0, page_size=max(1, min(int(limit), SEARCH_RESULTS_MAX))).items
 
 
+@boundary
 def get_user(store: Store, principal: Principal, user_id: object) -> DirectoryUser | None:
     """One user with referral data, or None. Raises: PermissionDeniedError, InvalidSearchError."""
     require(principal, Permission.READ_USERS)
@@ -188,6 +193,7 @@ def get_user(store: Store, principal: Principal, user_id: object) -> DirectoryUs
     return _user(document, account)
 
 
+@boundary
 def names_of(store: Store, principal: Principal, user_ids: list[str]) -> dict[str, str]:
     """user id → name for the ids the directory knows (one bounded query), so pages can show
     names beside ids. Raises: PermissionDeniedError."""
@@ -200,6 +206,7 @@ def names_of(store: Store, principal: Principal, user_ids: list[str]) -> dict[st
     return {d["user_id"]: str(d.get("name") or "") for d in documents}
 
 
+@boundary
 def referrals_of(store: Store, principal: Principal, user_id: object, *, limit: int = REFERRALS_MAX) -> list[dict]:
     """The users `user_id` referred (bounded). Raises: PermissionDeniedError, InvalidSearchError."""
     require(principal, Permission.READ_USERS)

@@ -326,3 +326,12 @@ class RollupChainError(LedgerError):
 
 class RollupContendedError(LedgerError):
     """Rollup passes kept completing while a report read them: retry the read."""
+
+
+class QuoteDecisionConflictError(QuoteExpiredError, FlowDecisionConflictError):
+    """A quote's execution lost to its expiry (or the reverse) decided by a concurrent caller."""
+
+
+class MalformedValueError(InvalidArgumentError, InvalidFlowInputError, InvalidEntryError, InvalidFilterError):
+    """A number, date, flag, text or document argument has the wrong type or shape (a bool
+    or a float where an int belongs, a `$` field name, a control character, too long...)."""

@@ -103,6 +103,7 @@ def check_principal(principal: object) -> Principal:
     if not isinstance(principal, Principal):
         raise InvalidPrincipalError(f"the acting principal must be a Principal, got {type(principal).__name__}",
                                     principal=repr(principal)[:80])
+    Principal._check({"name": principal.name, "role": principal.role})  # again: model_construct skips validators
     return principal
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from core.validation import boundary, moment, raising
 from core.ledger import AccountKind
 from core.errors import InvalidStateError
 from core.ledger import AssetRegistry, from_minor
@@ -94,6 +95,7 @@ def display(minor: int, asset: str, registry: AssetRegistry) -> str:
     return from_minor(minor, asset, registry).text()
 
 
+@boundary
 def platform_totals(platform: Platform, principal: Principal) -> list[AssetTotals]:
     """Per asset: user liabilities, fee wallet, liquidity free/reserved, escrow, external...
 
@@ -157,6 +159,7 @@ def daily_revenue(points: list[RevenuePoint], asset: str) -> list[dict]:
     return [{"day": day, **values, "net_minor": values["income_minor"] + values["payout_minor"]} for day, values in sorted(days.items())]
 
 
+@boundary
 def treasury_entries(platform: Platform, principal: Principal, *, limit: int = RECENT_TREASURY_MAX) -> list[dict]:
     """The latest sweeps and liquidity moves (served by the `type` index), newest first."""
     require(principal, Permission.READ_PLATFORM)
@@ -168,6 +171,7 @@ def treasury_entries(platform: Platform, principal: Principal, *, limit: int = R
     return documents
 
 
+@boundary
 def stuck_entries(platform: Platform, now: datetime, stuck_after: timedelta = STUCK_AFTER) -> int:
     """Journaled entries older than `stuck_after` whose projection has not caught up (at most
     STUCK_SCAN_MAX looked at): `python -m core recover` finishes them.
@@ -198,11 +202,13 @@ def alerts(platform: Platform, principal: Principal) -> Alerts:
     return result
 
 
+@boundary
 def pending_approvals(platform: Platform) -> int | None:
     """Pending maker-checker requests (served by the approvals `state` index)."""
     return platform.store.collection("approvals").count_documents({"state": "pending"})
 
 
+@boundary
 def last_integrity(platform: Platform, principal: Principal) -> dict | None:
     """The newest stored platform integrity run as {ok, findings, at, severity}, or None."""
     from core import integrity  # imported here: integrity builds on the ledger, reports only reads it

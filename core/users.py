@@ -29,6 +29,11 @@ import yaml
 
 from core.errors import ConfigurationError, ConsoleUserError, ReservedNameError
 from core.permissions import Role, is_reserved_name
+from core.validation import boundary, credentials
+
+# The account functions check their own fields (ConsoleUserError says which); the boundary
+# adds the document's shape.
+_OWN_CHECK = {name: (lambda value, name: None) for name in ("username", "name", "email", "role", "password")}
 
 CREDENTIALS_ENV = "LEDGER_CREDENTIALS"
 DEMO_CREDENTIALS_PATH = Path(__file__).resolve().parent.parent / "demo" / "credentials.yaml"
@@ -116,6 +121,7 @@ def check_role(role: object) -> Role:
     return value
 
 
+@boundary(document=credentials, **_OWN_CHECK)
 def add_user(document: dict, *, username: str, name: str, email: str, role: str, password: str) -> dict:
     """Return a copy of `document` with a new enabled account. Raises: ConsoleUserError."""
     if not isinstance(username, str) or not USERNAME_PATTERN.fullmatch(username):
@@ -136,6 +142,7 @@ def add_user(document: dict, *, username: str, name: str, email: str, role: str,
     return result
 
 
+@boundary(document=credentials, **_OWN_CHECK)
 def set_role(document: dict, *, username: str, role: str) -> dict:
     """Return a copy with the user's role changed. Raises: ConsoleUserError."""
     result = copy.deepcopy(document)
@@ -143,6 +150,7 @@ def set_role(document: dict, *, username: str, role: str) -> dict:
     return result
 
 
+@boundary(document=credentials, **_OWN_CHECK)
 def disable_user(document: dict, *, username: str) -> dict:
     """Return a copy with the user disabled (kept for the audit trail, never able to log in)."""
     result = copy.deepcopy(document)

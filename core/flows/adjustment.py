@@ -9,6 +9,7 @@ balance is refused by the ledger and recorded as the request's failed result.
 
 from __future__ import annotations
 
+from core.validation import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import make_request
@@ -22,6 +23,7 @@ from core.platform import Platform
 KIND = "adjustment"
 
 
+@boundary
 def request_adjustment(
     platform: Platform,
     principal: Principal,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal, localcontext
 
+from core.validation import boundary
 from core.errors import AmountTooSmallError, InvalidFlowInputError
 from core.flows import quotes
 from core.flows.common import ARITHMETIC_PRECISION, check_key, check_user, convert_down, fee_minor
@@ -38,6 +39,7 @@ def _market_cost_up(amount_minor: int, market: Decimal, scale_from: int, scale_t
         return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
+@boundary
 def buy_terms(platform: Platform, asset: str, pay_asset: str, spend: object) -> quotes.QuoteTerms:
     """Terms of buying `asset` with `spend` of `pay_asset` now (pure)."""
     scale_pay, scale_receive = _scales(platform, pay_asset, asset)
@@ -72,6 +74,7 @@ def buy_terms(platform: Platform, asset: str, pay_asset: str, spend: object) -> 
     )
 
 
+@boundary
 def sell_terms(platform: Platform, asset: str, receive_asset: str, amount: object) -> quotes.QuoteTerms:
     """Terms of selling `amount` of `asset` for `receive_asset` now (pure)."""
     scale_pay, scale_receive = _scales(platform, asset, receive_asset)
@@ -105,6 +108,7 @@ def sell_terms(platform: Platform, asset: str, receive_asset: str, amount: objec
     )
 
 
+@boundary
 def quote_instant_buy(
     platform: Platform,
     principal: Principal,
@@ -125,6 +129,7 @@ def quote_instant_buy(
     return quotes.create_quote(platform, principal, user_id=user_id, terms=terms, idempotency_key=idempotency_key)
 
 
+@boundary
 def quote_instant_sell(
     platform: Platform,
     principal: Principal,
@@ -144,6 +149,7 @@ def quote_instant_sell(
     return quotes.create_quote(platform, principal, user_id=user_id, terms=terms, idempotency_key=idempotency_key)
 
 
+@boundary
 def execute_instant(
     platform: Platform, principal: Principal, *, quote_id: str, user_id: str, min_receive_minor: int | None = None
 ) -> dict:

@@ -8,6 +8,7 @@ until the quote executes or expires.
 
 from __future__ import annotations
 
+from core.validation import boundary
 from core.errors import AmountTooSmallError, InvalidFlowInputError
 from core.flows import quotes
 from core.flows.common import check_key, check_user, convert_down, fee_minor
@@ -16,6 +17,7 @@ from core.permissions import Permission, Principal, require
 from core.platform import Platform
 
 
+@boundary
 def swap_terms(platform: Platform, from_asset: str, to_asset: str, amount: object) -> quotes.QuoteTerms:
     """The terms a swap of `amount` of `from_asset` gets now (pure: nothing written).
     Raises: amount errors, InvalidFlowInputError, PriceUnavailableError, AmountTooSmallError."""
@@ -47,6 +49,7 @@ def swap_terms(platform: Platform, from_asset: str, to_asset: str, amount: objec
     )
 
 
+@boundary
 def quote_swap(
     platform: Platform,
     principal: Principal,
@@ -66,6 +69,7 @@ def quote_swap(
     return quotes.create_quote(platform, principal, user_id=user_id, terms=terms, idempotency_key=idempotency_key)
 
 
+@boundary
 def execute_swap(
     platform: Platform, principal: Principal, *, quote_id: str, user_id: str, min_receive_minor: int | None = None
 ) -> dict:

@@ -9,6 +9,7 @@ mix. Entry keys are `approval:<request id>:execute`.
 
 from __future__ import annotations
 
+from core.validation import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Account
@@ -64,6 +65,7 @@ def _request(
     )
 
 
+@boundary
 def request_fee_sweep(
     platform: Platform,
     principal: Principal,
@@ -79,6 +81,7 @@ def request_fee_sweep(
     return _request(platform, principal, "treasury.fee_sweep", asset, amount, reason, idempotency_key, destination)
 
 
+@boundary
 def request_liquidity_topup(
     platform: Platform, principal: Principal, *, asset: str, amount: object, reason: str, idempotency_key: str
 ) -> dict:
@@ -86,6 +89,7 @@ def request_liquidity_topup(
     return _request(platform, principal, "treasury.liquidity_topup", asset, amount, reason, idempotency_key)
 
 
+@boundary
 def request_liquidity_withdrawal(
     platform: Platform,
     principal: Principal,

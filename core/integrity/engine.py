@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from core.validation import boundary
 from core.ledger import AccountKind, check_owner_id, parse_account_id
 from core.ledger import check_balanced, entry_hash
 from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError, UnknownUserError
@@ -109,6 +110,7 @@ class IntegrityReport:
 
 
 # -- running the checks ---------------------------------------------------------------------------
+@boundary
 def check_platform(
     platform: Platform, principal: Principal, *, stuck_after: timedelta = STUCK_AFTER, record: bool = True
 ) -> IntegrityReport:
@@ -139,6 +141,7 @@ def check_platform(
     return _finish(platform, principal, report, started, record)
 
 
+@boundary
 def check_user(
     platform: Platform,
     principal: Principal,
@@ -318,6 +321,7 @@ def _scope_query(scope: object) -> dict:
     return {"scope": scope}
 
 
+@boundary
 def history(
     platform: Platform, principal: Principal, page: int = 0, page_size: int = 20, *, scope: str | None = None
 ) -> Page:
@@ -339,6 +343,7 @@ def history(
     return Page(documents[:page_size], page, page_size, len(documents) > page_size)
 
 
+@boundary
 def get_run(platform: Platform, principal: Principal, run_id: str) -> dict:
     """Raises: PermissionDeniedError, IntegrityRunNotFoundError."""
     require(principal, Permission.RUN_INTEGRITY)
@@ -348,6 +353,7 @@ def get_run(platform: Platform, principal: Principal, run_id: str) -> dict:
     return document
 
 
+@boundary
 def trend(platform: Platform, principal: Principal, *, points: int = 100, scope: str | None = None) -> list[dict]:
     """The last `points` runs, oldest first, as counts for a chart (no findings loaded).
     Raises: PermissionDeniedError, InvalidFilterError."""

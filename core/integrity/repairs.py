@@ -8,6 +8,7 @@ meanwhile is never overwritten) and records before/after in the audit chain firs
 
 from __future__ import annotations
 
+from core.validation import boundary
 from core import approvals
 from core.ledger import parse_account_id
 from core.errors import RepairAlreadyRequestedError, RepairNotNeededError, StoreError
@@ -31,6 +32,7 @@ def journal_balance(store: Store, account_id: str, balance_document: dict | None
     return total
 
 
+@boundary
 def request_projection_repair(platform: Platform, principal: Principal, account_id: str, reason: str) -> dict:
     """Ask for a projection to be rebuilt from the journal (maker-checker).
 
@@ -64,6 +66,7 @@ def request_projection_repair(platform: Platform, principal: Principal, account_
     )
 
 
+@boundary
 def execute_projection_repair(platform: Platform, approval: dict, principal: Principal) -> dict:
     """The executor of "repair.projection": set the projection to the journal's balance.
 
