@@ -7,17 +7,22 @@ approvals_required, approvals: [{by, role, at, reason}], reason (why it was requ
 rejected_by, rejected_at, rejection_reason, approved_at, result}`.
 
 Rules: the requester never approves their own request; amounts above the second threshold
-need two distinct approvers; requests expire (clock); a reject needs a reason. Every
-change is one guarded `find_one_and_update` (state in the filter), so two approvers
-racing cannot both "complete" a request, and each action is audited with an event key
-so a replay after a crash does not duplicate the trail.
+need two distinct approvers; requests expire (clock); a reject needs a reason.
 
-Execution: other modules plug kinds in with `register_executor(kind, fn)`. When the last
-approval lands, the request moves pending → approved, then the executor runs (its
-entries use idempotency keys derived from the request id, so re-running is safe) and
-the `result` is set once (`result: None` in the filter). A crash between those steps is
-finished by calling `approve` again (it resumes an approved request without a result)
-or by `resume_approved`.
+State changes (docs/flows.md, "Approvals"): every change is one compare-and-set whose
+filter names the expected state and the decision's preconditions — a vote
+(`approvals.<n>` absent/present, voter not yet among them; the completing vote also
+moves pending → approved), a rejection (pending), an expiry (pending, `expires_at` due),
+the result (approved, `result: None`) — and carries its audit event in the same update
+(core.transitions outbox, keys `approval:<id>:requested|approve:<who>|rejected|expired|
+executed`), so no change exists without its event and a loser gets the named error of
+the winning decision.
+
+Execution: other modules plug kinds in with `register_executor(kind, fn)`. Executors only
+post entries whose idempotency keys derive from the request id, so executing twice —
+concurrent approvers, a recovery, a process whose clock runs ahead — is a replay, never
+a second effect; nothing depends on clocks or claims. A crash anywhere is finished by
+calling `approve` again, `resume_approved` or `python -m core flows recover`.
 """
 
 from __future__ import annotations
@@ -26,15 +31,15 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
+from core.validation import boundary
 from core.errors import (
     ApprovalAlreadyExecutedError,
+    ApprovalDecisionConflictError,
     ApprovalExpiredError,
     ApprovalNotFoundError,
     ApprovalRejectedError,
-    ApprovalStateError,
     DuplicateApprovalError,
     FloatAmountError,
     IdempotencyConflictError,
@@ -46,10 +51,12 @@ from core.errors import (
     UnknownApprovalKindError,
 )
 from core.ledger import canonical, digest
-from core.ledger import PAGE_SIZE_MAX, Page
+from core.ledger import PAGE_SIZE_MAX, EntryFilter, Page
 from core.ledger import amount as make_amount
 from core.permissions import Permission, Principal, Role, require
+from core import transitions
 from core.platform import Platform
+from core.transitions import SweepReport
 from core.ledger import DuplicateKeyStoreError
 
 COLLECTION = "approvals"
@@ -59,7 +66,6 @@ REASON_LENGTH_MAX = 500
 PAYLOAD_SIZE_MAX = 8_000  # bytes of canonical JSON
 APPROVERS_MAX = 2
 RESUME_BATCH_MAX = 500
-EXECUTION_STALE_AFTER = timedelta(seconds=60)  # a claim older than this is a crashed executor's
 STATES = ("pending", "approved", "rejected", "expired")
 
 Executor = Callable[[Platform, dict, Principal], dict]
@@ -120,6 +126,7 @@ def _spec(kind: object) -> ExecutorSpec:
 
 
 # -- requesting ---------------------------------------------------------------------------
+@boundary
 def approvals_required_for(platform: Platform, asset: str | None, amount_minor: int | None) -> int:
     """1, or 2 when the amount is above the asset's second threshold (FlowConfig)."""
     if asset is None or amount_minor is None:
@@ -170,6 +177,7 @@ def _check_request(
     return reason, payload
 
 
+@boundary
 def request_approval(
     platform: Platform,
     principal: Principal,
@@ -202,6 +210,7 @@ def request_approval(
     )
 
 
+@boundary
 def open_request(
     platform: Platform,
     principal: Principal,
@@ -228,9 +237,11 @@ def open_request(
         "requested_role": principal.role.value, "requested_at": now, "expires_at": now + platform.config.approval_ttl,
         "payload": payload, "asset": asset, "amount_minor": amount_minor, "approvals_required": required,
         "approvals": [], "reason": reason, "rejected_by": None, "rejected_at": None, "rejection_reason": None,
-        "approved_at": None, "result": None, "execution_claimed_at": None, "execution_claimed_by": None,
-        "close_done": False,
+        "approved_at": None, "result": None, "close_done": False,
     }  # fmt: skip
+    document[transitions.OUTBOX] = [_event(principal, document, "requested", "requested", None, "pending", {
+        "kind": kind, "asset": asset, "amount_minor": amount_minor, "approvals_required": required, "reason": reason,
+    })]  # the request and its audit event are one insert
     collection = platform.store.collection(COLLECTION)
     try:
         collection.insert_one(document)
@@ -243,21 +254,7 @@ def open_request(
                 approval_id=existing["_id"] if existing else None,
             ) from None
         document = existing
-    _audit(
-        platform,
-        principal,
-        document,
-        "requested",
-        key_suffix="requested",
-        data={
-            "kind": kind,
-            "asset": asset,
-            "amount_minor": amount_minor,
-            "approvals_required": required,
-            "reason": reason,
-        },
-    )
-    return document
+    return transitions.flush(platform.ledger.audit, collection, document)
 
 
 # -- deciding -----------------------------------------------------------------------------
@@ -270,124 +267,153 @@ def _load(platform: Platform, request_id: object) -> dict:
     return document
 
 
+def _current(platform: Platform, request_id: object) -> dict:
+    """The request as stored, with any audit event a crash left in its outbox appended."""
+    return transitions.flush(platform.ledger.audit, platform.store.collection(COLLECTION), _load(platform, request_id))
+
+
+def _change(platform: Platform, query: dict, update: dict, event: dict) -> dict | None:
+    """One compare-and-set on a request with its audit event (core.transitions)."""
+    return transitions.change_and_flush(
+        platform.ledger.audit, platform.store.collection(COLLECTION), query, update, event
+    )
+
+
 def _refuse_closed(document: dict) -> None:
-    """Raise the named error for a request that can no longer be decided."""
+    """Raise the named error for a request that can no longer be decided, naming the
+    decision that closed it and who made it."""
     state, request_id = document["state"], document["_id"]
     if state == "rejected":
-        raise ApprovalRejectedError(f"approval {request_id} was rejected", request_id=request_id)
+        raise ApprovalRejectedError(
+            f"approval {request_id} was rejected by {document['rejected_by']}", request_id=request_id,
+            winner={"decision": "rejected", "by": document["rejected_by"], "reason": document["rejection_reason"]},
+        )
     if state == "expired":
         raise ApprovalExpiredError(
-            f"approval {request_id} expired at {document['expires_at']:%Y-%m-%d %H:%M:%S}", request_id=request_id
+            f"approval {request_id} expired at {document['expires_at']:%Y-%m-%d %H:%M:%S}", request_id=request_id,
+            winner={"decision": "expired", "by": document.get("expired_by")},
         )
     if state == "approved":
-        raise ApprovalAlreadyExecutedError(f"approval {request_id} was already approved", request_id=request_id)
+        raise ApprovalAlreadyExecutedError(
+            f"approval {request_id} was already approved", request_id=request_id,
+            winner={"decision": "approved", "by": [a["by"] for a in document["approvals"]]},
+        )
     assert state == "pending", state
 
 
 def _expire_if_due(platform: Platform, principal: Principal, document: dict) -> dict:
-    """Expire a pending request whose time is up (and run its close hook)."""
-    if document["state"] != "pending" or platform.clock.now() < document["expires_at"]:
+    """Expire a pending request whose time is up (and run its close hook). The expiry is a
+    compare-and-set on `pending` and `expires_at` with its audit event."""
+    now = platform.clock.now()
+    if document["state"] != "pending" or now < document["expires_at"]:
         return document
-    collection = platform.store.collection(COLLECTION)
-    collection.find_one_and_update({"_id": document["_id"], "state": "pending"}, {"$set": {"state": "expired"}})
-    document = _load(platform, document["_id"])
-    if document["state"] == "expired":
-        _close(platform, principal, document, "expired")
+    expired = _change(
+        platform,
+        {"_id": document["_id"], "state": "pending", "expires_at": {"$lte": now}},
+        {"$set": {"state": "expired", "expired_at": now, "expired_by": principal.name}},
+        _event(principal, document, "expired", "expired", "pending", "expired", {"kind": document["kind"]}),
+    )
+    document = expired or _current(platform, document["_id"])
+    if document["state"] in ("expired", "rejected") and not document["close_done"]:
+        _close(platform, principal, document)
     return document
 
 
-def _close(platform: Platform, principal: Principal, document: dict, action: str) -> None:
-    """Run the kind's close hook (idempotent), audit, then mark `close_done` so the sweep
-    (`expire_due`) knows a crash did not cut the hook short."""
+def _close(platform: Platform, principal: Principal, document: dict) -> None:
+    """Run the kind's close hook (idempotent), then mark `close_done` so the sweep
+    (`expire_due`) knows a crash did not cut the hook short. The audit event of the
+    rejection or expiry was written with the state change itself."""
     spec = _spec(document["kind"])
     if spec.on_close is not None:
         spec.on_close(platform, document, principal)
-    _audit(
-        platform,
-        principal,
-        document,
-        action,
-        key_suffix=action,
-        data={"kind": document["kind"], "reason": document.get("rejection_reason")},
-    )
     platform.store.collection(COLLECTION).update_one({"_id": document["_id"]}, {"$set": {"close_done": True}})
 
 
+@boundary
 def approve(platform: Platform, principal: Principal, request_id: str, reason: str = "") -> dict:
-    """Add `principal`'s approval; once enough distinct approvers (never the requester)
-    have approved, execute the action exactly once.
+    """Add `principal`'s approval; the vote that completes the required number moves the
+    request to `approved` in the same compare-and-set, and the action is executed once.
+
+    The vote's filter names the expected state (pending, not expired), that this approver
+    has not voted and is not the requester, and how many votes came before — so two racing
+    votes, or a vote racing a rejection, never both "win". Its audit event is written by
+    the same update (crash-complete).
 
     Returns: the approval document after the action (with `result` once executed).
     Raises: PermissionDeniedError, ApprovalNotFoundError, SelfApprovalError,
         DuplicateApprovalError, ApprovalExpiredError, ApprovalRejectedError,
-        ApprovalAlreadyExecutedError.
+        ApprovalAlreadyExecutedError (each naming the winning decision),
+        ApprovalDecisionConflictError (the request changed under the vote; retry).
     """
     require(principal, Permission.APPROVE)
     if not isinstance(reason, str) or len(reason) > REASON_LENGTH_MAX:
         raise ReasonRequiredError(f"reason must be text of at most {REASON_LENGTH_MAX} characters")
-    document = _expire_if_due(platform, principal, _load(platform, request_id))
+    document = _expire_if_due(platform, principal, _current(platform, request_id))
     if _unfinished(document):
         return _finish(platform, principal, document)  # complete what a crash interrupted
     _refuse_closed(document)
     _refuse_approver(document, principal)
-    now = platform.clock.now()
-    entry = {"by": principal.name, "role": principal.role.value, "at": now, "reason": reason.strip()}
-    updated = platform.store.collection(COLLECTION).find_one_and_update(
-        {
-            "_id": document["_id"],
-            "state": "pending",
-            "requested_by": {"$ne": principal.name},
-            "approvals.by": {"$ne": principal.name},
-            "expires_at": {"$gt": now},
-            f"approvals.{document['approvals_required'] - 1}": {"$exists": False},
-        },  # never more than required
-        {"$push": {"approvals": entry}},
-    )
+    updated = _vote(platform, principal, document, reason.strip())
     if updated is None:  # lost a race: say why, from the current state
-        current = _expire_if_due(platform, principal, _load(platform, document["_id"]))
+        current = _expire_if_due(platform, principal, _current(platform, document["_id"]))
         _refuse_closed(current)
         _refuse_approver(current, principal)
-        raise ApprovalStateError(f"approval {document['_id']} changed concurrently; retry", request_id=document["_id"])
-    _audit(
-        platform,
-        principal,
-        updated,
-        "approved",
-        key_suffix=f"approve:{principal.name}",
-        data={
-            "kind": updated["kind"],
-            "reason": entry["reason"],
-            "approvals": len(updated["approvals"]),
-            "approvals_required": updated["approvals_required"],
-        },
-    )
-    if len(updated["approvals"]) < updated["approvals_required"]:
+        raise ApprovalDecisionConflictError(
+            f"approval {document['_id']} changed concurrently; retry", request_id=document["_id"]
+        )
+    if updated["state"] != "approved":
         return updated
-    return _finish(platform, principal, updated)
+    return _execute(platform, principal, updated)
+
+
+def _vote(platform: Platform, principal: Principal, document: dict, reason: str) -> dict | None:
+    """Push one vote: first as the completing vote (pending → approved), else as an earlier
+    one. Returns the updated request, or None when neither filter matched."""
+    now, required = platform.clock.now(), document["approvals_required"]
+    vote = {"by": principal.name, "role": principal.role.value, "at": now, "reason": reason}
+    base = {
+        "_id": document["_id"],
+        "state": "pending",
+        "requested_by": {"$ne": principal.name},
+        "approvals.by": {"$ne": principal.name},
+        "expires_at": {"$gt": now},
+    }
+    attempts = [(required, {f"approvals.{required - 1}": {"$exists": False},
+                            **({f"approvals.{required - 2}": {"$exists": True}} if required >= 2 else {})},
+                 {"$push": {"approvals": vote}, "$set": {"state": "approved", "approved_at": now}})]
+    if required >= 2:
+        attempts.append((required - 1, {f"approvals.{required - 2}": {"$exists": False}}, {"$push": {"approvals": vote}}))
+    for count, condition, update in attempts:
+        data = {"decision": "approve", "kind": document["kind"], "reason": reason, "approvals": count,
+                "approvals_required": required}
+        after = "approved" if count == required else "pending"
+        event = _event(principal, document, "approved", f"approve:{principal.name}", "pending", after, data)
+        updated = _change(platform, {**base, **condition}, update, event)
+        if updated is not None:
+            return updated
+    return None
 
 
 def _unfinished(document: dict) -> bool:
-    """Enough approvals but not yet approved, or approved but not yet executed."""
+    """Enough approvals but not yet approved (a request stored before votes completed it
+    atomically), or approved but not yet executed."""
     if document["state"] == "pending":
         return len(document["approvals"]) >= document["approvals_required"]
     return document["state"] == "approved" and document["result"] is None
 
 
-def _finish(
-    platform: Platform, principal: Principal, document: dict, stale_after: timedelta = EXECUTION_STALE_AFTER
-) -> dict:
+def _finish(platform: Platform, principal: Principal, document: dict) -> dict:
     """pending (with enough approvals) → approved, then execute once."""
     if document["state"] == "pending" and len(document["approvals"]) >= document["approvals_required"]:
-        ready = platform.store.collection(COLLECTION).find_one_and_update(
-            {
-                "_id": document["_id"],
-                "state": "pending",
-                f"approvals.{document['approvals_required'] - 1}": {"$exists": True},
-            },
+        required = document["approvals_required"]
+        ready = _change(
+            platform,
+            {"_id": document["_id"], "state": "pending", f"approvals.{required - 1}": {"$exists": True}},
             {"$set": {"state": "approved", "approved_at": platform.clock.now()}},
+            _event(principal, document, "authorized", "authorized", "pending", "approved", {"kind": document["kind"]}),
         )
-        document = ready or _load(platform, document["_id"])
-    return _execute(platform, principal, document, stale_after)
+        document = ready or _current(platform, document["_id"])
+    return _execute(platform, principal, document)
 
 
 def _refuse_approver(document: dict, principal: Principal) -> None:
@@ -403,28 +429,18 @@ def _refuse_approver(document: dict, principal: Principal) -> None:
         )
 
 
-def _execute(
-    platform: Platform, principal: Principal, document: dict, stale_after: timedelta = EXECUTION_STALE_AFTER
-) -> dict:
+def _execute(platform: Platform, principal: Principal, document: dict) -> dict:
     """Run the executor of an approved request and record its result once.
 
-    The executor runs under a claim (`execution_claimed_at`, set by one guarded update), so
-    concurrent approvers do not run it side by side; a claim older than `stale_after` is
-    taken over (its holder crashed) — safe because executors are idempotent."""
+    No claim, no clock: any number of callers may execute at once (a slow executor, a
+    recovery, a process whose clock runs ahead), because an executor only posts entries
+    whose idempotency keys derive from the request id — a second execution is a replay of
+    the same entries. The result is set by one compare-and-set (`result: None` in the
+    filter) that also writes the `approval.executed` event. A refusal is not durable (the
+    funds may arrive for a concurrent executor a moment later), so a failed result is
+    corrected when the request's entry exists after all (`_correct_failure`)."""
     if document["state"] != "approved" or document["result"] is not None:
-        return document
-    now = platform.clock.now()
-    claimed = platform.store.collection(COLLECTION).find_one_and_update(
-        {
-            "_id": document["_id"],
-            "state": "approved",
-            "result": None,
-            "$or": [{"execution_claimed_at": None}, {"execution_claimed_at": {"$lte": now - stale_after}}],
-        },
-        {"$set": {"execution_claimed_at": now, "execution_claimed_by": principal.name}},
-    )
-    if claimed is None:
-        return _load(platform, document["_id"])  # another caller is executing it right now
+        return _correct_failure(platform, principal, document)
     spec = _spec(document["kind"])
     try:
         result = {"ok": True, **(spec.execute(platform, document, principal) or {})}
@@ -432,58 +448,78 @@ def _execute(
         raise  # the database failed: leave the request approved without a result, retry later
     except LedgerError as error:
         result = {"ok": False, "error": error.code, "message": error.message}
-    updated = platform.store.collection(COLLECTION).find_one_and_update(
-        {"_id": document["_id"], "state": "approved", "result": None}, {"$set": {"result": result}}
-    )
-    document = updated or _load(platform, document["_id"])
-    _audit(
+    updated = _change(
         platform,
-        principal,
-        document,
-        "executed",
-        key_suffix="executed",
-        data={"kind": document["kind"], "result": document["result"]},
+        {"_id": document["_id"], "state": "approved", "result": None},
+        {"$set": {"result": result, "executed_at": platform.clock.now(), "executed_by": principal.name}},
+        _event(principal, document, "executed", "executed", "approved", "approved",
+               {"kind": document["kind"], "result": result}),
     )
-    return document
+    return _correct_failure(platform, principal, updated or _current(platform, document["_id"]))
 
 
+def _correct_failure(platform: Platform, principal: Principal, document: dict) -> dict:
+    """A request recorded as failed whose entry exists after all (a concurrent executor
+    posted it after this one was refused) gets its result corrected, once, with an event."""
+    result = document.get("result")
+    if document["state"] != "approved" or not isinstance(result, dict) or result.get("ok") is not False:
+        return document
+    posted = platform.ledger.entries(EntryFilter(flow_ref=document["_id"]), page_size=1).items
+    if not posted:
+        return document
+    corrected = {"ok": True, "entry_id": posted[0].id, "corrected_from": result.get("error")}
+    updated = _change(
+        platform,
+        {"_id": document["_id"], "state": "approved", "result.ok": False},
+        {"$set": {"result": corrected}},
+        _event(principal, document, "execution_corrected", "execution_corrected", "approved", "approved",
+               {"kind": document["kind"], "result": corrected}),
+    )
+    return updated or _current(platform, document["_id"])
+
+
+@boundary
 def reject(platform: Platform, principal: Principal, request_id: str, reason: str) -> dict:
     """Refuse a pending request (a reason is required); runs the kind's close hook
-    (e.g. a withdrawal's hold is released).
+    (e.g. a withdrawal's hold is released). The rejection is a compare-and-set on
+    `pending` with its audit event; a rejection racing the completing vote loses to it
+    (or wins, and the vote loses), never both.
 
     Raises: PermissionDeniedError, ReasonRequiredError, ApprovalNotFoundError,
-        ApprovalExpiredError, ApprovalRejectedError, ApprovalAlreadyExecutedError.
+        ApprovalExpiredError, ApprovalRejectedError, ApprovalAlreadyExecutedError (each
+        naming the winning decision), ApprovalDecisionConflictError.
     """
     require(principal, Permission.APPROVE)
     reason = check_reason(reason, "a rejection")
-    document = _expire_if_due(platform, principal, _load(platform, request_id))
+    document = _expire_if_due(platform, principal, _current(platform, request_id))
     if (
         document["state"] == "rejected"
         and document["rejected_by"] == principal.name
         and document["rejection_reason"] == reason
     ):
-        _close(platform, principal, document, "rejected")  # replay: finish a close a crash interrupted
-        return _load(platform, document["_id"])
+        if not document["close_done"]:
+            _close(platform, principal, document)  # replay: finish a close a crash interrupted
+        return _current(platform, document["_id"])
     _refuse_closed(document)
-    updated = platform.store.collection(COLLECTION).find_one_and_update(
+    now = platform.clock.now()
+    updated = _change(
+        platform,
         {"_id": document["_id"], "state": "pending"},
-        {
-            "$set": {
-                "state": "rejected",
-                "rejected_by": principal.name,
-                "rejected_at": platform.clock.now(),
-                "rejection_reason": reason,
-            }
-        },
+        {"$set": {"state": "rejected", "rejected_by": principal.name, "rejected_at": now, "rejection_reason": reason}},
+        _event(principal, document, "rejected", "rejected", "pending", "rejected",
+               {"decision": "reject", "kind": document["kind"], "reason": reason}),
     )
     if updated is None:
-        _refuse_closed(_load(platform, document["_id"]))
-        raise ApprovalStateError(f"approval {document['_id']} changed concurrently; retry", request_id=document["_id"])
-    _close(platform, principal, updated, "rejected")
-    return _load(platform, updated["_id"])
+        _refuse_closed(_current(platform, document["_id"]))
+        raise ApprovalDecisionConflictError(
+            f"approval {document['_id']} changed concurrently; retry", request_id=document["_id"]
+        )
+    _close(platform, principal, updated)
+    return _current(platform, updated["_id"])
 
 
 # -- reading and housekeeping -----------------------------------------------------------------
+@boundary
 def list_approvals(
     platform: Platform,
     principal: Principal,
@@ -508,55 +544,69 @@ def list_approvals(
     return Page(documents[:page_size], page, page_size, len(documents) > page_size)
 
 
+@boundary
 def get_approval(platform: Platform, principal: Principal, request_id: str) -> dict:
     """Raises: PermissionDeniedError, ApprovalNotFoundError."""
     require(principal, Permission.APPROVE)
     return _load(platform, request_id)
 
 
-def expire_due(platform: Platform, principal: Principal) -> list[str]:
+@boundary
+def expire_due(platform: Platform, principal: Principal) -> SweepReport:
     """Expire every pending request past its time (runs close hooks), and finish close hooks
-    a crash interrupted. Returns the ids it expired."""
+    a crash interrupted. One request's failure is recorded and the sweep goes on.
+    Returns a SweepReport (`done`: the ids it expired)."""
     if principal.role is not Role.SYSTEM:
         require(principal, Permission.APPROVE)
     collection = platform.store.collection(COLLECTION)
+    report = SweepReport()
     due = collection.find({"state": "pending", "expires_at": {"$lte": platform.clock.now()}}, limit=RESUME_BATCH_MAX)
-    expired = []
     for document in due:
-        if _expire_if_due(platform, principal, document)["state"] == "expired":
-            expired.append(document["_id"])
-    for state, action in (("expired", "expired"), ("rejected", "rejected")):  # close hooks a crash cut short
-        for document in collection.find({"state": state, "close_done": False}, limit=RESUME_BATCH_MAX):
-            _close(platform, principal, document, action)
-    return expired
+        expired = report.run(document["_id"], lambda d=document: _expire_if_due(platform, principal, d))
+        if expired is not None and expired["state"] != "expired":
+            report.done.remove(document["_id"])  # approved or rejected meanwhile: not ours to expire
+    closes = SweepReport()
+    for document in collection.find({"state": {"$in": ["expired", "rejected"]}, "close_done": False},
+                                    limit=RESUME_BATCH_MAX):  # close hooks a crash cut short
+        closes.run(document["_id"], lambda d=document: _close(platform, principal, d))
+    report.failed.update(closes.failed)
+    return report
 
 
-def resume_approved(
-    platform: Platform, principal: Principal, stale_after: timedelta = EXECUTION_STALE_AFTER
-) -> list[str]:
-    """Finish what a crash interrupted: requests with enough approvals still pending, and
-    approved requests without a result whose execution claim is older than `stale_after`.
-    Returns the ids it looked at."""
+@boundary
+def resume_approved(platform: Platform, principal: Principal) -> SweepReport:
+    """Finish what a crash interrupted, whoever else may be running it right now (no claim,
+    no staleness: execution is keyed by the request id): approved requests without a
+    result, requests with enough approvals still pending, and failed results to correct.
+    Returns a SweepReport of the ids it finished (failures isolated per request)."""
     if principal.role is not Role.SYSTEM:
         require(principal, Permission.APPROVE)
     collection = platform.store.collection(COLLECTION)
     documents = collection.find({"state": "approved", "result": None}, limit=RESUME_BATCH_MAX)
     documents += [d for d in collection.find({"state": "pending"}, limit=RESUME_BATCH_MAX) if _unfinished(d)]
-    return [_finish(platform, principal, document, stale_after)["_id"] for document in documents]
+    documents += collection.find({"state": "approved", "result.ok": False}, limit=RESUME_BATCH_MAX)
+    report = SweepReport()
+    for document in documents:
+        report.run(document["_id"], lambda d=document: _finish(platform, principal, transitions.flush(
+            platform.ledger.audit, collection, d)))
+    return report
 
 
-def _audit(
-    platform: Platform, principal: Principal, document: dict, action: str, *, key_suffix: str, data: Any
-) -> None:
+def flush_waiting_events(platform: Platform) -> SweepReport:
+    """Append the audit events a crash left in requests' outboxes (recovery)."""
+    collection = platform.store.collection(COLLECTION)
+    report = SweepReport()
+    for document in transitions.waiting(collection, STATES):
+        report.run(document["_id"], lambda d=document: transitions.flush(platform.ledger.audit, collection, d))
+    return report
+
+
+def _event(principal: Principal, document: dict, action: str, key_suffix: str, before: str | None, after: str,
+           data: Any) -> dict:
+    """The audit event of one change of a request, keyed `approval:<id>:<key_suffix>`."""
     user = (document.get("payload") or {}).get("user_id")
-    platform.ledger.audit.append(
-        type=f"approval.{action}",
-        actor=principal.name,
-        role=principal.role.value,
-        target=document["_id"],
-        user=user if isinstance(user, str) else None,
-        before=None,
-        after={"state": document["state"]},
-        data=data,
-        event_key=f"approval:{document['_id']}:{key_suffix}",
+    return transitions.event(
+        key=f"approval:{document['_id']}:{key_suffix}", type=f"approval.{action}", actor=principal.name,
+        role=principal.role.value, target=document["_id"], user=user if isinstance(user, str) else None,
+        before={"state": before} if before else None, after={"state": after}, data=data,
     )

@@ -1,4 +1,5 @@
-"""What every flow shares: ids from idempotency keys, guarded transitions, rounding.
+"""What every flow shares: ids from idempotency keys, decisions and steps (compare-and-set
+state changes with their audit events, core.transitions), rounding.
 
 Rounding rule (docs/flows.md): amounts are integers of minor units; a computed fee is
 rounded UP to a whole minor unit (ROUND_CEILING), and what a user receives is rounded
@@ -10,10 +11,20 @@ same entry (the liquidity float or the fee wallet) — nothing is created or los
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
+from core.validation import internal
 from core.ledger import Account, check_owner_id
-from core.errors import FlowNotFoundError, FlowStateError, InsufficientFundsError, InvalidFlowInputError
+from core import transitions
+from core.errors import (
+    FlowDecisionConflictError,
+    FlowNotFoundError,
+    HoldClosedError,
+    HoldNotFoundError,
+    InsufficientFundsError,
+    InvalidFlowInputError,
+)
 from core.ledger import digest
 from core.ledger import from_minor
 from core.permissions import Principal
@@ -102,7 +113,10 @@ def load(collection: Collection, document_id: object, what: str) -> dict:
     return document
 
 
-def transition(
+@internal
+def step(
+    platform: Platform,
+    principal: Principal,
     collection: Collection,
     document: dict,
     to_state: str,
@@ -110,30 +124,114 @@ def transition(
     allowed_from: tuple[str, ...],
     what: str,
     extra: dict | None = None,
-    error: type[FlowStateError] = FlowStateError,
+    match: dict | None = None,
+    user: str | None = None,
 ) -> dict:
-    """Move a flow document from one of `allowed_from` to `to_state` with one guarded update.
+    """A mechanical step whose outcome the document already fixes (a hold placed, an escrow
+    moved the way `closing_to` says): one compare-and-set from one of `allowed_from` —
+    plus `match`, the decision the step carries out — to `to_state`, with its audit event
+    `<what>:<id>:<to_state>` queued in the same update (core.transitions).
 
-    Returns the document after the change — or as it is, when a concurrent caller already
-    made the same move (every step before a transition is idempotent, so that caller wrote
-    the same entries). Raises `error` naming the current state when the document is not
-    (or no longer) in an allowed state."""
-    update = {"$set": {"state": to_state, **(extra or {})}}
+    Returns the document after the step. When the compare-and-set loses, another caller
+    took the same step (its entries are the same keyed entries), so the current document
+    is returned as it is and the caller carries on from its real state: helping is safe
+    because the step decides nothing. Nothing here ever reports a step it did not take."""
+    audit, document_id = platform.ledger.audit, document["_id"]
     for state in allowed_from:
-        changed = collection.find_one_and_update({"_id": document["_id"], "state": state}, update)
+        changed = transitions.change_and_flush(
+            audit, collection, {"_id": document_id, "state": state, **(match or {})},
+            {"$set": {"state": to_state, **(extra or {})}},
+            transitions.event(
+                key=f"{what}:{document_id}:{to_state}", type=f"{what}.{to_state}", actor=principal.name,
+                role=principal.role.value, target=document_id, user=user, before={"state": state},
+                after={"state": to_state}, data={name: value for name, value in (extra or {}).items() if _plain(value)},
+            ),
+        )
         if changed is not None:
             return changed
-    current = collection.find_one({"_id": document["_id"]}) or document
-    if current["state"] == to_state:
-        return current  # a concurrent caller doing the same step got there first
+    return transitions.flush(audit, collection, load(collection, document_id, what))
+
+
+def _plain(value: object) -> bool:
+    return value is None or isinstance(value, (str, int, bool, list))
+
+
+@internal
+def decision(principal: Principal, name: str, to: str, *, party: str | None = None, reason: str | None = None,
+             at: object = None) -> dict:
+    """What a caller decides: `name` (the kind of decision, a verb such as "release" — never
+    a state name, so its event key `<what>:<id>:<name>` cannot collide with a step's
+    `<what>:<id>:<state>`; "resolved" is the one historical exception, whose states are
+    `resolved_buyer|seller`), `to` (the target state or side), who (`by`, `role`) and for
+    which party. Stored in the document
+    by the winning compare-and-set and carried by its audit event."""
+    return {"name": name, "to": to, "by": principal.name, "role": principal.role.value, "party": party,
+            "reason": reason, "at": at}
+
+
+def same_decision(stored: dict | None, wanted: dict) -> bool:
+    """A replay by the same caller of the same decision (then it may be resumed, not refused)."""
+    return stored is not None and all(stored.get(k) == wanted.get(k) for k in ("name", "to", "by", "party"))
+
+
+def decide(
+    platform: Platform,
+    collection: Collection,
+    document: dict,
+    to_state: str,
+    wanted: dict,
+    *,
+    allowed_from: tuple[str, ...],
+    what: str,
+    extra: dict | None = None,
+    match: dict | None = None,
+    event_type: str | None = None,
+    user: str | None = None,
+    error: type[FlowDecisionConflictError] | Callable[[dict], type[FlowDecisionConflictError]] = (
+        FlowDecisionConflictError
+    ),
+) -> dict:
+    """Record a caller's decision: one compare-and-set from one of `allowed_from` (with no
+    decision of this name yet) to `to_state`, setting `decision` and appending it to
+    `decisions`, its audit event (`<what>:<id>:<name>`, naming the caller and the decision)
+    queued in the same update. `match` adds conditions the decision depends on (e.g. the
+    payment window), so they are checked by the same atomic update.
+
+    Returns the document after the change — also on a replay of the very same decision by
+    the same caller. Raises `error` carrying the winner's decision when another caller's
+    decision got there first (`error` may be a function of the current document choosing
+    the class): a loser never succeeds with someone else's outcome."""
+    audit, document_id, name = platform.ledger.audit, document["_id"], wanted["name"]
+    for state in allowed_from:
+        changed = transitions.change_and_flush(
+            audit, collection,
+            {"_id": document_id, "state": state, "decisions.name": {"$ne": name}, **(match or {})},
+            {"$set": {"state": to_state, "decision": wanted, **(extra or {})}, "$push": {"decisions": wanted}},
+            transitions.event(
+                key=f"{what}:{document_id}:{name}", type=event_type or f"{what}.{name}", actor=wanted["by"],
+                role=wanted["role"], target=document_id, user=user, before={"state": state},
+                after={"state": to_state}, data={"decision": name, "to": wanted["to"], "party": wanted["party"],
+                                                 "reason": wanted["reason"]},
+            ),
+        )
+        if changed is not None:
+            return changed
+    current = transitions.flush(audit, collection, load(collection, document_id, what))
+    mine = next((d for d in current.get("decisions") or [] if same_decision(d, wanted)), None)
+    if mine is not None:
+        return current  # a replay of this caller's own decision
+    winner = current.get("decision")
+    error = error if isinstance(error, type) else error(current)
     raise error(
-        f"{what} {document['_id']} is {current['state']}; cannot become {to_state}",
-        id=document["_id"],
-        state=current["state"],
-        wanted=to_state,
+        f"{what} {document_id} is {current['state']}"
+        + (f" ({winner['name']} → {winner['to']} by {winner['by']})" if winner else "")
+        + f"; cannot be {name} → {wanted['to']}",
+        id=document_id, state=current["state"], wanted={"decision": name, "to": wanted["to"]},
+        winner={k: winner.get(k) for k in ("name", "to", "by", "party")} if winner else None,
     )
 
 
+@internal
 def hold_for_flow(platform: Platform, principal: Principal, collection: Collection, document: dict, *,
                   what: str, source: Account, held: Account, amount_minor: int, memo: str, metadata: dict,
                   from_state: str, held_state: str, entry_field: str, refused_state: str, refused_reason: dict) -> dict:
@@ -142,7 +240,9 @@ def hold_for_flow(platform: Platform, principal: Principal, collection: Collecti
     `refused_state` with `refused_reason`, re-raising InsufficientFundsError.
 
     Safe to re-run after a crash: the hold's key is derived from the flow id, and both
-    transitions are guarded on `from_state`."""
+    steps are guarded on `from_state`. A refusal is not durable (funds may arrive a moment
+    later for a concurrent caller), so whoever finds the flow refused while the hold exists
+    releases it: a refused flow never keeps money aside."""
     try:
         entry = platform.ledger.place_hold(
             hold_id=document["_id"], source=source, held=held,
@@ -150,6 +250,24 @@ def hold_for_flow(platform: Platform, principal: Principal, collection: Collecti
             actor=principal.name, flow_ref=document["_id"], memo=memo, metadata=metadata,
         )
     except InsufficientFundsError:
-        transition(collection, document, refused_state, allowed_from=(from_state,), what=what, extra=refused_reason)
+        current = step(platform, principal, collection, document, refused_state, allowed_from=(from_state,),
+                       what=what, extra=refused_reason)
+        if current["state"] != refused_state:
+            return current  # a concurrent caller placed the hold: the flow went on
+        release_refused_hold(platform, principal, document["_id"])
         raise
-    return transition(collection, document, held_state, allowed_from=(from_state,), what=what, extra={entry_field: entry.id})
+    current = step(platform, principal, collection, document, held_state, allowed_from=(from_state,), what=what,
+                   extra={entry_field: entry.id})
+    if current["state"] == refused_state:
+        release_refused_hold(platform, principal, document["_id"])
+    return current
+
+
+@internal
+def release_refused_hold(platform: Platform, principal: Principal, hold_id: str) -> None:
+    """Release the hold of a flow that was refused meanwhile (no-op when none was placed)."""
+    try:
+        platform.ledger.release_hold(hold_id=hold_id, actor=principal.name, entry_type="hold.release",
+                                     memo="flow refused meanwhile")
+    except (HoldNotFoundError, HoldClosedError):
+        pass

@@ -11,11 +11,12 @@ finished by the next notice or by `resume_deposit`.
 
 from __future__ import annotations
 
+from core.validation import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Entry, make_request
 from core.errors import InvalidFlowInputError
-from core.flows.common import check_key, check_text, check_user, flow_id, insert_or_existing, load, transition
+from core.flows.common import check_key, check_text, check_user, flow_id, insert_or_existing, load, step
 from core.ledger import from_minor, positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -32,6 +33,7 @@ def chain_payment_id(txid: str, vout: int) -> str:
     return f"{check_text(txid, 'txid')}:{vout}"
 
 
+@boundary
 def record_deposit(
     platform: Platform,
     principal: Principal,
@@ -89,12 +91,9 @@ def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
     if document["state"] != "confirming" or document["confirmations"] < document["confirmations_required"]:
         return document
     entry = _credit(platform, principal, document)
-    return transition(
-        platform.store.collection(COLLECTION),
-        document,
-        "credited",
-        allowed_from=("confirming",),
-        what="deposit",
+    return step(
+        platform, principal, platform.store.collection(COLLECTION), document, "credited",
+        allowed_from=("confirming",), what="deposit", user=document["user"],
         extra={"credit_entry_id": entry.id, "credited_at": platform.clock.now()},
     )
 
@@ -122,12 +121,14 @@ def _credit(platform: Platform, principal: Principal, document: dict) -> Entry:
     )
 
 
+@boundary
 def resume_deposit(platform: Platform, principal: Principal, deposit_id: str) -> dict:
     """Finish a deposit whose credit a crash interrupted. Raises: FlowNotFoundError."""
     require(principal, Permission.MOVE_MONEY)
     return _drive(platform, principal, load(platform.store.collection(COLLECTION), deposit_id, "deposit"))
 
 
+@boundary
 def request_manual_deposit(
     platform: Platform,
     principal: Principal,

@@ -7,47 +7,60 @@ State document in `p2p_trades`:
 `paid` (buyer marked the fiat payment sent) → `closing` → `released`;
 `open` → `closing` → `cancelled` (buyer cancels, or the payment window passed);
 `open|paid` → `disputed` → `closing` → `resolved_buyer` | `resolved_seller`.
-`closing` (with `closing_to`) is entered first with a guard on the current state, so two
-racing decisions (release vs dispute) cannot both move the escrow; the escrow entry then
-closes the hold (key `hold:<trade>:close`) and a last guarded transition records it.
-Re-calling the same command, or `resume_trade`, finishes a crashed close.
+Every decision (paid, disputed, released, cancelled, resolved) is one compare-and-set
+(`common.decide`) from the expected state that records who decided what, with its audit
+event queued in the same update (core.transitions); a loser gets
+TradeDecisionConflictError / FlowDecisionConflictError naming the winner, never the
+winner's outcome. `closing` (with `closing_to`) is entered by the closing decision, so two
+racing decisions (release vs cancel, buyer vs seller) cannot both move the escrow; the
+escrow entry then closes the hold (key `hold:<trade>:close`) and a last step (filter:
+`closing` *and* `closing_to`) records it. Re-calling the same command, `resume_trade` or
+recovery finishes a crashed close.
 """
 
 from __future__ import annotations
 
+from core.validation import boundary
 from core.ledger import accounts as acct
 from core.approvals import check_reason
 from core.ledger import Entry
 from core.errors import (
     AmountTooSmallError,
+    FlowDecisionConflictError,
     FlowStateError,
     HoldClosedError,
     InsufficientFundsError,
     InvalidFlowInputError,
     NotFlowPartyError,
     TradeClosedError,
+    TradeDecisionConflictError,
 )
 from core.flows import referral
 from core.flows.common import (
     check_key,
     check_text,
     check_user,
+    decide,
+    decision,
     fee_minor,
     flow_id,
     hold_for_flow,
     insert_or_existing,
     load,
-    transition,
+    same_decision,
+    step,
 )
 from core.ledger import from_minor, positive_amount
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
+from core.transitions import SweepReport
 
 COLLECTION = "p2p_trades"
 CLOSED = ("released", "cancelled", "resolved_buyer", "resolved_seller")
 TIMEOUT_BATCH_MAX = 500
 
 
+@boundary
 def open_trade(
     platform: Platform,
     principal: Principal,
@@ -99,6 +112,8 @@ def open_trade(
         "created_at": now,
         "payment_due_at": now + platform.config.p2p_payment_timeout,
         "closing_to": None,
+        "decision": None,
+        "decisions": [],
         "dispute": None,
         "escrow_entry_id": None,
         "close_entry_id": None,
@@ -111,7 +126,7 @@ def open_trade(
 def _escrow(platform: Platform, principal: Principal, document: dict) -> dict:
     asset = document["asset"]
     return hold_for_flow(
-        platform, principal, platform.store.collection(COLLECTION), document, what="trade",
+        platform, principal, platform.store.collection(COLLECTION), document, what="p2p",
         source=acct.user_available(document["seller"], asset), held=acct.escrow(document["_id"], asset),
         amount_minor=document["amount_minor"], memo="p2p escrow", metadata={"trade_id": document["_id"]},
         from_state="new", held_state="open", entry_field="escrow_entry_id",
@@ -124,13 +139,10 @@ def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
         document = _escrow(platform, principal, document)
     if document["state"] == "closing":
         entry = _close_escrow(platform, principal, document)
-        document = transition(
-            platform.store.collection(COLLECTION),
-            document,
-            document["closing_to"],
-            allowed_from=("closing",),
-            what="trade",
-            extra={"close_entry_id": entry.id, "closed_at": platform.clock.now()},
+        document = step(
+            platform, principal, platform.store.collection(COLLECTION), document, document["closing_to"],
+            allowed_from=("closing",), what="p2p", match={"closing_to": document["closing_to"]},
+            extra={"close_entry_id": entry.id, "closed_at": platform.clock.now()}, user=document["seller"],
         )
     if document["state"] in ("released", "resolved_buyer"):
         document = referral.settle_referrals(platform, principal, COLLECTION, document, [document["close_entry_id"]])
@@ -180,31 +192,37 @@ def _begin_close(
     platform: Platform,
     principal: Principal,
     document: dict,
-    to_state: str,
+    wanted: dict,
     allowed_from: tuple[str, ...],
     extra: dict | None = None,
+    match: dict | None = None,
+    event_type: str | None = None,
 ) -> dict:
-    """Guarded entry into `closing`; a replay of the same decision resumes it."""
-    if document["state"] == "closing" and document["closing_to"] == to_state:
-        return _drive(platform, principal, document)
-    if document["state"] == to_state:
-        return _drive(platform, principal, document)  # replay of a finished decision
+    """The closing decision: one compare-and-set from `allowed_from` to `closing` with
+    `closing_to` = the wanted target; a replay of the same decision by the same caller
+    resumes it. Raises: TradeDecisionConflictError naming the winner when another decision
+    got there first (or the trade is already closed)."""
+    if any(same_decision(d, wanted) for d in document.get("decisions") or []):
+        return _drive(platform, principal, document)  # replay of this caller's own decision
     if document["state"] in CLOSED or document["state"] == "closing":
-        raise TradeClosedError(
-            f"trade {document['_id']} is {document['state']}",
-            trade_id=document["_id"],
-            state=document["state"],
-            wanted=to_state,
+        winner = document.get("decision") or {}
+        raise TradeDecisionConflictError(
+            f"trade {document['_id']} is {document['state']}"
+            + (f" ({winner.get('name')} by {winner.get('by')})" if winner else ""),
+            trade_id=document["_id"], state=document["state"], wanted=wanted["to"],
+            winner={k: winner.get(k) for k in ("name", "to", "by", "party")} if winner else None,
         )
-    closing = transition(
-        platform.store.collection(COLLECTION),
-        document,
-        "closing",
-        allowed_from=allowed_from,
-        what="trade",
-        extra={"closing_to": to_state, **(extra or {})},
+    closing = decide(
+        platform, platform.store.collection(COLLECTION), document, "closing", wanted,
+        allowed_from=allowed_from, what="p2p", extra={"closing_to": wanted["to"], **(extra or {})},
+        match=match, event_type=event_type, user=document["buyer"], error=TradeDecisionConflictError,
     )
     return _drive(platform, principal, closing)
+
+
+def _loser_error(current: dict) -> type[FlowDecisionConflictError]:
+    """TradeDecisionConflictError once the winner closed the trade, else FlowDecisionConflictError."""
+    return TradeDecisionConflictError if current["state"] in (*CLOSED, "closing") else FlowDecisionConflictError
 
 
 def _party(document: dict, user_id: str, role: str) -> None:
@@ -218,37 +236,44 @@ def _trade(platform: Platform, trade_id: str) -> dict:
     return load(platform.store.collection(COLLECTION), trade_id, "trade")
 
 
+@boundary
 def mark_paid(platform: Platform, principal: Principal, *, trade_id: str, buyer: str) -> dict:
-    """The buyer says the fiat payment was sent. Raises: NotFlowPartyError, TradeClosedError,
+    """The buyer says the fiat payment was sent (a decision: open → paid, only inside the
+    payment window, checked by the same compare-and-set). Raises: NotFlowPartyError,
+    TradeClosedError (TradeDecisionConflictError when a concurrent close won),
     FlowStateError (not open, or the payment window has passed)."""
     require(principal, Permission.MOVE_MONEY)
     document = _trade(platform, trade_id)
     _party(document, buyer, "buyer")
-    if document["state"] == "paid":
+    now = platform.clock.now()
+    wanted = decision(principal, "mark_paid", "paid", party=buyer, at=now)
+    if document["state"] == "paid" and any(same_decision(d, wanted) for d in document.get("decisions") or []):
         return document
     if document["state"] in CLOSED:
         raise TradeClosedError(f"trade {trade_id} is {document['state']}", trade_id=trade_id, state=document["state"])
-    if document["state"] == "open" and platform.clock.now() >= document["payment_due_at"]:
+    if document["state"] == "open" and now >= document["payment_due_at"]:
         raise FlowStateError(f"trade {trade_id}: the payment window closed", trade_id=trade_id, state="open")
-    return transition(
-        platform.store.collection(COLLECTION),
-        document,
-        "paid",
-        allowed_from=("open",),
-        what="trade",
-        extra={"paid_at": platform.clock.now()},
+    return decide(
+        platform, platform.store.collection(COLLECTION), document, "paid", wanted, allowed_from=("open",),
+        what="p2p", extra={"paid_at": now}, match={"payment_due_at": {"$gt": now}}, user=buyer,
+        error=_loser_error,
     )
 
 
+@boundary
 def release_trade(platform: Platform, principal: Principal, *, trade_id: str, seller: str) -> dict:
     """The seller confirms the payment arrived: escrow → buyer (minus the maker fee → fees).
     Raises: NotFlowPartyError, TradeClosedError (cancelled/resolved), FlowStateError (disputed)."""
     require(principal, Permission.MOVE_MONEY)
     document = _trade(platform, trade_id)
     _party(document, seller, "seller")
-    return _begin_close(platform, principal, document, "released", ("paid", "open"))
+    if document["state"] == "disputed":
+        raise FlowStateError(f"trade {trade_id} is disputed: an admin resolves it", trade_id=trade_id, state="disputed")
+    wanted = decision(principal, "release", "released", party=seller, at=platform.clock.now())
+    return _begin_close(platform, principal, document, wanted, ("paid", "open"))
 
 
+@boundary
 def cancel_trade(platform: Platform, principal: Principal, *, trade_id: str, user_id: str) -> dict:
     """Return the escrow to the seller: the buyer may cancel an unpaid trade at any time,
     the seller only after the payment window passed. Raises: NotFlowPartyError,
@@ -257,32 +282,44 @@ def cancel_trade(platform: Platform, principal: Principal, *, trade_id: str, use
     document = _trade(platform, trade_id)
     if user_id not in (document["buyer"], document["seller"]):
         raise NotFlowPartyError(f"{user_id} is not a party of trade {trade_id}", trade_id=trade_id, user_id=user_id)
-    if (
-        user_id == document["seller"]
-        and document["state"] == "open"
-        and platform.clock.now() < document["payment_due_at"]
-    ):
+    now = platform.clock.now()
+    by_seller = user_id == document["seller"]
+    if by_seller and document["state"] == "open" and now < document["payment_due_at"]:
         raise FlowStateError(f"the seller may cancel trade {trade_id} only after the payment window", trade_id=trade_id)
-    return _begin_close(platform, principal, document, "cancelled", ("open",), {"cancelled_by": user_id})
+    wanted = decision(principal, "cancel", "cancelled", party=user_id, at=now)
+    if document["state"] in ("paid", "disputed") and not any(
+        same_decision(d, wanted) for d in document.get("decisions") or []
+    ):
+        raise FlowStateError(f"trade {trade_id} is {document['state']}; it cannot be cancelled", trade_id=trade_id,
+                             state=document["state"])
+    return _begin_close(platform, principal, document, wanted, ("open",), {"cancelled_by": user_id},
+                        match={"payment_due_at": {"$lte": now}} if by_seller else None)
 
 
-def cancel_timed_out(platform: Platform, principal: Principal) -> list[str]:
-    """The sweep: cancel every open (unpaid) trade past its payment window. Returns ids."""
+@boundary
+def cancel_timed_out(platform: Platform, principal: Principal) -> SweepReport:
+    """The sweep: cancel every open (unpaid) trade past its payment window and finish
+    closes a crash interrupted. One trade's failure (a concurrent decision won, the store
+    hiccupped) never stops the others: each is tried and reported.
+    Returns a SweepReport (`done` ids, `failed` id → error code)."""
     require(principal, Permission.MOVE_MONEY)
     collection = platform.store.collection(COLLECTION)
-    due = collection.find({"state": "open", "payment_due_at": {"$lte": platform.clock.now()}}, limit=TIMEOUT_BATCH_MAX)
+    now = platform.clock.now()
+    due = collection.find({"state": "open", "payment_due_at": {"$lte": now}}, limit=TIMEOUT_BATCH_MAX)
     due += collection.find({"state": "closing"}, limit=TIMEOUT_BATCH_MAX)
-    done = []
+    report = SweepReport()
     for document in due:
         if document["state"] == "closing":
-            done.append(_drive(platform, principal, document)["_id"])
+            report.run(document["_id"], lambda d=document: _drive(platform, principal, d))
         else:
-            done.append(
-                _begin_close(platform, principal, document, "cancelled", ("open",), {"cancelled_by": "timeout"})["_id"]
-            )
-    return done
+            wanted = decision(principal, "cancel", "cancelled", party=None, reason="payment timeout", at=now)
+            report.run(document["_id"], lambda d=document, w=wanted: _begin_close(
+                platform, principal, d, w, ("open",), {"cancelled_by": "timeout"},
+                match={"payment_due_at": {"$lte": now}}))
+    return report
 
 
+@boundary
 def open_dispute(platform: Platform, principal: Principal, *, trade_id: str, user_id: str, reason: str) -> dict:
     """Either party disputes an open or paid trade; the escrow stays until an admin resolves.
     Raises: NotFlowPartyError, TradeClosedError (disputing a completed trade), ReasonRequiredError."""
@@ -291,20 +328,20 @@ def open_dispute(platform: Platform, principal: Principal, *, trade_id: str, use
     document = _trade(platform, trade_id)
     if user_id not in (document["buyer"], document["seller"]):
         raise NotFlowPartyError(f"{user_id} is not a party of trade {trade_id}", trade_id=trade_id, user_id=user_id)
+    now = platform.clock.now()
+    wanted = decision(principal, "dispute", "disputed", party=user_id, reason=reason, at=now)
+    if any(same_decision(d, wanted) for d in document.get("decisions") or []):
+        return document  # a replay of this party's own dispute
     if document["state"] in CLOSED or document["state"] == "closing":
         raise TradeClosedError(f"trade {trade_id} is {document['state']}", trade_id=trade_id, state=document["state"])
-    if document["state"] == "disputed":
-        return document
-    return transition(
-        platform.store.collection(COLLECTION),
-        document,
-        "disputed",
-        allowed_from=("open", "paid"),
-        what="trade",
-        extra={"dispute": {"by": user_id, "reason": reason, "at": platform.clock.now()}},
+    return decide(
+        platform, platform.store.collection(COLLECTION), document, "disputed", wanted, allowed_from=("open", "paid"),
+        what="p2p", extra={"dispute": {"by": user_id, "reason": reason, "at": now}}, user=user_id,
+        error=_loser_error,
     )
 
 
+@boundary
 def resolve_dispute(platform: Platform, principal: Principal, *, trade_id: str, to: str, reason: str) -> dict:
     """An admin decides a disputed trade: `to` = "buyer" (escrow → buyer minus fee) or
     "seller" (escrow back). Audited. Raises: PermissionDeniedError, InvalidFlowInputError,
@@ -315,7 +352,7 @@ def resolve_dispute(platform: Platform, principal: Principal, *, trade_id: str, 
         raise InvalidFlowInputError('a dispute resolves to "buyer" or "seller"', to=repr(to))
     document = _trade(platform, trade_id)
     target = f"resolved_{to}"
-    if document["state"] not in ("disputed", "closing", target):
+    if document["state"] not in ("disputed", "closing", *CLOSED):
         if document["state"] in CLOSED:
             raise TradeClosedError(
                 f"trade {trade_id} is {document['state']}", trade_id=trade_id, state=document["state"]
@@ -323,29 +360,14 @@ def resolve_dispute(platform: Platform, principal: Principal, *, trade_id: str, 
         raise FlowStateError(
             f"trade {trade_id} is {document['state']}, not disputed", trade_id=trade_id, state=document["state"]
         )
-    before = document["state"]
-    result = _begin_close(
-        platform,
-        principal,
-        document,
-        target,
-        ("disputed",),
-        {"resolved_by": principal.name, "resolution_reason": reason},
+    wanted = decision(principal, "resolved", target, party=None, reason=reason, at=platform.clock.now())
+    return _begin_close(
+        platform, principal, document, wanted, ("disputed",),
+        {"resolved_by": principal.name, "resolution_reason": reason}, event_type="p2p.dispute_resolved",
     )
-    platform.ledger.audit.append(
-        type="p2p.dispute_resolved",
-        actor=principal.name,
-        role=principal.role.value,
-        target=trade_id,
-        user=document["buyer"],
-        before={"state": before},
-        after={"state": result["state"]},
-        data={"to": to, "reason": reason, "entry_id": result["close_entry_id"]},
-        event_key=f"p2p:{trade_id}:resolved",
-    )
-    return result
 
 
+@boundary
 def resume_trade(platform: Platform, principal: Principal, trade_id: str) -> dict:
     """Finish whatever a crash interrupted (escrow a `new` trade, close a `closing` one)."""
     require(principal, Permission.MOVE_MONEY)
@@ -356,6 +378,7 @@ def resume_trade(platform: Platform, principal: Principal, trade_id: str) -> dic
         return _trade(platform, trade_id)
 
 
+@boundary
 def get_trade(platform: Platform, trade_id: str) -> dict:
     """Raises: FlowNotFoundError."""
     return _trade(platform, trade_id)

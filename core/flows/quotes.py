@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from core.validation import boundary
 from core.ledger import accounts as acct
 from core.ledger import Entry, make_request
 from core.errors import (
@@ -30,14 +31,16 @@ from core.errors import (
     InsufficientLiquidityError,
     InvalidFlowInputError,
     NotFlowPartyError,
+    QuoteDecisionConflictError,
     QuoteExpiredError,
     SlippageExceededError,
 )
 from core.flows import referral
-from core.flows.common import check_user, flow_id, hold_for_flow, insert_or_existing, load, transition
+from core.flows.common import check_user, decide, decision, flow_id, hold_for_flow, insert_or_existing, load, step
 from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
+from core.transitions import SweepReport
 
 COLLECTION = "quotes"
 EXPIRE_BATCH_MAX = 500
@@ -71,6 +74,7 @@ class QuoteTerms:
         assert self.pay_asset != self.receive_asset
 
 
+@boundary
 def create_quote(
     platform: Platform, principal: Principal, *, user_id: str, terms: QuoteTerms, idempotency_key: str
 ) -> dict:
@@ -115,6 +119,8 @@ def create_quote(
         "receive_entry_id": None,
         "release_entry_id": None,
         "close_reason": None,
+        "decision": None,
+        "decisions": [],
         "referral_done": False,
     }
     same = ("kind", "user", "pay_asset", "pay_minor", "receive_asset")
@@ -142,11 +148,13 @@ def _reserve(platform: Platform, principal: Principal, document: dict) -> dict:
         ) from None
 
 
+@boundary
 def get_quote(platform: Platform, quote_id: str) -> dict:
     """Raises: FlowNotFoundError."""
     return load(platform.store.collection(COLLECTION), quote_id, "quote")
 
 
+@boundary
 def execute_quote(
     platform: Platform, principal: Principal, *, quote_id: str, user_id: str, min_receive_minor: int | None = None
 ) -> dict:
@@ -174,7 +182,7 @@ def execute_quote(
                 f"quote {quote_id} expired at {document['expires_at']:%Y-%m-%d %H:%M:%S}", quote_id=quote_id
             )
         _refuse_unfit(platform, document, min_receive_minor)
-        document = _enter_executing(platform, document)
+        document = _enter_executing(platform, principal, document)
     if document["state"] == "executed":  # a replay of a finished execution
         return referral.settle_referrals(
             platform, principal, COLLECTION, document, [document["pay_entry_id"], document["receive_entry_id"]]
@@ -222,19 +230,16 @@ def _refuse_unfit(platform: Platform, document: dict, min_receive_minor: int | N
         )
 
 
-def _enter_executing(platform: Platform, document: dict) -> dict:
-    changed = platform.store.collection(COLLECTION).find_one_and_update(
-        {"_id": document["_id"], "state": "open", "expires_at": {"$gt": platform.clock.now()}},
-        {"$set": {"state": "executing"}},
+def _enter_executing(platform: Platform, principal: Principal, document: dict) -> dict:
+    """The execute decision: open → executing while the quote is still valid (the expiry is
+    in the same compare-and-set). A replay by the same caller resumes; an executor losing
+    to an expiry gets QuoteDecisionConflictError naming it."""
+    now = platform.clock.now()
+    wanted = decision(principal, "execute", "executing", party=document["user"], at=now)
+    return decide(
+        platform, platform.store.collection(COLLECTION), document, "executing", wanted, allowed_from=("open",),
+        what="quote", match={"expires_at": {"$gt": now}}, user=document["user"], error=QuoteDecisionConflictError,
     )
-    if changed is None:
-        current = get_quote(platform, document["_id"])
-        if current["state"] in ("executing", "executed"):
-            return current
-        raise QuoteExpiredError(
-            f"quote {document['_id']} is {current['state']}", quote_id=document["_id"], state=current["state"]
-        )
-    return changed
 
 
 def _finish_execution(platform: Platform, principal: Principal, document: dict) -> dict:
@@ -242,24 +247,16 @@ def _finish_execution(platform: Platform, principal: Principal, document: dict) 
     try:
         pay = _pay_entry(platform, principal, document)
     except InsufficientFundsError:
-        closed = transition(
-            collection,
-            document,
-            "expiring",
-            allowed_from=("executing",),
-            what="quote",
-            extra={"close_reason": "payment_refused"},
-        )
-        _finish_expiry(platform, principal, closed)
+        closed = step(platform, principal, collection, document, "expiring", allowed_from=("executing",),
+                      what="quote", extra={"close_reason": "payment_refused"}, user=document["user"])
+        if closed["state"] == "expiring":
+            _finish_expiry(platform, principal, closed)
         raise
     receive = _receive_entry(platform, principal, document)
-    done = transition(
-        collection,
-        document,
-        "executed",
-        allowed_from=("executing",),
-        what="quote",
+    done = step(
+        platform, principal, collection, document, "executed", allowed_from=("executing",), what="quote",
         extra={"pay_entry_id": pay.id, "receive_entry_id": receive.id, "executed_at": platform.clock.now()},
+        user=document["user"],
     )
     return referral.settle_referrals(platform, principal, COLLECTION, done, [pay.id, receive.id])
 
@@ -332,6 +329,7 @@ def _receive_entry(platform: Platform, principal: Principal, document: dict) -> 
         return closing
 
 
+@boundary
 def expire_quote(platform: Platform, principal: Principal, quote_id: str) -> dict:
     """Expire an open quote whose time is up (or finish an expiry a crash interrupted):
     release its reservation. Returns the quote. Raises: FlowStateError if not yet due."""
@@ -339,13 +337,15 @@ def expire_quote(platform: Platform, principal: Principal, quote_id: str) -> dic
     collection = platform.store.collection(COLLECTION)
     document = load(collection, quote_id, "quote")
     if document["state"] == "open":
-        changed = collection.find_one_and_update(
-            {"_id": quote_id, "state": "open", "expires_at": {"$lte": platform.clock.now()}},
-            {"$set": {"state": "expiring", "close_reason": "ttl"}},
+        now = platform.clock.now()
+        if now < document["expires_at"]:
+            raise FlowStateError(f"quote {quote_id} is open until {document['expires_at']:%Y-%m-%d %H:%M:%S}",
+                                 quote_id=quote_id, state="open")
+        wanted = decision(principal, "expire", "expiring", reason="ttl", at=now)
+        document = decide(
+            platform, collection, document, "expiring", wanted, allowed_from=("open",), what="quote",
+            match={"expires_at": {"$lte": now}}, extra={"close_reason": "ttl"}, user=document["user"],
         )
-        document = changed or load(collection, quote_id, "quote")
-        if document["state"] == "open":
-            transition(collection, document, "expiring", allowed_from=(), what="quote (not yet due)")
     if document["state"] == "expiring":
         document = _finish_expiry(platform, principal, document)
     return document
@@ -363,26 +363,28 @@ def _finish_expiry(platform: Platform, principal: Principal, document: dict) -> 
     except HoldClosedError:
         entry = platform.ledger.hold(document["_id"])[1]
         assert entry is not None and entry.hold_action == "release", "an expiring quote's reservation is released"
-    return transition(
-        platform.store.collection(COLLECTION),
-        document,
-        "expired",
-        allowed_from=("expiring",),
-        what="quote",
-        extra={"release_entry_id": entry.id},
+    return step(
+        platform, principal, platform.store.collection(COLLECTION), document, "expired", allowed_from=("expiring",),
+        what="quote", extra={"release_entry_id": entry.id}, user=document["user"],
     )
 
 
-def expire_due_quotes(platform: Platform, principal: Principal) -> list[str]:
-    """The sweep: expire every open quote past its TTL, finish interrupted expiries.
-    Returns the ids it expired."""
+@boundary
+def expire_due_quotes(platform: Platform, principal: Principal) -> SweepReport:
+    """The sweep: expire every open quote past its TTL, finish interrupted expiries. One
+    quote's failure (an execution won the race, a store error) is recorded and the sweep
+    goes on. Returns a SweepReport (`done`: the ids it expired or finished expiring)."""
     require(principal, Permission.MOVE_MONEY)
     collection = platform.store.collection(COLLECTION)
     due = collection.find({"state": "open", "expires_at": {"$lte": platform.clock.now()}}, limit=EXPIRE_BATCH_MAX)
     due += collection.find({"state": "expiring"}, limit=EXPIRE_BATCH_MAX)
-    return [expire_quote(platform, principal, d["_id"])["_id"] for d in due]
+    report = SweepReport()
+    for document in due:
+        report.run(document["_id"], lambda quote_id=document["_id"]: expire_quote(platform, principal, quote_id))
+    return report
 
 
+@boundary
 def resume_quote(platform: Platform, principal: Principal, quote_id: str) -> dict:
     """Finish whatever a crash interrupted: reserve a `new` quote, complete an `executing`
     one, release an `expiring` one. Returns the quote."""

@@ -1,9 +1,14 @@
-"""Finish every flow a crash left mid-way: the flow-level companion of `Ledger.recover`.
+"""Finish every flow and approval a crash left mid-way: the flow-level companion of
+`Ledger.recover` (`python -m core flows recover`, and the flow-test runner's recoveries).
 
-Order matters: first the ledger finishes or compensates half-applied entries, then each
-flow document in a non-terminal, non-waiting state is driven on (its next entry is
-idempotent, its transition guarded), then approvals with enough approvals or without a
-result are executed. Safe to run at any time and any number of times.
+Order matters: first the ledger projects every entry a crash left unprojected; then every
+audit event a crash left in a document's outbox is appended (core.transitions); then each
+flow document in a non-terminal, non-waiting state is driven on (its next entry is keyed,
+its state change a compare-and-set), finished flows whose referral commission is still
+owed are settled again (paid when the fee wallet allows), approvals are executed or
+corrected, and due approvals and quotes are expired. Every item is isolated: one that
+fails is reported in `failed` and the rest go on. Safe to run at any time, any number of
+times, beside live writers (nothing here depends on clocks or staleness).
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from core.validation import boundary
-from core import approvals
-from core.flows import deposit, p2p, quotes, withdrawal
+from core import approvals, transitions
+from core.flows import deposit, p2p, quotes, referral, withdrawal
 from core.ledger import RECOVERY_STALE_AFTER
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
+from core.transitions import SweepReport
+from core.validation import boundary
 
 RESUME_BATCH_MAX = 1_000
 # collection → (states to drive on, resume function)
@@ -26,29 +32,51 @@ RESUMABLE = {
     "quotes": (("new", "executing", "expiring"), quotes.resume_quote),
     "p2p_trades": (("new", "closing"), p2p.resume_trade),
 }
-# finished flows whose referral commission a crash may have interrupted (`referral_done: False`)
+# finished flows whose referral commission is owed or a crash interrupted (`referral_done: False`)
 REFERRAL_PENDING = {
-    "withdrawals": (("settled",), withdrawal.resume_withdrawal),
-    "quotes": (("executed",), quotes.resume_quote),
-    "p2p_trades": (("released", "resolved_buyer"), p2p.resume_trade),
+    name: (referral.FINISHED_STATES[name], resume)
+    for name, resume in (
+        ("withdrawals", withdrawal.resume_withdrawal),
+        ("quotes", quotes.resume_quote),
+        ("p2p_trades", p2p.resume_trade),
+    )
+}
+# every state of every flow collection, to find outboxes a crash left behind
+FLOW_STATES = {
+    "withdrawals": ("requested", "held", "awaiting_approval", "approved", "settled", "rejecting", "rejected", "failed"),
+    "deposits": ("confirming", "credited"),
+    "quotes": ("new", "open", "executing", "executed", "expiring", "expired", "failed"),
+    "p2p_trades": ("new", "open", "paid", "disputed", "closing", *p2p.CLOSED),
 }
 
 
 @dataclass
 class FlowRecoveryReport:
     entries_driven: int = 0
+    entries_poisoned: dict[str, str] = field(default_factory=dict)
+    events_flushed: int = 0
     flows_resumed: dict[str, int] = field(default_factory=dict)
     approvals_finished: int = 0
     approvals_expired: int = 0
     quotes_expired: int = 0
+    commissions_owed: int = 0
+    failed: dict[str, dict] = field(default_factory=dict)  # item id → {"error", "message"}
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.entries_poisoned
 
     def as_dict(self) -> dict:
         return {
             "entries_driven": self.entries_driven,
+            "entries_poisoned": dict(self.entries_poisoned),
+            "events_flushed": self.events_flushed,
             "flows_resumed": dict(self.flows_resumed),
             "approvals_finished": self.approvals_finished,
             "approvals_expired": self.approvals_expired,
             "quotes_expired": self.quotes_expired,
+            "commissions_owed": self.commissions_owed,
+            "failed": dict(self.failed),
         }
 
 
@@ -56,19 +84,42 @@ class FlowRecoveryReport:
 def resume_all(
     platform: Platform, principal: Principal, stale_after: timedelta = RECOVERY_STALE_AFTER
 ) -> FlowRecoveryReport:
-    """Recover the ledger, then every interrupted flow. Raises: PermissionDeniedError."""
+    """Recover the ledger, then every interrupted flow and approval (see the module doc).
+    `stale_after` is passed to the ledger's recovery: it only decides *when* an entry is
+    helped, never whether helping is safe. Returns the report (failures per item in
+    `failed`). Raises: PermissionDeniedError."""
     require(principal, Permission.MOVE_MONEY)
-    report = FlowRecoveryReport(entries_driven=len(platform.ledger.recover(stale_after=stale_after).entries_projected))
+    ledger_report = platform.ledger.recover(stale_after=stale_after)
+    report = FlowRecoveryReport(entries_driven=len(ledger_report.entries_projected),
+                                entries_poisoned=dict(ledger_report.poisoned))
+    report.events_flushed = _flush_outboxes(platform, report)
     for table, extra in ((RESUMABLE, {}), (REFERRAL_PENDING, {"referral_done": False})):
         for collection_name, (states, resume) in table.items():
-            collection = platform.store.collection(collection_name)
-            count = 0
-            for state in states:
-                for document in collection.find({"state": state, **extra}, sort=[("_id", 1)], limit=RESUME_BATCH_MAX):
-                    resume(platform, principal, document["_id"])
-                    count += 1
-            report.flows_resumed[collection_name] = report.flows_resumed.get(collection_name, 0) + count
-    report.approvals_finished = len(approvals.resume_approved(platform, principal, stale_after))
-    report.approvals_expired = len(approvals.expire_due(platform, principal))
-    report.quotes_expired = len(quotes.expire_due_quotes(platform, principal))
+            sweep = SweepReport()
+            documents = platform.store.collection(collection_name).find(
+                {"state": {"$in": list(states)}, **extra}, sort=[("_id", 1)], limit=RESUME_BATCH_MAX
+            )
+            for document in documents:
+                sweep.run(document["_id"], lambda d=document, f=resume: f(platform, principal, d["_id"]))
+            report.flows_resumed[collection_name] = report.flows_resumed.get(collection_name, 0) + len(sweep.done)
+            report.failed.update(sweep.failed)
+    for name, sweep in (
+        ("approvals_finished", approvals.resume_approved(platform, principal)),
+        ("approvals_expired", approvals.expire_due(platform, principal)),
+        ("quotes_expired", quotes.expire_due_quotes(platform, principal)),
+    ):
+        setattr(report, name, len(sweep.done))
+        report.failed.update(sweep.failed)
+    report.commissions_owed = len(referral.owed_commissions(platform))
     return report
+
+
+def _flush_outboxes(platform: Platform, report: FlowRecoveryReport) -> int:
+    """Append every audit event a crash left between a state change and its flush."""
+    sweep = approvals.flush_waiting_events(platform)
+    for collection_name, states in FLOW_STATES.items():
+        collection = platform.store.collection(collection_name)
+        for document in transitions.waiting(collection, states):
+            sweep.run(document["_id"], lambda d=document, c=collection: transitions.flush(platform.ledger.audit, c, d))
+    report.failed.update(sweep.failed)
+    return len(sweep.done)

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from core.validation import boundary, internal
 from core.ledger import accounts as acct
 from core.ledger import Entry, make_request
 from core.errors import AmountTooSmallError, InsufficientFundsError, InvalidAccountError, NoReferrerError
 from core.flows.common import convert_down
 from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
+from core import transitions
 from core.platform import Platform
 
 ENTRY_TYPE = "referral.commission"
 NO_REFERRER_VALUES = frozenset({"", "None", "none", "null"})
 
 
+@boundary
 def referrer_of(platform: Platform, user_id: str) -> tuple[str, str] | None:
     """(referrer id, tier) from `user_accounts`, or None when the user has no usable referrer."""
     record = platform.store.collection("user_accounts").find_one({"user_id": user_id})
@@ -37,6 +40,7 @@ def referrer_of(platform: Platform, user_id: str) -> tuple[str, str] | None:
     return referrer, tier if isinstance(tier, str) and tier else "standard"
 
 
+@boundary
 def pay_referral_commission(platform: Platform, principal: Principal, source_entry_id: str) -> Entry:
     """Pay the referrer of the fee payer of `source_entry_id` their tier's share of that fee.
 
@@ -78,11 +82,7 @@ def _pay(platform: Platform, principal: Principal, source: Entry) -> Entry:
     commission = convert_down(fee, rate, 0, 0)
     if commission <= 0:
         raise AmountTooSmallError(f"a {rate} share of {fee} minor units rounds to zero", fee_minor=fee, rate=str(rate))
-    fee_wallet = acct.fees(asset)
-    if existing is None and platform.ledger.balance(fee_wallet).minor < commission:
-        raise InsufficientFundsError(
-            f"{fee_wallet.id} holds less than the commission", account=fee_wallet.id, needed_minor=commission
-        )
+    fee_wallet = acct.fees(asset)  # the engine refuses (nothing journaled) when the wallet is short
     value = from_minor(commission, asset, platform.registry)
     return platform.ledger.post(
         make_request(
@@ -108,15 +108,18 @@ def _pay(platform: Platform, principal: Principal, source: Entry) -> Entry:
     )
 
 
+@internal
 def credit_referral(platform: Platform, principal: Principal, source: Entry | None) -> Entry | None:
     """Called by every fee-bearing flow after its fee entry: pays the commission when the
-    payer has a referrer, and quietly does nothing otherwise (no fee, no referrer, share
-    rounds to zero). Safe to call any number of times for the same entry."""
+    payer has a referrer, and does nothing otherwise (no fee, no referrer, share rounds to
+    zero). Safe to call any number of times for the same entry.
+    Raises: InsufficientFundsError when the fee wallet cannot pay it now (nothing is
+    journaled): the caller records the commission as owed — it is never dropped."""
     if source is None or not source.metadata.get("fee_minor"):
         return None
     try:
         return _pay(platform, principal, source)
-    except (NoReferrerError, AmountTooSmallError, InsufficientFundsError):
+    except (NoReferrerError, AmountTooSmallError):
         return None
 
 
@@ -125,18 +128,75 @@ def referral_share(fee: int, rate: Decimal) -> int:
     return convert_down(fee, rate, 0, 0)
 
 
+FLOW_PREFIX = {"withdrawals": "withdrawal", "quotes": "quote", "p2p_trades": "p2p"}
+# finished states whose commission may still be owed, per flow collection
+FINISHED_STATES = {"withdrawals": ("settled",), "quotes": ("executed",), "p2p_trades": ("released", "resolved_buyer")}
+OWED_SCAN_MAX = 1_000
+
+
+@internal
 def settle_referrals(
     platform: Platform, principal: Principal, collection_name: str, document: dict, entry_ids: list[str | None]
 ) -> dict:
     """Pay the commissions owed on a finished flow's fee entries, then mark the flow
-    `referral_done` so recovery stops looking at it. Idempotent: a crash before the mark
-    just means the (exactly-once) payments are asked for again."""
+    `referral_done` so recovery stops looking at it.
+
+    A commission the fee wallet cannot pay right now (a fee sweep got there first) is
+    never dropped: the flow records it in `referral_owed` (with a `<flow>:<id>:referral_owed`
+    audit event, once), stays `referral_done: False`, and recovery pays it when the wallet
+    allows; `owed_commissions` lists it for the integrity report. Idempotent: a crash
+    before the mark just means the (exactly-once) payments are asked for again."""
     if document.get("referral_done") is not False:
         return document
+    owed = []
     for entry_id in entry_ids:
         if entry_id:
-            credit_referral(platform, principal, platform.ledger.entry(entry_id))
-    marked = platform.store.collection(collection_name).find_one_and_update(
-        {"_id": document["_id"], "referral_done": False}, {"$set": {"referral_done": True}}
+            try:
+                credit_referral(platform, principal, platform.ledger.entry(entry_id))
+            except InsufficientFundsError:
+                owed.append(entry_id)
+    collection = platform.store.collection(collection_name)
+    if owed:
+        return _record_owed(platform, principal, collection_name, document, owed)
+    marked = collection.find_one_and_update(
+        {"_id": document["_id"], "referral_done": False}, {"$set": {"referral_done": True, "referral_owed": []}}
     )
     return marked or document
+
+
+def _record_owed(platform: Platform, principal: Principal, collection_name: str, document: dict,
+                 owed: list[str]) -> dict:
+    """Record (once, with its audit event) which fee entries' commissions are owed."""
+    collection, prefix = platform.store.collection(collection_name), FLOW_PREFIX.get(collection_name, collection_name)
+    if document.get("referral_owed"):
+        return document
+    recorded = transitions.change_and_flush(
+        platform.ledger.audit, collection,
+        {"_id": document["_id"], "referral_done": False, "referral_owed.0": {"$exists": False}},
+        {"$set": {"referral_owed": owed}},
+        transitions.event(
+            key=f"{prefix}:{document['_id']}:referral_owed", type="referral.owed", actor=principal.name,
+            role=principal.role.value, target=document["_id"], after={"referral_owed": owed},
+            data={"source_entry_ids": owed, "reason": "fee wallet short"},
+        ),
+    )
+    return recorded or document
+
+
+def owed_commissions(platform: Platform, limit: int = OWED_SCAN_MAX) -> list[dict]:
+    """Commissions owed and unpaid: finished fee-bearing flows whose referral settlement is
+    not done (the fee wallet was short, or a crash came between the fee and its commission).
+    For the integrity report (one finding each) and the console. Each item:
+    `{collection, flow_id, state, owed_entry_ids}` (`owed_entry_ids` empty when the flow
+    has not tried yet). Reads are served by the `state` indexes."""
+    items = []
+    for collection_name, states in FINISHED_STATES.items():
+        documents = platform.store.collection(collection_name).find(
+            {"state": {"$in": list(states)}, "referral_done": False}, limit=limit
+        )
+        items += [
+            {"collection": collection_name, "flow_id": d["_id"], "state": d["state"],
+             "owed_entry_ids": list(d.get("referral_owed") or [])}
+            for d in documents
+        ]
+    return items

@@ -14,6 +14,7 @@ transition that records it, so re-calling `request_withdrawal` with the same key
 
 from __future__ import annotations
 
+from core.validation import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Entry
@@ -28,7 +29,7 @@ from core.flows.common import (
     hold_for_flow,
     insert_or_existing,
     load,
-    transition,
+    step,
 )
 from core.ledger import amount as make_amount
 from core.ledger import from_minor, positive_amount
@@ -40,6 +41,7 @@ APPROVAL_KIND = "withdrawal"
 TERMINAL = ("settled", "rejected", "failed")
 
 
+@boundary
 def approvals_needed(platform: Platform, asset: str, amount_minor: int) -> int:
     """0 up to the first threshold, 1 above it, 2 above the second (FlowConfig)."""
     first = platform.config.approval_threshold.get(asset)
@@ -48,6 +50,7 @@ def approvals_needed(platform: Platform, asset: str, amount_minor: int) -> int:
     return approvals.approvals_required_for(platform, asset, amount_minor)
 
 
+@boundary
 def request_withdrawal(
     platform: Platform,
     principal: Principal,
@@ -133,35 +136,24 @@ def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
                 reason="withdrawal above the approval threshold",
                 approvals_required=document["approvals_needed"],
             )
-            document = transition(
-                collection,
-                document,
-                "awaiting_approval",
-                allowed_from=("held",),
-                what="withdrawal",
-                extra={"approval_id": approval["_id"]},
+            document = step(
+                platform, principal, collection, document, "awaiting_approval", allowed_from=("held",),
+                what="withdrawal", extra={"approval_id": approval["_id"]}, user=document["user"],
             )
         elif state == "held":
-            document = transition(collection, document, "approved", allowed_from=("held",), what="withdrawal")
+            document = step(platform, principal, collection, document, "approved", allowed_from=("held",),
+                            what="withdrawal", match={"approvals_needed": 0}, user=document["user"])
         elif state == "approved":
             entry = _settle_entry(platform, principal, document)
-            document = transition(
-                collection,
-                document,
-                "settled",
-                allowed_from=("approved",),
-                what="withdrawal",
-                extra={"settle_entry_id": entry.id, "settled_at": platform.clock.now()},
+            document = step(
+                platform, principal, collection, document, "settled", allowed_from=("approved",), what="withdrawal",
+                extra={"settle_entry_id": entry.id, "settled_at": platform.clock.now()}, user=document["user"],
             )
         elif state == "rejecting":
             entry = _release_entry(platform, principal, document)
-            document = transition(
-                collection,
-                document,
-                "rejected",
-                allowed_from=("rejecting",),
-                what="withdrawal",
-                extra={"release_entry_id": entry.id},
+            document = step(
+                platform, principal, collection, document, "rejected", allowed_from=("rejecting",),
+                what="withdrawal", extra={"release_entry_id": entry.id}, user=document["user"],
             )
         else:
             if state == "settled":
@@ -227,12 +219,14 @@ def _release_entry(platform: Platform, principal: Principal, document: dict) -> 
         return closing
 
 
+@boundary
 def resume_withdrawal(platform: Platform, principal: Principal, withdrawal_id: str) -> dict:
     """Finish a withdrawal a crash interrupted. Raises: PermissionDeniedError, FlowNotFoundError."""
     require(principal, Permission.MOVE_MONEY)
     return _drive(platform, principal, load(platform.store.collection(COLLECTION), withdrawal_id, "withdrawal"))
 
 
+@boundary
 def get_withdrawal(platform: Platform, withdrawal_id: str) -> dict:
     """Raises: FlowNotFoundError."""
     return load(platform.store.collection(COLLECTION), withdrawal_id, "withdrawal")
@@ -243,12 +237,9 @@ def _execute_approved(platform: Platform, approval: dict, principal: Principal) 
     collection = platform.store.collection(COLLECTION)
     document = load(collection, approval["payload"]["withdrawal_id"], "withdrawal")
     if document["state"] == "awaiting_approval":
-        document = transition(
-            collection,
-            document,
-            "approved",
-            allowed_from=("awaiting_approval",),
-            what="withdrawal",
+        document = step(
+            platform, principal, collection, document, "approved", allowed_from=("awaiting_approval",),
+            what="withdrawal", match={"approval_id": approval["_id"]}, user=document["user"],
             extra={"approved_by": [a["by"] for a in approval["approvals"]]},
         )
     document = _drive(platform, principal, document)
@@ -260,12 +251,9 @@ def _close_rejected(platform: Platform, approval: dict, principal: Principal) ->
     collection = platform.store.collection(COLLECTION)
     document = load(collection, approval["payload"]["withdrawal_id"], "withdrawal")
     if document["state"] == "awaiting_approval":
-        document = transition(
-            collection,
-            document,
-            "rejecting",
-            allowed_from=("awaiting_approval",),
-            what="withdrawal",
+        document = step(
+            platform, principal, collection, document, "rejecting", allowed_from=("awaiting_approval",),
+            what="withdrawal", match={"approval_id": approval["_id"]}, user=document["user"],
             extra={"rejection": approval["state"]},
         )
     _drive(platform, principal, document)

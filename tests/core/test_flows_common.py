@@ -8,8 +8,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.errors import FlowNotFoundError, FlowStateError, IdempotencyConflictError, InvalidFlowInputError
-from core.flows.common import check_key, convert_down, fee_minor, flow_id, insert_or_existing, load, transition
+from core.errors import FlowDecisionConflictError, FlowNotFoundError, IdempotencyConflictError, InvalidFlowInputError
+from core.flows.common import (
+    check_key,
+    convert_down,
+    decide,
+    decision,
+    fee_minor,
+    flow_id,
+    insert_or_existing,
+    load,
+    step,
+)
+from core.permissions import SYSTEM, Principal, Role
 
 
 def test_fee_minor_rounds_up():
@@ -55,18 +66,48 @@ def test_check_key_refuses_bad_keys(bad):
         check_key(bad)
 
 
-def test_insert_or_existing_and_transition(store):
-    collection = store.collection("withdrawals")
+def test_insert_or_existing_and_step(platform):
+    collection = platform.store.collection("withdrawals")
     document = {"_id": "wd_1", "idempotency_key": "k", "user": "u", "amount_minor": 5, "state": "requested"}
     assert insert_or_existing(collection, dict(document), ("user", "amount_minor")) == (document, True)
     assert insert_or_existing(collection, dict(document), ("user", "amount_minor"))[1] is False
     with pytest.raises(IdempotencyConflictError):
         insert_or_existing(collection, {**document, "amount_minor": 6}, ("user", "amount_minor"))
-    held = transition(collection, document, "held", allowed_from=("requested",), what="withdrawal")
-    assert held["state"] == "held"
-    assert transition(collection, document, "held", allowed_from=("requested",), what="withdrawal")["state"] == "held"
-    with pytest.raises(FlowStateError) as info:
-        transition(collection, document, "settled", allowed_from=("approved",), what="withdrawal")
-    assert info.value.details["state"] == "held"
+    held = step(platform, SYSTEM, collection, document, "held", allowed_from=("requested",), what="withdrawal")
+    assert held["state"] == "held" and held["audit_outbox"] == []
+    event = platform.ledger.audit.by_key("withdrawal:wd_1:held")
+    assert event["actor"] == SYSTEM.name and event["before"] == {"state": "requested"}
+    # a helper repeating the step changes nothing and writes no second event
+    again = step(platform, SYSTEM, collection, document, "held", allowed_from=("requested",), what="withdrawal")
+    assert again["state"] == "held" and platform.store.raw("audit").count_documents({}) == 1
+    # a step from a state the document is not in returns the real state, never claims the step
+    assert step(platform, SYSTEM, collection, document, "settled", allowed_from=("approved",),
+                what="withdrawal")["state"] == "held"
+    assert platform.ledger.audit.by_key("withdrawal:wd_1:settled") is None
+
+
+def test_decide_loser_gets_the_winners_decision(platform):
+    collection = platform.store.collection("p2p_trades")
+    collection.insert_one({"_id": "t1", "state": "disputed", "decisions": []})
+    ann, bob = Principal(name="ann", role=Role.ADMIN), Principal(name="bob", role=Role.ADMIN)
+    to_buyer = decision(ann, "resolved", "resolved_buyer")
+    won = decide(platform, collection, {"_id": "t1"}, "closing", to_buyer, allowed_from=("disputed",), what="p2p")
+    assert won["decision"]["by"] == "ann" and won["state"] == "closing"
+    with pytest.raises(FlowDecisionConflictError) as info:
+        decide(platform, collection, {"_id": "t1"}, "closing", decision(bob, "resolved", "resolved_seller"),
+               allowed_from=("disputed",), what="p2p")
+    assert info.value.details["winner"] == {"name": "resolved", "to": "resolved_buyer", "by": "ann", "party": None}
+    # the same decision by a different caller is a loser too; by the same caller, a replay
+    with pytest.raises(FlowDecisionConflictError):
+        decide(platform, collection, {"_id": "t1"}, "closing", decision(bob, "resolved", "resolved_buyer"),
+               allowed_from=("disputed",), what="p2p")
+    assert decide(platform, collection, {"_id": "t1"}, "closing", to_buyer, allowed_from=("disputed",),
+                  what="p2p")["decision"]["by"] == "ann"
+    events = list(platform.store.raw("audit").find({"event_key": "p2p:t1:resolved"}))
+    assert len(events) == 1 and events[0]["actor"] == "ann" and events[0]["data"]["to"] == "resolved_buyer"
+
+
+def test_load_refuses_operator_ids(store):
+    collection = store.collection("withdrawals")
     with pytest.raises(FlowNotFoundError):
         load(collection, {"$ne": None}, "withdrawal")

@@ -54,7 +54,7 @@ def _workload(platform, clock):
     )
     clock.advance(timedelta(minutes=5))
     quotes_expired = swap.quotes.expire_due_quotes(platform, SYSTEM)
-    assert quotes_expired == [expired["_id"]]
+    assert quotes_expired.done == [expired["_id"]] and quotes_expired.ok
     sweep = treasury.request_fee_sweep(
         platform, MAKER, asset="BTC", amount="0.001", reason="revenue", idempotency_key="sw1"
     )

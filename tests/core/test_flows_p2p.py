@@ -82,7 +82,7 @@ def test_p2p_timeout_sweep_cancels_unpaid_only(funded, clock):
     paid = _open(funded, key="b", amount="0.2")
     p2p.mark_paid(funded, SYSTEM, trade_id=paid["_id"], buyer="bea")
     clock.advance(funded.config.p2p_payment_timeout)
-    assert p2p.cancel_timed_out(funded, SYSTEM) == [unpaid["_id"]]
+    assert p2p.cancel_timed_out(funded, SYSTEM).done == [unpaid["_id"]]
     assert p2p.get_trade(funded, paid["_id"])["state"] == "paid"
 
 
@@ -120,7 +120,7 @@ def test_p2p_dispute_resolved(funded, to, buyer_gets, seller_has, fee):
     assert _minor(funded, acct.fees("BTC")) == fee
     assert _minor(funded, acct.escrow(trade["_id"], "BTC")) == 0
     event = funded.ledger.audit.by_key(f"p2p:{trade['_id']}:resolved")
-    assert event["actor"] == "ann" and event["data"]["to"] == to
+    assert event["actor"] == "ann" and event["data"]["to"] == f"resolved_{to}" and event["type"] == "p2p.dispute_resolved"
     assert (
         p2p.resolve_dispute(funded, ADMIN, trade_id=trade["_id"], to=to, reason="bank proof")["state"] == done["state"]
     )

@@ -107,7 +107,7 @@ def test_expire_due_quotes_sweeps_only_due(market, clock):
     clock.advance(timedelta(seconds=20))
     young = _quote(market, key="young")
     clock.advance(timedelta(seconds=10))
-    assert quotes.expire_due_quotes(market, SYSTEM) == [old["_id"]]
+    assert quotes.expire_due_quotes(market, SYSTEM).done == [old["_id"]]
     assert quotes.get_quote(market, young["_id"])["state"] == "open"
     with pytest.raises(FlowStateError):
         quotes.expire_quote(market, SYSTEM, young["_id"])
