@@ -20,7 +20,8 @@ from core.legacy.bridge import (
     open_legacy_store_if_configured,
 )
 from core.legacy.reconcile import reconcile_platform, user_legacy_findings
-from core.legacy.rebuild import import_balances, plan_rebuild, request_rebuild
+from core.legacy.opening import import_balances
+from core.legacy.rebuild import plan_rebuild, request_rebuild
 
 __all__ = [
     "AUTHORITATIVE_DEFAULT", "SPECS", "import_balances", "open_legacy_store",

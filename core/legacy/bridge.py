@@ -1,15 +1,23 @@
-"""The legacy bridge, reading side (SPEC §10): normalise the old platform's four balance
-collections and reconcile them with each other and with the ledger.
+"""The legacy bridge, reading side (SPEC §10): every document of the old platform's four
+balance collections, normalised into exact records grouped by (user, currency).
 
 The old database (LEGACY_PLATFORM.md) is dirty: money as BSON doubles with binary noise or
-int32 zeros, duplicate (owner, currency) documents, `user_id` "None", missing fields,
-timestamps in four shapes, currency codes with network suffixes, fee-counter documents and
-system owner ids. Every value is turned into an exact `Decimal` at the boundary
-(`Decimal(repr(x))` for a double) and compared in minor units of the asset's scale: a
-difference below one minor unit is *noise*, at least one is *drift*. Nothing here crashes on
-a malformed document: it is reported as dirt (and whether a rebuild can fix it).
+int32 zeros, text, NaN; duplicate (owner, currency) documents; `user_id` "None", an
+embedded document or a number; missing fields; timestamps in four shapes; currency codes
+with network suffixes; fee-counter documents and system owner ids; `_id`s of mixed BSON
+types. Values are made exact or refused in `core.legacy.values`. Nothing here crashes on a
+malformed document, and no stored value is ever used as a query: it is reported as dirt.
 
-Reconciling lives in `core.legacy.reconcile`, import and rebuild (the writing side) in
+Three outcomes per document:
+- a **record** the comparison and the rebuild use (the *primary* of its collection for the
+  pair, or a duplicate of it);
+- **held**: a user balance the bridge cannot read safely (an unparseable amount, or a
+  suffixed-currency copy beside a plain one): listed with its raw values for a human
+  decision, never written or deleted by a rebuild, never booked by an import;
+- **excluded**: not a user balance the ledger can hold (system owner, fee counter, nobody's
+  or an invalid owner, an unknown currency), listed with its raw values.
+
+Reconciling lives in `core.legacy.reconcile`, import in `core.legacy.opening`, rebuild in
 `core.legacy.rebuild`, the CLI in `core.legacy.cli`.
 """
 
@@ -18,17 +26,28 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 
-from core.ledger import OWNER_ID_PATTERN
-from core.errors import LegacyConfigurationError, UnknownAssetError
-from core.ledger import AssetRegistry
-from core.ledger import scan
-from core.ledger import Store
+from core.validation import check_database_uri
+from core.errors import ContentionError, LegacyConfigurationError
+from core.ledger import OWNER_ID_PATTERN, AssetRegistry, Collection, Store
+from core.legacy.values import (  # noqa: F401 (re-exported: the bridge's boundary helpers)
+    document_label,
+    exact_minor,
+    iso,
+    legacy_decimal,
+    legacy_time,
+    normalise_currency,
+    raw_text,
+    scaled,
+    to_minor,
+)
 
 LEGACY_URI_VARIABLE, LEGACY_DB_VARIABLE = "LEGACY_MONGODB_URI", "LEGACY_DB"
 LOGICAL_FIELDS = ("available", "locked", "total")
+LEGACY_SCAN_BATCH = 1_000  # documents per read of the full scan
+SCAN_RESTARTS_MAX = 3  # a scan that saw the collection shift under it starts again at most this often
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,6 @@ AUTHORITATIVE_DEFAULT = "wallets"
 SYSTEM_OWNERS = frozenset({"admin_wallet", "PLATFORM_TREASURY_WALLET", "ADMIN_LIQUIDITY"})
 FEE_COUNTER_OWNER = "PLATFORM_FEES"
 NULL_OWNERS = frozenset({"None", "none", "null", "NULL", ""})
-NETWORK_SUFFIXES = ("TRC20", "ERC20", "BEP20", "BEP2", "SPL", "POLYGON", "ARBITRUM", "OMNI", "BSC")
 USER_FIELDS = {"user_id": 1, "email": 1, "name": 1, "role": 1, "is_admin": 1}  # never password_hash or salt
 IN_QUERY_BATCH_MAX = 1_000
 
@@ -83,86 +101,48 @@ def legacy_projection(spec: CollectionSpec) -> dict:
     return {name: 1 for name in names}
 
 
-# -- values at the boundary ------------------------------------------------------------------
-def legacy_decimal(value: object) -> Decimal | None:
-    """An exact Decimal from a legacy money value, or None when it is not a number.
-
-    A double becomes `Decimal(repr(x))` (its shortest round-trip text, so binary noise such
-    as 0.0015300000000000001 stays visible); ints, decimal text and Decimal128 are exact.
-    """
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        if isinstance(value, float):
-            number = Decimal(repr(value))
-        elif isinstance(value, (int, Decimal)):
-            number = Decimal(value)
-        elif isinstance(value, str):
-            number = Decimal(value.strip())
-        elif callable(getattr(value, "to_decimal", None)):  # BSON Decimal128
-            number = value.to_decimal()
-        else:
-            return None
-    except (InvalidOperation, ValueError, TypeError):
-        return None
-    return number if number.is_finite() else None
-
-
-def scaled(number: Decimal, scale: int) -> Decimal:
-    """The value in minor units, exactly (may carry a sub-minor residual)."""
-    return number.scaleb(scale)
-
-
-def to_minor(number: Decimal, scale: int) -> int:
-    """Nearest whole minor unit (half-even): used only to name a value, never to hide drift."""
-    return int(scaled(number, scale).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
-def legacy_time(value: object) -> datetime | None:
-    """A naive UTC datetime from a BSON date or an ISO string (with or without offset)."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def normalise_currency(raw: object, registry: AssetRegistry) -> tuple[str | None, bool]:
-    """(asset code, had a network suffix); (None, False) when the asset is unknown."""
-    if not isinstance(raw, str):
-        return None, False
-    code = raw.strip().upper()
-    for candidate, suffixed in [(code, False)] + [
-        (code[: -len(s)], True) for s in NETWORK_SUFFIXES if code.endswith(s) and len(code) > len(s)
-    ]:
-        try:
-            return registry.get(candidate).code, suffixed
-        except UnknownAssetError:
-            continue
-    return None, False
-
-
 # -- documents ----------------------------------------------------------------------------------
 @dataclass
 class LegacyRecord:
-    """One balance document, normalised. `values` holds exact Decimals of the fields present."""
+    """One balance document, normalised. `values` holds exact Decimals of the parseable
+    money fields, `raw_values` every money field present as stored (by logical name)."""
 
     collection: str
-    document: str  # str(_id)
+    document: str  # document_label(_id)
     raw_id: object
     owner: str
     raw_currency: object
     currency: str | None
     values: dict[str, Decimal] = field(default_factory=dict)
     raw_values: dict[str, object] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)  # stored fields present but not a number
     raw_times: dict[str, object] = field(default_factory=dict)
     updated_at: datetime | None = None
     suffixed: bool = False
+    held: str | None = None  # why a human must decide about it (never written by a rebuild)
+
+    @property
+    def holds_balance(self) -> bool:
+        """It states an amount: an available or a total the bridge can read."""
+        return "available" in self.values or "total" in self.values
+
+    def raw_money(self) -> dict[str, str | None]:
+        """Every money field present, as stored (`repr`), by stored name: what a human sees."""
+        spec = SPECS[self.collection]
+        return {spec.fields[logical]: raw_text(raw) for logical, raw in self.raw_values.items()}
+
+    def as_item(self) -> dict:
+        """The document as a report row (held documents, duplicates, primary choices)."""
+        return {
+            "collection": self.collection,
+            "document": self.document,
+            "user": self.owner,
+            "currency": self.currency,
+            "raw_currency": raw_text(self.raw_currency),
+            "values": self.raw_money(),
+            "updated_at": iso(self.updated_at),
+            **({"reason": self.held} if self.held else {}),
+        }
 
 
 @dataclass
@@ -185,71 +165,74 @@ class Dirt:
             "collection": self.collection,
             "document": self.document,
             "owner": self.owner,
-            "currency": self.currency if isinstance(self.currency, str) else repr(self.currency),
+            "currency": self.currency if isinstance(self.currency, str) else raw_text(self.currency),
             "field": self.field,
             "message": self.message,
         }
 
 
+def _owner_problem(spec: CollectionSpec, owner: object) -> tuple[str, str, str] | None:
+    """(kind, severity, message) when the owner is not a user the ledger can hold. Checks
+    the type first: an embedded document or a list is never hashed, compared or queried."""
+    if owner is None or (isinstance(owner, str) and owner.strip() in NULL_OWNERS):
+        return "null_owner", "warning", f"{spec.owner_field} is {raw_text(owner)}: the balance belongs to nobody"
+    if not isinstance(owner, str):
+        return "invalid_owner", "warning", f"{spec.owner_field} is a {type(owner).__name__} ({raw_text(owner)}), not a user id"
+    if owner == FEE_COUNTER_OWNER:
+        return "fee_counter", "info", "fee counter document, not a balance"
+    if owner in SYSTEM_OWNERS:
+        return "system_owner", "info", f"platform-owned balance of {owner}"
+    if not OWNER_ID_PATTERN.match(owner):
+        return "invalid_owner", "warning", f"{spec.owner_field} {raw_text(owner)} is not a valid user id"
+    return None
+
+
 def read_record(spec: CollectionSpec, document: dict, registry: AssetRegistry, dirt: list[Dirt]) -> LegacyRecord | None:
-    """Normalise one document, appending its dirt. None when it is not a user balance."""
-    doc_id, owner_value = str(document.get("_id")), document.get(spec.owner_field)
+    """Normalise one document, appending its dirt. None when it is not a user balance the
+    ledger can hold (the first dirt appended then says why)."""
+    label, owner_value = document_label(document.get("_id")), document.get(spec.owner_field)
 
     def note(kind: str, severity: str, fixable: bool, message: str, field_name: str | None = None) -> None:
-        dirt.append(
-            Dirt(
-                kind,
-                severity,
-                fixable,
-                spec.name,
-                doc_id,
-                owner_value if isinstance(owner_value, str) else None,
-                document.get("currency"),
-                message,
-                field_name,
-            )
-        )
+        owner = owner_value if isinstance(owner_value, str) else None
+        dirt.append(Dirt(kind, severity, fixable, spec.name, label, owner, document.get("currency"), message, field_name))
 
-    if owner_value == FEE_COUNTER_OWNER:
-        note("fee_counter", "info", False, "fee counter document, not a balance")
-        return None
-    if owner_value in SYSTEM_OWNERS:
-        note("system_owner", "info", False, f"platform-owned balance of {owner_value}")
-        return None
-    if owner_value is None or (isinstance(owner_value, str) and owner_value.strip() in NULL_OWNERS):
-        note("null_owner", "warning", False, f"{spec.owner_field} is {owner_value!r}: the balance belongs to nobody")
-        return None
-    if not isinstance(owner_value, str) or not OWNER_ID_PATTERN.match(owner_value):
-        note("invalid_owner", "warning", False, f"{spec.owner_field} {owner_value!r} is not a valid user id")
+    problem = _owner_problem(spec, owner_value)
+    if problem is not None:
+        note(problem[0], problem[1], False, problem[2])
         return None
     currency, suffixed = normalise_currency(document.get("currency"), registry)
     if currency is None:
-        note("unknown_currency", "warning", False, f"currency {document.get('currency')!r} is not a ledger asset")
+        note("unknown_currency", "warning", False, f"currency {raw_text(document.get('currency'))} is not a ledger asset")
         return None
     if suffixed:
         note("suffixed_currency", "info", True, f"currency {document.get('currency')!r} means {currency}")
-    record = LegacyRecord(
-        spec.name, doc_id, document.get("_id"), owner_value, document.get("currency"), currency, suffixed=suffixed
-    )
+    record = LegacyRecord(spec.name, label, document.get("_id"), owner_value, document.get("currency"), currency, suffixed=suffixed)
+    scale = registry.get(currency).scale
     for logical, stored in spec.fields.items():
         if stored not in document:
             note("missing_field", "info", True, f"{stored} is missing", stored)
             continue
-        raw = document[stored]
+        raw = record.raw_values[logical] = document[stored]
         number = legacy_decimal(raw)
         if number is None:
-            note("malformed_value", "warning", True, f"{stored} is not a number ({type(raw).__name__})", stored)
+            record.unreadable.append(stored)
+            note("malformed_value", "warning", False, f"{stored} is not a number: {raw_text(raw)} ({type(raw).__name__})", stored)
             continue
         if not isinstance(raw, float):
             note("mixed_type", "info", True, f"{stored} stored as {type(raw).__name__}, not a double", stored)
-        record.values[logical], record.raw_values[logical] = number, raw
+        minor = exact_minor(raw, number, scale)
+        if isinstance(minor, str):
+            note("excess_precision", "warning", True, f"{stored}: {minor}", stored)
+        record.values[logical] = number
+    if record.unreadable:
+        record.held = f"unparseable {', '.join(record.unreadable)}: the bridge cannot read this document; a human decides"
     times = []
     for name in spec.timestamp_fields:
         if name in document:
             record.raw_times[name] = document[name]
             moment = legacy_time(document[name])
             if moment is None:
-                note("bad_timestamp", "warning", True, f"{name} is not a date: {type(document[name]).__name__}", name)
+                note("bad_timestamp", "warning", True, f"{name} is not a date: {raw_text(document[name])}", name)
             else:
                 times.append(moment)
                 if not isinstance(document[name], datetime):
@@ -258,9 +241,22 @@ def read_record(spec: CollectionSpec, document: dict, registry: AssetRegistry, d
     return record
 
 
-def _primary_first(records: list[LegacyRecord]) -> list[LegacyRecord]:
-    """The document the comparison uses first: an unsuffixed code, then the newest, then the lowest id."""
-    return sorted(records, key=lambda r: (r.suffixed, -(r.updated_at.timestamp() if r.updated_at else 0.0), r.document))
+def primary_key(record: LegacyRecord) -> tuple:
+    """Order of preference among a pair's documents in one collection: one that states an
+    amount, then a plain currency code, then the newest, then the lowest id. Recency alone
+    once chose an empty newer copy over an older one holding 80.73912638 SOL."""
+    moment = record.updated_at.timestamp() if record.updated_at else float("-inf")  # a sort key, never money
+    return (not record.holds_balance, record.suffixed, -moment, record.document)
+
+
+def _choice_reason(primary: LegacyRecord, runner_up: LegacyRecord) -> str:
+    if primary.holds_balance and not runner_up.holds_balance:
+        return f"it states an amount; {runner_up.document} states none"
+    if runner_up.suffixed and not primary.suffixed:
+        return f"its currency code is plain; {runner_up.document} has a network suffix"
+    if primary.updated_at != runner_up.updated_at:
+        return f"newest ({iso(primary.updated_at)} vs {iso(runner_up.updated_at)})"
+    return "no document is newer: the lowest id"
 
 
 Pair = tuple[str, str]  # (owner, asset)
@@ -268,12 +264,70 @@ Pair = tuple[str, str]  # (owner, asset)
 
 @dataclass
 class LegacyView:
-    """All user balance documents, grouped by pair and collection (duplicates last)."""
+    """All documents, grouped: usable records by pair and collection (primary first),
+    held records by pair and collection, excluded documents, and what was missing."""
 
     groups: dict[Pair, dict[str, list[LegacyRecord]]] = field(default_factory=lambda: defaultdict(dict))
+    held: dict[Pair, dict[str, list[LegacyRecord]]] = field(default_factory=lambda: defaultdict(dict))
+    excluded: list[dict] = field(default_factory=list)
+    choices: list[dict] = field(default_factory=list)  # which duplicate became primary, and why
     dirt: list[Dirt] = field(default_factory=list)
     system: list[dict] = field(default_factory=list)
     documents_read: int = 0
+    missing: list[str] = field(default_factory=list)  # balance collections the database does not have
+
+    def held_items(self) -> list[dict]:
+        return [r.as_item() for pair in sorted(self.held) for _, rs in sorted(self.held[pair].items()) for r in rs]
+
+
+def _as_text(value: object) -> str | None:
+    """Text as it is; anything else (an embedded document, a number) as its `repr`."""
+    return value if isinstance(value, str) else raw_text(value)
+
+
+def _excluded_item(spec: CollectionSpec, document: dict, dirt: Dirt) -> dict:
+    return {
+        "collection": spec.name,
+        "document": dirt.document,
+        "user": _as_text(document.get(spec.owner_field)),
+        "currency": _as_text(document.get("currency")),
+        "values": {stored: raw_text(document[stored]) for stored in spec.fields.values() if stored in document},
+        "kind": dirt.kind,
+        "reason": dirt.message,
+    }
+
+
+def _group(view: LegacyView, name: str, pair: Pair, records: list[LegacyRecord]) -> None:
+    """Split one collection's documents of a pair into usable (primary first) and held."""
+    plain = any(not r.suffixed and not r.held for r in records)
+    for record in records:
+        if record.suffixed and plain and not record.held:
+            record.held = (
+                f"currency {record.raw_currency!r} beside a plain {pair[1]} document: a separate network "
+                "balance or a copy? a human decides"
+            )
+    usable = sorted((r for r in records if not r.held), key=primary_key)
+    held = [r for r in records if r.held]
+    if usable:
+        view.groups[pair][name] = usable
+    if held:
+        view.held[pair][name] = held
+    if len(usable) > 1:
+        view.choices.append(
+            {
+                "user": pair[0],
+                "currency": pair[1],
+                "collection": name,
+                "primary": usable[0].document,
+                "reason": _choice_reason(usable[0], usable[1]),
+                "documents": [r.as_item() for r in usable],
+            }
+        )
+    for extra in usable[1:]:
+        view.dirt.append(
+            Dirt("duplicate", "warning", True, name, extra.document, extra.owner, extra.raw_currency,
+                 f"another {name} document ({usable[0].document}) holds {pair[0]}/{pair[1]}")
+        )
 
 
 def build_view(documents_by_collection: dict[str, list[dict]], registry: AssetRegistry) -> LegacyView:
@@ -284,51 +338,86 @@ def build_view(documents_by_collection: dict[str, list[dict]], registry: AssetRe
             view.documents_read += 1
             before = len(view.dirt)
             record = read_record(spec, document, registry, view.dirt)
-            if record is None:
-                if view.dirt[before].kind in ("system_owner", "fee_counter"):
-                    view.system.append(
-                        {
-                            "collection": name,
-                            "document": str(document.get("_id")),
-                            "owner": document.get(spec.owner_field),
-                            "currency": str(document.get("currency")),
-                        }
-                    )
+            if record is not None:
+                pending[(record.owner, record.currency)].append(record)
                 continue
-            pending[(record.owner, record.currency)].append(record)
-        for pair, records in pending.items():
-            ordered = _primary_first(records)
-            view.groups[pair][name] = ordered
-            for extra in ordered[1:]:
-                view.dirt.append(
-                    Dirt(
-                        "duplicate",
-                        "warning",
-                        True,
-                        name,
-                        extra.document,
-                        extra.owner,
-                        extra.raw_currency,
-                        f"another {name} document ({ordered[0].document}) holds {pair[0]}/{pair[1]}",
-                    )
+            reason = view.dirt[before]
+            view.excluded.append(_excluded_item(spec, document, reason))
+            if reason.kind in ("system_owner", "fee_counter"):
+                view.system.append(
+                    {"collection": name, "document": reason.document, "owner": document.get(spec.owner_field),
+                     "currency": raw_text(document.get("currency"))}
                 )
+        for pair, records in pending.items():
+            _group(view, name, pair, records)
     return view
 
 
-def read_legacy(legacy: Store, registry: AssetRegistry) -> LegacyView:
-    """Every document of the four collections (full scans by `_id`, bounded batches, only
-    the fields the bridge needs)."""
+# -- reading the database ---------------------------------------------------------------------------
+def _same_id(first: object, second: object) -> bool:
+    return type(first) is type(second) and first == second
+
+
+def scan_documents(collection: Collection, projection: dict, batch_size: int | None = None) -> list[dict]:
+    """Every document of a legacy collection, whatever the BSON type of its `_id`.
+
+    Why not `core.ledger.scan` (pages by `{_id: {$gt: last}}`)? MongoDB compares values of
+    one BSON type only, so after a string `_id` a `$gt` never reaches the ObjectIds: in a
+    collection mixing them whole groups were silently never read. Here one sort on `_id`
+    (a total order across types, served by the `_id` index) is read in bounded batches by
+    `skip`. Each batch re-reads the previous batch's last document first: if it is not the
+    same document, the collection shifted under the scan (a write before the position) and
+    the scan starts again, so a document present for the whole scan is never skipped. The
+    cost is an index walk of `skip` keys per batch — fine for the bridge, an occasional
+    admin task over a legacy dump. Raises: ContentionError (still shifting after
+    `SCAN_RESTARTS_MAX` restarts: run it when the old backend is quiet).
+    """
+    batch_size = batch_size or LEGACY_SCAN_BATCH
+    for _ in range(SCAN_RESTARTS_MAX + 1):
+        documents = _scan_once(collection, projection, batch_size)
+        if documents is not None:
+            return documents
+    raise ContentionError(
+        f"legacy collection {collection.name} kept changing during the scan: run again when the old backend is quiet",
+        collection=collection.name,
+    )
+
+
+def _scan_once(collection: Collection, projection: dict, batch_size: int) -> list[dict] | None:
+    """One full pass, or None when the collection shifted between two batches."""
+    order = [("_id", 1)]
+    documents = collection.find({}, sort=order, limit=batch_size, projection=projection)
+    if len(documents) < batch_size:
+        return documents
+    while True:
+        batch = collection.find({}, sort=order, skip=len(documents) - 1, limit=batch_size + 1, projection=projection)
+        if not batch or not _same_id(batch[0].get("_id"), documents[-1].get("_id")):
+            return None
+        documents += batch[1:]
+        if len(batch) < batch_size + 1:
+            return documents
+
+
+def read_legacy(legacy: Store, registry: AssetRegistry, batch_size: int | None = None) -> LegacyView:
+    """Every document of the four collections (only the fields the bridge needs), and
+    which of the four the database does not have."""
+    present = set(legacy.collection_names())
     documents = {
-        name: list(scan(legacy.collection(name), {}, projection=legacy_projection(spec)))
+        name: scan_documents(legacy.collection(name), legacy_projection(spec), batch_size)
         for name, spec in SPECS.items()
+        if name in present
     }
-    return build_view(documents, registry)
+    view = build_view(documents, registry)
+    view.missing = [name for name in SPECS if name not in present]
+    return view
 
 
 def read_user(legacy: Store, user_id: str, registry: AssetRegistry) -> LegacyView:
-    """One user's documents: one query per collection, by its owner field."""
+    """One user's documents: one query per collection, by its owner field (`$eq`: the id
+    is compared as a value, never read as an operator)."""
+    assert isinstance(user_id, str), "the caller checked the user id"
     documents = {
-        name: legacy.collection(name).find({spec.owner_field: user_id}, projection=legacy_projection(spec))
+        name: legacy.collection(name).find({spec.owner_field: {"$eq": user_id}}, projection=legacy_projection(spec))
         for name, spec in SPECS.items()
     }
     return build_view(documents, registry)
@@ -338,6 +427,7 @@ def read_user(legacy: Store, user_id: str, registry: AssetRegistry) -> LegacyVie
 def open_legacy_store() -> Store:
     """The legacy database named by LEGACY_MONGODB_URI / LEGACY_DB, opened without
     creating anything in it. Raises: LegacyConfigurationError, StoreError."""
+    check_database_uri(LEGACY_URI_VARIABLE, "legacy")  # boundary (core.validation): malformed → exit 2 naming legacy
     uri, name = os.environ.get(LEGACY_URI_VARIABLE, "").strip(), os.environ.get(LEGACY_DB_VARIABLE, "").strip()
     if not uri or not name:
         raise LegacyConfigurationError(
@@ -355,7 +445,3 @@ def open_legacy_store_if_configured() -> Store | None:
 
 def legacy_store_for(platform_legacy: Store | None) -> Store:
     return platform_legacy if platform_legacy is not None else open_legacy_store()
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S")

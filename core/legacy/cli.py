@@ -1,7 +1,10 @@
 """`python -m core legacy reconcile|import|rebuild [--dry-run] [--json]` — the legacy
 bridge from the command line. Needs MONGODB_URI (the embedded store is refused) and
-LEGACY_MONGODB_URI / LEGACY_DB. Exit codes: reconcile 1 on drift; import 1 when a pair
-failed; rebuild 0 (it plans with --dry-run, otherwise opens an approval request).
+LEGACY_MONGODB_URI / LEGACY_DB. Exit codes: reconcile 1 on drift or a finding (a negative
+balance, a missing collection, an empty database); import 1 when a pair failed or the
+source collection is missing or the database empty; rebuild 0 (it plans with --dry-run,
+otherwise opens an approval request), 2 on an empty legacy database (never populated).
+Every text output names what was refused or left for a human, not only counts.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import argparse
 from core.errors import RepairNotNeededError
 from core.legacy.bridge import AUTHORITATIVE_DEFAULT, SPECS
 from core.legacy.reconcile import reconcile
-from core.legacy.rebuild import import_balances, plan_rebuild, request_rebuild
+from core.legacy.opening import import_balances
+from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.permissions import Principal, Role
 from core.platform import Platform
 from core.ledger import Store
@@ -44,6 +48,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         f"{d['actual']} vs {d['expected']} ({d['difference']:+d})"
         for d in report.drift
     )
+    text += "".join(f"\n  {f['kind']}: {f['message']}" for f in report.findings)
+    text += _held_lines(report.held)
     cli.emit(data, args.json, text)
     return cli.EXIT_OK if report.ok else cli.EXIT_FAILED
 
@@ -54,10 +60,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     platform, legacy = _stores()
     report = import_balances(platform, CLI_PRINCIPAL, legacy, source=args.source, dry_run=args.dry_run)
     counts = report.as_dict()["counts"]
-    cli.emit(
-        report.as_dict(), args.json, f"legacy import from {args.source}{' (dry run)' if args.dry_run else ''}: {counts}"
+    text = f"legacy import from {args.source}{' (dry run)' if args.dry_run else ''}: {counts}"
+    text += "".join(f"\n  {f['kind']}: {f['message']}" for f in report.findings)
+    text += "".join(
+        f"\n  not booked {item['collection']}:{item['document']} ({item['user']}/{item.get('raw_currency') or item['currency']}"
+        f" {item['values']}): {item['reason']}"
+        for item in report.not_booked
     )
-    return cli.EXIT_FAILED if report.failed else cli.EXIT_OK
+    cli.emit(report.as_dict(), args.json, text)
+    return cli.EXIT_OK if report.ok else cli.EXIT_FAILED
+
+
+def _held_lines(held: list[dict]) -> str:
+    return "".join(
+        f"\n  held {item['collection']}:{item['document']} ({item['user']}/{item['raw_currency']} {item['values']}): "
+        f"{item['reason']}"
+        for item in held
+    )
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -66,11 +85,14 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     platform, legacy = _stores()
     if args.dry_run:
         plan = plan_rebuild(platform, CLI_PRINCIPAL, legacy)
-        cli.emit(
-            plan.as_dict(),
-            args.json,
-            f"legacy rebuild plan {plan.digest[:12]}: {plan.counts or 'nothing to write'}, {len(plan.skipped)} skipped",
+        text = (
+            f"legacy rebuild plan {plan.digest[:12]}: {plan.counts or 'nothing to write'}, "
+            f"{len(plan.refused)} pairs refused, {len(plan.held)} documents held for a human decision"
         )
+        text += "".join(f"\n  refused {r['user']}/{r['currency']} ({r['value']}): {r['reason']}" for r in plan.refused)
+        text += _held_lines(plan.held)
+        text += "".join(f"\n  missing collection {name}: never created" for name in plan.missing)
+        cli.emit(plan.as_dict(), args.json, text)
         return cli.EXIT_OK
     try:
         request = request_rebuild(platform, CLI_PRINCIPAL, legacy, args.reason)

@@ -4,6 +4,11 @@ other and with the ledger, per (user, currency), for available, locked and total
 The reference is the ledger when it knows the pair, otherwise the value most collections
 agree on (ties go to `wallets`). A difference below one minor unit is noise, at least one
 is drift; malformed documents come from `core.legacy.bridge` as dirt. Read-only.
+
+Some states are wrong even when every copy agrees, so they are *findings* that fail the
+reconcile like drift: a negative balance, a balance collection the database does not have,
+and a database with no balance document at all (most likely the wrong `LEGACY_DB`: a
+rebuild would populate it).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from core.validation import boundary
 from core.ledger import AccountKind
 from core.legacy.bridge import (
     AUTHORITATIVE_DEFAULT,
@@ -142,15 +148,18 @@ class ReconcileReport:
     noise: list[dict] = field(default_factory=list)
     dirt: list[Dirt] = field(default_factory=list)
     system: list[dict] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)  # negative_balance | missing_collection | empty_database
+    held: list[dict] = field(default_factory=list)  # documents the bridge cannot read: a human decides
+    choices: list[dict] = field(default_factory=list)  # which duplicate each comparison used, and why
 
     @property
     def ok(self) -> bool:
-        return not self.drift
+        return not self.drift and not self.findings
 
     @property
     def clean(self) -> bool:
         """Nothing a rebuild could still fix: no drift, no noise, only unfixable dirt."""
-        return not self.drift and not self.noise and all(not d.fixable for d in self.dirt)
+        return self.ok and not self.noise and all(not d.fixable for d in self.dirt)
 
     def as_dict(self) -> dict:
         dirt_counts = Counter(d.kind for d in self.dirt)
@@ -161,11 +170,16 @@ class ReconcileReport:
             "documents_read": self.documents_read,
             "counts": {
                 "drift": len(self.drift),
+                "findings": len(self.findings),
+                "held": len(self.held),
                 "noise": len(self.noise),
                 "dirt": len(self.dirt),
                 "dirt_by_kind": dict(sorted(dirt_counts.items())),
             },
             "drift": self.drift,
+            "findings": self.findings,
+            "held": self.held,
+            "choices": self.choices,
             "noise": self.noise,
             "dirt": [d.as_dict() for d in self.dirt],
             "system": self.system,
@@ -182,17 +196,51 @@ def ledger_user_balances(store: Store) -> dict[Pair, dict[str, int]]:
     return result
 
 
+def negative_findings(pair: Pair, by_collection: dict[str, list[LegacyRecord]]) -> list[dict]:
+    """Every usable document of the pair holding a negative amount: wrong even when all agree."""
+    findings = []
+    for name, records in sorted(by_collection.items()):
+        for record in records:
+            negative = {SPECS[name].fields[k]: str(v) for k, v in record.values.items() if v < 0}
+            if negative:
+                findings.append(
+                    {"kind": "negative_balance", "severity": "error", "user": pair[0], "currency": pair[1],
+                     "collection": name, "document": record.document, "values": negative,
+                     "message": f"{name} holds a negative {pair[1]} balance for {pair[0]}: {negative}"}
+                )
+    return findings
+
+
+def database_findings(view: LegacyView) -> list[dict]:
+    """Missing balance collections, and a database without a single balance document."""
+    findings = [
+        {"kind": "missing_collection", "severity": "error", "collection": name,
+         "message": f"the legacy database has no {name} collection"}
+        for name in view.missing
+    ]
+    if view.documents_read == 0:
+        findings.append(
+            {"kind": "empty_database", "severity": "error", "collection": None,
+             "message": "the legacy database holds no balance document at all: is LEGACY_DB the right database?"}
+        )
+    return findings
+
+
 def reconcile_view(
     view: LegacyView, ledger: dict[Pair, dict[str, int]] | None, registry: AssetRegistry
 ) -> ReconcileReport:
-    report = ReconcileReport(documents_read=view.documents_read, dirt=list(view.dirt), system=view.system)
+    report = ReconcileReport(
+        documents_read=view.documents_read, dirt=list(view.dirt), system=view.system,
+        findings=database_findings(view), held=view.held_items(), choices=view.choices,
+    )
     for pair in sorted(view.groups):
         report.pairs_checked += 1
         comparison = compare_pair(pair, view.groups[pair], registry.get(pair[1]).scale, (ledger or {}).get(pair))
         report.drift += comparison.drift
         report.noise += comparison.noise
         report.dirt += comparison.dirt
-    for pair in sorted(set(ledger or {}) - set(view.groups)):
+        report.findings += negative_findings(pair, view.groups[pair])
+    for pair in sorted(set(ledger or {}) - set(view.groups) - set(view.held)):
         values = ledger[pair]
         if values["available"] or values["locked"]:
             report.drift.append(
@@ -219,6 +267,7 @@ def reconcile(ledger_store: Store | None, legacy: Store, registry: AssetRegistry
     return reconcile_view(read_legacy(legacy, registry), ledger, registry)
 
 
+@boundary
 def reconcile_platform(platform: Platform, principal: Principal) -> ReconcileReport:
     """The console's reconcile: the configured legacy database against this ledger.
     Raises: PermissionDeniedError, LegacyConfigurationError (no legacy database)."""

@@ -1,0 +1,143 @@
+"""core.legacy.opening: import books exactly or not at all, and names every document of the
+source collection it did not book, with its raw values and why."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from bson import ObjectId
+
+from core import approvals, cli
+from core import legacy as legacy_module
+from core.ledger import accounts as acct
+from core.ledger.money import DEFAULT_REGISTRY
+from core.ledger.store import Store
+from core.legacy import bridge
+from core.legacy.opening import import_balances
+from core.legacy.rebuild import plan_rebuild, request_rebuild
+from core.legacy.reconcile import reconcile
+from core.permissions import Principal, Role
+from tests.conftest import make_test_store
+from tests.helpers import snapshot
+
+ADMIN = Principal(name="alice", role=Role.ADMIN)
+ADMIN2 = Principal(name="bob", role=Role.ADMIN)
+LEDGER_COLLECTIONS = ("entries", "balances")
+
+
+@pytest.fixture
+def legacy() -> Store:
+    store = make_test_store()
+    yield store
+    store.fault_hook = None
+    if not store.embedded:
+        store.drop()
+
+
+def _wallet(user: str, currency: object, available: object, locked: object = 0.0, total: object = None, **extra) -> dict:
+    document = {"user_id": user, "currency": currency, "available_balance": available, "locked_balance": locked,
+                "total_balance": available if total is None else total}
+    return {**document, **extra}
+
+
+def _minor(platform, user: str, asset: str) -> int:
+    return platform.ledger.balance(acct.user_available(user, asset)).minor
+
+
+def test_import_with_mixed_id_types_skips_no_user(legacy, platform, monkeypatch):
+    monkeypatch.setattr(bridge, "LEGACY_SCAN_BATCH", 3)
+    users = [f"user-{n:02d}" for n in range(10)]
+    legacy.collection("wallets").insert_many(
+        [{**_wallet(user, "BTC", 0.5), "_id": ObjectId(f"{n:024x}") if n % 2 else f"w-{n}"} for n, user in enumerate(users)]
+    )
+    report = import_balances(platform, ADMIN, legacy)
+    assert len(report.imported) == len(users) and report.ok
+    assert not [s for s in report.skipped if "no wallets document" in s["reason"]]
+    assert {_minor(platform, user, "BTC") for user in users} == {50_000_000}
+
+
+def test_import_names_every_document_it_did_not_book(legacy, platform):
+    legacy.collection("wallets").insert_many([
+        _wallet("u-ok", "USDT", 100.0),
+        _wallet("u-ok", "USDTTRC20", 12.5),  # a suffixed copy beside a plain one: held, named
+        _wallet("u-alone", "USDTTRC20", 7.25),  # alone: booked as USDT
+        _wallet("u-unknown", "XYZ", 3.0),
+        _wallet("u-bad", "BTC", "1,5", "", float("nan")),
+        _wallet("u-inf", "ETH", float("inf"), 0.0, float("-inf")),
+        _wallet("u-precise", "BTC", "0.123456789", "0", "0.123456789"),  # 9 decimals as text: refused, not rounded
+        _wallet("u-precise-double", "BTC", 0.123456789),
+        _wallet("u-noise", "BTC", 0.0015300000000000001),  # float noise: booked exactly as 0.00153
+        _wallet("u-negative", "BTC", -0.5),
+        _wallet("u-zero", "ETH", 0),
+        _wallet("u-dup", "BTC", 1.0, last_updated=datetime(2025, 1, 1)),
+        _wallet("u-dup", "BTC", 2.0, last_updated=datetime(2025, 6, 1)),
+        _wallet("None", "BTC", 0.5),
+        _wallet("admin_wallet", "BTC", 9.0),
+        _wallet({"$gt": ""}, "BTC", 1.0),
+    ])
+    before = snapshot(platform.store, LEDGER_COLLECTIONS)
+    dry = import_balances(platform, ADMIN, legacy, dry_run=True)
+    assert snapshot(platform.store, LEDGER_COLLECTIONS) == before
+    report = import_balances(platform, ADMIN, legacy)
+    assert report.planned == dry.planned and report.not_booked == dry.not_booked
+    booked = {(p["user"], p["currency"]): p for p in report.planned}
+    assert {pair: p["available_minor"] for pair, p in booked.items()} == {
+        ("u-ok", "USDT"): 100_000_000, ("u-alone", "USDT"): 7_250_000, ("u-noise", "BTC"): 153_000,
+        ("u-dup", "BTC"): 200_000_000,
+    }
+    assert booked[("u-alone", "USDT")]["raw_currency"] == "USDTTRC20"
+    reasons = {(item["user"], item["kind"]): item for item in report.not_booked}
+    assert set(reasons) == {
+        ("u-ok", "held"), ("u-unknown", "unknown_currency"), ("u-bad", "held"), ("u-inf", "held"),
+        ("u-precise", "unbookable"), ("u-precise-double", "unbookable"), ("u-negative", "unbookable"),
+        ("u-zero", "zero_balance"), ("u-dup", "duplicate"), ("None", "null_owner"),
+        ("admin_wallet", "system_owner"), ("{'$gt': ''}", "invalid_owner"),
+    }
+    assert reasons[("u-ok", "held")]["values"]["available_balance"] == "12.5"
+    assert "beside a plain USDT" in reasons[("u-ok", "held")]["reason"]
+    assert reasons[("u-bad", "held")]["values"] == {"available_balance": "'1,5'", "locked_balance": "''",
+                                                    "total_balance": "nan"}
+    assert "refused, never rounded" in reasons[("u-precise", "unbookable")]["reason"]
+    assert "0.123456789" in reasons[("u-precise-double", "unbookable")]["reason"]
+    assert "newest" in reasons[("u-dup", "duplicate")]["reason"]
+    assert reasons[("u-dup", "duplicate")]["values"]["available_balance"] == "1.0"  # the older copy, not booked
+    assert [c["primary"] for c in report.choices if c["user"] == "u-dup"]
+    for user in ("u-precise", "u-precise-double", "u-bad", "u-negative"):
+        assert _minor(platform, user, "BTC") == 0  # refused, never rounded nor guessed
+
+
+def test_primary_holding_the_amount_is_booked_and_kept_by_the_rebuild(legacy, platform):
+    legacy.collection("trader_balances").insert_many([
+        {"trader_id": "u-sol", "currency": "SOL", "available_balance": 80.73912638, "locked_balance": 0.0,
+         "total_balance": 80.73912638, "updated_at": datetime(2025, 1, 1)},
+        {"trader_id": "u-sol", "currency": "SOL", "updated_at": datetime(2025, 6, 1)},  # newest, states nothing
+    ])
+    platform.legacy = legacy
+    report = import_balances(platform, ADMIN, legacy, source="trader_balances")
+    assert [p["available_minor"] for p in report.planned] == [8_073_912_638]
+    assert "states an amount" in report.choices[0]["reason"]
+    assert [item["kind"] for item in report.not_booked] == ["duplicate"]
+    request = request_rebuild(platform, ADMIN, legacy, "rewrite from the ledger")
+    assert approvals.approve(platform, ADMIN2, request["_id"])["result"]["ok"]
+    kept = legacy.raw("trader_balances").find_one({"trader_id": "u-sol"})
+    assert kept["available_balance"] == 80.73912638 and legacy.raw("trader_balances").count_documents({}) == 1
+    assert legacy.raw("wallets").find_one({"user_id": "u-sol"})["total_balance"] == 80.73912638
+    assert reconcile(platform.store, legacy, DEFAULT_REGISTRY).clean
+
+
+def test_import_from_an_empty_or_incomplete_database_fails_by_name(legacy, platform, monkeypatch, capsys):
+    empty = import_balances(platform, ADMIN, legacy)
+    assert not empty.ok and [f["kind"] for f in empty.findings] == ["empty_database"]
+    legacy.collection("crypto_balances").insert_one({"user_id": "u1", "currency": "BTC", "balance": 1.0})
+    legacy.raw("wallets").drop()
+    missing = import_balances(platform, ADMIN, legacy)
+    assert not missing.ok and [f["collection"] for f in missing.findings] == ["wallets"]
+    assert platform.store.raw("entries").count_documents({}) == 0
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
+    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(legacy_module, "open_legacy_store", lambda: legacy)
+    assert cli.main(["legacy", "import", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["findings"][0]["kind"] == "missing_collection"
+    assert plan_rebuild(platform, ADMIN, legacy).missing == ["wallets"]
