@@ -85,6 +85,11 @@ with refusals():
                 st.caption(f"First {LEGACY_ROWS_SHOWN_MAX} of {counts['drift']}; `python -m core legacy reconcile --json` lists all.")
         if counts["dirt_by_kind"]:
             st.caption("Malformed documents by kind: " + ", ".join(f"{kind} {n}" for kind, n in counts["dirt_by_kind"].items()))
+        for finding in legacy_report.get("findings", [])[:LEGACY_ROWS_SHOWN_MAX]:  # wrong even when every copy agrees
+            st.error(finding["message"])
+        if legacy_report.get("held"):
+            st.warning(f"{len(legacy_report['held']):,} documents the bridge cannot read are left for a human decision "
+                       "(never rewritten): `python -m core legacy reconcile --json` lists them with their raw values.")
         st.caption("A rebuild of the legacy collections from the ledger is an approval request (`python -m core legacy rebuild`).")
 
     st.subheader("Trend (platform runs)")
