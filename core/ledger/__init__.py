@@ -7,6 +7,7 @@ modules behind them are the engine's own business.
 
 from core.ledger import accounts
 from core.ledger.accounts import OWNER_ID_PATTERN, Account, AccountKind, check_owner_id, parse_account_id
+from core.ledger.anchor import AnchorCheck, current_heads, heads_root, take_anchor, verify_anchor
 from core.ledger.audit import GENESIS_HASH, AuditLog, VerifyResult, event_hash
 from core.ledger.engine import PAGE_SIZE_MAX, RECOVERY_STALE_AFTER, EntryFilter, Ledger, Page, RecoveryReport, UserBalance
 from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, make_request
@@ -22,10 +23,12 @@ from core.ledger.money import (
     positive_amount,
 )
 from core.ledger.selfcheck import STUCK_AFTER, Finding, SelfCheckReport, scan, self_check
+from core.ledger.witness import WITNESS_ENV, Witness
 from core.ledger.store import INDEXES, Collection, DuplicateKeyStoreError, OperationRecord, Store, uncovered
 
 __all__ = [
     "DEFAULT_REGISTRY", "GENESIS_HASH", "OWNER_ID_PATTERN", "RECOVERY_STALE_AFTER", "TERMINAL_STATES", "INDEXES", "INT64_MAX", "PAGE_SIZE_MAX", "STUCK_AFTER",
+    "WITNESS_ENV", "AnchorCheck", "Witness", "current_heads", "heads_root", "take_anchor", "verify_anchor",
     "Account", "AccountKind", "Amount", "Asset", "AssetRegistry", "AuditLog", "Collection",
     "DuplicateKeyStoreError", "Entry", "EntryFilter", "EntryRequest", "Finding", "Ledger",
     "OperationRecord", "Page", "RecoveryReport", "SelfCheckReport", "Store", "UserBalance",

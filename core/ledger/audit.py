@@ -44,6 +44,7 @@ class AuditLog:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._events = store.collection("audit")
         self._clock = clock
+        self._store = store
 
     def append(
         self,
@@ -82,12 +83,15 @@ class AuditLog:
             candidate["hash"] = event_hash(candidate, prev_hash)
             try:
                 self._events.insert_one(candidate)
-                return candidate, True
             except DuplicateKeyStoreError:
                 if event_key is not None:
                     existing = self.by_key(event_key)
                     if existing is not None:
                         return existing, False
+                continue
+            if self._store.witness is not None:
+                self._store.witness.record(candidate["seq"], candidate["hash"])
+            return candidate, True
         raise StoreError("audit chain contended: append gave up", attempts=APPEND_ATTEMPTS_MAX)
 
     def by_key(self, event_key: str) -> dict | None:
@@ -95,12 +99,16 @@ class AuditLog:
 
     def verify(self) -> VerifyResult:
         """Walk the chain in sequence order; report the first edited, deleted, inserted or
-        reordered event by its sequence number."""
+        reordered event by its sequence number — and, with a witness, the first witnessed
+        event that is missing or different, so deleting the newest events is caught too."""
+        witnessed, problems = self._store.witness.lines() if self._store.witness is not None else ({}, [])
+        if problems:
+            return VerifyResult(False, 0, None, f"witness: {problems[0]}")
         expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
         while True:
             batch = self._events.find({"seq": {"$gte": expected_seq}}, sort=[("seq", 1)], limit=VERIFY_BATCH_SIZE)
             if not batch:
-                return VerifyResult(True, checked)
+                break
             for event in batch:
                 seq = event.get("seq")
                 if seq != expected_seq:
@@ -109,7 +117,14 @@ class AuditLog:
                     return VerifyResult(False, checked, seq, f"event {seq} does not follow event {seq - 1} (prev_hash differs)")
                 if _hash_or_none(event, prev_hash) != event.get("hash"):
                     return VerifyResult(False, checked, seq, f"event {seq} was edited (hash differs)")
+                if witnessed.get(seq, event["hash"]) != event["hash"]:
+                    return VerifyResult(False, checked, seq, f"event {seq} differs from the one the witness recorded")
                 prev_hash, expected_seq, checked = event["hash"], expected_seq + 1, checked + 1
+        missing = sorted(seq for seq in witnessed if seq >= expected_seq)
+        if missing:
+            return VerifyResult(False, checked, missing[0],
+                                f"events {missing[0]}..{missing[-1]} were recorded by the witness but are gone (the newest events were deleted)")
+        return VerifyResult(True, checked)
 
     def head(self) -> dict | None:
         return self._events.find_one({}, sort=[("seq", -1)])

@@ -27,6 +27,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core.errors import StoreError
+from core.ledger.witness import Witness
 
 # On a replica set the single-document guarantees the engine rests on (a unique index
 # refuses a second insert; a version-filtered update applies once) hold only for writes
@@ -121,6 +122,9 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("user_id"),
         _index("referred_by"),
     ],
+    "ledger_anchors": [  # core.ledger.anchor: account heads fixed by integrity runs
+        _index("anchor"),
+    ],
     "integrity_runs": [  # core.integrity
         _index("-started_at"),
         _index("scope", "-started_at"),
@@ -194,6 +198,7 @@ class Store:
         self.name: str = database.name
         self.log = OperationLog()
         self.fault_hook: FaultHook | None = None
+        self.witness: Witness | None = None  # the audit chain's witness file (production store only)
         self._sessions = threading.local()
 
     def session_options(self) -> dict[str, Any]:
@@ -240,9 +245,9 @@ class Store:
     def from_environment(cls) -> Store:
         """`MONGODB_URI`/`LEDGER_DB` if set, else a fresh embedded store."""
         uri = os.environ.get("MONGODB_URI", "").strip()
-        if not uri:
-            return cls.embedded_store()
-        return cls.from_uri(uri, os.environ.get("LEDGER_DB", "ledger").strip() or "ledger")
+        store = cls.embedded_store() if not uri else cls.from_uri(uri, os.environ.get("LEDGER_DB", "ledger").strip() or "ledger")
+        store.witness = Witness.from_environment(store.name)
+        return store
 
     def sibling(self, name: str | None = None) -> Store:
         """Another database on the same server (or a fresh embedded one): used for sandboxes."""
