@@ -134,8 +134,8 @@ def test_recover_isolates_an_entry_it_cannot_project(ledger, store, clock):
         with pytest.raises(Crash):
             ledger.post(transfer_request(key, acct.user_available(source, "BTC"), acct.user_available(destination, "BTC"), "0.1"))
         store.fault_hook = None
-    # alice's projection is restored from an old backup behind the engine's back: "bad" can no longer land
-    store.raw("balances").update_one({"_id": acct.user_available(ALICE, "BTC").id}, {"$set": {"version": 0, "balance_minor": 0}})
+    # alice's projection is corrupted behind the engine's back: "bad" can no longer land
+    store.raw("balances").update_one({"_id": acct.user_available(ALICE, "BTC").id}, {"$set": {"version": "corrupted"}})
     report = ledger.recover()
     bad = ledger.entry_by_key("bad").id
     assert list(report.poisoned) == [bad] and "behind" in report.poisoned[bad]
