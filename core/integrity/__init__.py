@@ -28,11 +28,11 @@ from core.integrity.engine import (
     register_commands,
     trend,
 )
-from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, request_projection_repair
+from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair
 
 __all__ = [
     "CLOSED_TRADE_STATES", "FINDINGS_STORED_MAX", "HISTORY_PAGE_SIZE_MAX", "REPAIR_KIND", "RESERVATION_GRACE", "RUNS",
     "SEVERITY_RANK", "TREND_POINTS_MAX", "IntegrityFinding", "IntegrityReport", "check_platform", "check_user",
-    "cmd_check", "execute_projection_repair", "get_run", "history", "journal_balance", "lift", "register_commands",
+    "cmd_check", "execute_projection_repair", "get_run", "history", "journal_balance", "journal_head", "lift", "register_commands",
     "request_projection_repair", "trend",
 ]

@@ -1,11 +1,11 @@
 """The integrity checks beyond the self-check, each comparing like with like.
 
-`core.selfcheck` compares projections with the journal. These compare the journal's
-*applied* balances with the business documents and the audit chain: each entry against the
-hash its outcome event recorded, user.locked against open holds, reserved liquidity
-against open quotes (and no expired quote still held), escrow of closed P2P trades, the
-fee wallet against fees booked minus payouts and sweeps, and the chain itself. Built on
-one scan of the journal (`JournalView`). `core.integrity` runs them and keeps the records.
+The ledger's self-check verifies every account's hash chain and projection. These compare
+the journal's balances with the business documents and the audit chain: user.locked
+against open holds, reserved liquidity against open quotes (and no expired quote still
+held), escrow of closed P2P trades, the fee wallet against fees booked minus payouts and
+sweeps, and the chain itself. The full check builds them on one scan of the journal
+(`JournalView`); the incremental one (`core.integrity.incremental`) on what changed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from core.ledger import AccountKind, parse_account_id
-from core.ledger import TERMINAL_STATES
 from core.errors import InvalidAccountError
 from core.platform import Platform
 from core.ledger import Finding, scan
@@ -25,7 +24,6 @@ SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 RESERVATION_GRACE = timedelta(minutes=5)  # the expiry sweep may lag this much behind a quote's TTL
 CLOSED_TRADE_STATES = ("released", "cancelled", "resolved_buyer", "resolved_seller")
 FEE_DEBIT_TYPES = ("referral.commission", "treasury.fee_sweep")
-OUTCOME_TYPES = ("entry.applied", "entry.rejected")
 OFFENDERS_LISTED_MAX = 10
 IN_QUERY_BATCH_MAX = 1_000
 
@@ -108,66 +106,6 @@ def journal_view(store: Store, query: dict | None = None) -> JournalView:
 
 
 # -- the checks ---------------------------------------------------------------------------------
-def outcome_findings(store: Store, view: JournalView, outcomes: dict[str, dict]) -> list[IntegrityFinding]:
-    """Each terminal entry against the outcome event the audit chain holds for it."""
-    findings = []
-    for entry_id, (state, stored_hash) in view.entries.items():
-        outcome = outcomes.get(entry_id)
-        if outcome is None:
-            if state in TERMINAL_STATES:
-                findings.append(
-                    IntegrityFinding(
-                        "missing_outcome",
-                        "critical",
-                        entry_id,
-                        f"entry {entry_id} is {state} but the audit chain has no outcome for it",
-                    )
-                )
-            continue
-        recorded = (outcome.get("data") or {}).get("entry_hash")
-        if recorded != stored_hash:
-            findings.append(
-                IntegrityFinding(
-                    "entry_edited",
-                    "critical",
-                    entry_id,
-                    f"entry {entry_id} differs from the hash its audit outcome recorded (edited and re-hashed)",
-                )
-            )
-        if state in TERMINAL_STATES and (outcome.get("data") or {}).get("state") != state:
-            findings.append(
-                IntegrityFinding(
-                    "outcome_mismatch",
-                    "critical",
-                    entry_id,
-                    f"entry {entry_id} is {state}, its audit outcome says {(outcome.get('data') or {}).get('state')}",
-                )
-            )
-    for entry_id in sorted(set(outcomes) - set(view.entries)):
-        findings.append(
-            IntegrityFinding(
-                "entry_missing",
-                "critical",
-                entry_id,
-                f"the audit chain records entry {entry_id} but the journal has no such entry",
-            )
-        )
-    return findings
-
-
-def outcomes(store: Store, entry_ids: list[str] | None = None) -> dict[str, dict]:
-    """Outcome events by entry id: all of them, or those of `entry_ids` (batched by key)."""
-    audit = store.collection("audit")
-    if entry_ids is None:
-        events = scan(audit, {"type": {"$in": list(OUTCOME_TYPES)}})
-    else:
-        events = []
-        for start in range(0, len(entry_ids), IN_QUERY_BATCH_MAX):
-            keys = [f"entry:{e}:outcome" for e in entry_ids[start : start + IN_QUERY_BATCH_MAX]]
-            events += audit.find({"event_key": {"$in": keys}}, limit=len(keys))
-    return {event["target"]: event for event in events}
-
-
 def hold_findings(view: JournalView, locked_accounts: set[str]) -> list[IntegrityFinding]:
     """Applied balance of each user.locked account equals the open holds it holds."""
     held: dict[str, int] = defaultdict(int)
@@ -338,7 +276,7 @@ def explained(findings: list[Finding]) -> list[IntegrityFinding]:
     drift: dict[str, int] = defaultdict(int)
     for finding in findings:
         if finding.kind == "projection_mismatch":
-            drift[finding.asset] += finding.difference
+            drift[finding.asset] += finding.difference or 0
     return [lift(f) for f in findings if not (f.kind == "asset_not_zero_sum" and drift.get(f.asset) == f.actual)]
 
 

@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 
 from core.validation import boundary
 from core.ledger import AccountKind, check_owner_id, parse_account_id
-from core.ledger import check_balanced, entry_hash
-from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError, UnknownUserError
+from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError, LedgerError, UnknownUserError
+from core.integrity.chains import Link, entry_findings, projection_findings, verify_links
 from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
     CLOSED_TRADE_STATES,
     RESERVATION_GRACE,
@@ -37,28 +37,24 @@ from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and th
     IntegrityFinding,
     JournalView,
     absorb,
-    audit_findings,
-    escrow_findings,
-    explained,
-    fee_findings,
     hold_findings,
-    journal_view,
     lift,
-    outcome_findings,
-    outcomes,
-    reservation_findings,
 )
+from core.integrity.full import full_findings
+from core.integrity.incremental import check_incremental, current_anchor, save_anchor
+from core import rollups
 from core.ledger import Page
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, request_projection_repair  # noqa: F401
-from core.ledger import STUCK_AFTER, scan, self_check
+from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair  # noqa: F401
+from core.ledger import STUCK_AFTER, scan
 from core.ledger import Store
 
 RUNS = "integrity_runs"
 FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (the count is exact)
 HISTORY_PAGE_SIZE_MAX = 200
 TREND_POINTS_MAX = 500
+ONE_PER_SUBJECT = ("stuck_entry",)  # one stuck entry is one finding, however many accounts it left behind
 
 
 @dataclass
@@ -72,6 +68,9 @@ class IntegrityReport:
     entries_checked: int = 0
     accounts_checked: int = 0
     run_id: str | None = None
+    mode: str = "full"  # "full" (everything) or "incremental" (what changed since the last verified anchor)
+    notes: list[str] = field(default_factory=list)
+    heads_digest: str | None = None  # the digest of every account head this run anchored
 
     @property
     def severity(self) -> str:
@@ -102,6 +101,9 @@ class IntegrityReport:
             "ok": self.ok,
             "severity": self.severity,
             "scope": self.scope,
+            "mode": self.mode,
+            "notes": self.notes,
+            "heads_digest": self.heads_digest,
             "started_at": self.started_at,
             "duration_ms": self.duration_ms,
             "counts": self.counts,
@@ -112,33 +114,52 @@ class IntegrityReport:
 # -- running the checks ---------------------------------------------------------------------------
 @boundary
 def check_platform(
-    platform: Platform, principal: Principal, *, stuck_after: timedelta = STUCK_AFTER, record: bool = True
+    platform: Platform, principal: Principal, *, full: bool = False, stuck_after: timedelta = STUCK_AFTER,
+    record: bool = True,
 ) -> IntegrityReport:
-    """Every platform-wide check (SPEC §8), stored as a run record when `record`.
+    """The platform-wide checks (SPEC §8), stored as a run record when `record`.
 
+    By default only what changed since the last verified anchor is verified
+    (`core.integrity.incremental`: O(new entries + accounts touched)); with `full`, or when
+    there is no usable anchor, everything is (`core.integrity.full`: O(journal)), and the
+    anchor restarts there. Every run anchors the digest of all account heads.
     Raises: PermissionDeniedError.
     """
     require(principal, Permission.RUN_INTEGRITY)
     started, now = time.monotonic(), platform.clock.now()
-    base = self_check(platform.store, now, stuck_after)
-    view = journal_view(platform.store)
-    locked = {a for a in platform.ledger.balances_of_kind(AccountKind.USER_LOCKED)}
-    locked |= {a for a in view.applied if a.startswith(AccountKind.USER_LOCKED.value + ":")}
-    findings = explained(base.findings)
-    findings += outcome_findings(platform.store, view, outcomes(platform.store))
-    findings += hold_findings(view, locked)
-    findings += reservation_findings(platform.store, view, now)
-    findings += escrow_findings(platform.store, view)
-    findings += fee_findings(view)
-    findings += audit_findings(platform)
-    report = IntegrityReport(
-        "platform",
-        now,
-        _deduplicated(findings),
-        entries_checked=base.entries_checked,
-        accounts_checked=base.accounts_checked,
-    )
+    incremental = None if full else check_incremental(platform, now, stuck_after)
+    if incremental is not None and incremental.needs_full is None:
+        report = IntegrityReport("platform", now, _deduplicated(incremental.findings), mode="incremental",
+                                 entries_checked=incremental.entries_checked, accounts_checked=incremental.accounts_checked)
+        if incremental.anchor is not None:
+            save_anchor(platform.store, incremental.anchor)
+    else:
+        try:
+            rollups.update(platform.store)
+        except LedgerError:
+            pass  # a hole in a chain: the full check names the entry
+        anchor = current_anchor(platform.store)  # everything up to here is in the journal the full check reads
+        findings, entries_checked, accounts_checked = full_findings(platform, now, stuck_after)
+        report = IntegrityReport("platform", now, _deduplicated(findings), entries_checked=entries_checked,
+                                 accounts_checked=accounts_checked)
+        if incremental is not None:
+            report.notes.append(f"full check instead of incremental: {incremental.needs_full}")
+        if not any(f.severity == "critical" for f in report.findings):
+            save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
+    report.heads_digest = _anchor_heads(platform)
     return _finish(platform, principal, report, started, record)
+
+
+def _anchor_heads(platform: Platform) -> str | None:
+    """Anchor the digest of every account head (EXACTLY_ONCE.md: a truncated journal tail is
+    detectable). CALL SITE for the lead's `core.ledger.heads_digest(store)`: until it is in
+    the ledger's public face this returns None and the run record says so."""
+    import core.ledger as ledger_face
+
+    heads_digest = getattr(ledger_face, "heads_digest", None)
+    if heads_digest is None:
+        return None
+    return heads_digest(platform.store)
 
 
 @boundary
@@ -152,8 +173,9 @@ def check_user(
     record: bool = True,
 ) -> IntegrityReport:
     """The per-user checks in a constant number of queries whatever the number of users:
-    the user's balance documents (by `owner`), the user's entries (by `user_ids`), their
-    outcome events (by `event_key`), and — with `legacy` — one query per legacy collection.
+    the user's balance documents (by `owner`), the user's entries (by `user_ids`) — each
+    user account's hash chain verified from genesis and its projection against the chain's
+    head — and, with `legacy`, one query per legacy collection.
 
     Raises: PermissionDeniedError, InvalidAccountError (bad user id), UnknownUserError (no
         such user in the directory nor the ledger: refused, no run stored).
@@ -168,22 +190,23 @@ def check_user(
         if d.get("kind") in user_kinds
     }
     view, closed, findings = JournalView(), set(), []
-    expected: dict[str, int] = defaultdict(int)
+    links: dict[str, list] = defaultdict(list)
+    entries: dict[str, dict] = {}
     for entry in scan(platform.store.collection("entries"), {"user_ids": user_id}):
         absorb(view, entry, closed)
-        findings += _entry_findings(entry, now, stuck_after)
+        entries[entry["_id"]] = entry
+        findings += entry_findings(entry)
         for posting in entry.get("postings", []):
-            absorbed = entry["_id"] in balances.get(posting.get("account"), {}).get("pending", [])
-            if (
-                posting.get("owner") == user_id
-                and posting.get("kind") in user_kinds
-                and (entry.get("state") == "applied" or absorbed)
-            ):
-                expected[posting["account"]] += posting["amount_minor"]
+            if posting.get("owner") == user_id and posting.get("kind") in user_kinds:
+                links[posting["account"]].append((posting, entry))
     if not balances and not view.entries and not _in_directory(platform, user_id):
         raise UnknownUserError(f"there is no user {user_id}: not in the directory and nothing in the ledger", user_id=user_id)
-    findings += outcome_findings(platform.store, view, outcomes(platform.store, sorted(view.entries)))
-    findings += _projection_findings(expected, balances)
+    heads = {}
+    for account in sorted(set(links) | set(balances)):
+        ordered = sorted(links[account], key=lambda link: link[0].get("version") if isinstance(link[0].get("version"), int) else -1)
+        heads[account], broken = verify_links(account, Link(), ordered)
+        findings += [broken] if broken else []
+    findings += projection_findings(platform.store, heads, entries, now, stuck_after)
     locked = {
         a for a in set(balances) | set(view.applied) if a.startswith(f"{AccountKind.USER_LOCKED.value}:{user_id}:")
     }
@@ -198,7 +221,7 @@ def check_user(
         now,
         _deduplicated(findings),
         entries_checked=len(view.entries),
-        accounts_checked=len(set(expected) | set(balances)),
+        accounts_checked=len(heads),
     )
     return _finish(platform, principal, report, started, record)
 
@@ -208,71 +231,12 @@ def _in_directory(platform: Platform, user_id: str) -> bool:
     return platform.store.collection("users").find_one({"user_id": user_id}, projection={"_id": 1}) is not None
 
 
-def _entry_findings(entry: dict, now: datetime, stuck_after: timedelta) -> list[IntegrityFinding]:
-    """The self-check's per-entry checks, for the entries of one user."""
-    entry_id, findings = entry["_id"], []
-    for problem in check_balanced(entry):
-        findings.append(IntegrityFinding("unbalanced_entry", "critical", entry_id, problem))
-    if entry.get("entry_hash") != entry_hash(entry):
-        findings.append(
-            IntegrityFinding(
-                "entry_edited", "critical", entry_id, f"entry {entry_id} changed after it was written (hash differs)"
-            )
-        )
-    if entry.get("state") == "pending" and entry["created_at"] <= now - stuck_after:
-        findings.append(
-            IntegrityFinding(
-                "stuck_entry",
-                "critical",
-                entry_id,
-                f"entry {entry_id} pending since {entry['created_at']:%Y-%m-%d %H:%M:%S}",
-            )
-        )
-    return findings
-
-
-def _projection_findings(expected: dict[str, int], balances: dict[str, dict]) -> list[IntegrityFinding]:
-    findings = []
-    for account_id in sorted(set(expected) | set(balances)):
-        account = parse_account_id(account_id)
-        want, actual = expected.get(account_id, 0), balances.get(account_id, {}).get("balance_minor", 0)
-        where = {"account": account_id, "user": account.owner}
-        if actual != want:
-            findings.append(
-                IntegrityFinding(
-                    "projection_mismatch",
-                    "critical",
-                    account_id,
-                    f"{account_id} holds {actual}, journal says {want}",
-                    account.asset,
-                    want,
-                    actual,
-                    actual - want,
-                    **where,
-                )
-            )
-        if actual < 0:
-            findings.append(
-                IntegrityFinding(
-                    "negative_balance",
-                    "critical",
-                    account_id,
-                    f"{account_id} is negative ({actual})",
-                    account.asset,
-                    0,
-                    actual,
-                    actual,
-                    **where,
-                )
-            )
-    return findings
-
-
 def _deduplicated(findings: list[IntegrityFinding]) -> list[IntegrityFinding]:
     """The same (kind, subject, message) once, critical first."""
     seen, result = set(), []
     for finding in findings:
-        key = (finding.kind, finding.subject, finding.message, finding.collection, finding.field)
+        message = None if finding.kind in ONE_PER_SUBJECT else finding.message
+        key = (finding.kind, finding.subject, message, finding.collection, finding.field)
         if key not in seen:
             seen.add(key)
             result.append(finding)
@@ -399,11 +363,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise cli.UsageError(error.message) from None
         report = check_user(platform, operator, args.user, legacy=open_legacy_store_if_configured())
     else:
-        report = check_platform(platform, operator)
+        report = check_platform(platform, operator, full=args.full)
     lines = [
-        f"integrity {report.scope}: {'OK' if report.ok else 'FAILED'} ({report.severity}), "
+        f"integrity {report.scope} ({report.mode}): {'OK' if report.ok else 'FAILED'} ({report.severity}), "
         f"{len(report.findings)} findings, {report.duration_ms} ms, run {report.run_id}"
     ]
+    lines += [f"  note: {note}" for note in report.notes]
     lines += [f"  [{f.severity}] {f.kind} {f.subject}: {f.message}" for f in report.findings]
     cli.emit(report.as_dict(), args.json, "\n".join(lines))
     return cli.EXIT_OK if report.ok else cli.EXIT_FAILED
@@ -416,5 +381,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--user", help="check only this user (plus the legacy collections when LEGACY_MONGODB_URI is set)"
     )
+    check.add_argument("--full", action="store_true",
+                       help="re-verify the whole journal and audit chain (default: what changed since the last verified anchor)")
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=cmd_check)

@@ -1,9 +1,10 @@
 """Approval-gated repairs of balance projections (SPEC §8: "nothing is repaired silently").
 
 `request_projection_repair` opens a maker-checker request of kind "repair.projection";
-once approved, its executor rebuilds the projection from the journal with one conditional
-update (guarded on the balance and in-flight markers it read, so a posting landing
-meanwhile is never overwritten) and records before/after in the audit chain first.
+once approved, its executor sets the projection to the head of the account's chain in the
+journal (version, balance after, entry hash) with one compare-and-set guarded on the
+projection it read, so a posting landing meanwhile is never overwritten, and records
+before/after in the audit chain first.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ REPAIR_ATTEMPTS_MAX = 20
 REPAIR_KIND = "repair.projection"
 
 
-def journal_balance(store: Store, account_id: str, balance_document: dict | None) -> int:
-    """What the projection of `account_id` should hold: applied postings plus the legs of
-    in-flight entries it has already absorbed (their marker is in its `pending` list)."""
-    absorbed = set((balance_document or {}).get("pending", []))
-    total = 0
+def journal_head(store: Store, account_id: str) -> tuple[int, int, str]:
+    """The head of the account's chain in the journal: (version, balance after it, its
+    entry hash); (0, 0, genesis) for an account with no entries. Reads the account's entries."""
+    version, balance, head_hash = 0, 0, "0" * 64
     for entry in scan(store.collection("entries"), {"accounts": account_id}):
-        if entry.get("state") == "applied" or entry["_id"] in absorbed:
-            total += sum(p["amount_minor"] for p in entry.get("postings", []) if p.get("account") == account_id)
-    return total
+        for posting in entry.get("postings", []):
+            if posting.get("account") == account_id and isinstance(posting.get("version"), int) and posting["version"] > version:
+                version, balance, head_hash = posting["version"], posting.get("balance_after", 0), entry.get("entry_hash")
+    return version, balance, head_hash
+
+
+def journal_balance(store: Store, account_id: str, balance_document: dict | None = None) -> int:
+    """What the projection of `account_id` should hold: the balance after its newest entry."""
+    return journal_head(store, account_id)[1]
 
 
 @boundary
@@ -45,8 +51,9 @@ def request_projection_repair(platform: Platform, principal: Principal, account_
     account = parse_account_id(account_id)
     document = platform.store.collection("balances").find_one({"_id": account.id})
     actual = document["balance_minor"] if document else 0
-    expected = journal_balance(platform.store, account.id, document)
-    if actual == expected:
+    version, expected, head_hash = journal_head(platform.store, account.id)
+    if document is not None and (document.get("version"), actual, document.get("head_hash")) == (version, expected, head_hash) \
+            or document is None and version == 0:
         raise RepairNotNeededError(f"{account.id} already equals the journal ({actual})", account=account.id)
     waiting = platform.store.collection(approvals.COLLECTION).find_one(
         {"kind": REPAIR_KIND, "state": "pending", "payload.account": account.id}, sort=[("requested_at", -1)])
@@ -80,39 +87,33 @@ def execute_projection_repair(platform: Platform, approval: dict, principal: Pri
     for _ in range(REPAIR_ATTEMPTS_MAX):
         document = balances.find_one({"_id": account.id})
         before = document["balance_minor"] if document else 0
-        after = journal_balance(platform.store, account.id, document)
-        if before == after:
+        version, after, head_hash = journal_head(platform.store, account.id)
+        if document is not None and (document.get("version"), before, document.get("head_hash")) == (version, after, head_hash):
             return {"account": account.id, "before_minor": before, "after_minor": after, "changed": False}
+        if document is None and version == 0:
+            return {"account": account.id, "before_minor": 0, "after_minor": 0, "changed": False}
         platform.ledger.audit.append(
             type="repair.projection",
             actor=principal.name,
             role=principal.role.value,
             target=account.id,
             user=account.owner if account.is_user else None,
-            before={"balance_minor": before},
-            after={"balance_minor": after},
+            before={"balance_minor": before, "version": (document or {}).get("version", 0)},
+            after={"balance_minor": after, "version": version},
             data={"approval_id": approval["_id"], "difference_minor": after - before},
             event_key=f"repair:{approval['_id']}",
         )
+        head = {"version": version, "balance_minor": after, "head_hash": head_hash}
         if document is None:
             try:
-                balances.insert_one(
-                    {
-                        "_id": account.id,
-                        "kind": account.kind.value,
-                        "owner": account.owner,
-                        "asset": account.asset,
-                        "balance_minor": after,
-                        "pending": [],
-                    }
-                )
+                balances.insert_one({"_id": account.id, "kind": account.kind.value, "owner": account.owner,
+                                     "asset": account.asset, **head})
                 return {"account": account.id, "before_minor": before, "after_minor": after, "changed": True}
             except DuplicateKeyStoreError:
                 continue
-        guard = {"_id": account.id, "balance_minor": before}
-        if "pending" in document:
-            guard["pending"] = document["pending"]
-        if balances.find_one_and_update(guard, {"$set": {"balance_minor": after}}) is not None:
+        guard = {"_id": account.id, "version": document.get("version"), "balance_minor": before,
+                 "head_hash": document.get("head_hash")}
+        if balances.find_one_and_update(guard, {"$set": head}) is not None:
             return {"account": account.id, "before_minor": before, "after_minor": after, "changed": True}
     raise StoreError(f"repair of {account.id} stayed contended", account=account.id)
 

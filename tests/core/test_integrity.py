@@ -146,7 +146,7 @@ def test_check_platform_clean_store_reports_clean(platform):
 
 def test_check_user_clean(platform):
     healthy_platform(platform)
-    for user in ("u1", "u2", "nobody"):
+    for user in ("u1", "u2"):
         report = check_user(platform, SUPPORT, user)
         assert report.findings == [], report.findings
         assert report.scope == f"user:{user}"
@@ -164,7 +164,7 @@ def _plant_corruptions(platform) -> None:
 
     # 2. an entry stuck in flight: the process dies right after the journal insert
     def die(phase, collection, operation):
-        if phase == "before" and collection == "balances":
+        if phase == "after" and collection == "entries" and operation == "insert_one":
             raise Crash("died after commit point")
 
     store.fault_hook = die
@@ -331,6 +331,8 @@ def test_check_names_entry_whose_amount_was_edited(platform):
 
 
 def test_check_names_entry_edited_and_rehashed(platform):
+    """An entry edited *and* re-hashed breaks its accounts' chains: the next entry's
+    prev_hash (or the projection's head_hash) no longer matches it."""
     healthy_platform(platform)
     raw = platform.store.raw("entries")
     target = raw.find_one({"idempotency_key": "deposit:u2:BTC:2"})
@@ -338,17 +340,22 @@ def test_check_names_entry_edited_and_rehashed(platform):
     edited["entry_hash"] = entry_hash(edited)
     raw.replace_one({"_id": target["_id"]}, edited)
     report = check_platform(platform, ADMIN)
-    assert _kinds(report) == [("entry_edited", target["_id"])]
-    assert "audit outcome" in report.findings[0].message
-    assert _kinds(check_user(platform, SUPPORT, "u2")) == [("entry_edited", target["_id"])]
+    assert not report.ok
+    assert {f.kind for f in report.findings} <= {"chain_broken", "projection_mismatch"}
+    assert {f.account or f.subject for f in report.findings} == {"external:world:BTC", "user.available:u2:BTC"}
+    user_report = check_user(platform, SUPPORT, "u2")
+    assert not user_report.ok and {f.account for f in user_report.findings} == {"user.available:u2:BTC"}
 
 
 def test_check_names_deleted_entry_and_broken_audit_chain(platform):
     healthy_platform(platform)
     target = platform.store.raw("entries").find_one({"idempotency_key": "sweep-1"})
     platform.store.raw("entries").delete_one({"_id": target["_id"]})
-    kinds = {k for k, _ in _kinds(check_platform(platform, ADMIN, record=False))}
-    assert "entry_missing" in kinds
+    report = check_platform(platform, ADMIN, record=False)
+    assert "chain_broken" in {k for k, _ in _kinds(report)} or "projection_mismatch" in {k for k, _ in _kinds(report)}
+    assert not report.ok
+    for number in range(3):
+        platform.ledger.audit.append(type="test.action", actor="alice", role="admin", target=f"t{number}")
     platform.store.raw("audit").update_one({"seq": 2}, {"$set": {"actor": "mallory"}})
     report = check_platform(platform, ADMIN, record=False)
     assert ("audit_chain_broken", "audit seq 2") in _kinds(report)
@@ -456,8 +463,9 @@ def test_repair_request_approve_executes_and_audits(platform):
     assert done["result"]["before_minor"] == 114_999_993 and done["result"]["after_minor"] == 115_000_000
     assert platform.ledger.balance(acct.user_available("u1", "BTC")).minor == 115_000_000
     event = platform.ledger.audit.by_key(f"repair:{request['_id']}")
-    assert event["type"] == "repair.projection" and event["before"] == {"balance_minor": 114_999_993}
-    assert event["after"] == {"balance_minor": 115_000_000} and event["actor"] == "alice" and event["user"] == "u1"
+    assert event["type"] == "repair.projection" and event["before"]["balance_minor"] == 114_999_993
+    assert event["after"]["balance_minor"] == 115_000_000 and event["actor"] == "alice" and event["user"] == "u1"
+    assert event["before"]["version"] == event["after"]["version"]  # only the balance was off
     assert check_platform(platform, ADMIN).ok
     with pytest.raises(ApprovalAlreadyExecutedError):
         approvals.approve(platform, ADMIN2, request["_id"])
@@ -526,7 +534,7 @@ def test_cli_check_exit_codes(platform, monkeypatch, capsys):
     assert _run_cli(monkeypatch, platform, ["integrity", "check"]) == 0
     assert "OK" in capsys.readouterr().out
     platform.store.raw("balances").update_one({"_id": "user.available:u1:BTC"}, {"$inc": {"balance_minor": 1}})
-    assert _run_cli(monkeypatch, platform, ["integrity", "check", "--json"]) == 1
+    assert _run_cli(monkeypatch, platform, ["integrity", "check", "--full", "--json"]) == 1
     out = capsys.readouterr().out
     assert '"kind": "projection_mismatch"' in out and '"ok": false' in out
     assert _run_cli(monkeypatch, platform, ["integrity", "check", "--user", "u2"]) == 0
@@ -538,3 +546,102 @@ def test_cli_check_refuses_embedded_store(monkeypatch, capsys):
     monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.integrity"])
     monkeypatch.delenv("MONGODB_URI", raising=False)
     assert cli.main(["integrity", "check"]) == 2
+
+
+# -- incremental ----------------------------------------------------------------------------------------
+def test_incremental_check_verifies_only_what_changed(platform):
+    healthy_platform(platform)
+    first = check_platform(platform, ADMIN)
+    assert first.mode == "full" and first.ok and "no verified anchor yet" in first.notes[0]
+    for number in range(3):
+        deposit(platform.ledger, "u9", f"{number + 1}", "USDT", key=f"new-{number}")
+    second = check_platform(platform, ADMIN)
+    assert second.mode == "incremental" and second.ok, second.findings
+    assert second.entries_checked == 3 + 1  # the new entries, plus each slice's verified starting link
+    assert second.accounts_checked == 2  # u9's USDT and the outside world's
+    quiet = check_platform(platform, ADMIN)
+    assert quiet.mode == "incremental" and quiet.entries_checked == 0 and quiet.ok
+    assert check_platform(platform, ADMIN, full=True).mode == "full"
+
+
+def test_incremental_check_names_a_new_entry_edited_behind_the_engine(platform):
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok
+    entry = deposit(platform.ledger, "u9", "5", "USDT", key="late-edit")
+    platform.store.raw("entries").update_one({"_id": entry.id}, {"$set": {"memo": "nothing to see"}})
+    report = check_platform(platform, ADMIN)
+    assert report.mode == "incremental" and ("entry_edited", entry.id) in _kinds(report)
+    again = check_platform(platform, ADMIN)  # a failing slice stays behind the anchor: reported again
+    assert ("entry_edited", entry.id) in _kinds(again)
+
+
+def test_incremental_check_names_the_projection_of_an_account_that_moved(platform):
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok
+    deposit(platform.ledger, "u1", "1", "BTC", key="more-btc")
+    platform.store.raw("balances").update_one({"_id": "user.available:u1:BTC"}, {"$inc": {"balance_minor": 5}})
+    report = check_platform(platform, ADMIN)
+    assert report.mode == "incremental"
+    assert _kinds(report) == [("projection_mismatch", "user.available:u1:BTC")]
+
+
+def test_incremental_check_verifies_new_audit_events_from_the_anchor(platform):
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok  # appends its own integrity.check event
+    for number in range(3):
+        platform.ledger.audit.append(type="test.action", actor="alice", role="admin", target=f"t{number}")
+    head = platform.store.raw("audit").find_one(sort=[("seq", -1)])
+    platform.store.raw("audit").update_one({"seq": head["seq"] - 1}, {"$set": {"actor": "mallory"}})
+    report = check_platform(platform, ADMIN, record=False)
+    assert report.mode == "incremental" and ("audit_chain_broken", f"audit seq {head['seq'] - 1}") in _kinds(report)
+
+
+def test_incremental_check_names_a_chain_hole_in_new_entries(platform):
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok
+    first = deposit(platform.ledger, "u9", "1", "USDT", key="hole-1")
+    deposit(platform.ledger, "u9", "2", "USDT", key="hole-2")
+    platform.store.raw("entries").delete_one({"_id": first.id})
+    report = check_platform(platform, ADMIN, record=False)
+    assert not report.ok and {"chain_broken", "rollup_stalled"} & {f.kind for f in report.findings}
+
+
+def test_incremental_check_falls_back_to_full_after_a_rollup_rebuild(platform):
+    from core import rollups
+
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok
+    rollups.rebuild(platform.store)
+    report = check_platform(platform, ADMIN)
+    assert report.mode == "full" and "rebuilt" in report.notes[0] and report.ok
+
+
+def test_full_check_finds_rollups_that_disagree_with_the_journal(platform):
+    from core import rollups
+
+    healthy_platform(platform)
+    rollups.update(platform.store)
+    platform.store.raw(rollups.TOTALS).update_one({"kind": "platform.fees"}, {"$inc": {"balance_minor": 3}})
+    report = check_platform(platform, ADMIN, full=True)
+    assert ("rollup_mismatch", "platform.fees USDT") in _kinds(report)
+    rollups.rebuild(platform.store)
+    assert check_platform(platform, ADMIN, full=True).ok
+
+
+def test_incremental_check_cost_grows_with_new_entries_not_the_journal(platform):
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok
+
+    def cost_of_one_new_entry(key: str) -> tuple[int, int]:
+        deposit(platform.ledger, "u9", "1", "USDT", key=key)
+        platform.store.log.reset()
+        report = check_platform(platform, ADMIN, record=False)
+        assert report.mode == "incremental" and report.ok, report.findings
+        assert uncovered(platform.store.log.records) == []
+        return platform.store.log.count, report.entries_checked
+
+    small = cost_of_one_new_entry("one-new")
+    for number in range(40):
+        deposit(platform.ledger, f"old{number}", "1", "USDT", key=f"old-{number}")
+    check_platform(platform, ADMIN)
+    assert cost_of_one_new_entry("another-new")[0] == small[0]

@@ -1,0 +1,193 @@
+"""The incremental platform check (issue 15): verify what changed since the last verified
+anchor, reading O(new entries + accounts touched), not the journal.
+
+What changed comes from the rollup fold (`core.rollups`): it folds every new entry
+(flagged `unfolded`) in numbered passes and logs each pass's plan — per account the
+version range it moved over. The anchor (`integrity_state`) records the last pass and the
+last audit event a run verified. A run:
+1. folds what is new (helping any runner mid-way);
+2. for every account the passes since the anchor moved, verifies the chain slice
+   (from the last verified version to the new head, by `claims`), every new entry on its
+   own (balanced, unedited, the fee rule), the projection against the new head, and the
+   business rules that account kind carries (locked = open holds, escrow of closed trades);
+3. checks what is bounded anyway: expired reservations and open-quote sums, the zero sum
+   per asset from the rollup totals;
+4. verifies the audit events after the anchor's sequence number, from its hash;
+5. moves the anchor (a compare-and-set that only moves forward).
+An entry edited *behind* the anchor is found by the full check (`--full`), which the
+README schedules; the incremental run falls back to it when it has no usable anchor.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from core import rollups
+from core.errors import LedgerError
+from core.integrity.chains import ChainSlice, projection_findings, verify_slices
+from core.integrity.checks import IntegrityFinding, JournalView, escrow_findings, hold_findings, reservation_findings
+from core.ledger import AccountKind, Store, event_hash, parse_account_id
+from core.platform import Platform
+
+STATE = "integrity_state"
+ANCHOR_ID = "platform"
+PASSES_READ_MAX = 10_000  # passes one incremental run reads; beyond it a full check is due
+AUDIT_BATCH_MAX = 1_000
+
+
+@dataclass
+class Anchor:
+    generation: int
+    pass_number: int
+    audit_seq: int
+    audit_hash: str
+
+
+@dataclass
+class IncrementalResult:
+    findings: list[IntegrityFinding] = field(default_factory=list)
+    entries_checked: int = 0
+    accounts_checked: int = 0
+    anchor: Anchor | None = None
+    needs_full: str | None = None  # why the incremental check cannot run (then a full one does)
+
+
+def read_anchor(store: Store) -> Anchor | None:
+    document = store.collection(STATE).find_one({"_id": ANCHOR_ID})
+    if document is None:
+        return None
+    return Anchor(document["generation"], document["pass"], document["audit_seq"], document["audit_hash"])
+
+
+def current_anchor(store: Store) -> Anchor:
+    """Where the rollups and the audit chain stand now (after a fold)."""
+    generation = rollups.active_generation(store)
+    state = store.collection(rollups.STATE).find_one({"_id": f"gen:{generation}"}) or {"pass": 0, "status": "done"}
+    done = state["pass"] if state["status"] == "done" else state["pass"] - 1
+    head = store.collection("audit").find_one({}, sort=[("seq", -1)], projection={"seq": 1, "hash": 1})
+    return Anchor(generation, done, head["seq"] if head else 0, head["hash"] if head else "0" * 64)
+
+
+def save_anchor(store: Store, anchor: Anchor) -> None:
+    """Move the anchor forward only (a slower concurrent run never moves it back)."""
+    values = {"generation": anchor.generation, "pass": anchor.pass_number, "audit_seq": anchor.audit_seq,
+              "audit_hash": anchor.audit_hash}
+    guard = {"_id": ANCHOR_ID, "$or": [{"generation": {"$lt": anchor.generation}},
+                                       {"generation": anchor.generation, "pass": {"$lte": anchor.pass_number}}]}
+    try:
+        store.collection(STATE).update_one(guard, {"$set": values}, upsert=True)
+    except LedgerError:
+        pass  # the anchor exists and is further on: keep it
+
+
+def changed_ranges(store: Store, anchor: Anchor, until: Anchor) -> dict[str, tuple[int, int]] | None:
+    """Per account the version range (from, to] the rollup passes after the anchor moved
+    over. None when a pass is missing (the log was pruned): a full check is due."""
+    passes = store.collection(rollups.PASSES).find(
+        {"generation": until.generation, "pass": {"$gt": anchor.pass_number, "$lte": until.pass_number}},
+        sort=[("generation", 1), ("pass", 1)], limit=PASSES_READ_MAX)
+    if [p["pass"] for p in passes] != list(range(anchor.pass_number + 1, until.pass_number + 1)):
+        return None
+    ranges: dict[str, tuple[int, int]] = {}
+    for document in passes:
+        for account, start, _, end in document["plan"]:
+            low, high = ranges.get(account, (start, end))
+            ranges[account] = (min(low, start), max(high, end))
+    return ranges
+
+
+def audit_findings_since(store: Store, anchor: Anchor) -> tuple[list[IntegrityFinding], int]:
+    """Verify the audit events after the anchor's sequence number, from its hash."""
+    expected, prev_hash, checked = anchor.audit_seq + 1, anchor.audit_hash, 0
+    while True:
+        batch = store.collection("audit").find({"seq": {"$gte": expected}}, sort=[("seq", 1)], limit=AUDIT_BATCH_MAX)
+        for event in batch:
+            problem = None
+            if event.get("seq") != expected:
+                problem = f"event {expected} is missing (next is {event.get('seq')})"
+            elif event.get("prev_hash") != prev_hash:
+                problem = f"event {expected} does not follow event {expected - 1} (prev_hash differs)"
+            else:
+                try:
+                    edited = event_hash(event, prev_hash) != event.get("hash")
+                except (TypeError, ValueError):
+                    edited = True
+                if edited:
+                    problem = f"event {expected} was edited (hash differs)"
+            if problem:
+                return [IntegrityFinding("audit_chain_broken", "critical", f"audit seq {expected}", problem,
+                                         collection="audit", field="seq")], checked
+            prev_hash, expected, checked = event["hash"], expected + 1, checked + 1
+        if len(batch) < AUDIT_BATCH_MAX:
+            return [], checked
+
+
+def business_findings(platform: Platform, heads: dict, now: datetime) -> list[IntegrityFinding]:
+    """The per-kind rules for the accounts that moved, plus the bounded reservation checks."""
+    view = JournalView()
+    for account, head in heads.items():
+        view.applied[account] = head.balance_minor
+    users = sorted({parse_account_id(a).owner for a in heads if a.startswith(AccountKind.USER_LOCKED.value + ":")})
+    for user in users:
+        for place in platform.ledger.open_holds(user):
+            view.open_holds[place.hold_id] = place.model_dump()
+    locked = {a for a in heads if a.startswith(AccountKind.USER_LOCKED.value + ":")}
+    findings = hold_findings(view, locked)
+    findings += escrow_findings(platform.store, view)
+    reserved = JournalView()
+    for document in platform.store.collection("balances").find({"kind": AccountKind.LIQUIDITY_RESERVED.value}, limit=1_000):
+        reserved.applied[document["_id"]] = document.get("balance_minor", 0)
+    expired = platform.store.collection("quotes").find(
+        {"state": "open", "expires_at": {"$lt": now}}, limit=1_000, projection={"_id": 1})
+    for quote in expired:
+        try:
+            place, close = platform.ledger.hold(str(quote["_id"]))
+        except LedgerError:
+            continue
+        if close is None:
+            reserved.open_holds[str(quote["_id"])] = place.model_dump()
+    findings += reservation_findings(platform.store, reserved, now)
+    return findings
+
+
+def zero_sum_findings(store: Store) -> list[IntegrityFinding]:
+    per_asset: dict[str, int] = defaultdict(int)
+    for (_, asset), total in rollups.class_totals(store).items():
+        per_asset[asset] += total
+    return [IntegrityFinding("asset_not_zero_sum", "critical", asset, f"all {asset} accounts sum to {total}", asset, 0, total, total)
+            for asset, total in sorted(per_asset.items()) if total != 0]
+
+
+def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta) -> IncrementalResult:
+    """Everything that changed since the anchor. Sets `needs_full` (and checks nothing)
+    when there is no usable anchor."""
+    store, result = platform.store, IncrementalResult()
+    anchor = read_anchor(store)
+    if anchor is None:
+        result.needs_full = "no verified anchor yet"
+        return result
+    try:
+        rollups.update(store)
+    except LedgerError as error:  # a hole in a chain: named below by the chain walk
+        result.findings.append(IntegrityFinding("rollup_stalled", "critical", "rollups", str(error)))
+    until = current_anchor(store)
+    if until.generation != anchor.generation:
+        result.needs_full = "the rollups were rebuilt since the last verified anchor"
+        return result
+    ranges = changed_ranges(store, anchor, until)
+    if ranges is None:
+        result.needs_full = "the rollup pass log no longer reaches the last verified anchor"
+        return result
+    chains: ChainSlice = verify_slices(store, ranges)
+    result.findings += chains.findings
+    result.findings += projection_findings(store, chains.heads, chains.entries, now, stuck_after)
+    result.findings += business_findings(platform, chains.heads, now)
+    result.findings += zero_sum_findings(store)
+    audit, _ = audit_findings_since(store, anchor)
+    result.findings += audit
+    result.entries_checked, result.accounts_checked = len(chains.entries), len(ranges)
+    if not any(f.severity == "critical" for f in result.findings):
+        result.anchor = until  # a failing slice stays behind the anchor: the next run reports it again
+    return result
