@@ -137,8 +137,19 @@ def test_a_missing_collection_is_never_created(legacy, platform):
     assert "wallets" not in legacy.collection_names()
 
 
-def test_round_trip_on_the_dirty_fixture_writes_only_the_four_balance_collections(legacy, platform):
+def _rekey_every_other_document(legacy: Store) -> None:
+    """Give every other balance document a string `_id` (the rest keep ObjectIds)."""
+    for name in SPECS:
+        for number, document in enumerate(list(legacy.raw(name).find())):
+            if number % 2:
+                legacy.raw(name).delete_one({"_id": {"$eq": document["_id"]}})
+                legacy.raw(name).insert_one({**document, "_id": f"{name}-{number:04d}"})
+
+
+def test_round_trip_on_the_dirty_fixture_writes_only_the_four_balance_collections(legacy, platform, monkeypatch):
+    monkeypatch.setattr(bridge, "LEGACY_SCAN_BATCH", 5)  # many batch boundaries across the two `_id` types
     manifest = build_legacy_fixture(legacy)
+    _rekey_every_other_document(legacy)
     directory = ("users", "user_accounts")
     directory_before = snapshot(legacy, directory)
     written: set[tuple[str, str]] = set()
