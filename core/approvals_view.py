@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.validation import boundary
 from core.ledger import AssetRegistry, from_minor, parse_account_id
 from core.ledger import accounts as acct
 from core.errors import LedgerError
@@ -170,6 +171,7 @@ def _owner_of(account_id: str) -> str | None:
     return account.owner if account.is_user else None
 
 
+@boundary
 def request_warnings(platform: Platform, principal: Principal, people: dict, *, kind: str, asset: str | None,
                      amount_minor: int | None, approved_by: list[str] | None = None) -> list[str]:
     """Why a request (about to be made, or waiting) may never complete: too few eligible
@@ -199,6 +201,7 @@ def request_warnings(platform: Platform, principal: Principal, people: dict, *, 
 COUNT_MAX = 100_000  # a queue count is exact up to this
 
 
+@boundary
 def count_requests(platform: Platform, principal: Principal, *, state: str | None, kind: str | None) -> int:
     """How many requests `list_approvals` would page through (served by the `state` or
     `kind` index). Raises: PermissionDeniedError."""

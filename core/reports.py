@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.validation import boundary, moment, raising
+from core.validation import audit_query, boundary, moment, raising
 from core.ledger import AccountKind
 from core.errors import InvalidStateError
 from core.ledger import AssetRegistry, from_minor
@@ -121,6 +121,7 @@ def _window(since: datetime, until: datetime) -> None:
         raise InvalidStateError(f"the time window may span at most {REVENUE_WINDOW_MAX.days} days")
 
 
+@boundary(since=raising(moment, InvalidStateError), until=raising(moment, InvalidStateError))
 def fee_movements(platform: Platform, principal: Principal, since: datetime, until: datetime) -> list[RevenuePoint]:
     """Every movement of the fee wallet on the UTC days from `since` to `until` (exclusive),
     grouped by day, asset and entry type — whole days, as the daily rollups keep them.
@@ -188,6 +189,7 @@ def stuck_entries(platform: Platform, now: datetime, stuck_after: timedelta = ST
     return sum(any(versions.get(p["account"], 0) < p.get("version", 0) for p in e.get("postings", [])) for e in entries)
 
 
+@boundary
 def alerts(platform: Platform, principal: Principal) -> Alerts:
     """What needs an admin's attention now: pending approvals, stuck entries, the last
     integrity run. Each part is one bounded, indexed read. Raises: PermissionDeniedError."""
@@ -225,6 +227,7 @@ AUDIT_VALUES_MAX = 500  # distinct values listed at most
 AUDIT_COUNT_MAX = 100_000  # an audit page count is exact up to this
 
 
+@boundary
 def audit_field_values(platform: Platform, principal: Principal, field_name: str) -> list[str]:
     """The distinct values of an audit field (event types, actors), for pick lists.
 
@@ -240,6 +243,7 @@ def audit_field_values(platform: Platform, principal: Principal, field_name: str
     return sorted(str(row["_id"]) for row in rows if isinstance(row.get("_id"), str))
 
 
+@boundary(query=audit_query)
 def count_audit_events(platform: Platform, principal: Principal, query: dict) -> int:
     """How many events a filter (`AuditFilter.query()`) matches, exact up to AUDIT_COUNT_MAX.
     Raises: PermissionDeniedError."""

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.validation import boundary
 from core.errors import InvalidFlowInputError, StoreError
 from core.flowtests.sandbox import Sandbox, ScenarioCheckError, StepRecord
 from core.flowtests.scenarios import all_scenarios
@@ -155,6 +156,7 @@ def run_scenario(name: str, stores: _SandboxStores | None = None) -> ScenarioRep
     )
 
 
+@boundary
 def run_scenarios(
     names: list[str] | None = None,
     uri: str | None = None,

@@ -130,7 +130,7 @@ def add_user(document: dict, *, username: str, name: str, email: str, role: str,
         raise ReservedNameError(f"{username!r} is reserved for the core's own actors; choose another name", username=username)
     if username in document["usernames"]:
         raise ConsoleUserError(f"user {username!r} exists", username=username)
-    if not isinstance(name, str) or not (1 <= len(name.strip()) <= DISPLAY_NAME_LENGTH_MAX):
+    if not isinstance(name, str) or not (1 <= len(name.strip()) <= DISPLAY_NAME_LENGTH_MAX) or not name.isprintable():
         raise ConsoleUserError(f"name must be 1-{DISPLAY_NAME_LENGTH_MAX} characters")
     if not isinstance(email, str) or not EMAIL_PATTERN.fullmatch(email):
         raise ConsoleUserError("email is not an address", email=repr(email))

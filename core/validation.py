@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from core.errors import (
+    AmountOverflowError,
     ApprovalNotFoundError,
     EntryNotFoundError,
     FlowNotFoundError,
@@ -139,13 +140,18 @@ def asset(value: object, name: str) -> None:
 def amount(value: object, name: str) -> None:
     """An Amount, Decimal, int or plain decimal text (amount errors otherwise)."""
     if isinstance(value, Amount):
+        amount_model(value, name)
         return
     to_decimal(value)
 
 
 def amount_model(value: object, name: str) -> None:
-    if not isinstance(value, Amount):
+    """An Amount model; checked again (`model_construct` skips its int64 validator)."""
+    if not isinstance(value, Amount) or isinstance(value.minor, bool) or not isinstance(value.minor, int):
         _refuse(name, value, "an Amount", InvalidAmountError)
+    check_asset_code(value.asset)
+    if not (INT64_MIN <= value.minor <= INT64_MAX):
+        raise AmountOverflowError(f"{value.asset} amount overflows int64", asset=value.asset, minor=str(value.minor)[:40])
 
 
 def signed(value: object, name: str) -> None:
@@ -231,8 +237,37 @@ def approval(value: object, name: str) -> None:
 
 def credentials(value: object, name: str) -> None:
     """A credentials document: `{"usernames": {name: account}}`."""
-    if not isinstance(value, dict) or not isinstance(value.get("usernames", {}), dict):
+    if not isinstance(value, dict) or not isinstance(value.get("usernames"), dict):
         _refuse(name, value, "a credentials mapping with 'usernames'", InvalidArgumentError)
+
+
+def people(value: object, name: str) -> None:
+    """Console accounts by username (`{username: {...}}`), as the credentials file holds them."""
+    if not isinstance(value, dict) or len(value) > DOCUMENT_ITEMS_MAX:
+        _refuse(name, value, "a mapping of usernames to accounts")
+    for username, account_fields in value.items():
+        if not isinstance(username, str) or not PRINCIPAL_NAME_PATTERN.fullmatch(username) or not isinstance(account_fields, dict):
+            _refuse(name, username, "a mapping of usernames to accounts")
+
+
+def names(value: object, name: str) -> None:
+    """A list of lower-case names (e.g. flow-test scenarios)."""
+    if not isinstance(value, (list, tuple)) or len(value) > LIST_ITEMS_MAX:
+        _refuse(name, value, f"a list of at most {LIST_ITEMS_MAX} names")
+    for item in value:
+        word(item, name)
+
+
+def actors(value: object, name: str) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) > LIST_ITEMS_MAX:
+        _refuse(name, value, f"a list of at most {LIST_ITEMS_MAX} principal names")
+    for item in value:
+        actor(item, name)
+
+
+def function(value: object, name: str) -> None:
+    if not callable(value):
+        _refuse(name, value, "a callable")
 
 
 def ids(value: object, name: str) -> None:
@@ -251,9 +286,11 @@ def users(value: object, name: str) -> None:
 
 
 def account(value: object, name: str) -> None:
-    """An Account model (its validator already refused non-plain owner/asset)."""
-    if not isinstance(value, Account):
+    """An Account model; its fields are checked again (`model_construct` skips validators)."""
+    if not isinstance(value, Account) or not isinstance(value.kind, AccountKind):
         _refuse(name, value, "an Account", InvalidAccountError)
+    check_owner_id(value.owner)
+    check_asset_code(value.asset)
 
 
 def account_id(value: object, name: str) -> None:
@@ -300,6 +337,31 @@ def audit_filter(value: object, name: str) -> None:
         _optional(moment)(getattr(value, field), f"{name}.{field}")
 
 
+AUDIT_QUERY_FIELDS = frozenset({"actor", "user", "type", "target"})
+
+
+def audit_query(value: object, name: str) -> None:
+    """A store filter as `AuditFilter.query()` builds it, and nothing else: plain text per
+    field or an anchored, escaped prefix `{"$regex": "^..."}`, and an `at` window of
+    datetimes. Anything else a caller hands in could be an operator."""
+    if not isinstance(value, dict):
+        _refuse(name, value, "an audit filter query")
+    for field, condition in value.items():
+        if field in AUDIT_QUERY_FIELDS:
+            if isinstance(condition, dict):
+                pattern = condition.get("$regex")
+                if set(condition) != {"$regex"} or not isinstance(pattern, str) or not pattern.startswith("^"):
+                    _refuse(f"{name}.{field}", condition, "text or an anchored prefix")
+                text(pattern, f"{name}.{field}")
+            else:
+                text(condition, f"{name}.{field}")
+        elif field == "at" and isinstance(condition, dict) and condition and set(condition) <= {"$gte", "$lt"}:
+            for bound in condition.values():
+                moment(bound, f"{name}.at")
+        else:
+            _refuse(f"{name} field", field, "actor, user, type, target or at")
+
+
 def _platform_class() -> type:
     from core.platform import Platform
 
@@ -324,6 +386,12 @@ def _entry_class() -> type:
     return Entry
 
 
+def _random_class() -> type:
+    import random
+
+    return random.Random
+
+
 def principal(value: object, name: str) -> None:
     """A Principal (its own validator refused look-alike and reserved names). Raises: InvalidPrincipalError."""
     check_principal(value)
@@ -333,14 +401,16 @@ platform = _instance(_platform_class, "a Platform")
 store = _instance(_store_class, "a Store")
 
 # -- the table: parameter name → check --------------------------------------------------
+# Optional parameters (default None, or `| None` in the annotation) accept None on top of
+# their check: `boundary` reads that from the signature; `optional_arguments` says it.
 CHECKS: dict[str, Checker] = {
     "self": lambda value, name: None,  # the bound object of a method
     "platform": platform,
     "principal": principal,
     "store": store,
     "log_store": store,
-    "legacy": _optional(store),
-    "ledger_store": _optional(store),
+    "legacy": store,
+    "ledger_store": store,
     # people and accounts
     "user_id": user,
     "seller": user,
@@ -366,8 +436,10 @@ CHECKS: dict[str, Checker] = {
     "withdrawal_id": raising(identifier, FlowNotFoundError),
     "source_entry_id": raising(identifier, EntryNotFoundError),
     "payment_id": identifier,
-    "flow_ref": _optional(identifier),
+    "flow_ref": identifier,
     "entry_ids": ids,
+    "snapshot_id": identifier,
+    "declaration_id": identifier,
     # assets and amounts
     "asset": asset,
     "from_asset": asset,
@@ -375,13 +447,14 @@ CHECKS: dict[str, Checker] = {
     "pay_asset": asset,
     "receive_asset": asset,
     "amount": amount,
+    "value": amount,
     "spend": amount,
     "destinations": postings,
     "extra_postings": postings,
     # numbers and flags
     "amount_minor": signed,
-    "min_receive_minor": _optional(count),
-    "approvals_required": _optional(count),
+    "min_receive_minor": count,
+    "approvals_required": count,
     "confirmations": count,
     "page": count,
     "page_size": count,
@@ -389,12 +462,15 @@ CHECKS: dict[str, Checker] = {
     "rows_max": count,
     "points": count,
     "placed_max": count,
+    "split_parts": count,
     "record": flag,
     "dry_run": flag,
+    "full": flag,
     # words
-    "state": _optional(word),
-    "scope": _optional(identifier),
+    "state": word,
+    "scope": identifier,
     "to": word,
+    "field_name": word,
     "entry_type": entry_type,
     # free text
     "reason": raising(text, ReasonRequiredError),
@@ -404,10 +480,19 @@ CHECKS: dict[str, Checker] = {
     "provider": text,
     "fiat_amount": text,
     "text": text,
+    "wallet_address": text,
+    "evidence": text,
+    "uri": text,  # a database URI: text here, its form is Store.from_uri's business
     # documents and models
     "payload": document,
-    "metadata": _optional(document),
+    "metadata": document,
     "approval": approval,
+    "snapshot": document,
+    "people": people,
+    "names": names,
+    "approved_by": actors,
+    "progress": function,
+    "rng": _instance(_random_class, "a random.Random"),
     "terms": _instance(_terms_class, "QuoteTerms"),
     "audit_filter": audit_filter,
     "entry_filter": entry_filter,
@@ -417,6 +502,7 @@ CHECKS: dict[str, Checker] = {
     "since": moment,
     "until": moment,
     "now": moment,
+    "as_of": moment,
 }
 
 UNCHECKED: list[str] = []  # "module.function(parameter)" the table does not cover (a test keeps it empty)
@@ -463,10 +549,23 @@ def boundary(function: F | None = None, /, **overrides: Checker) -> F | Callable
             return wrapped(*args, **kwargs)
 
         checked.__boundary__ = True  # type: ignore[attr-defined]
+        checked.__checks__ = checks  # type: ignore[attr-defined]  (tests check their baselines with it)
         BOUNDARY_FUNCTIONS.append(checked)
         return checked  # type: ignore[return-value]
 
     return decorate(function) if function is not None else decorate
+
+
+def precheck(function: Callable[..., Any], **values: object) -> None:
+    """Run the boundary checks of `function` (a @boundary function, or a Ledger method
+    checked with `arguments`) on keyword `values` without calling it. For tests."""
+    checks = getattr(function, "__checks__", None)
+    if checks is None:
+        arguments(**values)
+        return
+    for name, value in values.items():
+        if name in checks:
+            checks[name](value, name)
 
 
 def arguments(**values: object) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from core.validation import boundary
 from core.errors import ProofNotFoundError, SnapshotTamperedError
 from core.ledger import AssetRegistry, check_owner_id, from_minor
 from core.liabilities import tree
@@ -93,6 +94,7 @@ def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | 
     return proofs
 
 
+@boundary
 def user_proof_bundle(platform: Platform, principal: Principal, user_id: str, *, snapshot_id: str | None = None,
                       asset: str | None = None) -> dict:
     """Every proof of one user in a snapshot (default: the newest), as one JSON-ready bundle.
@@ -195,6 +197,7 @@ class SnapshotCheck:
     users_checked: int = 0
 
 
+@boundary
 def verify_snapshot(platform: Platform, principal: Principal, snapshot_id: str | None = None) -> SnapshotCheck:
     """Rebuild every asset's tree from the stored leaves and compare with what was published;
     check every user's recorded leaves against the stored ones and that users' sums add up

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
+from core.validation import boundary
 from core import reports
 from core.clock import to_millis
 from core.errors import InvalidReserveError
@@ -29,6 +30,7 @@ RESERVES_READ_MAX = 1_000
 RATIO_PLACES = Decimal("0.0001")
 
 
+@boundary
 def declare_reserve(platform: Platform, principal: Principal, *, asset: str, value: object, wallet_address: str,
                     as_of: datetime, evidence: str = "", declaration_id: str | None = None) -> dict:
     """Record that `wallet_address` held `value` of `asset` at `as_of` (audited).
@@ -68,6 +70,7 @@ def declare_reserve(platform: Platform, principal: Principal, *, asset: str, val
     return existing
 
 
+@boundary
 def declared_reserves(platform: Platform, principal: Principal, limit: int = RESERVES_READ_MAX) -> list[dict]:
     """Declarations, newest first (bounded). Raises: PermissionDeniedError."""
     require(principal, Permission.READ_PLATFORM)
@@ -120,6 +123,7 @@ def latest_reserves(declarations: list[dict]) -> dict[str, tuple[int, int]]:
     return result
 
 
+@boundary
 def solvency(platform: Platform, principal: Principal, snapshot: dict | None = None) -> list[SolvencyRow]:
     """Per asset: live user liabilities, the snapshot's total, the platform's own holdings,
     declared reserves and the ratio. Raises: PermissionDeniedError."""
