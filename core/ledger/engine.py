@@ -251,12 +251,13 @@ class Ledger:
                      if d["_id"] not in seen]
             if not batch:
                 break
+            seen.update(d["_id"] for d in batch)
+            if stale_after > timedelta(0):  # young (by this process's clock, which may be skewed): left to its writer for now
+                batch = [d for d in batch if not (isinstance(d.get("created_at"), datetime) and d["created_at"] > cutoff)]
+            versions = self._versions({p["account"] for d in batch for p in d["postings"]})
             done = []
             for document in batch:
-                seen.add(document["_id"])
-                if stale_after > timedelta(0) and isinstance(document.get("created_at"), datetime) and document["created_at"] > cutoff:
-                    continue  # young (by this process's clock, which may be skewed): left to its writer for now
-                problem = self._recover_one(document)
+                problem = self._recover_one(document, versions)
                 if problem:
                     report.poisoned[document["_id"]] = problem
                 else:
@@ -266,18 +267,27 @@ class Ledger:
                 report.entries_projected += done
         return report
 
-    def _recover_one(self, document: dict) -> str:
-        """Project one entry and confirm it landed. Returns "" or why it could not."""
+    def _versions(self, accounts: set[str]) -> dict[str, object]:
+        """account → projected version (one read for a whole batch)."""
+        if not accounts:
+            return {}
+        documents = self._balances.find({"_id": {"$in": sorted(accounts)}}, projection={"version": 1}, limit=len(accounts))
+        return {d["_id"]: d.get("version") for d in documents}
+
+    def _recover_one(self, document: dict, versions: dict[str, object]) -> str:
+        """Project one entry if any of its accounts lags its claim, and confirm it landed.
+        Returns "" or why it could not."""
+        def behind() -> list[str]:
+            return [p["account"] for p in document["postings"]
+                    if not isinstance(versions.get(p["account"], 0), int) or versions.get(p["account"], 0) < p["version"]]
         try:
-            self.project(document)
-            accounts = [p["account"] for p in document["postings"]]
-            projected = {d["_id"]: d.get("version") for d in self._balances.find(
-                {"_id": {"$in": accounts}}, projection={"version": 1}, limit=len(accounts))}
-            behind = [p["account"] for p in document["postings"]
-                      if not isinstance(projected.get(p["account"]), int) or projected[p["account"]] < p["version"]]
+            if behind():
+                self.project(document)
+                versions.update(self._versions({p["account"] for p in document["postings"]}))
+            lagging = behind()
         except (LedgerError, KeyError, TypeError, ValueError) as error:
             return f"cannot project: {type(error).__name__}: {error}"[:300]
-        return f"projection of {', '.join(behind)} is behind the entry's claim" if behind else ""
+        return f"projection of {', '.join(lagging)} is behind the entry's claim" if lagging else ""
 
     # -- holds ---------------------------------------------------------------------------------
     def place_hold(self, *, hold_id: str, source: Account, held: Account, amount: object, actor: str,

@@ -50,7 +50,7 @@ class RecoveryReapplies(CountingLedger):
     """Recovery that applies an unprojected entry's legs by increment, without asking
     whether they are already in."""
 
-    def _recover_one(self, document: dict) -> str:
+    def _recover_one(self, document: dict, versions: dict) -> str:
         for posting in document["postings"]:
             self._balances.update_one({"_id": posting["account"]}, {
                 "$inc": {"balance_minor": posting["amount_minor"]}, "$max": {"version": posting["version"]},
