@@ -335,3 +335,14 @@ class QuoteDecisionConflictError(QuoteExpiredError, FlowDecisionConflictError):
 class MalformedValueError(InvalidArgumentError, InvalidFlowInputError, InvalidEntryError, InvalidFilterError):
     """A number, date, flag, text or document argument has the wrong type or shape (a bool
     or a float where an int belongs, a `$` field name, a control character, too long...)."""
+
+
+class BrokenInvariantError(LedgerError):
+    """A money invariant failed at run time — a bug, never user input. Raised before
+    anything is written, and never stripped the way `assert` is under `python -O`."""
+
+
+def ensure(condition: object, message: str, **details: object) -> None:
+    """Check a money invariant explicitly. Raises: BrokenInvariantError."""
+    if not condition:
+        raise BrokenInvariantError(message, **details)

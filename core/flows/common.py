@@ -25,6 +25,7 @@ from core.errors import (
     InsufficientFundsError,
     InvalidFlowInputError,
 )
+from core.errors import ensure
 from core.ledger import digest
 from core.ledger import from_minor
 from core.permissions import Principal
@@ -65,7 +66,7 @@ def flow_id(prefix: str, *parts: str) -> str:
 
 def fee_minor(amount_minor: int, rate: Decimal) -> int:
     """The fee on `amount_minor` at `rate`, rounded UP to a whole minor unit."""
-    assert amount_minor >= 0
+    ensure(amount_minor >= 0, "a fee is taken on a non-negative amount", amount_minor=amount_minor)
     with localcontext() as context:
         context.prec = ARITHMETIC_PRECISION
         return int((Decimal(amount_minor) * rate).to_integral_value(rounding=ROUND_CEILING))

@@ -35,6 +35,7 @@ from core.errors import (
     QuoteExpiredError,
     SlippageExceededError,
 )
+from core.errors import ensure
 from core.flows import referral
 from core.flows.common import check_user, decide, decision, flow_id, hold_for_flow, insert_or_existing, load, step
 from core.ledger import from_minor
@@ -68,10 +69,12 @@ class QuoteTerms:
     spread_asset: str
 
     def check(self) -> None:
-        assert self.pay_minor == self.pay_to_liquidity_minor + self.pay_fee_minor > 0
-        assert self.reserved_minor == self.receive_minor + self.receive_fee_minor and self.receive_minor > 0
-        assert min(self.pay_fee_minor, self.receive_fee_minor, self.pay_to_liquidity_minor) >= 0
-        assert self.pay_asset != self.receive_asset
+        """The quote's legs add up: nothing created or lost by rounding. Raises: BrokenInvariantError."""
+        ensure(self.pay_minor == self.pay_to_liquidity_minor + self.pay_fee_minor > 0, "quote: payment legs do not add up")
+        ensure(self.reserved_minor == self.receive_minor + self.receive_fee_minor and self.receive_minor > 0,
+               "quote: reserved amount does not equal what the user and fees receive")
+        ensure(min(self.pay_fee_minor, self.receive_fee_minor, self.pay_to_liquidity_minor) >= 0, "quote: a negative leg")
+        ensure(self.pay_asset != self.receive_asset, "quote: the same asset on both sides")
 
 
 @boundary

@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from core.errors import ensure
+
 
 def _default(value: Any) -> str:
     if isinstance(value, datetime):
@@ -19,7 +21,7 @@ def _default(value: Any) -> str:
 
 def canonical(value: Any) -> bytes:
     """Sorted-key, compact JSON. Floats are a bug here: money is never a float."""
-    assert not _contains_float(value), "floats never reach a hash"
+    ensure(not _contains_float(value), "a float reached a hash: money is never a float")
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default, ensure_ascii=False).encode()
 
 
