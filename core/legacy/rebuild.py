@@ -21,7 +21,10 @@ What a plan never does:
 The old backend reads BSON doubles, so a rebuild writes doubles: the one place a float is
 made, from exact decimal text that a double reads back exactly (`_text` refuses any other
 at planning time). Writes address documents by `{_id: {$eq: id}}`: an `_id` stored as an
-embedded document is compared as a value, never read as an operator.
+embedded document is compared as a value, never read as an operator. Every write is
+idempotent, so two executions of one approved plan (approvals run executors without
+claims) end in the same state: `$set` updates, deletes by `_id`, and inserts under a
+deterministic `_id` (`inserted_id`).
 """
 
 from __future__ import annotations
@@ -113,6 +116,12 @@ def _before(value: object) -> str | None:
     return str(number) if number is not None else (None if value is None else f"<{type(value).__name__}>")
 
 
+def inserted_id(user: str, currency: str) -> str:
+    """The `_id` of a `wallets` document a rebuild creates: deterministic, so two runs of
+    one approved plan (a retry beside a slow first run) insert one document, never two."""
+    return f"ledger-rebuild:{user}:{currency}"
+
+
 def _write(op: str, name: str, document: str | None, pair: Pair, sets: dict, before: dict, timestamps: dict) -> dict:
     return {"op": op, "collection": name, "document": document, "user": pair[0], "currency": pair[1],
             "set": sets, "before": before, "timestamps": timestamps}
@@ -154,7 +163,8 @@ def _pair_writes(view: LegacyView, pair: Pair, target: dict[str, int], scale: in
             if name == AUTHORITATIVE_DEFAULT and target["total"] and not held:
                 fields = {spec.owner_field: pair[0], "currency": pair[1], **{spec.fields[k]: v for k, v in desired.items()}}
                 timestamps = {t: NOW_MARKER for t in spec.timestamp_fields}
-                writes.append((_write("insert", name, None, pair, fields, {}, timestamps), None))
+                document_id = inserted_id(*pair)
+                writes.append((_write("insert", name, document_id, pair, fields, {}, timestamps), document_id))
             continue
         update = _update(name, records[0], pair, target, desired, scale)
         if update is not None:
@@ -328,7 +338,10 @@ def _apply(legacy: Store, plan: RebuildPlan, now: datetime) -> None:
         }
         times = {k: (now if v is NOW_MARKER else datetime.fromisoformat(v)) for k, v in write["timestamps"].items()}
         if write["op"] == "insert":
-            collection.insert_one({**money, **times})
+            try:
+                collection.insert_one({"_id": raw_id, **money, **times})
+            except DuplicateKeyStoreError:
+                pass  # another run of the same approved plan inserted it first: one document, never two
         elif write["op"] == "update":
             collection.update_one({"_id": {"$eq": raw_id}}, {"$set": {**money, **times}})
         else:

@@ -35,8 +35,11 @@ from core.legacy.bridge import (
 from core.ledger import AssetRegistry
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.ledger import Finding, scan
+from core.ledger import Finding
 from core.ledger import Store
+
+
+LEDGER_BALANCES_BATCH = 1_000  # balance documents per read of the ledger's user projections
 
 
 @dataclass
@@ -186,13 +189,23 @@ class ReconcileReport:
         }
 
 
-def ledger_user_balances(store: Store) -> dict[Pair, dict[str, int]]:
-    """Every user's available/locked per asset from the projections (scan by `kind`)."""
+def ledger_user_balances(store: Store, batch_size: int = LEDGER_BALANCES_BATCH) -> dict[Pair, dict[str, int]]:
+    """Every user's available/locked per asset from the projections.
+
+    Read per kind as a range of `_id`s (an account id starts with its kind, `user.available:`),
+    in `_id` order and bounded batches: the `_id` index serves both the range and the order,
+    where a filter on `kind` sorted by `_id` would need a blocking in-memory sort."""
     result: dict[Pair, dict[str, int]] = {}
-    kinds = {AccountKind.USER_AVAILABLE.value: "available", AccountKind.USER_LOCKED.value: "locked"}
-    for document in scan(store.collection("balances"), {"kind": {"$in": sorted(kinds)}}):
-        values = result.setdefault((document["owner"], document["asset"]), {"available": 0, "locked": 0})
-        values[kinds[document["kind"]]] = document.get("balance_minor", 0)
+    for kind, logical in ((AccountKind.USER_AVAILABLE.value, "available"), (AccountKind.USER_LOCKED.value, "locked")):
+        bound: dict = {"$gte": f"{kind}:", "$lt": f"{kind};"}  # ';' follows ':': exactly this kind's ids
+        while True:
+            batch = store.collection("balances").find({"_id": bound}, sort=[("_id", 1)], limit=batch_size)
+            for document in batch:
+                values = result.setdefault((document["owner"], document["asset"]), {"available": 0, "locked": 0})
+                values[logical] = document.get("balance_minor", 0)
+            if len(batch) < batch_size:
+                break
+            bound = {"$gt": batch[-1]["_id"], "$lt": f"{kind};"}
     return result
 
 

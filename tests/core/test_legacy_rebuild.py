@@ -127,6 +127,21 @@ def test_an_empty_database_is_never_populated(legacy, platform, monkeypatch, cap
     assert "LEGACY_DB" in capsys.readouterr().err
 
 
+def test_two_runs_of_one_approved_plan_insert_one_document(legacy, platform):
+    from core.legacy.rebuild import _apply
+
+    deposit(platform.ledger, "u1", "1", "BTC")
+    legacy.collection("crypto_balances").insert_one({"user_id": "u1", "currency": "BTC", "balance": 0.5})
+    plan = plan_rebuild(platform, ADMIN, legacy)
+    assert [(w["op"], w["document"]) for w in plan.writes if w["collection"] == "wallets"] == [
+        ("insert", "ledger-rebuild:u1:BTC")
+    ]
+    _apply(legacy, plan, platform.clock.now())
+    _apply(legacy, plan, platform.clock.now())  # a retry beside a slow first run: the same end state
+    assert legacy.raw("wallets").count_documents({"user_id": "u1"}) == 1
+    assert reconcile(platform.store, legacy, DEFAULT_REGISTRY).clean and plan_rebuild(platform, ADMIN, legacy).writes == []
+
+
 def test_a_missing_collection_is_never_created(legacy, platform):
     deposit(platform.ledger, "u1", "1", "BTC")
     legacy.collection("crypto_balances").insert_one({"user_id": "u1", "currency": "BTC", "balance": 0.5})

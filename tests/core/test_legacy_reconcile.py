@@ -4,6 +4,7 @@ balance, a missing collection, an empty database — are findings that fail the 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -56,6 +57,18 @@ def test_reconcile_a_negative_balance_all_collections_agree_on_is_a_finding(lega
     assert _cli(monkeypatch, platform, legacy, ["legacy", "reconcile"]) == 1
     out = capsys.readouterr().out
     assert "negative_balance" in out and "u-neg" in out
+
+
+def test_ledger_user_balances_reads_every_user_across_batches(platform):
+    from core.legacy.reconcile import ledger_user_balances
+
+    for number in range(7):
+        deposit(platform.ledger, f"u{number}", f"0.{number + 1}", "BTC")
+    platform.ledger.place_user_hold(hold_id="h-u3", user_id="u3", asset="BTC", amount=Decimal("0.1"), actor="test")
+    whole = ledger_user_balances(platform.store)
+    assert len(whole) == 7 and whole[("u3", "BTC")] == {"available": 30_000_000, "locked": 10_000_000}
+    for batch_size in (1, 2, 3, 7):
+        assert ledger_user_balances(platform.store, batch_size) == whole
 
 
 def test_reconcile_a_missing_collection_is_a_finding(legacy):
