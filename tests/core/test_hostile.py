@@ -385,12 +385,10 @@ def test_operator_in_hold_id_pays_nothing_out(world):
 
 def test_forged_amount_and_huge_metadata_are_named_errors(world):
     from core.errors import AmountOverflowError, InvalidEntryError
+    from core.ledger.money import Amount
 
     before = everything(world.store)
     with pytest.raises(AmountOverflowError):
-        amount_forged = acct  # noqa: F841 (keeps the name readable below)
-        from core.ledger.money import Amount
-
         Amount(asset="BTC", minor=2**70, scale=8)
     forged = Amount.model_construct(asset="BTC", minor=2**70, scale=8)
     with pytest.raises(AmountOverflowError):

@@ -14,7 +14,7 @@ from core.errors import (
     NonPositiveAmountError,
     UnknownAssetError,
 )
-from core.ledger.money import DEFAULT_REGISTRY, INT64_MAX, Asset, AssetRegistry, amount, from_minor, positive_amount
+from core.ledger.money import DEFAULT_REGISTRY, INT64_MAX, Amount, Asset, AssetRegistry, amount, from_minor, positive_amount
 
 
 def test_amount_from_decimal_string_is_exact():
@@ -112,3 +112,79 @@ def test_amount_round_trips_exactly(value, asset):
     made = amount(str(value), asset)
     assert made.to_decimal() == value
     assert from_minor(made.minor, asset) == made
+
+
+# -- hostile text (issue 11): no rounding context, no exponents, no raw decimal errors -----------
+def test_amount_31_digit_text_is_excess_precision_not_rounded():
+    from core.errors import ExcessPrecisionError
+
+    with pytest.raises(ExcessPrecisionError):
+        amount("1.000000000000000000000000000001", "BTC")
+    with pytest.raises(ExcessPrecisionError):
+        amount(Decimal("1.000000000000000000000000000001"), "BTC")
+
+
+@pytest.mark.parametrize("value", ["1e3", "1E3", "1e-999999999", "1e999999999", "-2.5e1", ".5e1"])
+def test_amount_exponent_text_refused(value):
+    from core.errors import ExponentNotationError
+
+    with pytest.raises(ExponentNotationError):
+        amount(value, "BTC")
+
+
+def test_amount_extreme_decimal_exponents_are_named_errors():
+    from core.errors import AmountOverflowError, ExcessPrecisionError
+
+    with pytest.raises(ExcessPrecisionError):
+        amount(Decimal("1e-999999999"), "BTC")  # was silently 0
+    with pytest.raises(AmountOverflowError):
+        amount(Decimal("1e999999999"), "BTC")  # was a raw decimal.Overflow
+    with pytest.raises(AmountOverflowError):
+        amount("1" * 40, "BTC")
+    assert amount(Decimal("0e999999999"), "BTC").minor == 0  # zero is exactly zero at any exponent
+
+
+def test_amount_too_many_digits_refused():
+    from core.errors import InvalidAmountError, TooManyDigitsError
+
+    with pytest.raises(TooManyDigitsError):
+        amount(Decimal("1." + "0" * 80), "BTC")
+    with pytest.raises(InvalidAmountError):  # text is limited by length first
+        amount("1." + "0" * 80, "BTC")
+
+
+@pytest.mark.parametrize("value", ["1_000", "١", "0x10", "1,5", "1.5\n", "\n1", "+-1", "1..2", "."])
+def test_amount_only_plain_ascii_decimal_text(value):
+    from core.errors import InvalidAmountError
+
+    with pytest.raises(InvalidAmountError):
+        amount(value, "BTC")
+
+
+def test_amount_text_padding_and_forms_that_stay_exact():
+    assert amount(" 1.5\t", "BTC").minor == 150_000_000
+    assert amount(".5", "BTC").minor == 50_000_000
+    assert amount("5.", "BTC").minor == 500_000_000
+    assert amount("-0.00000001", "BTC").minor == -1
+    assert amount("92233720368.54775807", "BTC").minor == 2**63 - 1
+
+
+def test_forged_amount_model_overflow_is_named():
+    from core.errors import AmountOverflowError
+
+    with pytest.raises(AmountOverflowError):
+        Amount(asset="BTC", minor=2**70, scale=8)
+    with pytest.raises(AmountOverflowError):
+        Amount(asset="BTC", minor=-(2**63) - 1, scale=8)
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=None))
+def test_amount_of_any_decimal_is_exact_or_named(value):
+    """Whatever the Decimal, the result is exact (round-trips) or a named refusal."""
+    from core.errors import LedgerError
+
+    try:
+        result = amount(value, "BTC")
+    except LedgerError:
+        return
+    assert result.to_decimal() == value

@@ -132,3 +132,83 @@ def test_users_cli_add_set_role_disable(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.delenv(users.CREDENTIALS_ENV, raising=False)
     assert main(["users", "disable", "carol"]) == 2  # no file named
     assert main(["users", "--file", str(users.DEMO_CREDENTIALS_PATH), "disable", "qa"]) == 2  # demo file is not managed
+
+
+# -- hostile input (issue 11) ---------------------------------------------------------------------
+@pytest.mark.parametrize("username", ["sam\n", "sam\n\n", "sam\x00", "Sam", "s am", "$sam", "sam\t"])
+def test_add_user_refuses_look_alike_names(username):
+    with pytest.raises(ConsoleUserError):
+        users.add_user(users.empty_credentials(), username=username, name="Sam", email="s@x.io", role="qa", password=PASSWORD)
+
+
+@pytest.mark.parametrize("email", ["s@x.io\n", "s@x.io\x00", "s\n@x.io"])
+def test_add_user_refuses_look_alike_emails(email):
+    with pytest.raises(ConsoleUserError):
+        users.add_user(users.empty_credentials(), username="sam", name="Sam", email=email, role="qa", password=PASSWORD)
+
+
+@pytest.mark.parametrize("username", ["system", "cli", "platform", "world", "legacy-fixture", "flowtest_maker"])
+def test_add_user_refuses_reserved_names(username):
+    from core.errors import ReservedNameError
+
+    with pytest.raises(ReservedNameError):
+        users.add_user(users.empty_credentials(), username=username, name="X", email="x@x.io", role="admin", password=PASSWORD)
+
+
+def test_reserved_and_look_alike_names_never_log_in():
+    """A hand-edited file cannot smuggle in a person named like the backend or the CLI."""
+    hashed = users.hash_password(PASSWORD)
+    document = {"usernames": {name: {"name": "X", "email": "x@x.io", "password": hashed, "roles": ["admin"]}
+                              for name in ("system", "cli", "CLI", "admin\n", "ann")}}
+    assert list(users.console_credentials(document)["usernames"]) == ["ann"]
+
+
+def test_principal_refuses_reserved_names_in_another_role():
+    from core.errors import InvalidPrincipalError, PermissionDeniedError
+    from core.permissions import SYSTEM, Principal, check_principal
+
+    for name, role in (("system", Role.ADMIN), ("cli", Role.SUPPORT), ("System", Role.SYSTEM), ("admin\n", Role.ADMIN)):
+        with pytest.raises(InvalidPrincipalError):
+            Principal(name=name, role=role)
+    assert issubclass(InvalidPrincipalError, PermissionDeniedError)
+    assert check_principal(SYSTEM) is SYSTEM
+    assert Principal(name="cli", role=Role.ADMIN).name == "cli"  # the CLI's own principal
+    forged = Principal.model_construct(name="admin\n", role=Role.ADMIN)
+    with pytest.raises(InvalidPrincipalError):
+        check_principal(forged)
+    for junk in (None, {"name": "admin", "role": "admin"}, "admin"):
+        with pytest.raises(InvalidPrincipalError):
+            check_principal(junk)
+
+
+def test_users_cli_refuses_newline_and_reserved_names(tmp_path: Path, monkeypatch):
+    path = tmp_path / "console.yaml"
+    for username in ("sam\n", "system", "cli"):
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+        assert main(["users", "--file", str(path), "add", username, "--name", "X", "--email", "x@x.io",
+                     "--role", "admin", "--password-stdin"]) == 2
+    assert not path.exists()
+
+
+def test_demo_passwords_are_refused_by_hash_on_a_real_store(tmp_path: Path):
+    """A copy of the demo file without its `demo: true` marker, or one demo account pasted
+    into a real file, is still refused when MONGODB_URI is set."""
+    demo = users.load_credentials(users.DEMO_CREDENTIALS_PATH)
+    copy = tmp_path / "copy.yaml"
+    users.save_credentials(copy, {"usernames": demo["usernames"]})  # marker removed, other path
+    with pytest.raises(ConfigurationError, match="demo password") as refusal:
+        users.resolve_console_auth(embedded=False, credentials_path=str(copy), cookie_key="k" * 40)
+    assert set(refusal.value.details["accounts"]) == {"admin", "admin2", "qa", "support"}
+    mixed = tmp_path / "mixed.yaml"
+    document = users.add_user(users.empty_credentials(), username="alice", name="A", email="a@x.io", role="admin", password=PASSWORD)
+    document["usernames"]["boss"] = {"name": "B", "email": "b@x.io", "roles": ["admin"],
+                                     "password": users.hash_password("demo-support-2026")}  # re-hashed: a new salt
+    users.save_credentials(mixed, document)
+    with pytest.raises(ConfigurationError, match="boss"):
+        users.resolve_console_auth(embedded=False, credentials_path=str(mixed), cookie_key="k" * 40)
+    assert users.demo_password_accounts({"usernames": {"alice": document["usernames"]["alice"]}}) == []
+
+
+def test_demo_password_check_is_not_needed_on_the_embedded_store():
+    auth = users.resolve_console_auth(embedded=True, credentials_path=None, cookie_key=None)
+    assert auth.demo
