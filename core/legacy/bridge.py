@@ -350,6 +350,10 @@ def build_view(documents_by_collection: dict[str, list[dict]], registry: AssetRe
                 )
         for pair, records in pending.items():
             _group(view, name, pair, records)
+    held = {(r.collection, r.document) for by_name in view.held.values() for rs in by_name.values() for r in rs}
+    for dirt in view.dirt:
+        if (dirt.collection, dirt.document) in held:
+            dirt.fixable = False  # a rebuild never touches a held document: its dirt waits for a human
     return view
 
 

@@ -91,6 +91,23 @@ def test_unreadable_documents_are_never_overwritten_or_deleted(legacy, platform)
     assert all(after[key] == document for key, document in unreadable.items())  # byte for byte
     assert legacy.raw("crypto_balances").find_one({"user_id": "u-known"})["balance"] == 1.0
     assert legacy.raw("wallets").count_documents({"user_id": "u-known", "currency": "BTC"}) == 1
+    after_rebuild = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
+    assert after_rebuild.clean and len(after_rebuild.held) == len(plan.held)  # clean, and still listed for a human
+
+
+def test_a_suffixed_copy_beside_a_plain_balance_survives_the_round_trip(legacy, platform):
+    legacy.collection("wallets").insert_many([_wallet("u1", "USDT", 100.0), _wallet("u1", "USDTTRC20", 12.5)])
+    report = import_balances(platform, ADMIN, legacy)
+    assert [p["available_minor"] for p in report.planned] == [100_000_000]
+    assert [(n["kind"], n["values"]["available_balance"]) for n in report.not_booked] == [("held", "12.5")]
+    plan = plan_rebuild(platform, ADMIN, legacy)
+    assert not [w for w in plan.writes if w["op"] == "delete"] and [h["raw_currency"] for h in plan.held] == ["'USDTTRC20'"]
+    deposit(platform.ledger, "u1", "1", "USDT")  # the ledger moves on: the plain document is rewritten
+    assert _rebuild(platform, legacy)["ok"]
+    assert legacy.raw("wallets").find_one({"currency": "USDTTRC20"})["available_balance"] == 12.5  # never deleted
+    assert legacy.raw("wallets").find_one({"currency": "USDT"})["available_balance"] == 101.0
+    final = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
+    assert final.ok and final.clean and [h["user"] for h in final.held] == ["u1"]
 
 
 def test_one_pair_a_double_cannot_hold_is_refused_by_name_and_the_rest_proceeds(legacy, platform):
