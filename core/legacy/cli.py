@@ -39,8 +39,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     report = reconcile(platform.store, legacy, platform.registry)
     data = report.as_dict()
     text = (
-        f"legacy reconcile: {'OK' if report.ok else 'DRIFT'} — {report.pairs_checked} pairs, "
-        f"{len(report.drift)} drift, "
+        f"legacy reconcile: {'OK' if report.ok else 'DRIFT' if report.drift else 'FINDINGS'} — "
+        f"{report.pairs_checked} pairs, {len(report.drift)} drift, {len(report.findings)} findings, "
+        f"{len(report.held)} held for a human, "
         f"{len(report.noise)} noise, {len(report.dirt)} dirty documents ({data['counts']['dirt_by_kind']})"
     )
     text += "".join(
@@ -102,7 +103,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     cli.emit(
         {"requested": True, "approval_id": request["_id"], "state": request["state"], "payload": request["payload"]},
         args.json,
-        f"rebuild requested: approval {request['_id']} ({request['state']}); another admin approves it in the console",
+        f"rebuild requested: approval {request['_id']} ({request['state']}); another admin approves it in the console; "
+        f"{request['payload'].get('refused', 0)} pairs refused and {request['payload'].get('held', 0)} documents held "
+        "for a human decision are left alone (--dry-run lists them)",
     )
     return cli.EXIT_OK
 
