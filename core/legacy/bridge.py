@@ -255,7 +255,7 @@ def _choice_reason(primary: LegacyRecord, runner_up: LegacyRecord) -> str:
     if runner_up.suffixed and not primary.suffixed:
         return f"its currency code is plain; {runner_up.document} has a network suffix"
     if primary.updated_at != runner_up.updated_at:
-        return f"newest ({iso(primary.updated_at)} vs {iso(runner_up.updated_at)})"
+        return f"newest ({iso(primary.updated_at)} vs {iso(runner_up.updated_at) or 'no readable timestamp'})"
     return "no document is newer: the lowest id"
 
 
