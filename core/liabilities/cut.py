@@ -8,7 +8,7 @@ after a stream of entries. A proof of liabilities built on such a read would be 
 How the cut is made consistent (no transactions needed; standalone server, replica set
 and embedded store alike):
 1. collect #1: read every `user.available` / `user.locked` balance document in `_id`
-   order, in bounded batches (served by the `kind` index and `_id`);
+   order, in bounded batches (one `_id` range per kind, served by the `_id` index);
 2. read every journal entry still flagged `unprojected` (sparse index) and the newest
    entry's id;
 3. collect #2: read the same documents again (version and balance only).
@@ -35,6 +35,7 @@ from core.errors import NegativeLiabilityError, SnapshotContendedError
 from core.ledger import AccountKind, Store
 
 READ_BATCH_SIZE = 5_000
+FLAGGED_READ_MAX = 50_000  # entries flagged `unprojected` one cut may inspect (core.ledger.store.QUERY_LIMIT_MAX)
 CUT_ATTEMPTS_MAX = 5
 USER_KINDS = (AccountKind.USER_AVAILABLE.value, AccountKind.USER_LOCKED.value)
 
@@ -61,42 +62,44 @@ class Cut:
 
 
 def _collect(store: Store, projection: dict) -> dict[str, dict]:
-    """Every user balance document, by id, in bounded batches."""
+    """Every user balance document, by id, in bounded batches.
+
+    Account ids are `kind:owner:asset`, so each user kind is one `_id` range
+    ("user.available:" up to "user.available;", ";" being the character after ":"): the
+    `_id` index serves both the filter and the order, and continuing after the last id read
+    pages without skipping."""
     balances = store.collection("balances")
     documents: dict[str, dict] = {}
-    after: str | None = None
-    while True:
-        query: dict = {"kind": {"$in": list(USER_KINDS)}}
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        batch = balances.find(query, sort=[("_id", 1)], limit=READ_BATCH_SIZE, projection=projection)
-        for document in batch:
-            documents[document["_id"]] = document
-        if len(batch) < READ_BATCH_SIZE:
-            return documents
-        after = batch[-1]["_id"]
+    for kind in USER_KINDS:
+        after, before = f"{kind}:", f"{kind};"
+        while True:
+            batch = balances.find({"_id": {"$gt": after, "$lt": before}}, sort=[("_id", 1)], limit=READ_BATCH_SIZE,
+                                  projection=projection)
+            for document in batch:
+                documents[document["_id"]] = document
+            if len(batch) < READ_BATCH_SIZE:
+                break
+            after = batch[-1]["_id"]
+    return documents
 
 
 def _split_entries(store: Store, versions: dict[str, int]) -> tuple[list[str], int]:
-    """Flagged entries that are half inside the cut (some user legs projected, some not)."""
-    entries = store.collection("entries")
-    split: list[str] = []
-    seen = 0
-    after: str | None = None
-    while True:
-        query: dict = {"unprojected": True}
-        if after is not None:
-            query["_id"] = {"$gt": after}
-        batch = entries.find(query, sort=[("_id", 1)], limit=READ_BATCH_SIZE, projection={"postings": 1})
-        for document in batch:
-            inside = {versions.get(p["account"], 0) >= p["version"]
-                      for p in document.get("postings", []) if p.get("kind") in USER_KINDS and "version" in p}
-            if len(inside) == 2:
-                split.append(document["_id"])
-        seen += len(batch)
-        if len(batch) < READ_BATCH_SIZE:
-            return split, seen
-        after = batch[-1]["_id"]
+    """Flagged entries that are half inside the cut (some user legs projected, some not).
+
+    One read, no order needed (the sparse `unprojected` index serves it). More than
+    FLAGGED_READ_MAX flagged entries means recovery has not run for a long time: the cut
+    refuses rather than decide on a partial list (take_snapshot runs recovery first)."""
+    batch = store.collection("entries").find({"unprojected": True}, limit=FLAGGED_READ_MAX, projection={"postings": 1})
+    if len(batch) >= FLAGGED_READ_MAX:
+        raise SnapshotContendedError(f"{FLAGGED_READ_MAX} or more journal entries await recovery: run `python -m core recover`, "
+                                     "then take the snapshot", flagged_entries=len(batch))
+    split = []
+    for document in batch:
+        inside = {versions.get(p["account"], 0) >= p["version"]
+                  for p in document.get("postings", []) if p.get("kind") in USER_KINDS and "version" in p}
+        if len(inside) == 2:
+            split.append(document["_id"])
+    return split, len(batch)
 
 
 def _digest(documents: dict[str, dict]) -> str:
@@ -121,9 +124,9 @@ def _liabilities(documents: dict[str, dict]) -> tuple[dict[str, dict[str, int]],
 def read_cut(store: Store, attempts_max: int = CUT_ATTEMPTS_MAX) -> Cut:
     """Read every user's liability per asset at one consistent journal position.
 
-    Cost per attempt: 2 x ceil(user balance documents / READ_BATCH_SIZE) reads of
-    `balances`, ceil(flagged entries / READ_BATCH_SIZE) reads of `entries`, and one read
-    of the newest entry — all index-served.
+    Cost per attempt: 2 x (ceil(user balance documents / READ_BATCH_SIZE) + 1) reads of
+    `balances` (one range per kind), one read of the flagged entries and one of the newest
+    entry — all index-served.
     Raises: SnapshotContendedError after `attempts_max` attempts that saw balances move or
         an entry half projected; NegativeLiabilityError for a negative user balance.
     """

@@ -93,8 +93,9 @@ def leaf_level(commitments: list[bytes], sums: list[int]) -> tuple[list[bytes], 
     """Leaf hashes of (commitment, sum) pairs; every sum is checked first."""
     if len(commitments) != len(sums):
         raise TreeError("as many sums as commitments are needed")
-    for position, value in enumerate(sums):
-        check_sum(value, f"leaf {position}")
+    if not all(type(value) is int for value in sums) or (sums and (min(sums) < 0 or max(sums) >= SUM_LIMIT)):
+        for position, value in enumerate(sums):  # the slow path only names the first bad sum
+            check_sum(value, f"leaf {position}")
     sha = hashlib.sha256
     hashes = [sha(LEAF_PREFIX + c + s.to_bytes(SUM_BYTES, "big")).digest() for c, s in zip(commitments, sums)]
     return hashes, list(sums)

@@ -13,6 +13,7 @@ from core.errors import (
     ExcessPrecisionError,
     FloatAmountError,
     InvalidReserveError,
+    LedgerError,
     PermissionDeniedError,
     UnknownAssetError,
 )
@@ -49,12 +50,20 @@ def test_reserve_refuses_inexact_or_negative_amounts(platform, value, error):
 
 
 @pytest.mark.parametrize("overrides", [
-    {"wallet_address": {"$ne": ""}}, {"wallet_address": "a b c d"}, {"wallet_address": "ab"}, {"wallet_address": "x" * 129},
-    {"evidence": "e" * 501}, {"as_of": "yesterday"}, {"declaration_id": "a b"},
+    {"wallet_address": "a b c d"}, {"wallet_address": "ab"}, {"wallet_address": "x" * 129}, {"evidence": "e" * 501},
 ])
 def test_reserve_refuses_malformed_evidence(platform, overrides):
     with pytest.raises(InvalidReserveError):
         declare(platform, **overrides)
+    assert platform.store.collection("liabilities_reserves").count_documents({}) == 0
+
+
+@pytest.mark.parametrize("overrides", [{"wallet_address": {"$ne": ""}}, {"as_of": "yesterday"}, {"declaration_id": "a b"},
+                                       {"evidence": None}])
+def test_reserve_refuses_values_of_the_wrong_type_with_a_named_error(platform, overrides):
+    with pytest.raises(LedgerError):  # the validation boundary or the function itself, whichever sees it first
+        declare(platform, **overrides)
+    assert platform.store.collection("liabilities_reserves").count_documents({}) == 0
 
 
 def test_reserve_refuses_a_time_in_the_future_an_unknown_asset_and_non_admins(platform):
