@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from core.validation import check_database_uri
@@ -48,6 +48,7 @@ LEGACY_URI_VARIABLE, LEGACY_DB_VARIABLE = "LEGACY_MONGODB_URI", "LEGACY_DB"
 LOGICAL_FIELDS = ("available", "locked", "total")
 LEGACY_SCAN_BATCH = 1_000  # documents per read of the full scan
 SCAN_RESTARTS_MAX = 3  # a scan that saw the collection shift under it starts again at most this often
+MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -245,8 +246,8 @@ def primary_key(record: LegacyRecord) -> tuple:
     """Order of preference among a pair's documents in one collection: one that states an
     amount, then a plain currency code, then the newest, then the lowest id. Recency alone
     once chose an empty newer copy over an older one holding 80.73912638 SOL."""
-    moment = record.updated_at.timestamp() if record.updated_at else float("-inf")  # a sort key, never money
-    return (not record.holds_balance, record.suffixed, -moment, record.document)
+    age = -((record.updated_at - datetime.min) // MICROSECOND) if record.updated_at else 0  # exact, any year
+    return (not record.holds_balance, record.suffixed, record.updated_at is None, age, record.document)
 
 
 def _choice_reason(primary: LegacyRecord, runner_up: LegacyRecord) -> str:

@@ -136,6 +136,16 @@ def test_primary_is_the_duplicate_that_states_an_amount_and_the_choice_is_report
     assert str(two[0].values["available"]) == "2.0" and "newest" in choices[("u-two", "trader_balances")]["reason"]
 
 
+def test_primary_choice_survives_timestamps_at_the_ends_of_time(legacy):
+    legacy.collection("wallets").insert_many([
+        {"user_id": "u-old", "currency": "BTC", "available_balance": 1.0, "last_updated": "0001-01-01T00:00:00"},
+        {"user_id": "u-old", "currency": "BTC", "available_balance": 3.0, "last_updated": datetime(9999, 12, 31)},
+        {"user_id": "u-old", "currency": "BTC", "available_balance": 2.0},  # no timestamp: last
+    ])
+    view = read_legacy(legacy, DEFAULT_REGISTRY)  # year 1 once made `datetime.timestamp()` raise
+    assert [str(r.values["available"]) for r in view.groups[("u-old", "BTC")]["wallets"]] == ["3.0", "1.0", "2.0"]
+
+
 def test_no_stored_value_is_ever_used_as_a_query(legacy, platform, monkeypatch):
     from core import approvals
     from core.legacy.opening import import_balances
