@@ -23,6 +23,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench = importlib.import_module("benchmarks.bench")
     report = importlib.import_module("benchmarks.report")
     result = bench.run_benchmark(args.size, pages=not args.skip_pages)
+    liabilities = importlib.import_module("benchmarks.liabilities")  # issue 14: Merkle-sum tree scaling, snapshot store ops
+    result["liabilities"] = liabilities.run_liabilities_benchmark()
+    result["ok"] = result["ok"] and result["liabilities"]["ok"]
     path = bench.write_results(result, Path(args.out))
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False))
