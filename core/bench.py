@@ -32,7 +32,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.markdown:
         print(report.markdown(result))
     else:
-        print(report.text(result) + f"\nresults written to {path}")
+        print(report.text(result) + "\n\n" + liabilities.text(result["liabilities"]) + f"\nresults written to {path}")
     return EXIT_OK if result["ok"] else EXIT_FAILED
 
 
