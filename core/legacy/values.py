@@ -87,7 +87,8 @@ def exact_minor(raw: object, number: Decimal, scale: int) -> int | str:
 
 
 def legacy_time(value: object) -> datetime | None:
-    """A naive UTC datetime from a BSON date or an ISO string (with or without offset)."""
+    """A naive UTC datetime from a BSON date or an ISO string (with or without offset);
+    None when it is not one, or when its offset moves it outside years 1-9999."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -97,11 +98,18 @@ def legacy_time(value: object) -> datetime | None:
             return None
     else:
         return None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        return None
 
 
 def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S")
+    """ISO text to the second, years zero-padded (`strftime("%Y")` writes year 1 as "1",
+    which `datetime.fromisoformat` then refuses)."""
+    return None if moment is None else moment.replace(microsecond=0).isoformat()
 
 
 def normalise_currency(raw: object, registry: AssetRegistry) -> tuple[str | None, bool]:

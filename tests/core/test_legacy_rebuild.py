@@ -159,6 +159,21 @@ def test_two_runs_of_one_approved_plan_insert_one_document(legacy, platform):
     assert reconcile(platform.store, legacy, DEFAULT_REGISTRY).clean and plan_rebuild(platform, ADMIN, legacy).writes == []
 
 
+def test_timestamps_at_the_ends_of_time_are_rebuilt_not_crashed_on(legacy, platform):
+    deposit(platform.ledger, "u1", "1", "BTC")
+    deposit(platform.ledger, "u2", "1", "BTC")
+    legacy.collection("wallets").insert_many([
+        {**_wallet("u1", "BTC", 0.5), "last_updated": "0001-01-01 00:00:00", "created_at": "9999-12-31T23:59:59-01:00"},
+        {**_wallet("u2", "BTC", 1.0), "last_updated": "0001-01-01T00:00:00"},  # only the text becomes a date
+    ])
+    plan = plan_rebuild(platform, ADMIN, legacy)
+    assert {w["user"]: w["timestamps"].get("last_updated", "now") for w in plan.writes} == {
+        "u1": None, "u2": "0001-01-01T00:00:00"}  # None: set to the rebuild's time
+    assert _rebuild(platform, legacy)["ok"]
+    assert legacy.raw("wallets").find_one({"user_id": "u2"})["last_updated"].year == 1
+    assert reconcile(platform.store, legacy, DEFAULT_REGISTRY).clean
+
+
 def test_a_missing_collection_is_never_created(legacy, platform):
     deposit(platform.ledger, "u1", "1", "BTC")
     legacy.collection("crypto_balances").insert_one({"user_id": "u1", "currency": "BTC", "balance": 0.5})

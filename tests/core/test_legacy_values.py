@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from bson import Decimal128, ObjectId
 
-from core.legacy.values import document_label, exact_minor, legacy_decimal, raw_text
+from core.legacy.values import document_label, exact_minor, iso, legacy_decimal, legacy_time, raw_text
 
 
 def _exact(raw, scale):
@@ -46,6 +46,12 @@ def test_legacy_decimal_refuses_every_unreadable_value():
     for bad in ("1,5", "", "  ", "abc", float("nan"), float("inf"), float("-inf"), {"$gt": 1}, [1], True, None, b"1",
                 Decimal128("NaN"), Decimal128("Infinity")):
         assert legacy_decimal(bad) is None, bad
+
+
+def test_legacy_time_at_the_ends_of_time_never_raises():
+    assert legacy_time("0001-01-01T00:00:00+01:00") is None and legacy_time("9999-12-31T23:59:59-01:00") is None
+    year_one = legacy_time("0001-01-01 00:00:00")
+    assert iso(year_one) == "0001-01-01T00:00:00" and legacy_time(iso(year_one)) == year_one
 
 
 def test_document_labels_are_unambiguous_and_raw_text_is_bounded():
