@@ -14,6 +14,7 @@ Results are materialised as lists inside the lock; no pymongo type leaves this m
 from __future__ import annotations
 
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -66,19 +67,23 @@ INDEXES: dict[str, list[IndexSpec]] = {
     "entries": [
         _index("idempotency_key", unique=True),
         _index("claims", unique=True),  # "<account>@<version>": one entry owns each version
-        _index("unprojected", sparse=True),  # entries recovery still has to confirm
-        _index("unfolded", sparse=True),  # entries core.rollups has not folded yet
-        _index("accounts", "-created_at"),
-        _index("user_ids", "-created_at"),
-        _index("type", "-created_at"),
-        _index("state", "created_at"),
-        _index("-created_at"),
-        _index("hold_id"),
-        _index("flow_ref"),
+        _index("unprojected", "_id", sparse=True),  # entries recovery still has to confirm, in id order
+        _index("unfolded", "_id", sparse=True),  # entries core.rollups has not folded yet, in id order
+        # (field, created_at, _id): the pages sort by (created_at, _id), served without a blocking sort
+        _index("accounts", "-created_at", "-_id"),
+        _index("user_ids", "-created_at", "-_id"),
+        _index("type", "-created_at", "-_id"),
+        _index("state", "created_at", "_id"),
+        _index("-created_at", "-_id"),
+        _index("hold_id", "-created_at", "-_id"),
+        _index("flow_ref", "-created_at", "-_id"),
+        _index("accounts", "_id"),  # scans of one account's entries in id order (repairs)
+        _index("user_ids", "_id"),  # the per-user integrity check's scan
     ],
     "balances": [
         _index("owner", "asset"),
         _index("kind", "asset"),
+        _index("kind", "_id"),  # scans of one kind in id order
     ],
     "audit": [
         _index("seq", unique=True),
@@ -91,25 +96,29 @@ INDEXES: dict[str, list[IndexSpec]] = {
     ],
     "approvals": [  # core.approvals
         _index("idempotency_key", unique=True),
-        _index("state", "-requested_at"),
-        _index("kind", "-requested_at"),
-        _index("-requested_at"),
+        _index("state", "-requested_at", "-_id"),
+        _index("kind", "-requested_at", "-_id"),
+        _index("-requested_at", "-_id"),
     ],
     "quotes": [  # core.flows.quotes
         _index("state", "expires_at"),
+        _index("state", "_id"),  # sweeps scan a state in id order
         _index("user", "-created_at"),
     ],
     "p2p_trades": [  # core.flows.p2p
         _index("state", "payment_due_at"),
+        _index("state", "_id"),
         _index("seller", "-created_at"),
         _index("buyer", "-created_at"),
     ],
     "withdrawals": [  # core.flows.withdrawal
         _index("state", "created_at"),
+        _index("state", "_id"),
         _index("user", "-created_at"),
     ],
     "deposits": [  # core.flows.deposit
         _index("state", "created_at"),
+        _index("state", "_id"),
         _index("user", "-created_at"),
     ],
     "users": [  # the exchange's user directory (read-only, not ours to constrain; core.directory)
@@ -120,20 +129,19 @@ INDEXES: dict[str, list[IndexSpec]] = {
     "directory_search": [_index("keys")],  # our search keys, built from `users` (core.directory)
     "user_accounts": [  # referral data (read-only; core.directory)
         _index("user_id"),
-        _index("referred_by"),
+        _index("referred_by", "user_id"),
     ],
     "ledger_anchors": [  # core.ledger.anchor: account heads fixed by integrity runs
         _index("anchor"),
     ],
     "integrity_runs": [  # core.integrity
-        _index("-started_at"),
-        _index("scope", "-started_at"),
+        _index("-started_at", "-_id"),
+        _index("scope", "-started_at", "-_id"),
     ],
-    "rollups": [_index("generation", "account", "day")],  # core.rollups: per account and day
+    "rollups": [_index("generation", "account", "day"), _index("generation", "_id")],  # core.rollups: per account and day
     "rollup_heads": [_index("generation", "_id")],
-    "rollup_totals": [_index("generation", "kind", "asset")],
+    "rollup_totals": [_index("generation", "kind", "asset"), _index("generation", "_id")],
     "rollup_passes": [_index("generation", "pass")],
-    "integrity_heads": [_index("generation", "_id")],  # core.integrity: the last verified head per account
     "liabilities_snapshots": [_index("-taken_at")],  # core.liabilities
     "liabilities_leaves": [_index("snapshot_id", "asset", "chunk")],
     "liabilities_users": [_index("snapshot_id", "user_id")],
@@ -147,30 +155,67 @@ INDEXES: dict[str, list[IndexSpec]] = {
 }
 
 
+Term = tuple[str, str]  # (field, how it is matched: eq, in, range, prefix, regex, other)
+
+
 @dataclass(frozen=True)
 class OperationRecord:
-    """One store round trip: collection, operation and the fields its query used."""
+    """One store round trip: collection, operation, the shape of its query and what it read.
+
+    `branches` is the filter in disjunctive form: one conjunction of (field, how) terms per
+    `$or` branch (one branch without `$or`), so each branch can be judged on its own;
+    `sort` the requested order with directions. `documents` counts the documents the
+    operation returned or matched (not part of the shape: equal shapes compare equal)."""
 
     collection: str
     operation: str
     filter_fields: tuple[str, ...]
     sort_fields: tuple[str, ...]
+    branches: tuple[tuple[Term, ...], ...] = ((),)
+    sort: tuple[tuple[str, int], ...] = ()
+    documents: int = field(default=0, compare=False)
+
+
+@dataclass
+class Tally:
+    """What a running operation reports back to its record (documents returned or matched)."""
+
+    documents: int = 0
 
 
 @dataclass
 class OperationLog:
-    """Counts every round trip; tests and the benchmark read it."""
+    """Counts every round trip; tests and the benchmark read it. It keeps at most
+    `records_max` records; beyond that it counts the ones it dropped (`dropped`), so a
+    measurement can tell it is incomplete instead of silently undercounting."""
 
     records: list[OperationRecord] = field(default_factory=list)
     enabled: bool = True
     records_max: int = 200_000
+    dropped: int = 0
 
     @property
     def count(self) -> int:
-        return len(self.records)
+        return len(self.records) + self.dropped
+
+    @property
+    def documents(self) -> int:
+        """Documents read (returned or matched) by the recorded operations."""
+        return sum(record.documents for record in self.records)
+
+    @property
+    def complete(self) -> bool:
+        return self.dropped == 0
+
+    def append(self, record: OperationRecord) -> None:
+        if len(self.records) < self.records_max:
+            self.records.append(record)
+        else:
+            self.dropped += 1
 
     def reset(self) -> None:
         self.records.clear()
+        self.dropped = 0
 
 
 def filter_fields(query: Mapping[str, Any] | None) -> tuple[str, ...]:
@@ -183,6 +228,59 @@ def filter_fields(query: Mapping[str, Any] | None) -> tuple[str, ...]:
         elif not key.startswith("$"):
             names.add(key)
     return tuple(sorted(names))
+
+
+RANGE_OPERATORS = frozenset({"$gt", "$gte", "$lt", "$lte"})
+
+
+def _how(value: Any) -> str:
+    """How a field is matched, as a query planner sees it: `eq` (a value, `$eq`, `$all`,
+    `$elemMatch`), `in`, `range`, `prefix` (a case-sensitive regex anchored with ^ and a
+    literal start), `regex` (any other regex: a scan of the index at best), `other`
+    (`$ne`, `$nin`, `$exists`, `$not`...: no index bounds)."""
+    if isinstance(value, re.Pattern):
+        return _regex_how(value.pattern, value.flags & re.IGNORECASE)
+    if not isinstance(value, Mapping) or not any(str(k).startswith("$") for k in value):
+        return "eq"
+    operators = set(value)
+    if "$regex" in operators:
+        pattern = value["$regex"]
+        options = str(value.get("$options", ""))
+        return _regex_how(pattern.pattern if isinstance(pattern, re.Pattern) else str(pattern), "i" in options)
+    if operators <= {"$eq", "$all", "$elemMatch"}:
+        return "eq"
+    if operators == {"$in"}:
+        return "in"
+    if operators <= RANGE_OPERATORS:
+        return "range"
+    return "other"
+
+
+def _regex_how(pattern: str, ignore_case: object) -> str:
+    """`prefix` when the regex starts with ^ and a literal character (an escaped one counts),
+    case-sensitive: the index serves it as a range of keys."""
+    if not pattern.startswith("^") or ignore_case or len(pattern) < 2:
+        return "regex"
+    first = pattern[1]
+    if first == "\\":
+        return "prefix" if len(pattern) > 2 and not pattern[2].isalnum() else "regex"
+    return "regex" if first in ".[(*?+|$^{)" else "prefix"
+
+
+def query_branches(query: Mapping[str, Any] | None) -> tuple[tuple[Term, ...], ...]:
+    """The filter in disjunctive form: each `$or` branch joined with the other terms."""
+    branches: list[list[Term]] = [[]]
+    for key, value in (query or {}).items():
+        if key == "$and" and isinstance(value, list):
+            for part in value:
+                branches = [b + list(p) for b in branches for p in query_branches(part)]
+        elif key == "$or" and isinstance(value, list):
+            branches = [b + list(p) for b in branches for part in value for p in query_branches(part)]
+        elif key.startswith("$"):
+            branches = [b + [(key, "other")] for b in branches]  # $nor, $expr, $where: no index bounds
+        else:
+            branches = [b + [(key, _how(value))] for b in branches]
+    return tuple(tuple(sorted(set(b))) for b in branches)
 
 
 FaultHook = Callable[[str, str, str], None]  # (phase "before"|"after", collection, operation)
@@ -199,6 +297,7 @@ class Store:
         self.log = OperationLog()
         self.fault_hook: FaultHook | None = None
         self.witness: Witness | None = None  # the audit chain's witness file (production store only)
+        self._array_values_taken: dict[tuple[str, str], set] = {}  # embedded: see Collection._check_multikey_unique
         self._sessions = threading.local()
 
     def session_options(self) -> dict[str, Any]:
@@ -272,22 +371,25 @@ class Store:
 
     # -- the guard every operation passes ------------------------------------------------
     @contextmanager
-    def _guard(self, collection: str, operation: str, query: Mapping | None = None, sort: Sequence | None = None) -> Iterator[None]:
+    def _guard(self, collection: str, operation: str, query: Mapping | None = None, sort: Sequence | None = None) -> Iterator[Tally]:
         if self.fault_hook is not None:
             self.fault_hook("before", collection, operation)
-        if self.log.enabled and len(self.log.records) < self.log.records_max and operation != "create_index":
-            sort_fields = tuple(key for key, _ in (sort or ()))
-            self.log.records.append(OperationRecord(collection, operation, filter_fields(query), sort_fields))
+        tally = Tally()
         try:
             if self.embedded:
                 with EMBEDDED_LOCK:
-                    yield
+                    yield tally
             else:
-                yield
+                yield tally
         except DuplicateKeyError as error:
             raise DuplicateKeyStoreError(f"duplicate key in {collection}", collection=collection, detail=str(error.details or "")[:300]) from None
         except PyMongoError as error:
             raise StoreError(f"store operation {operation} on {collection} failed: {type(error).__name__}", collection=collection) from None
+        finally:
+            if self.log.enabled and operation != "create_index":
+                ordered = tuple((str(key), int(direction)) for key, direction in (sort or ()))
+                self.log.append(OperationRecord(collection, operation, filter_fields(query), tuple(k for k, _ in ordered),
+                                                query_branches(query), ordered, tally.documents))
         if self.fault_hook is not None:
             self.fault_hook("after", collection, operation)
 
@@ -296,7 +398,20 @@ class Store:
 
     def raw(self, name: str) -> Any:
         """The underlying collection, for tests and tamper simulations only."""
+        self._array_values_taken.clear()  # whatever is done to it bypasses this class
         return self._database[name]
+
+    def _array_values(self, collection: str, field_name: str) -> set:
+        """Every value held by the array field `field_name` across `collection` (embedded
+        store only; call with the embedded lock held)."""
+        key = (collection, field_name)
+        if key not in self._array_values_taken:
+            taken: set = set()
+            for document in self._database[collection].find({field_name: {"$exists": True}}, {field_name: 1}):
+                value = document.get(field_name)
+                taken.update(value if isinstance(value, list) else [value])
+            self._array_values_taken[key] = taken
+        return self._array_values_taken[key]
 
     def collection_names(self) -> list[str]:
         with self._guard("*", "list_collections"):
@@ -330,7 +445,9 @@ class Collection:
         """On the embedded store only: enforce a unique index over an array field per
         element, as a real server does (mongomock compares whole arrays, so two entries
         claiming one account version with different other claims would both be accepted).
-        Runs inside the store's lock, so check and insert are one atomic step."""
+        Runs inside the store's lock, so check and insert are one atomic step. The values
+        already taken are kept in memory (built by one scan, then kept up to date by every
+        insert through this class; `Store.raw` access and deletes drop them)."""
         if not self._store.embedded:
             return
         for spec in INDEXES.get(self.name, ()):
@@ -338,68 +455,146 @@ class Collection:
                 continue
             field_name = spec.keys[0][0]
             values = [v for d in documents if isinstance(d.get(field_name), list) for v in d[field_name]]
-            if len(values) != len(set(values)) or (values and self._raw.find_one({field_name: {"$in": values}}, {"_id": 1})):
+            if not values:
+                continue
+            taken = self._store._array_values(self.name, field_name)
+            if len(values) != len(set(values)) or not taken.isdisjoint(values):
                 raise DuplicateKeyError(f"E11000 duplicate key error collection: {self.name} index: {spec.name}")
+            taken.update(values)
 
     def find_one(self, query: dict, *, sort: list | None = None, projection: dict | None = None) -> dict | None:
-        with self._store._guard(self.name, "find_one", query, sort):
-            return self._raw.find_one(query, projection, sort=sort, **self._store.session_options())
+        with self._store._guard(self.name, "find_one", query, sort) as tally:
+            document = self._raw.find_one(query, projection, sort=sort, **self._store.session_options())
+            tally.documents = int(document is not None)
+            return document
 
     def find(self, query: dict, *, sort: list | None = None, skip: int = 0, limit: int = QUERY_LIMIT_MAX, projection: dict | None = None) -> list[dict]:
         assert 0 < limit <= QUERY_LIMIT_MAX, "every read has a limit"
-        with self._store._guard(self.name, "find", query, sort):
+        with self._store._guard(self.name, "find", query, sort) as tally:
             cursor = self._raw.find(query, projection, **self._store.session_options())
             if sort:
                 cursor = cursor.sort(sort)
-            return list(cursor.skip(skip).limit(limit))
+            documents = list(cursor.skip(skip).limit(limit))
+            tally.documents = len(documents)
+            return documents
 
     def find_one_and_update(self, query: dict, update: dict, *, upsert: bool = False, sort: list | None = None, projection: dict | None = None) -> dict | None:
         """Atomic conditional update; returns the document after the update, or None."""
-        with self._store._guard(self.name, "find_one_and_update", query, sort):
-            return self._raw.find_one_and_update(
+        with self._store._guard(self.name, "find_one_and_update", query, sort) as tally:
+            document = self._raw.find_one_and_update(
                 query, update, projection=projection, sort=sort, upsert=upsert, return_document=ReturnDocument.AFTER,
                 **self._store.session_options(),
             )
+            tally.documents = int(document is not None)
+            return document
 
     def update_one(self, query: dict, update: dict, *, upsert: bool = False) -> int:
         """Returns the number of documents matched."""
-        with self._store._guard(self.name, "update_one", query):
-            return self._raw.update_one(query, update, upsert=upsert, **self._store.session_options()).matched_count
+        with self._store._guard(self.name, "update_one", query) as tally:
+            tally.documents = self._raw.update_one(query, update, upsert=upsert, **self._store.session_options()).matched_count
+            return tally.documents
 
     def update_many(self, query: dict, update: dict) -> int:
-        with self._store._guard(self.name, "update_many", query):
-            return self._raw.update_many(query, update, **self._store.session_options()).matched_count
+        with self._store._guard(self.name, "update_many", query) as tally:
+            tally.documents = self._raw.update_many(query, update, **self._store.session_options()).matched_count
+            return tally.documents
 
     def delete_many(self, query: dict) -> int:
-        with self._store._guard(self.name, "delete_many", query):
-            return self._raw.delete_many(query, **self._store.session_options()).deleted_count
+        with self._store._guard(self.name, "delete_many", query) as tally:
+            tally.documents = self._raw.delete_many(query, **self._store.session_options()).deleted_count
+            return tally.documents
 
     def count_documents(self, query: dict, *, limit: int = QUERY_LIMIT_MAX) -> int:
-        with self._store._guard(self.name, "count_documents", query):
-            return self._raw.count_documents(query, limit=limit, **self._store.session_options())
+        with self._store._guard(self.name, "count_documents", query) as tally:
+            tally.documents = self._raw.count_documents(query, limit=limit, **self._store.session_options())
+            return tally.documents  # a count walks this many index keys
 
     def aggregate(self, pipeline: list[dict]) -> list[dict]:
         """Runs a pipeline; its first stage should be a `$match` (or `$sort`) an index serves."""
         first = pipeline[0] if pipeline else {}
         query = first.get("$match")
         sort = list(first["$sort"].items()) if "$sort" in first else None
-        with self._store._guard(self.name, "aggregate", query, sort):
-            return list(self._raw.aggregate(pipeline, **self._store.session_options()))
+        with self._store._guard(self.name, "aggregate", query, sort) as tally:
+            rows = list(self._raw.aggregate(pipeline, **self._store.session_options()))
+            tally.documents = len(rows)  # rows returned; the documents a $group consumed are not seen here
+            return rows
+
+
+WRITES_WITHOUT_FILTER = ("insert_one", "insert_many", "drop_database", "list_collections")
+USABLE_LEADING = frozenset({"eq", "in", "range", "prefix"})  # gives the index scan bounds
+EQUALITY = frozenset({"eq", "in"})  # `$in` then a sort on the next key: a merge of sorted runs, not a blocking sort
+
+
+def _indexes_of(collection: str) -> list[tuple[tuple[str, int], ...]]:
+    return [(("_id", 1),)] + [spec.keys for spec in INDEXES.get(collection, [])]
+
+
+def _serves_filter(keys: tuple[tuple[str, int], ...], branch: tuple[Term, ...]) -> bool:
+    return any(name == keys[0][0] and how in USABLE_LEADING for name, how in branch)
+
+
+def _serves_sort(keys: tuple[tuple[str, int], ...], branch: tuple[Term, ...], sort: tuple[tuple[str, int], ...]) -> bool:
+    """MongoDB's rule: the sort keys, in order and with all directions equal or all
+    inverted, follow the index keys left after the ones the filter matches by equality."""
+    how = dict(branch)
+    position = 0
+    while position < len(keys) and how.get(keys[position][0]) in EQUALITY and keys[position][0] not in dict(sort):
+        position += 1
+    window = keys[position:position + len(sort)]
+    if [k for k, _ in window] != [k for k, _ in sort]:
+        return False
+    ratios = {direction * wanted for (_, direction), (_, wanted) in zip(window, sort)}
+    return len(ratios) == 1
+
+
+def _branch_problem(collection: str, branch: tuple[Term, ...], sort: tuple[tuple[str, int], ...]) -> str | None:
+    indexes = _indexes_of(collection)
+    if not branch:  # no filter: an index walk in sort order, or a collection scan
+        if not sort or not any(_serves_sort(keys, branch, sort) for keys in indexes):
+            return "no filter and no index order: a collection scan"
+        return None
+    filtering = [keys for keys in indexes if _serves_filter(keys, branch)]
+    if not filtering:
+        return f"no index leads with a bounded field of {dict(branch)}"
+    if sort and not any(_serves_sort(keys, branch, sort) for keys in filtering):
+        return f"sort {list(sort)} is not served by an index that also serves {dict(branch)}: a blocking in-memory sort"
+    return None
+
+
+def _shape(record: OperationRecord) -> tuple[tuple[tuple[Term, ...], ...], tuple[tuple[str, int], ...]]:
+    """The record's branches and sort; a record built by hand from field names only reads
+    as equality on each field and an ascending sort."""
+    branches = record.branches
+    if branches == ((),) and record.filter_fields:
+        branches = (tuple((name, "eq") for name in record.filter_fields),)
+    return branches, record.sort or tuple((name, 1) for name in record.sort_fields)
 
 
 def uncovered(records: Sequence[OperationRecord]) -> list[OperationRecord]:
-    """The recorded reads that no declared index serves (MongoDB's `notablescan` rule).
-
-    A query is served when one of its filter fields (or, with no filter, its first sort
-    field) is the leading key of a declared index of that collection, or `_id`.
-    Inserts need no index.
-    """
+    """The recorded operations a query planner could not serve from a declared index
+    (MongoDB's `notablescan` rule, and no blocking sort):
+    - each `$or` branch is judged on its own: it needs an index whose leading key the branch
+      bounds — by equality, `$in`, a range, or a case-sensitive regex anchored with `^`
+      (an unanchored or case-insensitive regex, `$ne`, `$exists`... bound nothing);
+    - a sort must come from that index: after the keys the branch matches by equality, the
+      sort keys in order, directions all equal or all inverted;
+    - no filter at all is served only by an index walk in the requested order.
+    Inserts need no index."""
     result = []
     for record in records:
-        if record.operation in ("insert_one", "insert_many", "drop_database", "list_collections"):
+        if record.operation in WRITES_WITHOUT_FILTER:
             continue
-        leading = {"_id"} | {spec.keys[0][0] for spec in INDEXES.get(record.collection, [])}
-        usable = set(record.filter_fields) or set(record.sort_fields[:1])
-        if not usable & leading:
+        branches, sort = _shape(record)
+        if any(_branch_problem(record.collection, branch, sort) for branch in branches):
             result.append(record)
-    return sorted(set(result), key=lambda r: (r.collection, r.operation, r.filter_fields))
+    return sorted(set(result), key=lambda r: (r.collection, r.operation, r.filter_fields, r.sort))
+
+
+def uncovered_reasons(records: Sequence[OperationRecord]) -> list[str]:
+    """`uncovered`, each with the planner's reason (for reports)."""
+    reasons = []
+    for record in uncovered(records):
+        branches, sort = _shape(record)
+        problems = {p for b in branches if (p := _branch_problem(record.collection, b, sort))}
+        reasons.append(f"{record.collection}.{record.operation} {record.branches} sort {list(record.sort)}: {'; '.join(sorted(problems))}")
+    return reasons
