@@ -351,7 +351,7 @@ def rebuild(store: Store) -> FoldReport:
     report = sweep(store, generation=generation)  # what the old generation's runners folded (and unflagged) meanwhile
     for name in (ROLLUPS, HEADS, TOTALS, PASSES):
         store.collection(name).delete_many({"generation": {"$lt": generation}})
-    store.collection(STATE).delete_many({"generation": {"$lt": generation}, "_id": {"$ne": ACTIVE}})
+    store.collection(STATE).delete_many({"_id": {"$regex": "^gen:"}, "generation": {"$lt": generation}})
     return report
 
 
