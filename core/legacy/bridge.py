@@ -307,6 +307,8 @@ def _group(view: LegacyView, name: str, pair: Pair, records: list[LegacyRecord])
                 f"currency {record.raw_currency!r} beside a plain {pair[1]} document: a separate network "
                 "balance or a copy? a human decides"
             )
+            view.dirt.append(Dirt("suffixed_beside_plain", "warning", False, name, record.document, record.owner,
+                                  record.raw_currency, record.held))
     usable = sorted((r for r in records if not r.held), key=primary_key)
     held = [r for r in records if r.held]
     if usable:

@@ -108,6 +108,7 @@ def test_a_suffixed_copy_beside_a_plain_balance_survives_the_round_trip(legacy, 
     assert legacy.raw("wallets").find_one({"currency": "USDT"})["available_balance"] == 101.0
     final = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
     assert final.ok and final.clean and [h["user"] for h in final.held] == ["u1"]
+    assert [d.kind for d in final.dirt if d.severity == "warning"] == ["suffixed_beside_plain"]
 
 
 def test_one_pair_a_double_cannot_hold_is_refused_by_name_and_the_rest_proceeds(legacy, platform):
