@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -60,12 +61,20 @@ class Account(BaseModel):
     owner: str
     asset: str
 
-    @model_validator(mode="after")
-    def _plain_ids(self) -> Account:
-        """Even a directly built Account carries only plain ids (they become query values)."""
-        check_owner_id(self.owner)
-        check_asset_code(self.asset)
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_ids(cls, data: Any) -> Any:
+        """Even a directly built Account carries only plain ids (they become query values);
+        refused with named errors, never a pydantic ValidationError."""
+        if not isinstance(data, dict):
+            raise InvalidAccountError("an account needs kind, owner and asset", account=repr(data)[:80])
+        try:
+            data = {**data, "kind": AccountKind(data.get("kind"))}
+        except (ValueError, TypeError):
+            raise InvalidAccountError(f"unknown account kind {repr(data.get('kind'))[:40]}", kind=repr(data.get("kind"))[:40]) from None
+        check_owner_id(data.get("owner"))
+        check_asset_code(data.get("asset"))
+        return data
 
     @property
     def id(self) -> str:
