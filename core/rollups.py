@@ -469,6 +469,32 @@ def stored(store: Store, generation: int | None = None) -> tuple[dict, dict, dic
     return days, heads, totals
 
 
+def bulk_load(store: Store) -> int:
+    """Write the active generation from one scan of the journal, for a journal loaded in
+    bulk (a migration, the benchmark's copied data sets) while nothing else writes: much
+    cheaper than folding it pass by pass. Clears the `unfolded` flags. Returns the number
+    of accounts. (`rebuild` is the safe way on a live store.)"""
+    generation = active_generation(store)
+    days, heads, totals = recompute(store)
+    head_docs = [{"_id": f"{generation}|{a}", "generation": generation, "account": a, **h, "pass": 1, "before": None}
+                 for a, h in heads.items()]
+    day_docs = [{"_id": f"{generation}|{a}|{d}", "generation": generation, "account": a, "day": d,
+                 **{k: heads[a][k] for k in ("kind", "owner", "asset")}, **values, "pass": 1, "before": None}
+                for (a, d), values in days.items()]
+    total_docs = [{"_id": f"{generation}|{k}|{asset}", "generation": generation, "kind": k, "asset": asset,
+                   "balance_minor": v, "pass": 1, "before": None} for (k, asset), v in totals.items()]
+    for name, documents in ((HEADS, head_docs), (ROLLUPS, day_docs), (TOTALS, total_docs)):
+        store.collection(name).delete_many({"generation": generation})
+        for start in range(0, len(documents), 2_000):
+            store.collection(name).insert_many(documents[start:start + 2_000])
+    store.collection(PASSES).delete_many({"generation": generation})
+    store.collection(PASSES).insert_one({"_id": f"{generation}|1", "generation": generation, "pass": 1, "plan": []})
+    store.collection(STATE).update_one({"_id": f"gen:{generation}"}, {"$set": {
+        "generation": generation, "pass": 1, "status": "done", "plan": [], "clear": [], "watermark": None}}, upsert=True)
+    store.collection("entries").update_many({"unfolded": True}, {"$unset": {"unfolded": ""}})
+    return len(heads)
+
+
 # -- python -m core rollups update|rebuild ------------------------------------------------------------------
 def cmd_rollups(args: argparse.Namespace) -> int:
     """`update` folds new entries (`--sweep`: also accounts the feed cannot see); `rebuild`

@@ -301,3 +301,15 @@ def test_rollups_equal_recomputation_after_a_simulator_run():
         assert result.ok, result.report()
         assert result.operations > 100
     assert seen["passes"] > 0  # the runners really folded (and crashed) mid-run
+
+
+def test_rollups_bulk_load_equals_the_fold(ledger, store, clock):
+    deposit(ledger, "u1", "10", "USDT", key="a")
+    clock.advance(timedelta(days=1))
+    ledger.post(transfer_request("t", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap"))
+    assert rollups.bulk_load(store) == 3
+    assert_rollups_equal_journal(store)
+    assert store.raw("entries").count_documents({"unfolded": True}) == 0
+    deposit(ledger, "u2", "1", "USDT", key="b")
+    rollups.update(store)
+    assert_rollups_equal_journal(store)
