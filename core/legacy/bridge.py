@@ -368,16 +368,22 @@ def _same_id(first: object, second: object) -> bool:
 def scan_documents(collection: Collection, projection: dict, batch_size: int | None = None) -> list[dict]:
     """Every document of a legacy collection, whatever the BSON type of its `_id`.
 
-    Why not `core.ledger.scan` (pages by `{_id: {$gt: last}}`)? MongoDB compares values of
-    one BSON type only, so after a string `_id` a `$gt` never reaches the ObjectIds: in a
-    collection mixing them whole groups were silently never read. Here one sort on `_id`
-    (a total order across types, served by the `_id` index) is read in bounded batches by
-    `skip`. Each batch re-reads the previous batch's last document first: if it is not the
-    same document, the collection shifted under the scan (a write before the position) and
-    the scan starts again, so a document present for the whole scan is never skipped. The
-    cost is an index walk of `skip` keys per batch — fine for the bridge, an occasional
-    admin task over a legacy dump. Raises: ContentionError (still shifting after
-    `SCAN_RESTARTS_MAX` restarts: run it when the old backend is quiet).
+    Why not `core.ledger.scan` (pages by `{_id: {$gt: last}}` only)? MongoDB compares
+    values of one BSON type only, so after a string `_id` a `$gt` never reaches the
+    ObjectIds: in a collection mixing them whole groups were silently never read. Here one
+    sort on `_id` (a total order across types, served by the `_id` index) is read in
+    bounded batches:
+    - within one BSON type, by `{_id: {$gt: last}}` (the same comparison as the sort, so
+      exactly the next documents; an index seek, safe under concurrent writes);
+    - when that comes back short (the type is exhausted), one step by position (`skip` the
+      documents read so far, minus one) into the next type. The step re-reads the last
+      document read first: if it is not the same document, the collection shifted under
+      the scan (a write before the position) and the scan starts again, so a document
+      present for the whole scan is never skipped, nor read twice.
+    The positional step costs an index walk of `skip` keys, once per BSON type present.
+
+    Raises: ContentionError (still shifting after `SCAN_RESTARTS_MAX` restarts: run it
+    when the old backend is quiet).
     """
     batch_size = batch_size or LEGACY_SCAN_BATCH
     for _ in range(SCAN_RESTARTS_MAX + 1):
@@ -391,17 +397,22 @@ def scan_documents(collection: Collection, projection: dict, batch_size: int | N
 
 
 def _scan_once(collection: Collection, projection: dict, batch_size: int) -> list[dict] | None:
-    """One full pass, or None when the collection shifted between two batches."""
+    """One full pass, or None when the collection shifted under a positional step."""
     order = [("_id", 1)]
     documents = collection.find({}, sort=order, limit=batch_size, projection=projection)
     if len(documents) < batch_size:
         return documents
     while True:
-        batch = collection.find({}, sort=order, skip=len(documents) - 1, limit=batch_size + 1, projection=projection)
-        if not batch or not _same_id(batch[0].get("_id"), documents[-1].get("_id")):
+        batch = collection.find({"_id": {"$gt": documents[-1]["_id"]}}, sort=order, limit=batch_size,
+                                projection=projection)  # the rest of this BSON type
+        documents += batch
+        if len(batch) == batch_size:
+            continue
+        step = collection.find({}, sort=order, skip=len(documents) - 1, limit=batch_size + 1, projection=projection)
+        if not step or not _same_id(step[0]["_id"], documents[-1]["_id"]):
             return None
-        documents += batch[1:]
-        if len(batch) < batch_size + 1:
+        documents += step[1:]
+        if len(step) < batch_size + 1:
             return documents
 
 

@@ -85,7 +85,8 @@ def test_scan_gives_up_by_name_when_the_collection_never_settles(legacy):
     with pytest.raises(ContentionError) as refused:
         scan_documents(legacy.collection("wallets"), PROJECTION, 3)
     assert refused.value.details["collection"] == "wallets"
-    assert counter[0] == 2 * (bridge.SCAN_RESTARTS_MAX + 1)  # each pass: a first batch, then a mismatch
+    passes = bridge.SCAN_RESTARTS_MAX + 1  # each pass ends at its first positional step: bounded work
+    assert 2 * passes <= counter[0] <= 10 * passes
 
 
 HOSTILE = [
