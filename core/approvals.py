@@ -383,6 +383,8 @@ def _vote(platform: Platform, principal: Principal, document: dict, reason: str)
                  {"$push": {"approvals": vote}, "$set": {"state": "approved", "approved_at": now}})]
     if required >= 2:
         attempts.append((required - 1, {f"approvals.{required - 2}": {"$exists": False}}, {"$push": {"approvals": vote}}))
+        if len(document["approvals"]) < required - 1:
+            attempts.reverse()  # as last read, this vote does not complete the request: try that first
     for count, condition, update in attempts:
         data = {"decision": "approve", "kind": document["kind"], "reason": reason, "approvals": count,
                 "approvals_required": required}
@@ -539,7 +541,7 @@ def list_approvals(
         raise InvalidEntryError("kind must be dotted lower-case words", kind=repr(kind))
     query = {key: value for key, value in (("state", state), ("kind", kind)) if value is not None}
     documents = platform.store.collection(COLLECTION).find(
-        query, sort=[("requested_at", -1), ("_id", -1)], skip=page * page_size, limit=page_size + 1
+        query, sort=[("requested_at", -1)], skip=page * page_size, limit=page_size + 1
     )
     return Page(documents[:page_size], page, page_size, len(documents) > page_size)
 

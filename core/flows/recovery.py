@@ -97,7 +97,7 @@ def resume_all(
         for collection_name, (states, resume) in table.items():
             sweep = SweepReport()
             documents = platform.store.collection(collection_name).find(
-                {"state": {"$in": list(states)}, **extra}, sort=[("_id", 1)], limit=RESUME_BATCH_MAX
+                {"state": {"$in": list(states)}, **extra}, limit=RESUME_BATCH_MAX
             )
             for document in documents:
                 sweep.run(document["_id"], lambda d=document, f=resume: f(platform, principal, d["_id"]))
