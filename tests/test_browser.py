@@ -31,7 +31,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORDS = {"admin": "demo-admin-2026", "support": "demo-support-2026", "qa": "demo-qa-2026"}
 TITLES = {"overview": "Overview", "fees_liquidity": "Fees & liquidity", "user_lookup": "User lookup", "integrity": "Integrity",
-          "audit_trail": "Audit trail", "approvals": "Approvals", "flow_tests": "Flow tests"}
+          "audit_trail": "Audit trail", "approvals": "Approvals", "flow_tests": "Flow tests",
+          "proof_of_liabilities": "Proof of liabilities"}
 ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
 pytestmark = pytest.mark.browser

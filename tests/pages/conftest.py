@@ -16,7 +16,7 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT_SECONDS = 120
 NAMES = {"admin": "Ada Admin", "admin2": "Alan Checker", "support": "Sam Support", "qa": "Quinn QA"}
 ROLE_PAGES = {
-    "admin": ["overview", "fees_liquidity", "user_lookup", "integrity", "audit_trail", "approvals", "flow_tests"],
+    "admin": ["overview", "fees_liquidity", "user_lookup", "integrity", "audit_trail", "approvals", "flow_tests", "proof_of_liabilities"],
     "support": ["user_lookup", "integrity", "audit_trail"],
     "qa": ["flow_tests"],
 }
