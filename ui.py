@@ -66,6 +66,7 @@ PAGES: dict[str, tuple[str, str, frozenset[Role]]] = {
     "audit_trail": ("Audit trail", ":material/history:", frozenset({Role.ADMIN, Role.SUPPORT})),
     "approvals": ("Approvals", ":material/approval:", frozenset({Role.ADMIN})),
     "flow_tests": ("Flow tests", ":material/science:", frozenset({Role.ADMIN, Role.QA})),
+    "proof_of_liabilities": ("Proof of liabilities", ":material/balance:", frozenset({Role.ADMIN})),
 }
 
 
