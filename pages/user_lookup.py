@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import directory, integrity
+from core import directory, integrity, liabilities
 from core.ledger.accounts import AccountKind
 from core.ledger.engine import EntryFilter
 from ui import get_platform, money, page_state, pager, principal, refusals
