@@ -17,11 +17,12 @@ import streamlit_authenticator as stauth
 from core.errors import ConfigurationError, StoreError
 from core.permissions import Principal
 from core.users import COOKIE_KEY_ENV, CREDENTIALS_ENV, console_credentials, load_credentials, resolve_console_auth, role_of
-from ui import PAGES, PRINCIPAL_KEY, get_platform
+from ui import NEXT_PAGE_KEY, PAGES, PEOPLE_KEY, PRINCIPAL_KEY, get_platform
 
 COOKIE_NAME = "ledger_console"
 LOGIN_SLEEP_ENV = "LEDGER_LOGIN_SLEEP_TIME"
 COOKIE_EXPIRY_ENV = "LEDGER_COOKIE_EXPIRY_DAYS"
+COOKIE_EXPIRY_DEFAULT_DAYS = 0.5  # a working shift; 0 gives session-only logins (a reload signs out)
 # streamlit-authenticator can sleep on every signed-out run (its default 0.7 s). In a real
 # browser that sleep lets the cookie component's own rerun interrupt the run that carries
 # the submitted form, and the login is silently lost; so it defaults to 0 here and
@@ -93,34 +94,60 @@ def watch_login_attempts(authenticator: stauth.Authenticate) -> None:
     controller.login = login
 
 
+def defer_cookie(authenticator: stauth.Authenticate) -> list[bool]:
+    """Hold back the login cookie until the form is cleared. streamlit-authenticator sets it
+    through a component drawn where `login` is called — inside the form's slot, which is
+    emptied on success (and a rerun would drop it too). Returns the list a wanted cookie is
+    recorded in; `set_deferred_cookie` then draws it outside the slot."""
+    wanted: list[bool] = []
+    controller = authenticator.cookie_controller
+    controller.set_cookie_now = controller.set_cookie
+    controller.set_cookie = lambda: wanted.append(True)
+    return wanted
+
+
+def people_of(credentials: dict) -> dict:
+    """The console's accounts without their password hashes: who may approve, and the
+    names shown beside usernames (core.approvals_view reads this shape)."""
+    return {"usernames": {username: {"name": user.get("name") or username, "roles": list(user.get("roles") or []),
+                                     "disabled": bool(user.get("disabled"))}
+                          for username, user in credentials.get("usernames", {}).items()}}
+
+
 def sign_in(platform, auth, credentials: dict) -> Principal | None:
-    """Draw the login form (or recognise the session) and return the principal, if any."""
+    """Draw the login form (or recognise the session or its login cookie) and return the
+    principal, if any. A cookie (LEDGER_COOKIE_EXPIRY_DAYS, default half a day) keeps the
+    session across a reload or a typed URL."""
     authenticator = stauth.Authenticate(
         console_credentials(credentials), COOKIE_NAME, auth.cookie_key,
-        cookie_expiry_days=number_setting(COOKIE_EXPIRY_ENV, 0), auto_hash=False,
+        cookie_expiry_days=number_setting(COOKIE_EXPIRY_ENV, COOKIE_EXPIRY_DEFAULT_DAYS), auto_hash=False,
         login_sleep_time=number_setting(LOGIN_SLEEP_ENV, LOGIN_SLEEP_DEFAULT),
     )
     watch_login_attempts(authenticator)
+    cookie_wanted = defer_cookie(authenticator)
     if st.session_state.get("authentication_status") is False:
         st.session_state["authentication_status"] = None  # a new run: only a new failure counts
     if not st.session_state.get("authentication_status"):
-        st.title("Ledger console")
-        if auth.demo:
-            st.caption("Demo logins: see docs/console.md (admin, admin2, support, qa).")
+        slot = st.empty()
+        with slot.container():
+            st.title("Ledger console")
+            if auth.demo:
+                st.caption("Demo logins: see docs/console.md (admin, admin2, support, qa).")
 
-        def on_login(event: dict) -> None:
-            audit_login(platform, "console.login", event.get("username") or "", (event.get("roles") or [""])[0])
+            def on_login(event: dict) -> None:
+                audit_login(platform, "console.login", event.get("username") or "", (event.get("roles") or [""])[0])
 
-        authenticator.login(location="main", key="app_login", callback=on_login)
-        status = st.session_state.get("authentication_status")
-        if status is False:
-            audit_login(platform, "console.login_failed", st.session_state.pop(ATTEMPT_KEY, ""))
-            time.sleep(number_setting(FAILED_LOGIN_DELAY_ENV, FAILED_LOGIN_DELAY_DEFAULT))
-            st.error("Username or password is incorrect.")
+            authenticator.login(location="main", key="app_login", callback=on_login)
+            status = st.session_state.get("authentication_status")
+            if status is False:
+                audit_login(platform, "console.login_failed", st.session_state.pop(ATTEMPT_KEY, ""))
+                time.sleep(number_setting(FAILED_LOGIN_DELAY_ENV, FAILED_LOGIN_DELAY_DEFAULT))
+                st.error("Username or password is incorrect.")
         if not status:
             return None
-        if number_setting(COOKIE_EXPIRY_ENV, 0) == 0:
-            st.rerun()  # no cookie to set: start clean without the form
+        slot.empty()  # signed in: the form goes and the asked-for page follows in this same run
+        if cookie_wanted:
+            authenticator.cookie_controller.set_cookie_now()
     username = st.session_state.get("username") or ""
     user = credentials["usernames"].get(username) or {}
     role = role_of(user.get("roles")) if not user.get("disabled") else None
@@ -134,6 +161,18 @@ def sign_in(platform, auth, credentials: dict) -> Principal | None:
     if not st.session_state.get("authentication_status"):
         st.rerun()
     return Principal(name=username, role=role)
+
+
+def signed_out_navigation() -> None:
+    """While signed out, every page's address shows the login (never "Page not found", never
+    a page): one hidden login page per console page, under the same URL path. Logging in
+    from /approvals then lands on Approvals in the same run, since a page is identified by
+    its URL path. A visitor the legacy pages/ mode served first is brought to that address."""
+    login_pages = {stem: st.Page(_login_placeholder, title="Log in", url_path=stem) for stem in PAGES}
+    st.navigation([st.Page(_login_placeholder, title="Log in", default=True), *login_pages.values()], position="hidden")
+    wanted = st.session_state.pop(NEXT_PAGE_KEY, None)
+    if wanted in login_pages:
+        st.switch_page(login_pages[wanted])
 
 
 def main() -> None:
@@ -160,9 +199,10 @@ def main() -> None:
     principal = sign_in(platform, auth, credentials)
     if principal is None:
         st.session_state.pop(PRINCIPAL_KEY, None)
-        st.navigation([st.Page(_login_placeholder, title="Log in")], position="hidden")
+        signed_out_navigation()
         return
     st.session_state[PRINCIPAL_KEY] = principal
+    st.session_state[PEOPLE_KEY] = people_of(credentials)
     pages = [st.Page(f"pages/{stem}.py", title=title, icon=icon) for stem, (title, icon, roles) in PAGES.items() if principal.role in roles]
     navigation = st.navigation(pages)
     try:

@@ -5,22 +5,36 @@ error display and formatting. UI layer only (imports streamlit); all logic is in
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Iterator
+from urllib.parse import quote
 
+import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
-from core import reports
+from core import approvals_view, reports
 from core.clock import SystemClock
 from core.demo import DEMO_SIZE_ENV, open_demo_platform
-from core.errors import LedgerError
+from core.errors import (
+    AmountOverflowError,
+    ExcessPrecisionError,
+    FloatAmountError,
+    LedgerError,
+    NonFiniteAmountError,
+    StoreError,
+)
 from core.legacy import open_legacy_store_if_configured
-from core.ledger.money import from_minor
+from core.ledger import Store, from_minor
 from core.permissions import Principal, Role
 from core.platform import Platform
-from core.ledger.store import Store
 
 PRINCIPAL_KEY = "app_principal"
+PEOPLE_KEY = "app_people"
+NEXT_PAGE_KEY = "app_next_page"  # the page a signed-out visitor asked for (opened after login)
+USER_PARAM = "user"  # ?user=<id> opens User lookup on that person
 CACHE_TTL_SECONDS = 30
 CACHE_ENTRIES_MAX = 64
 PAGE_SIZES = (25, 50, 100)
@@ -80,6 +94,11 @@ def principal(page: str) -> Principal:
     """
     value = st.session_state.get(PRINCIPAL_KEY)
     if not isinstance(value, Principal):
+        st.session_state[NEXT_PAGE_KEY] = page  # the frame opens it after the login
+        try:  # served without app.py (legacy pages/ mode): hand over to the frame's login
+            st.switch_page("app.py")
+        except StreamlitAPIException:
+            pass  # no frame to hand over to (the page file was run on its own)
         st.error("You are not signed in. Open the console's start page to log in.")
         st.stop()
     if value.role not in PAGES[page][2]:
@@ -89,15 +108,56 @@ def principal(page: str) -> Principal:
 
 
 def money(minor: int | None, asset: str) -> str:
-    """Exact text of a minor-unit amount (never via float)."""
+    """Exact text of a minor-unit amount with thousands separators (never via float)."""
     if minor is None:
         return "—"
-    return from_minor(int(minor), asset, get_platform().registry).text()
+    return approvals_view.group_thousands(from_minor(int(minor), asset, get_platform().registry).text())
+
+
+def amount(minor: int | None, asset: str | None) -> str:
+    """Exact amount with its asset: "1,234.56789012 BTC" ("" when there is none)."""
+    if minor is None or not asset:
+        return ""
+    return approvals_view.amount_text(minor, asset, get_platform().registry)
+
+
+def when(value: object) -> str:
+    """A stored time (naive UTC) as "2026-11-02 00:10:16 UTC"; "—" when missing."""
+    if not isinstance(value, datetime):
+        return "—" if value in (None, "") else str(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
 
 
 def chart_number(minor: int, asset: str) -> float:
     """A plotting coordinate only: charts need numbers, tables show exact text via money()."""
     return float(from_minor(int(minor), asset, get_platform().registry).to_decimal())
+
+
+# Core refusals whose own wording is for engineers: the console says it in plain words.
+PLAIN_MESSAGES: dict[type, str] = {
+    AmountOverflowError: "That amount is too large for the ledger to record. Check the number and the asset.",
+    FloatAmountError: "Give the amount as plain decimal text, e.g. 0.015.",
+    NonFiniteAmountError: "That is not a number. Give the amount as decimal text, e.g. 0.015.",
+    StoreError: "The database did not answer. Nothing was changed; try again in a moment.",
+}
+JARGON = {"minor units": "smallest units", "int64": "the ledger's number range", "projection": "stored balance"}
+
+
+def plain(error: LedgerError) -> str:
+    """What to tell an operator about a core refusal: its own message when it is already
+    plain, a rewording when it is engineering talk (named error types and a few words)."""
+    for error_type, text in PLAIN_MESSAGES.items():
+        if isinstance(error, error_type):
+            return text
+    if isinstance(error, ExcessPrecisionError) and error.details.get("asset"):
+        asset = error.details["asset"]
+        return f"{asset} amounts have at most {get_platform().registry.get(asset).scale} decimals: {error.message}."
+    message = error.message
+    for word, replacement in JARGON.items():
+        message = message.replace(word, replacement)
+    return message[0].upper() + message[1:] if message else "The request was refused."
 
 
 @contextmanager
@@ -106,11 +166,12 @@ def refusals() -> Iterator[None]:
     try:
         yield
     except LedgerError as error:
-        st.error(error.message)
+        st.error(plain(error))
 
 
-def pager(prefix: str, has_more: bool) -> tuple[int, int]:
-    """Page number and size controls kept in session state under `<prefix>_page`/`_page_size`."""
+def pager(prefix: str, has_more: bool, shown: int = 0, total: int | None = None) -> tuple[int, int]:
+    """Page number and size controls kept in session state under `<prefix>_page`/`_page_size`.
+    The caption says which rows are shown and, when known, of how many."""
     page_key, size_key = f"{prefix}_page", f"{prefix}_page_size"
     st.session_state.setdefault(page_key, 0)
     columns = st.columns([1, 1, 2, 4])
@@ -121,10 +182,113 @@ def pager(prefix: str, has_more: bool) -> tuple[int, int]:
     if columns[1].button("Next ▶", key=f"{prefix}_next", disabled=not has_more):
         st.session_state[page_key] += 1
         st.rerun()
-    columns[3].caption(f"page {st.session_state[page_key] + 1}")
+    columns[3].caption(page_caption(st.session_state[page_key], page_size, shown, has_more, total))
     return st.session_state[page_key], page_size
+
+
+def page_caption(page: int, page_size: int, shown: int, has_more: bool, total: int | None) -> str:
+    """"rows 26–50 of 57 · page 2 of 3" (or "… of more than 50" when only has_more is known)."""
+    first, last = page * page_size + 1, page * page_size + shown
+    if total is not None:
+        pages = max(1, -(-total // page_size))
+        rows = f"rows {first:,}–{last:,} of {total:,}" if shown else f"no rows of {total:,}"
+        return f"{rows} · page {page + 1:,} of {pages:,}"
+    if not shown:
+        return f"page {page + 1:,} · no rows"
+    return f"rows {first:,}–{last:,}" + (f" of more than {last:,}" if has_more else f" of {last:,}") + f" · page {page + 1:,}"
 
 
 def page_state(prefix: str) -> tuple[int, int]:
     """Current (page, page_size) before the table is read; `pager` draws the controls after."""
     return st.session_state.get(f"{prefix}_page", 0), st.session_state.get(f"{prefix}_page_size", PAGE_SIZES[0])
+
+
+def console_people() -> dict:
+    """The console's accounts without secrets ({"usernames": {u: {name, roles, disabled}}}),
+    set by app.py from the credentials file: who may approve, and names beside usernames."""
+    return st.session_state.get(PEOPLE_KEY) or {"usernames": {}}
+
+
+def user_url(user_id: str) -> str:
+    """The User lookup page opened on one user (a link in tables: LinkColumn)."""
+    return f"/user_lookup?{USER_PARAM}={quote(user_id, safe='')}"
+
+
+USER_LINK_COLUMN = "Open user"
+
+
+def user_link_column(label: str = USER_LINK_COLUMN) -> dict:
+    """column_config for a column of `user_url` values: shows the id, opens User lookup."""
+    return {label: st.column_config.LinkColumn(label, display_text=r"user=(.*)$", help="Opens this user in User lookup")}
+
+
+def link_to_user(user_id: str, name: str = "", key: str | None = None) -> None:
+    """A link (same tab) to User lookup showing `user_id`."""
+    label = f"Open {name} ({user_id}) in User lookup" if name else f"Open {user_id} in User lookup"
+    st.page_link("pages/user_lookup.py", label=label, icon=":material/person_search:", query_params={USER_PARAM: user_id})
+
+
+FINDINGS_SHOWN_MAX = 500  # rows of one findings table (the run's counts stay exact)
+
+
+def readable_account(account_id: str | None, names: dict[str, str]) -> str:
+    """"Ada Walker (u0044) · available BTC" for a user account, "fees BTC" for the platform's."""
+    if not account_id:
+        return ""
+    text = approvals_view.account_text(account_id)
+    owner = text.split(" · ", 1)[0]
+    return f"{names[owner]} ({owner}) · {text.split(' · ', 1)[1]}" if owner in names and " · " in text else text
+
+
+def finding_message(finding: dict, names: dict[str, str]) -> str:
+    """The finding's full message with its account named and, where a number is one of the
+    finding's own amounts, that amount in decimals with the asset."""
+    message = str(finding.get("message") or "")
+    asset = finding.get("asset")
+    if finding.get("account"):
+        message = message.replace(finding["account"], readable_account(finding["account"], names))
+    if asset:
+        for name in ("expected", "actual", "difference"):
+            value = finding.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                message = re.sub(rf"(?<![\w.]){re.escape(str(value))}(?![\w.])", amount(value, asset), message)
+    return message
+
+
+def findings_frame(findings: list[dict], names: dict[str, str]) -> pd.DataFrame:
+    """Findings as operators read them: who (name and id), which balance, decimal amounts
+    with the asset, the full message, and a link to the user."""
+    rows = []
+    for finding in findings[:FINDINGS_SHOWN_MAX]:
+        asset = finding.get("asset")
+
+        def value(name: str) -> str:
+            number = finding.get(name)
+            if isinstance(number, int) and not isinstance(number, bool) and asset:
+                return amount(number, asset)
+            return "" if number is None else str(number)
+
+        user_id = finding.get("user")
+        rows.append({
+            "Severity": finding.get("severity"), "Kind": str(finding.get("kind") or "").replace("_", " "),
+            "Account": readable_account(finding.get("account"), names) or str(finding.get("subject") or ""),
+            "Collection": finding.get("collection") or "", "Field": finding.get("field") or "",
+            "Expected": value("expected"), "Actual": value("actual"), "Difference": value("difference"),
+            "Message": finding_message(finding, names),
+            USER_LINK_COLUMN: user_url(user_id) if user_id else None,
+        })
+    return pd.DataFrame(rows)
+
+
+def show_findings(findings: list[dict], names: dict[str, str], key: str) -> None:
+    """The findings table (full messages, links to users) or a plain "no findings"."""
+    if not findings:
+        st.success("No findings.")
+        return
+    st.dataframe(findings_frame(findings, names), hide_index=True, key=key,
+                 column_config={"Message": st.column_config.TextColumn("Message", width="large"), **user_link_column()})
+    if len(findings) > FINDINGS_SHOWN_MAX:
+        st.caption(f"First {FINDINGS_SHOWN_MAX:,} of {len(findings):,} findings.")
+    with st.expander("Full messages"):
+        for finding in findings[:FINDINGS_SHOWN_MAX]:
+            st.markdown(f"- **{finding.get('severity')}** · {finding_message(finding, names)}")

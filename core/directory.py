@@ -10,7 +10,7 @@ value or an escaped, anchored regex (never an operator).
 Search: `users` is the exchange's and read-only, and a case-insensitive regex cannot use an
 index. So we keep our own collection `directory_search` — `{_id: user_id, keys: [lowercase
 id, lowercase email, each lowercase word of the name]}` — built and refreshed from `users`
-(`refresh_search_keys`), with a plain multikey index on `keys`. A search lower-cases the
+(`refresh_search_keys`), with a multikey index on `keys` (then `_id`, for a stable order). A search lower-cases the
 text, splits it into words, and asks for documents with a key starting with each word: an
 anchored, escaped, case-sensitive prefix regex (`^word`), which the index serves as a range.
 """
@@ -60,7 +60,7 @@ class DirectoryUser:
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of matches, ordered by user id. `total` is exact up to SEARCH_COUNT_MAX
+    """One page of matches, in the search index's order. `total` is exact up to SEARCH_COUNT_MAX
     (`total_capped` says when there are at least that many)."""
 
     items: list[DirectoryUser]
@@ -138,17 +138,17 @@ def refresh_search_keys(store: Store, principal: Principal) -> int:
 
 
 def _search_keys_stale(store: Store) -> bool:
-    """A cheap freshness test: the two collections hold different numbers of people
-    (both counts are `_id`-index scans)."""
-    everyone = {"_id": {"$exists": True}}
-    return store.collection("users").count_documents(everyone) != store.collection(SEARCH_COLLECTION).count_documents(everyone)
+    """A cheap freshness test: the two collections hold different numbers of people with a
+    text user id (each count a range over an index: `user_id`, and our `_id`)."""
+    people = store.collection("users").count_documents({"user_id": {"$gte": ""}})
+    return people != store.collection(SEARCH_COLLECTION).count_documents({"_id": {"$gte": ""}})
 
 
 @boundary(text=raising(text, InvalidSearchError))
 def find_users(store: Store, principal: Principal, text: object, *, page: int = 0,
                page_size: int = SEARCH_RESULTS_MAX) -> SearchPage:
     """People with, for every word of `text`, a key (id, email or a word of the name)
-    starting with it — case-insensitive, ordered by user id, one page at a time.
+    starting with it — case-insensitive, in index order, one page at a time.
 
     Each word is lower-cased, escaped (`re.escape`) and anchored, so `.*`, `$where` or
     `{"$ne": ""}` typed into a search box match literally. The search keys are rebuilt
@@ -166,7 +166,8 @@ def find_users(store: Store, principal: Principal, text: object, *, page: int = 
     query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
     search = store.collection(SEARCH_COLLECTION)
     total = search.count_documents(query, limit=SEARCH_COUNT_MAX)
-    ids = [d["_id"] for d in search.find(query, sort=[("_id", 1)], skip=page * page_size, limit=page_size,
+    # ordered by the (keys, _id) index itself, so the prefix range and the order are one index walk
+    ids = [d["_id"] for d in search.find(query, sort=[("keys", 1), ("_id", 1)], skip=page * page_size, limit=page_size,
                                          projection={"_id": 1})]
     found = {d.get("user_id"): d for d in store.collection("users").find(
         {"user_id": {"$in": ids}}, projection=USER_PROJECTION, limit=max(1, len(ids)))} if ids else {}

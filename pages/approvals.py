@@ -1,28 +1,31 @@
-"""Approvals (admin): the maker-checker queue — approve or reject with a reason.
+"""Approvals (admin): the maker-checker queue and its history — approve or reject with a reason.
 
 Core enforces the rules (never your own request, distinct approvers, expiry); this page
-shows the queue, passes the signed-in principal, and shows any refusal as a message.
+shows them before anyone clicks: Approve is disabled on your own request (and says why),
+a request that can never gather enough approvers is flagged, and every decided request
+shows who decided, when and why (core.approvals_view reads what core.approvals recorded).
 """
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
-from core import approvals
-from ui import money, page_state, pager, principal, refusals, get_platform
+from core import approvals, approvals_view, directory
+from ui import (USER_LINK_COLUMN, amount, console_people, get_platform, link_to_user, page_state, pager, principal, refusals,
+                user_link_column, user_url, when)
 
 PREFIX = "approvals"
 STATES = ("pending", "approved", "rejected", "expired", "all")
 
-platform, me = get_platform(), principal("approvals")
+me = principal("approvals")
+platform = get_platform()
+people = console_people()
 st.title("Approvals")
 st.caption("Requests become actions only when a different admin approves them; large amounts need two approvers.")
 
 left, right = st.columns(2)
-state = left.selectbox("State", STATES, key=f"{PREFIX}_state")
+state = left.selectbox("State", STATES, key=f"{PREFIX}_state", help="'all' with a decided state shows the history")
 kind_choice = right.selectbox("Kind", ["all", *approvals.registered_kinds()], key=f"{PREFIX}_kind")
 if st.session_state.get(f"{PREFIX}_filter") != (state, kind_choice):
     st.session_state[f"{PREFIX}_filter"] = (state, kind_choice)
@@ -32,10 +35,33 @@ if message := st.session_state.pop(f"{PREFIX}_done", None):
     st.success(message)
 
 
-def amount_text(document: dict) -> str:
-    if document.get("asset") and document.get("amount_minor") is not None:
-        return f"{money(document['amount_minor'], document['asset'])} {document['asset']}"
-    return ""
+def approvers_text(document: dict) -> str:
+    """"1/2 — Alan Checker (admin2)": the count and who gave them."""
+    given = document.get("approvals") or []
+    names = ", ".join(approvals_view.display_name(people, a.get("by")) for a in given)
+    return f"{len(given)}/{document.get('approvals_required')}" + (f" — {names}" if names else "")
+
+
+def user_of(document: dict) -> str | None:
+    """The user a request is about (payload user, or the owner of the account it repairs)."""
+    for detail in approvals_view.details(document, platform.registry):
+        if detail.user_id:
+            return detail.user_id
+    return None
+
+
+def row(document: dict) -> dict:
+    decided = approvals_view.decision(document)
+    user_id = user_of(document)
+    return {
+        "Requested (UTC)": when(document["requested_at"]), "Kind": document["kind"],
+        "Amount": amount(document.get("amount_minor"), document.get("asset")), "State": document["state"],
+        "Requested by": approvals_view.display_name(people, document["requested_by"]), "Approvals": approvers_text(document),
+        "Decided by": approvals_view.display_name(people, decided.by) if decided and decided.by else "",
+        "Decided at": when(decided.at) if decided else "",
+        "Decision reason": decided.reason if decided else "",
+        "Request reason": document.get("reason", ""), USER_LINK_COLUMN: user_url(user_id) if user_id else None, "Id": document["_id"],
+    }
 
 
 def act(document: dict, action: str) -> None:
@@ -50,28 +76,67 @@ def act(document: dict, action: str) -> None:
         st.rerun()
 
 
+def draw_details(document: dict) -> None:
+    """The request in words (not JSON), a link to its user, and its history."""
+    details = approvals_view.details(document, platform.registry)
+    if details:
+        st.table(pd.DataFrame([{"Field": d.label, "Value": d.text} for d in details]).set_index("Field"))
+    user_id = user_of(document)
+    if user_id:
+        link_to_user(user_id, directory.names_of(platform.store, me, [user_id]).get(user_id, ""))
+    st.markdown("**History**")
+    st.table(pd.DataFrame([{"What": line.action, "Who": approvals_view.display_name(people, line.by) if line.by else "—",
+                            "When": when(line.at), "Why": line.reason or "—"} for line in approvals_view.history(document)]))
+
+
+def draw_pending(document: dict) -> None:
+    """One pending request: details, warnings, and the decision controls (Approve disabled with
+    the reason when this admin may not approve it)."""
+    label = (f"{document['kind']} · {amount(document.get('amount_minor'), document.get('asset')) or '—'} · requested by "
+             f"{approvals_view.display_name(people, document['requested_by'])} · {document['_id']}")
+    with st.expander(label):
+        st.write(f"Why: {document.get('reason') or '—'} · expires {when(document.get('expires_at'))}")
+        draw_details(document)
+        given = [a.get("by") for a in document.get("approvals") or []]
+        if approvals_view.approver_shortfall(people, document["requested_by"], document["approvals_required"], given):
+            eligible = approvals_view.eligible_approvers(people, document["requested_by"])
+            st.warning(f"Needs {document['approvals_required']} approver(s) other than the requester, and only "
+                       f"{len(eligible)} enabled admin(s) can give one: it will wait until it expires unless another admin is added.")
+        blocked = None
+        if document["requested_by"] == me.name:
+            blocked = "You requested this; another admin must approve it."
+        elif me.name in given:
+            blocked = "You already approved this; it needs a different second approver."
+        st.text_input("Reason (required to reject)", key=f"{PREFIX}_reason_{document['_id']}", max_chars=approvals.REASON_LENGTH_MAX)
+        approve_column, reject_column = st.columns(2)
+        if approve_column.button("Approve", key=f"{PREFIX}_approve_{document['_id']}", type="primary", disabled=blocked is not None,
+                                 help=blocked):
+            act(document, "approve")
+        if blocked:
+            approve_column.caption(blocked)
+        if reject_column.button("Reject", key=f"{PREFIX}_reject_{document['_id']}"):
+            act(document, "reject")
+
+
 with refusals():
     page, page_size = page_state(f"{PREFIX}_list")
-    listing = approvals.list_approvals(platform, me, state=None if state == "all" else state,
-                                       kind=None if kind_choice == "all" else kind_choice, page=page, page_size=page_size)
+    state_filter = None if state == "all" else state
+    kind_filter = None if kind_choice == "all" else kind_choice
+    listing = approvals.list_approvals(platform, me, state=state_filter, kind=kind_filter, page=page, page_size=page_size)
+    total = approvals_view.count_requests(platform, me, state=state_filter, kind=kind_filter)
     if not listing.items:
         st.info("No requests match.")
     else:
-        st.dataframe(pd.DataFrame([{
-            "Requested": d["requested_at"], "Kind": d["kind"], "Amount": amount_text(d), "State": d["state"],
-            "By": d["requested_by"], "Approvals": f"{len(d.get('approvals') or [])}/{d.get('approvals_required')}",
-            "Reason": d.get("reason", ""), "Id": d["_id"],
-        } for d in listing.items]), hide_index=True, key=f"{PREFIX}_table")
-    pager(f"{PREFIX}_list", listing.has_more)
+        st.dataframe(pd.DataFrame([row(d) for d in listing.items]), hide_index=True, key=f"{PREFIX}_table",
+                     column_config=user_link_column())
+    pager(f"{PREFIX}_list", listing.has_more, shown=len(listing.items), total=total)
 
     for document in [d for d in listing.items if d["state"] == "pending"]:
-        label = f"{document['kind']} · {amount_text(document) or '—'} · requested by {document['requested_by']} · {document['_id']}"
-        with st.expander(label):
-            st.code(json.dumps(document.get("payload") or {}, indent=2, sort_keys=True, default=str), language="json")
-            st.write(f"Why: {document.get('reason') or '—'} · expires {document.get('expires_at')}")
-            st.text_input("Reason (required to reject)", key=f"{PREFIX}_reason_{document['_id']}", max_chars=approvals.REASON_LENGTH_MAX)
-            approve_column, reject_column = st.columns(2)
-            if approve_column.button("Approve", key=f"{PREFIX}_approve_{document['_id']}", type="primary"):
-                act(document, "approve")
-            if reject_column.button("Reject", key=f"{PREFIX}_reject_{document['_id']}"):
-                act(document, "reject")
+        draw_pending(document)
+    decided = [d for d in listing.items if d["state"] != "pending"]
+    if decided:
+        st.subheader("Decision history")
+        chosen = st.selectbox("Request", [d["_id"] for d in decided], key=f"{PREFIX}_history_choice",
+                              format_func=lambda i: next(f"{d['kind']} · {d['state']} · {when(d['requested_at'])} · {i}"
+                                                         for d in decided if d["_id"] == i))
+        draw_details(next(d for d in decided if d["_id"] == chosen))

@@ -1,59 +1,116 @@
-"""Audit trail (admin, support): filter, page on the server, verify the chain, export CSV."""
+"""Audit trail (admin, support): filter, page on the server, verify the chain, export CSV.
+
+Event types and actors are picked from the values the trail holds (a family such as
+"approval.*" too); user and target match by prefix when they end in "*". The CSV export
+belongs to the filter it was prepared for: when the filter changes, it is withdrawn.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta
 
 import pandas as pd
 import streamlit as st
 
-from core import audit
-from ui import get_platform, page_state, pager, principal, refusals
+from core import approvals_view, audit, directory, reports
+from core.permissions import Permission, can
+from ui import USER_LINK_COLUMN, console_people, get_platform, page_state, pager, principal, refusals, user_link_column, user_url, when
 
 PREFIX = "audit"
 EXPORT_ROWS = 5_000  # one download at most; narrow the filter for more
+ANY = "(any)"
+DATA_TEXT_MAX = 300
 
-platform, me = get_platform(), principal("audit_trail")
+me = principal("audit_trail")
+platform = get_platform()
 st.title("Audit trail")
 
-with st.form(f"{PREFIX}_filters"):
-    columns = st.columns(4)
-    actor = columns[0].text_input("Actor", key=f"{PREFIX}_actor", max_chars=audit.FILTER_TEXT_LENGTH_MAX)
-    event_type = columns[1].text_input("Type (exact, e.g. console.login)", key=f"{PREFIX}_type", max_chars=audit.FILTER_TEXT_LENGTH_MAX)
-    user = columns[2].text_input("User id", key=f"{PREFIX}_user", max_chars=audit.FILTER_TEXT_LENGTH_MAX)
-    target = columns[3].text_input("Target", key=f"{PREFIX}_target", max_chars=audit.FILTER_TEXT_LENGTH_MAX)
-    today = platform.clock.now().date()
-    window = st.date_input("Between (UTC days, inclusive)", value=(today - timedelta(days=90), today), key=f"{PREFIX}_window")
-    if st.form_submit_button("Apply"):
-        st.session_state[f"{PREFIX}_events_page"] = 0
 
-since = until = None
-if isinstance(window, (list, tuple)) and len(window) == 2:
-    since, until = datetime.combine(window[0], time()), datetime.combine(window[1] + timedelta(days=1), time())
-audit_filter = audit.AuditFilter(actor=actor.strip() or None, type=event_type.strip() or None, user=user.strip() or None,
-                                 target=target.strip() or None, since=since, until=until)
+def type_options(types: list[str]) -> list[str]:
+    """Every type, preceded by its family ("approval.*") when the family has several."""
+    families = sorted({t.split(".", 1)[0] for t in types if "." in t})
+    options = [ANY]
+    for family in families:
+        members = [t for t in types if t.startswith(family + ".")]
+        if len(members) > 1:
+            options.append(f"{family}.{audit.PREFIX_MARK}")
+        options.extend(members)
+    return options + [t for t in types if "." not in t]
+
+
+def data_text(event: dict) -> str:
+    """The event's data as short "key: value" text (amounts and reasons stay readable)."""
+    data = event.get("data")
+    if not isinstance(data, dict):
+        return "" if data is None else str(data)[:DATA_TEXT_MAX]
+    parts = [f"{key}: {json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, (dict, list)) else value}"
+             for key, value in data.items() if value not in (None, "", [], {})]
+    return "; ".join(parts)[:DATA_TEXT_MAX]
+
 
 with refusals():
+    types = reports.audit_field_values(platform, me, "type")
+    actors = reports.audit_field_values(platform, me, "actor")
+    columns = st.columns(4)
+    actor = columns[0].selectbox("Actor", [ANY, *actors], key=f"{PREFIX}_actor")
+    event_type = columns[1].selectbox("Event type", type_options(types), key=f"{PREFIX}_type",
+                                      help="A family such as approval.* takes every type in it")
+    user = columns[2].text_input("User id", key=f"{PREFIX}_user", max_chars=audit.FILTER_TEXT_LENGTH_MAX,
+                                 help="Exact id, or the start of ids followed by * (u00*)")
+    target = columns[3].text_input("Target", key=f"{PREFIX}_target", max_chars=audit.FILTER_TEXT_LENGTH_MAX,
+                                   help="Exact target, or its start followed by * (apr_*)")
+    today = platform.clock.now().date()
+    # The time window is opt-in: without it the newest events page straight off the `seq` index.
+    window = None
+    if st.checkbox("Only events between two days (UTC)", key=f"{PREFIX}_windowed"):
+        window = st.date_input("Between (UTC days, inclusive)", value=(today - timedelta(days=90), today), key=f"{PREFIX}_window")
+
+    since = until = None
+    if isinstance(window, (list, tuple)) and len(window) == 2:
+        since, until = datetime.combine(window[0], time()), datetime.combine(window[1] + timedelta(days=1), time())
+    audit_filter = audit.AuditFilter(actor=None if actor == ANY else actor, type=None if event_type == ANY else event_type,
+                                     user=user.strip() or None, target=target.strip() or None, since=since, until=until)
+    shown_filter = (audit_filter.actor, audit_filter.type, audit_filter.user, audit_filter.target, since, until)
+    if st.session_state.get(f"{PREFIX}_filter_seen") != shown_filter:
+        st.session_state[f"{PREFIX}_filter_seen"] = shown_filter
+        st.session_state[f"{PREFIX}_events_page"] = 0
+
     page, page_size = page_state(f"{PREFIX}_events")
     events = audit.search_audit(platform, me, audit_filter, page=page, page_size=page_size)
+    total = reports.count_audit_events(platform, me, audit_filter.query())
+    people = console_people()
+    users = {e.get("user") for e in events.items if e.get("user")}
+    names = directory.names_of(platform.store, me, sorted(users)) if can(me, Permission.READ_USERS) else {}
     if events.items:
-        st.dataframe(pd.DataFrame([{"Seq": e["seq"], "At": e["at"], "Type": e["type"], "Actor": e["actor"], "Role": e.get("role"),
-                                    "Target": e.get("target"), "User": e.get("user") or "", "Data": str(e.get("data"))[:200]}
-                                   for e in events.items]), hide_index=True, key=f"{PREFIX}_table")
+        st.dataframe(pd.DataFrame([{
+            "Seq": e["seq"], "At (UTC)": when(e["at"]), "Type": e["type"], "Actor": approvals_view.display_name(people, e["actor"]),
+            "Role": e.get("role"), "Target": e.get("target"),
+            "User": f"{names[e['user']]} ({e['user']})" if e.get("user") in names else (e.get("user") or ""),
+            USER_LINK_COLUMN: user_url(e["user"]) if e.get("user") else None, "Data": data_text(e),
+        } for e in events.items]), hide_index=True, key=f"{PREFIX}_table", column_config=user_link_column())
     else:
         st.info("No events match.")
-    pager(f"{PREFIX}_events", events.has_more)
+    pager(f"{PREFIX}_events", events.has_more, shown=len(events.items), total=total)
 
     verify_column, export_column = st.columns(2)
     if verify_column.button("Verify the whole chain", key=f"{PREFIX}_verify"):
         with st.spinner("Walking the hash chain…"):
             result = audit.verify_audit(platform, me)
         if result.ok:
-            st.success(f"Chain verified: {result.events_checked} events, no edit, deletion, insertion or reordering.")
+            st.success(f"Chain verified: {result.events_checked:,} events, no edit, deletion, insertion or reordering.")
         else:
             st.error(f"Chain broken at event {result.first_bad_seq}: {result.problem}")
-    if export_column.button("Prepare CSV export", key=f"{PREFIX}_prepare"):
-        st.session_state[f"{PREFIX}_csv"] = audit.export_audit_csv(platform, me, audit_filter, rows_max=EXPORT_ROWS)
-    if csv_text := st.session_state.get(f"{PREFIX}_csv"):
-        export_column.download_button("Download CSV", csv_text, file_name="audit.csv", mime="text/csv", key=f"{PREFIX}_download")
-        export_column.caption(f"At most {EXPORT_ROWS} events, oldest first; the export itself is audited.")
+    if export_column.button("Prepare CSV export of this filter", key=f"{PREFIX}_prepare"):
+        st.session_state[f"{PREFIX}_csv"] = (shown_filter, audit.export_audit_csv(platform, me, audit_filter, rows_max=EXPORT_ROWS))
+    prepared = st.session_state.get(f"{PREFIX}_csv")
+    if prepared and prepared[0] != shown_filter:
+        st.session_state.pop(f"{PREFIX}_csv", None)  # never serve a file made for another filter
+        export_column.warning("The filter changed since the CSV was prepared: prepare it again for the rows shown.")
+    elif prepared:
+        wanted = "-".join(part for part in (audit_filter.actor, audit_filter.type, audit_filter.user, audit_filter.target) if part)
+        file_name = "audit" + (f"-{wanted}" if wanted else "") + ".csv"
+        export_column.download_button("Download CSV", prepared[1], file_name=file_name.replace("*", "all").replace("/", "_"),
+                                       mime="text/csv", key=f"{PREFIX}_download")
+        export_column.caption(f"For the filter shown: {total:,} matching events (at most {EXPORT_ROWS:,}), oldest first; "
+                              "the export itself is audited.")

@@ -1,33 +1,60 @@
 """Fees & liquidity (admin): the fee wallet vs the liquidity float per asset, side by side.
 
 The old admin page added the treasury float to fee revenue; here they are two columns
-that are never summed. Sweeps and top-ups are approval requests, not direct moves.
+that are never summed, and the chart gives each its own panel and scale (a 0.01 BTC fee
+wallet stays visible beside a 40 BTC float). Sweeps and top-ups are approval requests,
+not direct moves; the request form keeps what was typed when core refuses it, and warns
+before submitting when the request could never complete.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.subplots import make_subplots
 
-from core import reports
+from core import approvals_view, reports
+from core.errors import LedgerError
 from core.flows import treasury
-from ui import chart_number, load_fee_movements, load_totals, get_platform, money, principal, refusals
+from core.ledger import amount as parse_amount
+from ui import (amount, chart_number, console_people, get_platform, load_fee_movements, load_totals, money, principal,
+                refusals, when)
 
 PREFIX = "fees"
+PANELS = (("fee_wallet", "Fee wallet", "#2e7d32"), ("liquidity_free", "Liquidity (free)", "#1f5f8b"),
+          ("liquidity_reserved", "Liquidity (reserved)", "#90caf9"))
+REQUESTS = {"Fee sweep (fee wallet → treasury)": ("treasury.fee_sweep", treasury.request_fee_sweep),
+            "Liquidity top-up (treasury → float)": ("treasury.liquidity_topup", treasury.request_liquidity_topup),
+            "Liquidity withdrawal (float → treasury)": ("treasury.liquidity_withdrawal", treasury.request_liquidity_withdrawal)}
+FIELDS = ("request_kind", "request_asset", "request_amount", "request_reason")
 
-platform, me = get_platform(), principal("fees_liquidity")
+me = principal("fees_liquidity")
+platform = get_platform()
 st.title("Fees & liquidity")
+
+
+def panels_figure(row: dict, asset: str) -> go.Figure:
+    """One panel per balance, each on its own axis, labelled with the exact amount."""
+    figure = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[title for _, title, _ in PANELS], horizontal_spacing=0.12)
+    for column, (key, title, colour) in enumerate(PANELS, start=1):
+        figure.add_bar(x=[title], y=[chart_number(row[key], asset)], marker_color=colour, text=[money(row[key], asset)],
+                       textposition="auto", showlegend=False, row=1, col=column)
+        figure.update_yaxes(title_text=asset if column == 1 else None, rangemode="tozero", row=1, col=column)
+        figure.update_xaxes(showticklabels=False, row=1, col=column)
+    figure.update_layout(title=f"{asset}: fee wallet and liquidity, each on its own scale", height=340, margin={"t": 70, "b": 20})
+    return figure
 
 
 with refusals():
     totals = load_totals(me)
     st.subheader("Fee wallet vs liquidity float")
     st.caption("Fee wallet = platform.fees (revenue). Liquidity = platform.liquidity (free) + "
-               "platform.liquidity_reserved (held by open quotes). Never added together.")
+               "platform.liquidity_reserved (held by open quotes). Never added together. Amounts in each row's asset.")
     rows = [{"Asset": r["asset"], "Fee wallet": money(r["fee_wallet"], r["asset"]),
              "Liquidity (free)": money(r["liquidity_free"], r["asset"]),
              "Liquidity (reserved)": money(r["liquidity_reserved"], r["asset"]),
@@ -37,12 +64,7 @@ with refusals():
         left.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{PREFIX}_side_by_side")
         assets = [r["asset"] for r in totals]
         chart_asset = right.selectbox("Chart asset", assets, key=f"{PREFIX}_chart_asset")
-        row = next(r for r in totals if r["asset"] == chart_asset)
-        figure = go.Figure(go.Bar(x=["Fee wallet", "Liquidity (free)", "Liquidity (reserved)"],
-                                  y=[chart_number(row[k], chart_asset) for k in ("fee_wallet", "liquidity_free", "liquidity_reserved")],
-                                  marker_color=["#2e7d32", "#1f5f8b", "#90caf9"]))
-        figure.update_layout(title=f"{chart_asset}: fee wallet vs liquidity", height=320, margin={"t": 40, "b": 20})
-        right.plotly_chart(figure, key=f"{PREFIX}_chart")
+        right.plotly_chart(panels_figure(next(r for r in totals if r["asset"] == chart_asset), chart_asset), key=f"{PREFIX}_chart")
     else:
         st.write("No balances yet.")
 
@@ -52,7 +74,7 @@ with refusals():
     by_flow = reports.revenue_by_flow(load_fee_movements(me, until - timedelta(days=window_days), until))
     if by_flow:
         st.dataframe(pd.DataFrame([{"Asset": r["asset"], "Entry type": r["entry_type"], "Kind": r["kind"],
-                                    "Amount": money(r["amount_minor"], r["asset"])} for r in by_flow]),
+                                    "Amount": amount(r["amount_minor"], r["asset"])} for r in by_flow]),
                      hide_index=True, key=f"{PREFIX}_by_flow")
     else:
         st.write("No fee movements in this window.")
@@ -60,29 +82,55 @@ with refusals():
     st.subheader("Recent sweeps and liquidity moves")
     recent = reports.treasury_entries(platform, me)
     if recent:
-        st.dataframe(pd.DataFrame([{"When": e["created_at"], "Type": e["type"], "State": e["state"], "By": e.get("actor"),
-                                    "Amount": next((money(abs(p["amount_minor"]), p["asset"]) for p in e["postings"]
-                                                    if p["kind"] in ("platform.fees", "platform.liquidity")), "")} for e in recent]),
-                     hide_index=True, key=f"{PREFIX}_recent")
+        people = console_people()
+        table = []
+        for entry in recent:
+            moved = next((p for p in entry["postings"] if p["kind"] in ("platform.fees", "platform.liquidity")), None)
+            table.append({"When (UTC)": when(entry["created_at"]), "Type": entry["type"],
+                          "Asset": moved["asset"] if moved else "",
+                          "Amount": amount(abs(moved["amount_minor"]), moved["asset"]) if moved else "",
+                          "Approved by": approvals_view.display_name(people, entry.get("actor")), "Entry": entry["_id"]})
+        st.dataframe(pd.DataFrame(table), hide_index=True, key=f"{PREFIX}_recent")
     else:
         st.write("No sweeps or liquidity moves yet.")
 
+
+# -- the request form: plain keyed widgets (not st.form), so warnings follow what is typed and
+#    nothing is cleared by a refusal; only a successful request clears amount and reason.
 st.subheader("Request a sweep or liquidity move")
 st.caption("These are maker-checker requests: nothing moves until a different admin approves them on the Approvals page.")
-REQUESTS = {"Fee sweep (fee wallet → treasury)": treasury.request_fee_sweep,
-            "Liquidity top-up (treasury → float)": treasury.request_liquidity_topup,
-            "Liquidity withdrawal (float → treasury)": treasury.request_liquidity_withdrawal}
-with st.form(f"{PREFIX}_request", clear_on_submit=True):
-    columns = st.columns([2, 1, 1])
-    action = columns[0].selectbox("Request", list(REQUESTS), key=f"{PREFIX}_request_kind")
-    asset = columns[1].selectbox("Asset", list(platform.registry.codes()), key=f"{PREFIX}_request_asset")
-    value = columns[2].text_input("Amount", key=f"{PREFIX}_request_amount", max_chars=40)
-    reason = st.text_input("Reason", key=f"{PREFIX}_request_reason", max_chars=200)
-    submitted = st.form_submit_button("Submit request")
-if submitted:
-    key = st.session_state.setdefault(f"{PREFIX}_request_key", f"console:{me.name}:{uuid.uuid4().hex}")
+if st.session_state.pop(f"{PREFIX}_clear", False):
+    for field in ("request_amount", "request_reason"):
+        st.session_state[f"{PREFIX}_{field}"] = ""
+columns = st.columns([2, 1, 1])
+action = columns[0].selectbox("Request", list(REQUESTS), key=f"{PREFIX}_request_kind")
+asset = columns[1].selectbox("Asset", list(platform.registry.codes()), key=f"{PREFIX}_request_asset")
+value = columns[2].text_input("Amount", key=f"{PREFIX}_request_amount", max_chars=40, placeholder="e.g. 0.015")
+reason = st.text_input("Reason", key=f"{PREFIX}_request_reason", max_chars=200)
+kind, request_function = REQUESTS[action]
+
+with refusals():
+    try:
+        typed = parse_amount(value.strip(), asset, platform.registry).minor if value.strip() else None
+    except LedgerError:
+        typed = None  # the submit shows the refusal in plain words
+    for warning in approvals_view.request_warnings(platform, me, console_people(), kind=kind, asset=asset, amount_minor=typed):
+        st.warning(warning)
+
+if st.button("Submit request", key=f"{PREFIX}_submit", type="primary"):
+    # One key per form content (and per cleared form): a double click replays the same
+    # request, while a corrected amount after a refusal is a new request, never a conflict.
+    nonce = st.session_state.setdefault(f"{PREFIX}_request_nonce", uuid.uuid4().hex[:12])
+    content = hashlib.sha256("\x1f".join((kind, asset, value.strip(), reason)).encode()).hexdigest()[:16]
     with refusals():
-        request = REQUESTS[action](platform, me, asset=asset, amount=value.strip(), reason=reason, idempotency_key=key)
-        st.session_state.pop(f"{PREFIX}_request_key", None)  # the next request gets a new key
-        st.success(f"Request {request['_id']} ({request['kind']}, {money(request['amount_minor'], asset)} {asset}) "
-                   f"is waiting for {request['approvals_required']} approver(s).")
+        request = request_function(platform, me, asset=asset, amount=value.strip(), reason=reason,
+                                   idempotency_key=f"console:{me.name}:{nonce}:{content}")
+        st.session_state[f"{PREFIX}_done"] = (f"Request {request['_id']} ({request['kind']}, {amount(request['amount_minor'], asset)}) "
+                                              f"is waiting for {request['approvals_required']} approver(s).")
+        st.session_state.pop(f"{PREFIX}_request_nonce", None)  # the next request gets a new key
+        st.session_state[f"{PREFIX}_clear"] = True
+        st.cache_data.clear()
+        st.rerun()
+if done := st.session_state.pop(f"{PREFIX}_done", None):
+    st.success(done)
+    st.page_link("pages/approvals.py", label="Open Approvals", icon=":material/approval:")

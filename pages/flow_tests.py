@@ -2,53 +2,118 @@
 
 Each scenario runs in its own fresh sandbox store through the production service
 functions (core.runner); the console's ledger is never touched, only the run is audited.
+Evidence is shown as an operator reads it: only the accounts a step changed, before and
+after in decimals with the asset and a change column; a failing scenario opens by itself.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import streamlit as st
 
-from core import runner
-from ui import get_platform, principal, refusals
+from core import approvals_view, runner
+from core.ledger import parse_account_id
+from core.errors import LedgerError
+from ui import amount, get_platform, principal, refusals
 
 PREFIX = "flows"
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?![\w.])")
 
-platform, me = get_platform(), principal("flow_tests")
+me = principal("flow_tests")
 st.title("Flow tests")
 st.caption("Every scenario runs in its own sandbox (a fresh store), never on the live ledger. Runs are audited.")
 
+
+def asset_of(account_id: str) -> str | None:
+    try:
+        return parse_account_id(account_id).asset
+    except LedgerError:
+        return None
+
+
+def changed_rows(step: dict) -> tuple[list[dict], int]:
+    """The accounts this step changed (before, after, change — decimals with the asset) and
+    how many it left unchanged."""
+    before, after = step.get("balances_before") or {}, step.get("balances_after") or {}
+    rows, unchanged = [], 0
+    for account in sorted(set(before) | set(after)):
+        old = (before.get(account) or {}).get("minor", 0)
+        new = (after.get(account) or {}).get("minor", 0)
+        if old == new:
+            unchanged += 1
+            continue
+        asset = asset_of(account)
+        change = new - old
+        rows.append({"Account": approvals_view.account_text(account), "Before": amount(old, asset), "After": amount(new, asset),
+                     "Change": ("+" if change > 0 else "") + amount(change, asset)})
+    return rows, unchanged
+
+
+def readable_detail(step: dict) -> str:
+    """A step's message with bare numbers after "expected"/"got" shown as decimals of the
+    step's asset, when all its accounts share one asset (the runner reports minor units)."""
+    detail = str(step.get("detail") or "")
+    accounts = set(step.get("balances_before") or {}) | set(step.get("balances_after") or {})
+    assets = {asset_of(a) for a in accounts} - {None}
+    if len(assets) != 1 or "expected" not in detail:
+        return detail
+    asset = assets.pop()
+    head, _, tail = detail.partition("expected")
+    return head + "expected" + NUMBER.sub(lambda match: amount(int(match.group()), asset), tail)
+
+
+def draw_step(step: dict, index: int, scenario: str) -> None:
+    mark = "PASS" if step["ok"] else "FAIL"
+    st.markdown(f"**{mark} · {step['name']}** — {readable_detail(step) or 'done'}")
+    rows, unchanged = changed_rows(step)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{PREFIX}_evidence_{scenario}_{index}")
+    caption = f"{unchanged} watched account(s) unchanged" if unchanged else "no watched account left unchanged"
+    fees = step.get("fees_booked") or {}
+    if fees:
+        caption += " · fees booked: " + ", ".join(amount(v["minor"], asset) for asset, v in fees.items())
+    check = step.get("self_check") or {}
+    caption += f" · entries written: {step.get('entries_written', 0)} · self-check: {'ok' if check.get('ok', True) else 'FAILED'}"
+    st.caption(caption)
+    if not check.get("ok", True):
+        for finding in check.get("findings") or []:
+            st.error(f"{finding.get('kind')}: {finding.get('message')}")
+
+
 names = runner.list_scenarios()
-chosen = st.multiselect("Scenarios", names, default=names[:3], key=f"{PREFIX}_chosen")
+chosen = st.multiselect("Scenarios (all are selected; remove any you do not want)", names, default=names, key=f"{PREFIX}_chosen")
 if st.button("Run selected", key=f"{PREFIX}_run", type="primary", disabled=not chosen):
-    bar = st.progress(0.0, text="Starting…")
+    with st.status(f"Running {len(chosen)} scenario(s)…", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting…")
 
-    def progress(done: int, total: int, name: str) -> None:
-        bar.progress(done / max(total, 1), text=f"{done}/{total} done" + (f" — running {name}" if name else ""))
+        def progress(done: int, total: int, name: str) -> None:
+            text = f"{done}/{total} done — running {name}" if name else f"{done}/{total} run — writing the report…"
+            bar.progress(done / max(total, 1), text=text)
 
-    with refusals():
-        report = runner.run_scenarios(list(chosen), progress=progress, platform=platform, principal=me)
-        st.session_state[f"{PREFIX}_report"] = report.as_dict()
+        with refusals():
+            report = runner.run_scenarios(list(chosen), progress=progress, platform=get_platform(), principal=me)
+            st.session_state[f"{PREFIX}_report"] = report.as_dict()
+        finished = st.session_state.get(f"{PREFIX}_report")
+        status.update(label="Finished" if finished else "Refused", state="complete" if finished else "error", expanded=False)
 
 report = st.session_state.get(f"{PREFIX}_report")
 if report:
     passed = sum(s["ok"] for s in report["scenarios"])
-    (st.success if report["ok"] else st.error)(f"{passed}/{len(report['scenarios'])} scenarios passed in {report['duration_ms']} ms")
+    (st.success if report["ok"] else st.error)(
+        f"{passed}/{len(report['scenarios'])} scenarios passed in {report['duration_ms']:,} ms")
     st.download_button("Download JSON report", json.dumps(report, indent=2, sort_keys=True, default=str),
                        file_name="flow-tests.json", mime="application/json", key=f"{PREFIX}_download")
     st.dataframe(pd.DataFrame([{"Scenario": s["name"], "Result": "PASS" if s["ok"] else "FAIL", "Steps": len(s["steps"]),
-                                "ms": s["duration_ms"], "Error": s.get("error") or ""} for s in report["scenarios"]]),
+                                "ms": f"{s['duration_ms']:,}",
+                                "Failing step": next((step["name"] for step in s["steps"] if not step["ok"]), ""),
+                                "Error": s.get("error") or ""} for s in report["scenarios"]]),
                  hide_index=True, key=f"{PREFIX}_summary")
     for scenario in report["scenarios"]:
-        with st.expander(f"{'✅' if scenario['ok'] else '❌'} {scenario['name']}"):
-            for step in scenario["steps"]:
-                st.markdown(f"**{'PASS' if step['ok'] else 'FAIL'} · {step['name']}** — {step['detail']}")
-                before, after = step.get("balances_before") or {}, step.get("balances_after") or {}
-                rows = [{"Account": account, "Before": json.dumps(before.get(account), default=str),
-                         "After": json.dumps(after.get(account), default=str)} for account in sorted(set(before) | set(after))]
-                if rows:
-                    st.dataframe(pd.DataFrame(rows), hide_index=True)
-                st.caption(f"entries written: {step.get('entries_written', 0)} · self-check: "
-                           f"{'ok' if (step.get('self_check') or {}).get('ok', True) else step.get('self_check')}")
+        with st.expander(f"{'✅' if scenario['ok'] else '❌'} {scenario['name']}", expanded=not scenario["ok"]):
+            if scenario.get("error"):
+                st.error(readable_detail({**(scenario["steps"][-1] if scenario["steps"] else {}), "detail": scenario["error"]}))
+            for index, step in enumerate(scenario["steps"]):
+                draw_step(step, index, scenario["name"])

@@ -1,46 +1,91 @@
-"""Overview (admin): per-asset platform totals, alerts, fee revenue over time."""
+"""Overview (admin): per-asset platform totals, alerts, fee revenue over time.
+
+The last integrity run is shown with its time next to the live "books balance" signal;
+when they disagree the page says why (the run is older than the problem) and links to
+Integrity. The revenue chart draws fees, referral payouts and sweeps in distinct colours
+and the net line it promises.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from core import reports
-from ui import chart_number, load_fee_movements, load_totals, get_platform, money, principal, refusals
+from ui import chart_number, get_platform, load_fee_movements, load_totals, money, principal, refusals, when
 
 PREFIX = "overview"
 TOTAL_LABELS = {
     "user_liabilities": "User liabilities", "fee_wallet": "Fee wallet", "liquidity_free": "Liquidity (free)",
     "liquidity_reserved": "Liquidity (reserved)", "escrow": "Escrow", "external": "External (chain, bank, treasury)",
 }
+# Fee-wallet movements by entry type → (chart series, colour); anything else is fee income.
+SERIES = {"referral.commission": ("referral payouts", "#ef6c00"), "treasury.fee_sweep": ("sweeps", "#c62828")}
+INCOME = ("fees booked", "#2e7d32")
+NET_COLOUR = "#1a237e"
 
-platform, me = get_platform(), principal("overview")
+me = principal("overview")
+platform = get_platform()
 st.title("Overview")
 now = platform.clock.now()
 
 
+def revenue_figure(points: list[reports.RevenuePoint], asset: str) -> go.Figure:
+    """Per day: income up, payouts and sweeps down (each its own colour), and the net line."""
+    days = sorted({p.day for p in points if p.asset == asset})
+    series: dict[str, dict[str, int]] = {name: {} for name, _ in [INCOME, *SERIES.values()]}
+    for point in points:
+        if point.asset == asset:
+            name = SERIES.get(point.entry_type, INCOME)[0]
+            series[name][point.day] = series[name].get(point.day, 0) + point.amount_minor
+    figure = go.Figure()
+    for name, colour in [INCOME, *SERIES.values()]:
+        figure.add_bar(x=days, y=[chart_number(series[name].get(day, 0), asset) for day in days], name=name, marker_color=colour)
+    net = [sum(series[name].get(day, 0) for name in series) for day in days]
+    figure.add_scatter(x=days, y=[chart_number(value, asset) for value in net], name="net", mode="lines+markers",
+                       line={"color": NET_COLOUR, "width": 3})
+    figure.update_layout(barmode="relative", height=380, margin={"t": 50, "b": 30}, legend_title_text="",
+                         title=f"Fee wallet per day ({asset}): net = fees booked − referral payouts − sweeps")
+    figure.update_yaxes(title=asset, zeroline=True, zerolinecolor="#888")
+    return figure
+
+
 with refusals():
     alerts = reports.alerts(platform, me)
+    totals = load_totals(me)
+    unbalanced = [row["asset"] for row in totals if sum(row[k] for k in reports.TOTAL_COLUMNS) != 0]
     columns = st.columns(3)
     pending = alerts.pending_approvals
-    columns[0].metric("Pending approvals", "n/a" if pending is None else pending)
-    columns[1].metric("Stuck entries", alerts.stuck_entries)
+    columns[0].metric("Pending approvals", "n/a" if pending is None else f"{pending:,}")
+    columns[0].page_link("pages/approvals.py", label="Open Approvals", icon=":material/approval:")
+    columns[1].metric("Stuck entries", f"{alerts.stuck_entries:,}")
     last = alerts.last_integrity
-    columns[2].metric("Last integrity run", "none yet" if last is None else ("OK" if last.get("ok") else f"{last.get('findings', '?')} findings"))
+    verdict = "none yet" if last is None else ("OK" if last.get("ok") else f"{last.get('findings', 0):,} findings")
+    columns[2].metric("Last integrity run", verdict)
+    columns[2].caption(f"at {when(last['at'])}" if last else "no platform check has run")
+    columns[2].page_link("pages/integrity.py", label="Open Integrity", icon=":material/verified:")
     for note in alerts.notes:
         st.warning(note)
+    if unbalanced and (last is None or last.get("ok")):
+        since = f"the last integrity run ({when(last['at'])}) found nothing, so the difference appeared after it" if last else \
+            "no integrity run has looked at it yet"
+        st.error(f"The live totals of {', '.join(unbalanced)} do not balance (the sum of all accounts is not zero), but "
+                 f"{since}. Run the platform check on Integrity to see which balance is off and request its repair.")
+    elif not unbalanced and last is not None and not last.get("ok"):
+        st.info("The live totals balance now; the last integrity run found problems. Run the check again to confirm the fix.")
 
     st.subheader("Per asset")
-    totals = load_totals(me)
     if not totals:
         st.write("The ledger is empty.")
     else:
         table = pd.DataFrame([{"Asset": row["asset"], **{label: money(row[key], row["asset"]) for key, label in TOTAL_LABELS.items()},
-                               "Books balance": "yes" if sum(row[k] for k in reports.TOTAL_COLUMNS) == 0 else "NO"} for row in totals])
+                               "Books balance": "yes" if row["asset"] not in unbalanced else "NO — see Integrity"} for row in totals])
         st.dataframe(table, hide_index=True, key=f"{PREFIX}_totals")
+        st.caption("Amounts in each row's asset. External is the world's side (negative when money came in). "
+                   "Books balance: every account of the asset sums to zero right now.")
 
     st.subheader("Fee revenue over time")
     window_days = st.select_slider("Window (days)", options=[7, 14, 30, 60, 90], value=60, key=f"{PREFIX}_window")
@@ -51,12 +96,4 @@ with refusals():
         st.write("No fee revenue in this window.")
     else:
         asset = st.selectbox("Asset", assets, key=f"{PREFIX}_asset")
-        daily = reports.daily_revenue(points, asset)
-        frame = pd.DataFrame({"day": [d["day"] for d in daily],
-                              "fees booked": [chart_number(d["income_minor"], asset) for d in daily],
-                              "referral payouts and sweeps": [chart_number(d["payout_minor"], asset) for d in daily]})
-        figure = px.bar(frame, x="day", y=["fees booked", "referral payouts and sweeps"], barmode="relative",
-                        title=f"Fee wallet movements per day ({asset}): net = fees booked − payouts − sweeps",
-                        color_discrete_sequence=["#2e7d32", "#c62828"])
-        figure.update_layout(legend_title_text="", yaxis_title=asset)
-        st.plotly_chart(figure, key=f"{PREFIX}_revenue_chart")
+        st.plotly_chart(revenue_figure(points, asset), key=f"{PREFIX}_revenue_chart")

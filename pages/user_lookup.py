@@ -1,4 +1,9 @@
-"""User lookup (admin, support): find a person, see balances, holds, entries, integrity."""
+"""User lookup (admin, support): find a person, see balances, holds, entries, integrity.
+
+Search is a case-insensitive prefix over user ids, emails and every word of a name
+(core.directory), counted and paged. `?user=<id>` opens one person directly: the links
+from Audit trail, Integrity and Approvals land here.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,67 @@ import pandas as pd
 import streamlit as st
 
 from core import directory, integrity, liabilities
-from core.ledger.accounts import AccountKind
-from core.ledger.engine import EntryFilter
-from ui import get_platform, money, page_state, pager, principal, refusals
+from core.ledger import AccountKind, EntryFilter
+from ui import (USER_PARAM, amount, get_platform, money, page_state, pager, principal, refusals, show_findings,
+                when)
 
 PREFIX = "lookup"
 HOLDS_SHOWN_MAX = 20
+RESULTS_PAGE_SIZE = 10
 
-platform, me = get_platform(), principal("user_lookup")
+me = principal("user_lookup")
+platform = get_platform()
 st.title("User lookup")
 
-text = st.text_input("Search by user id, email or name (prefix)", key=f"{PREFIX}_search", max_chars=directory.SEARCH_TEXT_LENGTH_MAX)
+# A link (?user=<id>) picks the person once; later searches on the page take over.
+linked = st.query_params.get(USER_PARAM)
+if linked and st.session_state.get(f"{PREFIX}_linked") != linked:
+    st.session_state[f"{PREFIX}_linked"] = linked
+    st.session_state[f"{PREFIX}_user"] = linked
+    st.session_state[f"{PREFIX}_entries_page"] = 0
+
+text = st.text_input("Search by user id, email or any word of the name — case-insensitive, matches the start of each word",
+                     key=f"{PREFIX}_search", max_chars=directory.SEARCH_TEXT_LENGTH_MAX,
+                     placeholder="e.g. u004, walker, ada.walker@")
+if st.session_state.get(f"{PREFIX}_searched") != text:
+    st.session_state[f"{PREFIX}_searched"] = text
+    st.session_state[f"{PREFIX}_results_page"] = 0
+
+
+def choose(user_id: str) -> None:
+    if st.session_state.get(f"{PREFIX}_user") != user_id:
+        st.session_state[f"{PREFIX}_user"] = user_id
+        st.session_state[f"{PREFIX}_entries_page"] = 0
+
+
 with refusals():
     if text.strip():
-        found = directory.search_users(platform.store, me, text)
-        if not found:
-            st.info("No user matches. Text is matched literally (no wildcards).")
+        results_page = st.session_state.get(f"{PREFIX}_results_page", 0)
+        found = directory.find_users(platform.store, me, text, page=results_page, page_size=RESULTS_PAGE_SIZE)
+        if not found.items:
+            st.session_state.pop(f"{PREFIX}_user", None)  # never show the previous person under "no match"
+            st.info(f"No user matches “{text.strip()}”. Each word must start an id, an email or a word of the name; "
+                    "text is matched literally (no wildcards).")
         else:
-            labels = {f"{u.user_id} · {u.name} · {u.email}": u.user_id for u in found}
-            choice = st.radio("Matches", list(labels), key=f"{PREFIX}_choice")
-            if st.session_state.get(f"{PREFIX}_user") != labels[choice]:
-                st.session_state[f"{PREFIX}_user"] = labels[choice]
-                st.session_state[f"{PREFIX}_entries_page"] = 0
+            count = f"{found.total:,}+" if found.total_capped else f"{found.total:,}"
+            first = results_page * RESULTS_PAGE_SIZE + 1
+            st.caption(f"{count} user(s) match · showing {first:,}–{first + len(found.items) - 1:,} · "
+                       f"page {results_page + 1:,} of {found.pages:,}")
+            labels = {f"{u.name} · {u.user_id} · {u.email}": u.user_id for u in found.items}
+            choice = st.radio("Matches", list(labels), key=f"{PREFIX}_choice_{results_page}")
+            choose(labels[choice])
+            previous, following = st.columns([1, 5])
+            if previous.button("◀ Previous matches", key=f"{PREFIX}_results_prev", disabled=results_page == 0):
+                st.session_state[f"{PREFIX}_results_page"] = results_page - 1
+                st.rerun()
+            if following.button("More matches ▶", key=f"{PREFIX}_results_next", disabled=not found.has_more):
+                st.session_state[f"{PREFIX}_results_page"] = results_page + 1
+                st.rerun()
 
     user_id = st.session_state.get(f"{PREFIX}_user")
     person = directory.get_user(platform.store, me, user_id) if user_id else None
+    if user_id and person is None:
+        st.warning(f"There is no user {user_id} in the directory.")
     if person is not None:
         st.header(f"{person.name} ({person.user_id})")
         st.caption(f"{person.email} · referral tier {person.referral_tier or '—'} · referred by {person.referred_by or '—'}")
@@ -38,8 +79,9 @@ with refusals():
         st.subheader("Balances")
         balances = platform.ledger.user_balances(person.user_id)
         if balances:
-            st.dataframe(pd.DataFrame([{"Asset": a, "Available": b.available.text(), "Locked": b.locked.text(), "Total": b.total.text()}
-                                       for a, b in balances.items()]), hide_index=True, key=f"{PREFIX}_balances")
+            st.dataframe(pd.DataFrame([{"Asset": a, "Available": money(b.available.minor, a), "Locked": money(b.locked.minor, a),
+                                        "Total": money(b.total.minor, a)} for a, b in balances.items()]),
+                         hide_index=True, key=f"{PREFIX}_balances")
         else:
             st.write("No balances.")
 
@@ -49,25 +91,35 @@ with refusals():
         rows = []
         for entry in entries.items:
             mine = [p for p in entry.postings if p.owner == person.user_id and p.kind in (AccountKind.USER_AVAILABLE, AccountKind.USER_LOCKED)]
-            rows.append({"When": entry.created_at, "Type": entry.type, "State": entry.state,
-                         "Change": ", ".join(f"{p.kind.split('.')[-1]} {'+' if p.amount_minor > 0 else ''}{money(p.amount_minor, p.asset)} {p.asset}" for p in mine),
+            rows.append({"When (UTC)": when(entry.created_at), "Type": entry.type,
+                         "Change": ", ".join(f"{p.kind.split('.')[-1]} {'+' if p.amount_minor > 0 else ''}{amount(p.amount_minor, p.asset)}"
+                                             for p in mine),
                          "Hold": entry.hold_id or "", "Entry": entry.id})
         if rows:
             st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{PREFIX}_entries_table")
         else:
             st.write("No entries.")
-        pager(f"{PREFIX}_entries", entries.has_more)
+        pager(f"{PREFIX}_entries", entries.has_more, shown=len(rows))
 
         st.subheader("Open holds")
         holds = []
         for entry in platform.ledger.open_holds(person.user_id, placed_max=HOLDS_SHOWN_MAX):
             held = next(p for p in entry.postings if p.amount_minor > 0)
-            holds.append({"Hold": entry.hold_id, "Since": entry.created_at, "Held in": held.kind,
-                          "Amount": f"{money(held.amount_minor, held.asset)} {held.asset}", "Flow": entry.flow_ref or ""})
+            holds.append({"Hold": entry.hold_id, "Since (UTC)": when(entry.created_at), "Held in": held.kind,
+                          "Amount": amount(held.amount_minor, held.asset), "Flow": entry.flow_ref or ""})
         if holds:
             st.dataframe(pd.DataFrame(holds), hide_index=True, key=f"{PREFIX}_holds")
         else:
             st.write(f"No open holds among the latest {HOLDS_SHOWN_MAX} placed.")
+
+        st.subheader("Proof of liabilities")  # issue 14: this user's inclusion proofs from the newest snapshot
+        with refusals():  # no snapshot yet, or no liability in it: a message, and the rest of the page still draws
+            if st.button("Prepare liabilities proof", key=f"{PREFIX}_pol_prepare"):
+                st.session_state[f"{PREFIX}_pol"] = (person.user_id, liabilities.bundle_json(liabilities.user_proof_bundle(platform, me, person.user_id)))
+            prepared = st.session_state.get(f"{PREFIX}_pol")
+            if prepared and prepared[0] == person.user_id:
+                st.download_button("Download liabilities proof", prepared[1], file_name=f"liabilities-proof-{person.user_id}.json",
+                                   mime="application/json", key=f"{PREFIX}_pol_download")
 
         st.subheader("Proof of liabilities")  # issue 14: this user's inclusion proofs from the newest snapshot
         with refusals():  # no snapshot yet, or no liability in it: a message, and the rest of the page still draws
@@ -89,12 +141,10 @@ with refusals():
             legacy_rows = [f for f in report["findings"] if f.get("collection")]
             other_rows = [f for f in report["findings"] if not f.get("collection")]
             (st.success if report["ok"] else st.error)(
-                f"{'OK' if report['ok'] else report['severity'].upper()}: {report['counts']['findings']} findings "
-                f"({len(legacy_rows)} against the legacy collections)")
+                f"{'OK' if report['ok'] else report['severity'].upper()} at {when(report['started_at'])}: "
+                f"{report['counts']['findings']} findings ({len(legacy_rows)} against the legacy collections)")
+            names = {person.user_id: person.name}
             for title, rows in (("Ledger", other_rows), ("Legacy collections vs ledger", legacy_rows)):
                 if rows:
                     st.markdown(f"**{title}**")
-                    st.dataframe(pd.DataFrame([{"Severity": f["severity"], "Kind": f["kind"], "Collection": f.get("collection") or "",
-                                                "Field": f.get("field") or "", "Asset": f.get("asset"), "Expected": f.get("expected"),
-                                                "Actual": f.get("actual"), "Difference": f.get("difference"), "Message": f["message"]}
-                                               for f in rows]), hide_index=True)
+                    show_findings(rows, names, key=f"{PREFIX}_findings_{title[:6]}")

@@ -133,6 +133,7 @@ def _real_looking_store():
 
     store = Store.embedded_store("looks_real")
     store.embedded = False
+    store.session_options = lambda: {}  # mongomock has no sessions; a real server's store would open one
     return store
 
 
@@ -190,3 +191,55 @@ def test_app_refuses_a_real_database_without_a_cookie_key(monkeypatch, tmp_path)
     assert not at.exception and not at.error
     assert [t.label for t in at.text_input] == ["Username", "Password"]
     assert not any("Demo" in i.value for i in at.info)  # no demo banner on a real database
+
+
+def test_app_signed_out_visitor_of_a_page_logs_in_and_lands_on_it():
+    """The legacy pages/ mode serves a signed-out first request for /approvals without the
+    frame: the page hands over (remembering itself) and the frame shows the login under that
+    page's address; logging in then opens Approvals, not the default page."""
+    from ui import NEXT_PAGE_KEY
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.session_state[NEXT_PAGE_KEY] = "approvals"
+    at.run()
+    assert not at.exception
+    assert [t.label for t in at.text_input] == ["Username", "Password"] and not at.error
+    at = submit(at, "admin", "demo-admin-2026")
+    assert [t.value for t in at.title] == ["Approvals"]  # the form is gone, the asked-for page is drawn
+
+
+def test_app_login_clears_the_form_in_the_same_run():
+    """No rerun after the login (it would drop the login cookie streamlit-authenticator sets
+    for reloads — tests/test_browser.py reloads): the form's slot is emptied instead."""
+    at = submit(login_form(), "admin", "demo-admin-2026")
+    assert at.session_state["authentication_status"] is True
+    assert [t.value for t in at.title] == ["Overview"] and not at.text_input
+
+
+def test_app_page_file_run_directly_remembers_the_page_for_after_login():
+    from ui import NEXT_PAGE_KEY
+
+    direct = AppTest.from_file(APP.replace("app.py", "pages/approvals.py"), default_timeout=TIMEOUT_SECONDS)
+    direct.run()
+    assert not direct.exception
+    assert direct.session_state[NEXT_PAGE_KEY] == "approvals"
+
+
+def test_app_people_for_names_and_approvers_carry_no_password():
+    from ui import PEOPLE_KEY
+
+    at = signed_in("admin")
+    people = at.session_state[PEOPLE_KEY]
+    assert people["usernames"]["admin2"] == {"name": "Alan Checker", "roles": ["admin"], "disabled": False}
+    assert "password" not in str(people) and "$2b$" not in str(people)
+
+
+def test_app_core_jargon_is_said_in_plain_words():
+    from core.errors import AmountOverflowError, ExcessPrecisionError
+    from ui import plain
+
+    signed_in("admin")  # builds the platform the wording reads asset scales from
+    overflow = plain(AmountOverflowError("BTC amount of 99999999999999999999 minor units overflows int64", asset="BTC"))
+    assert "int64" not in overflow and "minor units" not in overflow and "too large" in overflow
+    precision = plain(ExcessPrecisionError("0.123456789 has more decimals than BTC allows", asset="BTC"))
+    assert precision.startswith("BTC amounts have at most 8 decimals")

@@ -1,14 +1,18 @@
-"""Audit trail: filters, server-side pages, chain verification and a CSV without secrets."""
+"""Audit trail: types and actors picked from the trail's own values, prefix filters,
+server-side pages with a total, chain verification, names and links beside user ids, and a
+CSV that belongs to the filter shown."""
 
 from __future__ import annotations
 
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
 
 
-def test_audit_trail_pages_filters_and_verifies():
+def test_audit_trail_pages_with_a_total_and_verifies():
     at = open_page(signed_in("support"), "audit_trail")
     table = frame_with(at, "Seq")
     assert len(table) == 25 and list(table["Seq"]) == sorted(table["Seq"], reverse=True)
+    assert all(text.endswith(" UTC") for text in table["At (UTC)"])
+    assert any(c.value.startswith("rows 1–25 of ") and " · page 1 of " in c.value for c in at.caption)
     at.button(key="audit_events_next").click()
     at.run()
     assert not at.exception
@@ -18,27 +22,57 @@ def test_audit_trail_pages_filters_and_verifies():
     assert any("Chain verified" in s.value for s in at.success)
 
 
-def test_audit_trail_filter_by_type_and_export_csv():
+def test_audit_trail_event_types_are_a_list_of_the_trails_own_types_with_families():
     at = open_page(signed_in("admin"), "audit_trail")
-    at.text_input(key="audit_type").input("approval.approved")
-    next(b for b in at.get("form_submit_button") if b.proto.label == "Apply").click()
+    platform = platform_of()
+    stored = {d["type"] for d in platform.store.collection("audit").find({}, sort=[("seq", 1)], projection={"type": 1})}
+    options = at.selectbox(key="audit_type").options
+    assert stored <= set(options) and "approval.*" in options and options[0] == "(any)"
+    at.selectbox(key="audit_type").select("approval.*")
     at.run()
     assert not at.exception
-    assert set(frame_with(at, "Type")["Type"]) == {"approval.approved"}
+    shown = set(frame_with(at, "Type")["Type"])
+    assert len(shown) > 1 and all(t.startswith("approval.") for t in shown)
+    actors = at.selectbox(key="audit_actor").options
+    assert "system" in actors and len(actors) > 2
+
+
+def test_audit_trail_user_rows_carry_a_name_and_a_link_to_the_user():
+    at = open_page(signed_in("admin"), "audit_trail")
+    at.text_input(key="audit_user").input("u00*")
+    at.run()
+    assert not at.exception
+    table = frame_with(at, "Seq")
+    assert len(table) and all(row["Open user"] == f"/user_lookup?user={row['User'].rsplit('(', 1)[1][:-1]}"
+                              for row in table.to_dict("records"))
+    assert all("(" in name for name in table["User"])  # "Name (u0001)"
+
+
+def test_audit_trail_csv_belongs_to_the_filter_shown():
+    at = open_page(signed_in("admin"), "audit_trail")
+    first, other = [a for a in at.selectbox(key="audit_actor").options if a != "(any)"][:2]
+    at.selectbox(key="audit_actor").select(first)
+    at.run()
     at.button(key="audit_prepare").click()
     at.run()
     assert not at.exception
-    csv_text = at.session_state["audit_csv"]
-    assert csv_text.splitlines()[0].startswith("seq,") and "approval.approved" in csv_text
-    assert "password" not in csv_text.lower()
+    filter_seen, csv_text = at.session_state["audit_csv"]
+    assert filter_seen[0] == first
+    assert {line.split(",")[3] for line in csv_text.splitlines()[1:]} == {first}
+    assert at.get("download_button") and "password" not in csv_text.lower()
+    at.selectbox(key="audit_actor").select(other)
+    at.run()
+    assert not at.exception
+    assert not at.get("download_button")  # the admin file is not offered for another actor's filter
+    assert any("filter changed" in w.value for w in at.warning)
     exports = platform_of().store.collection("audit").find({"type": "audit.export"}, limit=5)
-    assert [e["actor"] for e in exports] == ["admin"]
+    assert [(e["actor"], e["data"]["filter"]) for e in exports] == [("admin", {"actor": first})]
 
 
 def test_audit_trail_operator_text_matches_nothing():
     at = open_page(signed_in("admin"), "audit_trail")
-    at.text_input(key="audit_actor").input('{"$ne": null}')
-    next(b for b in at.get("form_submit_button") if b.proto.label == "Apply").click()
-    at.run()
-    assert not at.exception
-    assert any("No events match" in i.value for i in at.info)
+    for text in ('{"$ne": null}', ".*", "^a*"):
+        at.text_input(key="audit_target").input(text)
+        at.run()
+        assert not at.exception
+        assert any("No events match" in i.value for i in at.info), text

@@ -1,4 +1,6 @@
-"""Flow tests: QA runs a scenario in a sandbox; the live ledger is untouched, the run audited."""
+"""Flow tests: every scenario is preselected; QA runs scenarios in a sandbox (the live ledger
+is untouched, the run audited); evidence shows only changed accounts in decimals with the
+asset and a change column; a failing scenario opens by itself with a decimal message."""
 
 from __future__ import annotations
 
@@ -7,7 +9,12 @@ from tests.helpers import snapshot
 from tests.pages.conftest import frame_with, platform_of, signed_in
 
 
-def test_flow_tests_qa_runs_a_scenario_with_evidence():
+def test_flow_tests_every_scenario_is_preselected():
+    at = signed_in("qa")
+    assert at.multiselect(key="flows_chosen").value == runner.list_scenarios()
+
+
+def test_flow_tests_qa_runs_a_scenario_with_readable_evidence():
     at = signed_in("qa")
     assert [t.value for t in at.title] == ["Flow tests"]
     platform = platform_of()
@@ -18,9 +25,45 @@ def test_flow_tests_qa_runs_a_scenario_with_evidence():
     at.run()
     assert not at.exception
     assert any("1/1 scenarios passed" in s.value for s in at.success), [e.value for e in at.error]
-    summary = frame_with(at, "Scenario")
-    assert list(summary["Result"]) == ["PASS"]
-    assert at.session_state["flows_report"]["scenarios"][0]["steps"]
+    assert list(frame_with(at, "Scenario")["Result"]) == ["PASS"]
+    evidence = frame_with(at, "Change")
+    assert list(evidence.columns) == ["Account", "Before", "After", "Change"]
+    assert all(text != "" and text.split()[-1].isupper() for text in evidence["After"])  # "0.50000000 BTC"
+    assert all(before != after for before, after in zip(evidence["Before"], evidence["After"]))  # only changes
     assert snapshot(platform.store, ("entries", "balances")) == ledger_before  # sandboxed
     runs = platform.store.collection("audit").find({"type": "flows.run"}, limit=5)
     assert [(e["actor"], e["role"]) for e in runs] == [("qa", "qa")]
+
+
+def failing_report() -> runner.RunReport:
+    from core.flowtests.sandbox import StepRecord
+
+    balances_before = {"user.available:alice:BTC": {"minor": 0, "text": "0.00000000"},
+                       "platform.fees:platform:BTC": {"minor": 0, "text": "0.00000000"},
+                       "user.available:bob:BTC": {"minor": 5, "text": "0.00000005"}}
+    balances_after = {"user.available:alice:BTC": {"minor": 99_000_000, "text": "0.99000000"},
+                      "platform.fees:platform:BTC": {"minor": 1_200_000, "text": "0.01200000"},
+                      "user.available:bob:BTC": {"minor": 5, "text": "0.00000005"}}
+    step = StepRecord(name="fee booked once", ok=False, detail="fees: expected (1000000, 99000000), got (1200000, 98800000)",
+                      balances_before=balances_before, balances_after=balances_after, entries=[], fees_booked={},
+                      self_check={"ok": True, "findings": []}, entries_written=1)
+    good = runner.ScenarioReport(name="fine", ok=True, duration_ms=5, steps=[])
+    bad = runner.ScenarioReport(name="broken", ok=False, duration_ms=7, steps=[step], error="step 'fee booked once' failed")
+    return runner.RunReport(ok=False, scenarios=[good, bad], duration_ms=12)
+
+
+def test_flow_tests_failure_is_expanded_in_decimals(monkeypatch):
+    monkeypatch.setattr(runner, "run_scenarios", lambda *args, **kwargs: failing_report())
+    at = signed_in("qa")
+    at.button(key="flows_run").click()
+    at.run()
+    assert not at.exception
+    assert any("1/2 scenarios passed" in e.value for e in at.error)
+    expanders = {e.label: e for e in at.expander}
+    assert expanders["❌ broken"].proto.expanded and not expanders["✅ fine"].proto.expanded
+    text = " ".join(m.value for m in at.markdown)
+    assert "expected (0.01000000 BTC, 0.99000000 BTC), got (0.01200000 BTC, 0.98800000 BTC)" in text
+    evidence = frame_with(at, "Change")
+    assert list(evidence["Account"]) == ["fees BTC", "alice · available BTC"]  # bob did not change: hidden
+    assert list(evidence["Change"]) == ["+0.01200000 BTC", "+0.99000000 BTC"]
+    assert any("1 watched account(s) unchanged" in c.value for c in at.caption)

@@ -1,8 +1,11 @@
-"""User lookup: literal search, balances equal the ledger, entries paged, per-user integrity."""
+"""User lookup: case-insensitive prefix search over ids, emails and name words with a count
+and pages; "no match" never shows the previous person; balances equal the ledger; links
+(?user=) open a person; per-user integrity with readable findings."""
 
 from __future__ import annotations
 
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
+from tests.pages.test_fees_liquidity import grouped
 
 
 def search(at, text: str):
@@ -12,6 +15,11 @@ def search(at, text: str):
     return at
 
 
+def matches(at) -> list[str]:
+    radios = [r for r in at.radio if r.key and r.key.startswith("lookup_choice")]
+    return list(radios[0].options) if radios else []
+
+
 def test_user_lookup_shows_balances_equal_to_the_ledger():
     at = search(open_page(signed_in("support"), "user_lookup"), "u0001")
     platform = platform_of()
@@ -19,10 +27,47 @@ def test_user_lookup_shows_balances_equal_to_the_ledger():
     expected = platform.ledger.user_balances("u0001")
     assert list(balances["Asset"]) == list(expected)
     for row in balances.to_dict("records"):
-        assert row["Available"] == expected[row["Asset"]].available.text()
-        assert row["Locked"] == expected[row["Asset"]].locked.text()
+        assert row["Available"] == grouped(expected[row["Asset"]].available)
+        assert row["Locked"] == grouped(expected[row["Asset"]].locked)
     entries = frame_with(at, "Entry")
     assert 0 < len(entries) <= 25
+    assert all(text.endswith(" UTC") for text in entries["When (UTC)"])
+
+
+def test_user_lookup_search_is_a_case_insensitive_prefix_over_ids_emails_and_name_words():
+    at = open_page(signed_in("support"), "user_lookup")
+    platform = platform_of()
+    person = platform.store.collection("users").find_one({"user_id": "u0002"})
+    first, last = person["name"].split()[0], person["name"].split()[-1]
+    for text in ("U0002", "u000", last, last[:3].upper(), f"{first.lower()} {last[:2]}", person["email"][:6].upper()):
+        search(at, text)
+        assert any("u0002" in option for option in matches(at)), (text, matches(at))
+    search(at, "u000")
+    assert any(c.value.startswith("9 user(s) match") for c in at.caption), [c.value for c in at.caption]
+
+
+def test_user_lookup_one_letter_shows_a_count_and_pages_through_all_matches():
+    at = open_page(signed_in("support"), "user_lookup")
+    search(at, "u")
+    people = platform_of().store.collection("users").find({}, sort=[("_id", 1)], projection={"user_id": 1, "email": 1, "name": 1})
+    total = sum(any(word.lower().startswith("u") for word in [p["user_id"], p["email"], *p["name"].split()]) for p in people)
+    assert total > 10  # more than one page of matches
+    assert any(c.value.startswith(f"{total} user(s) match") for c in at.caption)
+    seen = set(matches(at))
+    while not at.button(key="lookup_results_next").disabled:
+        at.button(key="lookup_results_next").click()
+        at.run()
+        assert not at.exception
+        seen |= set(matches(at))
+    assert len(seen) >= total  # every match is reachable, none silently cut off
+
+
+def test_user_lookup_no_match_never_shows_the_previous_user():
+    at = search(open_page(signed_in("support"), "user_lookup"), "u0001")
+    assert any("(u0001)" in h.value for h in at.header)
+    search(at, "zz-nobody")
+    assert any("No user matches" in i.value for i in at.info)
+    assert not at.header and not at.dataframe
 
 
 def test_user_lookup_search_text_is_literal_and_shows_no_secrets():
@@ -30,11 +75,17 @@ def test_user_lookup_search_text_is_literal_and_shows_no_secrets():
     for text in (".*", "^u", "{\"$ne\": null}", "$where"):
         search(at, text)
         assert any("No user matches" in i.value for i in at.info), text
-    name = platform_of().store.collection("users").find_one({"user_id": "u0002"})["name"]
-    search(at, name.split()[0].lower())
-    assert any("u0002" in option for option in at.radio(key="lookup_choice").options)
-    page_text = " ".join(str(e.value) for e in [*at.markdown, *at.caption, *at.radio])
+    page_text = " ".join(str(e.value) for e in [*at.markdown, *at.caption])
     assert "password" not in page_text.lower() and "salt" not in page_text.lower()
+
+
+def test_user_lookup_link_opens_the_user():
+    at = signed_in("admin")
+    at.query_params["user"] = "u0003"
+    at.switch_page("pages/user_lookup.py")
+    at.run()
+    assert not at.exception
+    assert any("(u0003)" in h.value for h in at.header)
 
 
 def test_user_lookup_finds_a_legacy_user_and_runs_their_integrity_check():
@@ -51,3 +102,6 @@ def test_user_lookup_finds_a_legacy_user_and_runs_their_integrity_check():
     assert len(runs) == 1
     if legacy_user:  # the planted drift is found against the legacy collections
         assert any("legacy" in (m.value or "").lower() for m in [*at.success, *at.error])
+        findings = frame_with(at, "Severity")
+        assert all(text.endswith(tuple(" " + c for c in ("GBP", "USD", "EUR", "BTC", "ETH", "USDT", "USDC", "SOL", "XRP", "LTC")))
+                   for text in findings["Expected"] if text)
