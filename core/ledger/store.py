@@ -126,7 +126,7 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("email"),
         _index("name"),
     ],
-    "directory_search": [_index("keys")],  # our search keys, built from `users` (core.directory)
+    "directory_search": [_index("keys", "_id")],  # our search keys, built from `users` (core.directory)
     "user_accounts": [  # referral data (read-only; core.directory)
         _index("user_id"),
         _index("referred_by", "user_id"),
@@ -431,25 +431,29 @@ class Collection:
 
     def insert_one(self, document: dict) -> None:
         with self._store._guard(self.name, "insert_one"):
-            self._check_multikey_unique([document])
+            taken = self._check_multikey_unique([document])
             self._raw.insert_one(document, **self._store.session_options())
+            taken()
 
     def insert_many(self, documents: list[dict], ordered: bool = True) -> None:
         if not documents:
             return
         with self._store._guard(self.name, "insert_many"):
-            self._check_multikey_unique(documents)
+            taken = self._check_multikey_unique(documents)
             self._raw.insert_many(documents, ordered=ordered, **self._store.session_options())
+            taken()
 
-    def _check_multikey_unique(self, documents: list[dict]) -> None:
+    def _check_multikey_unique(self, documents: list[dict]) -> Callable[[], None]:
         """On the embedded store only: enforce a unique index over an array field per
         element, as a real server does (mongomock compares whole arrays, so two entries
         claiming one account version with different other claims would both be accepted).
         Runs inside the store's lock, so check and insert are one atomic step. The values
         already taken are kept in memory (built by one scan, then kept up to date by every
-        insert through this class; `Store.raw` access and deletes drop them)."""
+        insert through this class; `Store.raw` access and deletes drop them).
+        Returns what to call once the insert succeeded (records the new values)."""
         if not self._store.embedded:
-            return
+            return lambda: None
+        pending: list[tuple[set, list]] = []
         for spec in INDEXES.get(self.name, ()):
             if not spec.unique or len(spec.keys) != 1:
                 continue
@@ -460,7 +464,8 @@ class Collection:
             taken = self._store._array_values(self.name, field_name)
             if len(values) != len(set(values)) or not taken.isdisjoint(values):
                 raise DuplicateKeyError(f"E11000 duplicate key error collection: {self.name} index: {spec.name}")
-            taken.update(values)
+            pending.append((taken, values))
+        return lambda: [taken.update(values) for taken, values in pending] and None
 
     def find_one(self, query: dict, *, sort: list | None = None, projection: dict | None = None) -> dict | None:
         with self._store._guard(self.name, "find_one", query, sort) as tally:
