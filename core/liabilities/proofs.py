@@ -17,7 +17,7 @@ from core.validation import boundary
 from core.errors import ProofNotFoundError, SnapshotTamperedError
 from core.ledger import AssetRegistry, check_owner_id, from_minor
 from core.liabilities import tree
-from core.liabilities.snapshot import get_snapshot
+from core.liabilities.snapshot import chunk_id, get_snapshot, user_document_id
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 
@@ -62,7 +62,7 @@ def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | 
     leaf. Raises: ProofNotFoundError, SnapshotTamperedError (a stored leaf no longer matches
     the published root)."""
     store = platform.store
-    person = store.collection("liabilities_users").find_one({"_id": f"{snapshot['_id']}:{user_id}"})
+    person = store.collection("liabilities_users").find_one({"_id": user_document_id(snapshot, user_id)})
     leaves = [leaf for leaf in (person or {}).get("leaves", []) if asset is None or leaf["asset"] == asset]
     if not leaves:
         raise ProofNotFoundError(f"{user_id} has no {asset or 'liability'} in snapshot {snapshot['_id']}",
@@ -76,7 +76,7 @@ def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | 
         top, chunk_size, proof_leaves = top_tree(summary), summary["chunk_size"], []
         for leaf in sorted(mine, key=lambda item: item["part"]):
             number = leaf["index"] // chunk_size
-            chunk = store.collection("liabilities_leaves").find_one({"_id": f"{snapshot['_id']}:{summary['asset']}:{number:06d}"})
+            chunk = store.collection("liabilities_leaves").find_one({"_id": chunk_id(snapshot, summary["asset"], number)})
             if chunk is None:
                 raise SnapshotTamperedError(f"leaf chunk {number} of {summary['asset']} is missing", snapshot_id=snapshot["_id"])
             try:
@@ -210,7 +210,7 @@ def verify_snapshot(platform: Platform, principal: Principal, snapshot_id: str |
         asset, chunk_size = summary["asset"], summary["chunk_size"]
         chunk_roots, asset_sums = [], []
         for number in range(summary["leaf_count"] // chunk_size):
-            chunk = platform.store.collection("liabilities_leaves").find_one({"_id": f"{snapshot['_id']}:{asset}:{number:06d}"})
+            chunk = platform.store.collection("liabilities_leaves").find_one({"_id": chunk_id(snapshot, asset, number)})
             try:
                 if chunk is None:
                     raise tree.TreeError("missing")
@@ -231,10 +231,11 @@ def verify_snapshot(platform: Platform, principal: Principal, snapshot_id: str |
                                   f"published {summary['root']} total {summary['total']}")
         sums[asset] = asset_sums
     user_totals: dict[str, int] = {asset: 0 for asset in sums}
-    after = ""
+    prefix = user_document_id(snapshot, "")  # "<id>:<build>:": this build's users are one _id range
+    after, before = prefix, prefix[:-1] + ";"
     while True:
         batch = platform.store.collection("liabilities_users").find(
-            {"snapshot_id": snapshot["_id"], "_id": {"$gt": after}}, sort=[("_id", 1)], limit=VERIFY_BATCH_SIZE)
+            {"_id": {"$gt": after, "$lt": before}}, sort=[("_id", 1)], limit=VERIFY_BATCH_SIZE)
         for person in batch:
             for leaf in person["leaves"]:
                 stored = sums.get(leaf["asset"], [])

@@ -21,12 +21,13 @@ import hashlib
 import random
 import re
 import secrets
+import uuid
 from operator import itemgetter
 from dataclasses import dataclass
 
 from core.validation import boundary
 from core.errors import InvalidFlowInputError, SnapshotNotFoundError
-from core.ledger import AssetRegistry, Store
+from core.ledger import AssetRegistry, DuplicateKeyStoreError, Store
 from core.liabilities import tree
 from core.liabilities.cut import Cut, read_cut
 from core.permissions import Permission, Principal, require
@@ -67,8 +68,16 @@ def split_balance(balance: int, parts: int, rng: random.Random) -> list[int]:
     return [high - low for low, high in zip([0, *cuts], [*cuts, balance])]
 
 
+def chunk_id(snapshot: dict, asset: str, number: int) -> str:
+    return f"{snapshot['_id']}:{snapshot.get('build', '')}:{asset}:{number:06d}"
+
+
+def user_document_id(snapshot: dict, user_id: str) -> str:
+    return f"{snapshot['_id']}:{snapshot.get('build', '')}:{user_id}"
+
+
 def build_asset_tree(snapshot_id: str, asset: str, users: dict[str, int], nonces: dict[str, bytes],
-                     split_parts: int, rng: random.Random, registry: AssetRegistry) -> AssetTree:
+                     split_parts: int, rng: random.Random, registry: AssetRegistry, build: str = "") -> AssetTree:
     """Leaves for every user (split, padded with zero leaves to a power of two, in a secret
     random order), then the chunk subtrees and the tree over the chunk roots.
 
@@ -97,7 +106,8 @@ def build_asset_tree(snapshot_id: str, asset: str, users: dict[str, int], nonces
         commitments, sums = [leaf[0] for leaf in part_of], [leaf[1] for leaf in part_of]
         subtree = tree.MerkleSumTree.from_leaves(commitments, sums)
         chunk_roots.append([subtree.root.hex(), subtree.total])
-        chunks.append({"_id": f"{snapshot_id}:{asset}:{number:06d}", "snapshot_id": snapshot_id, "asset": asset, "chunk": number,
+        chunks.append({"_id": chunk_id({"_id": snapshot_id, "build": build}, asset, number), "snapshot_id": snapshot_id,
+                       "build": build, "asset": asset, "chunk": number,
                        "commitments": b"".join(commitments), "sums": sums})
     top = tree.MerkleSumTree([bytes.fromhex(h) for h, _ in chunk_roots], [s for _, s in chunk_roots])
     expected = sum(users.values())
@@ -143,29 +153,39 @@ def take_snapshot(platform: Platform, principal: Principal, *, split_parts: int 
     if existing := store.collection("liabilities_snapshots").find_one({"_id": snapshot_id}):
         _audit(platform, existing)
         return existing
-    for name in ("liabilities_leaves", "liabilities_users"):  # leftovers of a crashed attempt under this id
-        store.collection(name).delete_many({"snapshot_id": snapshot_id})
+    build = uuid.uuid4().hex[:12]  # this attempt's documents: a concurrent or crashed attempt under the same id never mixes in
     users = sorted({user for per_asset in cut.liabilities.values() for user in per_asset})
     entropy = rng.randbytes(tree.NONCE_BYTES * len(users))  # one call: the OS random source is slow per call
     nonces = {user: entropy[i * tree.NONCE_BYTES:(i + 1) * tree.NONCE_BYTES] for i, user in enumerate(users)}
     summaries, positions = [], {user: [] for user in users}
     for asset, per_asset in cut.liabilities.items():
-        built = build_asset_tree(snapshot_id, asset, per_asset, nonces, split_parts, rng, platform.registry)
+        built = build_asset_tree(snapshot_id, asset, per_asset, nonces, split_parts, rng, platform.registry, build)
         for start in range(0, len(built.chunks), CHUNK_INSERT_BATCH):
             store.collection("liabilities_leaves").insert_many(built.chunks[start:start + CHUNK_INSERT_BATCH])
         for user, leaves in built.positions().items():
             positions[user] += leaves
         summaries.append(built.summary)
-    user_documents = [{"_id": f"{snapshot_id}:{user}", "snapshot_id": snapshot_id, "user_id": user,
+    document = {"_id": snapshot_id, "build": build, "state": STATE_PUBLISHED, "taken_at": platform.clock.now(),
+                "taken_by": principal.name, "role": principal.role.value, "split_parts": split_parts, "users": len(users),
+                "cut": cut.position(), "assets": summaries}
+    user_documents = [{"_id": user_document_id(document, user), "snapshot_id": snapshot_id, "build": build, "user_id": user,
                        "nonce": nonces[user].hex(), "leaves": positions[user]} for user in users]
     for start in range(0, len(user_documents), USER_INSERT_BATCH):
         store.collection("liabilities_users").insert_many(user_documents[start:start + USER_INSERT_BATCH])
-    document = {"_id": snapshot_id, "state": STATE_PUBLISHED, "taken_at": platform.clock.now(), "taken_by": principal.name,
-                "role": principal.role.value, "split_parts": split_parts, "users": len(users), "cut": cut.position(),
-                "assets": summaries}
-    store.collection("liabilities_snapshots").insert_one(document)  # the commit point
+    try:
+        store.collection("liabilities_snapshots").insert_one(document)  # the commit point
+    except DuplicateKeyStoreError:  # another attempt published this id first: its snapshot stands, ours is dropped
+        _drop_builds(store, {"snapshot_id": snapshot_id, "build": build})
+        document = get_snapshot(store, snapshot_id)
+    else:  # documents of crashed or losing attempts under this id are orphans now
+        _drop_builds(store, {"snapshot_id": snapshot_id, "build": {"$ne": build}})
     _audit(platform, document)
     return document
+
+
+def _drop_builds(store: Store, query: dict) -> None:
+    for name in ("liabilities_leaves", "liabilities_users"):
+        store.collection(name).delete_many(query)
 
 
 def _audit(platform: Platform, document: dict) -> None:

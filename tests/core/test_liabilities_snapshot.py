@@ -230,3 +230,25 @@ def test_proof_of_a_leaf_chunk_tampered_to_a_negative_sum_is_a_named_refusal(pla
     with pytest.raises(SnapshotTamperedError):
         liabilities.user_proof_bundle(platform, SUPPORT, "dave")
     assert not liabilities.verify_snapshot(platform, ADMIN).ok
+
+
+def test_snapshot_two_admins_publishing_the_same_id_leave_one_intact_snapshot(platform):
+    fund(platform)
+    other = Principal(name="alan", role=Role.ADMIN)
+    raced = []
+
+    def the_other_admin_publishes_first(phase, collection, operation):
+        if phase == "before" and collection == "liabilities_snapshots" and operation == "insert_one" and not raced:
+            raced.append(True)
+            platform.store.fault_hook = None
+            liabilities.take_snapshot(platform, other, snapshot_id="eom")
+
+    platform.store.fault_hook = the_other_admin_publishes_first
+    returned = liabilities.take_snapshot(platform, ADMIN, snapshot_id="eom")
+    platform.store.fault_hook = None
+    assert raced and returned["taken_by"] == "alan"  # the first to publish stands; the loser gets it back
+    assert platform.store.collection("liabilities_users").count_documents({"snapshot_id": "eom"}) == 4  # the loser's are gone
+    assert liabilities.verify_snapshot(platform, ADMIN, "eom").ok
+    proof = liabilities.user_proof_bundle(platform, SUPPORT, "bob", snapshot_id="eom")["proofs"][0]
+    assert liabilities.verify_proof(proof, returned["assets"][0]["root"], returned["assets"][0]["total"]).ok
+    assert platform.store.collection("audit").count_documents({"type": "liabilities.snapshot"}) == 1
