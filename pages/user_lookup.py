@@ -121,15 +121,6 @@ with refusals():
                 st.download_button("Download liabilities proof", prepared[1], file_name=f"liabilities-proof-{person.user_id}.json",
                                    mime="application/json", key=f"{PREFIX}_pol_download")
 
-        st.subheader("Proof of liabilities")  # issue 14: this user's inclusion proofs from the newest snapshot
-        with refusals():  # no snapshot yet, or no liability in it: a message, and the rest of the page still draws
-            if st.button("Prepare liabilities proof", key=f"{PREFIX}_pol_prepare"):
-                st.session_state[f"{PREFIX}_pol"] = (person.user_id, liabilities.bundle_json(liabilities.user_proof_bundle(platform, me, person.user_id)))
-            prepared = st.session_state.get(f"{PREFIX}_pol")
-            if prepared and prepared[0] == person.user_id:
-                st.download_button("Download liabilities proof", prepared[1], file_name=f"liabilities-proof-{person.user_id}.json",
-                                   mime="application/json", key=f"{PREFIX}_pol_download")
-
         st.subheader("Integrity and legacy comparison")
         if platform.legacy is None:
             st.caption("No legacy database is configured (LEGACY_MONGODB_URI): the check covers the ledger only.")
