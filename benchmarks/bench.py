@@ -7,8 +7,10 @@ benchmark measures what transfers:
    (`benchmarks.legacy_write_path`), with the ratio ours / legacy and why a flow costs more;
 2. every query shape issued during the whole run, checked against `core.store.INDEXES`
    with MongoDB's `notablescan` rule (`core.store.uncovered`);
-3. scaling: operations and time of the integrity checks, the user-balance read and each
-   console page on two data sets, the second 10x the first;
+3. scaling: store operations and documents read by the integrity checks (full, and
+   incremental after NEW_ENTRIES new entries), the user-balance read and each console page
+   on data sets 1x and 10x (and 50x for the pages): a page must read as many documents
+   whatever the size of the journal (issue 15);
 4. throughput and peak memory on the embedded store (labelled as such).
 Budgets (issue 6) are reported met / not met; the exit code is 1 when any is missed.
 """
@@ -31,7 +33,7 @@ from benchmarks import dataset
 from benchmarks.legacy_write_path import LegacyPlatform
 from benchmarks.report import PAGE_OPS_MAX, PLATFORM_CHECK_RATIO_MAX, TWO_LEG_ENTRY_OPS_MAX, report  # noqa: F401
 from core.ledger import accounts as acct
-from core import approvals, integrity
+from core import approvals, integrity, rollups
 from core.clock import ManualClock, SystemClock
 from core.ledger.entries import make_request
 from core.flows import adjustment, instant, p2p, referral, swap, withdrawal
@@ -43,6 +45,8 @@ from core.ledger.store import OperationRecord, Store
 
 RESULTS_PATH = Path("bench-results.json")
 SCALE_FACTOR = 10
+PAGE_SCALE_FACTOR = 50  # the pages are also measured on a data set this many copies large
+NEW_ENTRIES = 20  # entries posted between the full check and the measured incremental one
 OPEN_ESCROWS = 12  # open trades of the "active P2P seller" whose user-lookup page is measured
 SUPPORT = Principal(name="bench-support", role=Role.SUPPORT)
 FLOW_COLLECTIONS = ("deposits", "withdrawals", "quotes", "p2p_trades", "approvals")
@@ -70,6 +74,7 @@ class Measurement:
     ops: int
     seconds: float
     breakdown: dict[str, int]
+    documents: int = 0  # documents the operations returned or matched
 
 
 @dataclass
@@ -98,8 +103,10 @@ def measure(run: Run, store: Store, action: Callable[[], Any]) -> tuple[Any, Mea
     result = action()
     seconds = time.perf_counter() - started
     records = list(store.log.records)
+    assert store.log.complete, "the operation log dropped records: the measurement would undercount"
     run.fold(store)
-    return result, Measurement(len(records), round(seconds, 4), dict(Counter(category(r) for r in records)))
+    return result, Measurement(len(records), round(seconds, 4), dict(Counter(category(r) for r in records)),
+                               sum(r.documents for r in records))
 
 
 def category(record: OperationRecord) -> str:
@@ -198,7 +205,8 @@ def _measure_referral(run: Run, platform: Platform, payer: str, referrer: str, f
 
 
 def measure_reads_and_checks(run: Run, label: str, platform: Platform, probe: str) -> None:
-    """The two-leg entry, the user-balance read, and both integrity checks."""
+    """The two-leg entry, the user-balance read, the per-user check, the full platform check,
+    then — after NEW_ENTRIES new entries on as many users — the incremental platform check."""
     store = platform.store
     entry = make_request(idempotency_key=f"bench-{label}-two-leg", type="bench.transfer", actor="system",
                          postings=({"account": acct.external("USDT"), "amount": -amount("1", "USDT")},
@@ -208,12 +216,23 @@ def measure_reads_and_checks(run: Run, label: str, platform: Platform, probe: st
     user_report, measurements["integrity.user"] = measure(
         run, store, lambda: integrity.check_user(platform, SUPPORT, probe))
     platform_report, measurements["integrity.platform"] = measure(
+        run, store, lambda: integrity.check_platform(platform, SUPPORT, full=True))
+    for number in range(NEW_ENTRIES):
+        platform.ledger.post(make_request(
+            idempotency_key=f"bench-{label}-new-{number}", type="bench.transfer", actor="system",
+            postings=({"account": acct.external("USDT"), "amount": -amount("1", "USDT")},
+                      {"account": acct.user_available(f"newcomer{number}", "USDT"), "amount": amount("1", "USDT")})))
+    run.fold(store)
+    incremental, measurements["integrity.platform.incremental"] = measure(
         run, store, lambda: integrity.check_platform(platform, SUPPORT))
     for name, measurement in measurements.items():
         run.checks.setdefault(name, {})[label] = measurement
     run.integrity_ok[label] = {"user": {"ok": user_report.ok, "findings": len(user_report.findings)},
                                "platform": {"ok": platform_report.ok, "findings": len(platform_report.findings),
-                                            "kinds": sorted({f.kind for f in platform_report.findings})}}
+                                            "kinds": sorted({f.kind for f in platform_report.findings})},
+                               "incremental": {"ok": incremental.ok, "mode": incremental.mode,
+                                               "entries_checked": incremental.entries_checked,
+                                               "accounts_checked": incremental.accounts_checked}}
 
 
 def open_escrows(platform: Platform, seller: str, buyer: str, count: int) -> None:
@@ -313,31 +332,37 @@ def throughput(entries: int, threads: int) -> dict:
 
 
 # -- one whole run ----------------------------------------------------------------------------------------------------
-def build_data_sets(run: Run, size: BenchSize) -> dict[str, tuple[Platform, dataset.Chunk]]:
-    """The chunk through the services, then the 10x set from renamed copies of it."""
+def build_data_sets(run: Run, size: BenchSize, pages: bool) -> dict[str, tuple[Platform, dataset.Chunk]]:
+    """The chunk through the services, then the 10x set (and, for the pages, the 50x set)
+    from renamed copies of it."""
     base_label, scaled_label = labels(size)
     started = time.perf_counter()
     chunk = dataset.build_chunk(size.chunk, Store.embedded_store("bench-base"))
+    chunk.platform.ledger.recover()  # what every start-up runs: clears the recovery flags
+    rollups.update(chunk.platform.store)
     built = time.perf_counter() - started
     run.fold(chunk.platform.store)
     documents = dataset.dump(chunk.platform.store)
-    started = time.perf_counter()
-    scaled_store = Store.embedded_store("bench-scaled")
-    dataset.build_copies(documents, SCALE_FACTOR, size.chunk.users, scaled_store)
-    copied = time.perf_counter() - started
-    scaled_store.log.reset()
-    scaled = Platform.open(scaled_store, ManualClock(chunk.clock.now()))
     run.data_sets[base_label] = describe(chunk.platform.store, size.chunk.users, "built through the services", built)
-    how = f"the {base_label} set plus {SCALE_FACTOR - 1} renamed copies (insert_many)"
-    run.data_sets[scaled_label] = describe(scaled_store, size.chunk.users * SCALE_FACTOR, how, copied)
     run.data_sets[base_label]["actions"] = dict(chunk.actions, refused=chunk.refusals)
     chunk.busiest = busiest_user(documents["entries"])
-    return {base_label: (chunk.platform, chunk), scaled_label: (scaled, chunk)}
+    result = {base_label: (chunk.platform, chunk)}
+    factors = [(scaled_label, SCALE_FACTOR)] + ([(page_label(size), PAGE_SCALE_FACTOR)] if pages else [])
+    for label, factor in factors:
+        started = time.perf_counter()
+        scaled_store = Store.embedded_store(f"bench-x{factor}")
+        dataset.build_copies(documents, factor, size.chunk.users, scaled_store)
+        copied = time.perf_counter() - started
+        scaled_store.log.reset()
+        how = f"the {base_label} set plus {factor - 1} renamed copies (insert_many), rollups bulk-loaded"
+        run.data_sets[label] = describe(scaled_store, size.chunk.users * factor, how, copied)
+        result[label] = (Platform.open(scaled_store, ManualClock(chunk.clock.now())), chunk)
+    return result
 
 
 def busiest_user(entries: list[dict]) -> str:
     """The user with the most holds placed (withdrawals, P2P escrows): the heaviest user-lookup page."""
-    holds = Counter(user for e in entries if e.get("hold_action") == "place" and e.get("state") == "applied"
+    holds = Counter(user for e in entries if e.get("hold_action") == "place"
                     for user in e.get("user_ids", []))
     return sorted(holds.items(), key=lambda item: (-item[1], item[0]))[0][0]
 
@@ -345,6 +370,11 @@ def busiest_user(entries: list[dict]) -> str:
 def labels(size: BenchSize) -> tuple[str, str]:
     named = {"medium": ("small", "medium"), "small": ("small/10", "small")}
     return named.get(size.name, (size.name, f"{size.name}x10"))
+
+
+def page_label(size: BenchSize) -> str:
+    """The label of the data set only the pages are measured on (PAGE_SCALE_FACTOR copies)."""
+    return f"{labels(size)[0]}x{PAGE_SCALE_FACTOR}"
 
 
 def describe(store: Store, users: int, how: str, seconds: float) -> dict:
@@ -359,7 +389,7 @@ def run_benchmark(size_name: str = "medium", *, pages: bool = True) -> dict:
     size = SIZES[size_name]
     started = time.perf_counter()
     run = Run()
-    data_sets = build_data_sets(run, size)
+    data_sets = build_data_sets(run, size, pages)
     for label, (platform, chunk) in data_sets.items():
         seller, buyer = chunk.unreferred[0], chunk.unreferred[1]
         if pages:
@@ -367,13 +397,16 @@ def run_benchmark(size_name: str = "medium", *, pages: bool = True) -> dict:
             open_escrows(platform, trader, buyer, OPEN_ESCROWS)
             run.fold(platform.store)
             measure_console(run, label, platform, seller, chunk.busiest, trader)
+        if label == page_label(size):
+            continue  # the largest set is for the pages only
         measure_reads_and_checks(run, label, platform, seller)
         measure_flows(run, label, platform, seller, buyer)
     measure_legacy(run)
     throughput_result = {"label": "embedded store (mongomock, one process-wide lock): NOT a real-server figure",
                          "one_thread": throughput(size.throughput_entries, 1),
                          "four_threads": throughput(size.throughput_entries, 4)}
-    result = report(run, size_name, labels(size), pages, throughput_result)
+    result = report(run, size_name, labels(size), pages, throughput_result,
+                    page_labels=(*labels(size), page_label(size)) if pages else labels(size))
     result["throughput"]["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["seconds_total"] = round(time.perf_counter() - started, 1)
     result["generated_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

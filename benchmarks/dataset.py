@@ -11,10 +11,14 @@ larger data set is that chunk plus renamed copies loaded with `insert_many`:
 - every id is renamed per copy: user ids `u#####` shift by the chunk's user count; flow,
   approval and entry ids and audit event keys get fresh hex (a deterministic function of
   the original id and the copy number, so every reference stays consistent);
-- each entry's `entry_hash` is recomputed, and so is the audit chain (sequence numbers
-  continue, `prev_hash`/`hash` are chained again, outcome events carry the new hashes);
-- platform-owned balances (fees, liquidity, external...) are shared by all copies, so
-  their projection is the chunk's balance times the number of copies.
+- every account's chain is threaded again over all copies (posting protocol v2): versions,
+  `balance_after`, `prev_hash`, `claims` and `entry_hash` recomputed in the chunk's chain
+  order, copy after copy — platform-owned accounts (fees, liquidity, external...) are
+  shared by all copies, so their chains run through every copy — and the balance
+  projections are the heads of those chains; the audit chain is re-linked (sequence
+  numbers continue, `prev_hash`/`hash` chained again);
+- derived collections (rollups, integrity runs and anchors, ledger anchors) are not
+  copied: the rollups are bulk-loaded from the copied journal.
 
 The result passes the platform integrity check like a data set built entirely through the
 services (the benchmark reports that check's findings), with distinct ids everywhere.
@@ -33,6 +37,7 @@ from decimal import Decimal
 from core import approvals
 from core.audit import event_hash
 from core.clock import ManualClock
+from core import rollups
 from core.ledger.entries import entry_hash
 from core.errors import LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, swap, treasury, withdrawal
@@ -48,7 +53,9 @@ INSERT_BATCH_SIZE = 2_000
 REFERRED_SHARE = 0.4
 GOLDEN_EVERY = 17
 FLOAT_TOP_UP = {"USDT": "5000000", "BTC": "200", "GBP": "2000000", "ETH": "2000"}
-OUTCOME_TYPES = ("entry.applied", "entry.rejected")
+TREASURY_ROUNDS = 6  # 24 top-ups: more than the Fees page lists, as on any platform with a history
+DERIVED = ("integrity_runs", "integrity_state", "ledger_anchors", "rollups", "rollup_heads", "rollup_totals",
+           "rollup_passes", "rollup_state", "balances")  # recomputed for the copies, never copied
 # Ids the clone renames: user ids, flow/approval ids, entry ids, random audit event keys.
 ID_PATTERN = re.compile(r"\b(?:u(?P<user>\d{5})|(?P<flow>dep|wd|q|p2p|apr)_(?P<flow_hex>[0-9a-f]{24})"
                         r"|E(?P<entry_time>\d{17})(?P<entry_hex>[0-9a-f]{10})|evt:(?P<event_hex>[0-9a-f]{32}))\b")
@@ -163,10 +170,11 @@ def build_chunk(size: ChunkSize, store: Store) -> Chunk:
     platform = Platform.open(store, clock)
     user_ids = [user_id_of(n) for n in range(1, size.users + 1)]
     chunk = Chunk(platform, clock, user_ids, seed_directory(store, user_ids, rng))
-    for asset, value in FLOAT_TOP_UP.items():
-        request = treasury.request_liquidity_topup(platform, MAKER, asset=asset, amount=value, reason="benchmark float",
-                                                   idempotency_key=f"topup-{user_ids[0]}-{asset}")
-        approve_fully(platform, request)
+    for round_number in range(TREASURY_ROUNDS):  # a history of top-ups: the Fees page's recent list is full
+        for asset, value in FLOAT_TOP_UP.items():
+            request = treasury.request_liquidity_topup(platform, MAKER, asset=asset, amount=value, reason="benchmark float",
+                                                       idempotency_key=f"topup-{user_ids[0]}-{asset}-{round_number}")
+            approve_fully(platform, request)
     for user in user_ids:
         for number in range(size.deposits_per_user):
             asset, value = [("USDT", _money(rng, 2000, 8000, 0)), ("BTC", _money(rng, 5, 40, 2)),
@@ -241,12 +249,12 @@ def _renamed(value: object, rename: Callable[[re.Match], str]) -> object:
 
 
 def copy_of(original: dict[str, list[dict]], copy: int, users_per_chunk: int) -> dict[str, list[dict]]:
-    """Copy number `copy` (≥ 1) of a dumped chunk: ids renamed, hashes recomputed (the audit
-    chain is re-linked later by `link_audit`). Documents with a store-made `_id` get a new one."""
+    """Copy number `copy` (≥ 1) of a dumped chunk: ids renamed (chains are threaded again
+    and the audit chain re-linked by `build_copies`). Documents with a store-made `_id` get a new one."""
     rename = _renamer(copy, users_per_chunk)
     result: dict[str, list[dict]] = {}
     for name, documents in original.items():
-        if name == "integrity_runs":
+        if name in DERIVED:
             continue
         renamed = []
         for document in documents:
@@ -255,14 +263,53 @@ def copy_of(original: dict[str, list[dict]], copy: int, users_per_chunk: int) ->
                 copied.pop("_id")
             renamed.append(copied)
         result[name] = renamed
-    hashes = {}
-    for entry in result.get("entries", []):
-        entry["entry_hash"] = entry_hash(entry)
-        hashes[entry["_id"]] = entry["entry_hash"]
-    for event in result.get("audit", []):
-        if event["type"] in OUTCOME_TYPES and event["target"] in hashes:
-            event["data"] = dict(event["data"], entry_hash=hashes[event["target"]])
     return result
+
+
+def chain_order(entries: list[dict]) -> list[int]:
+    """Indexes of `entries` in an order that respects every account's versions (each entry
+    after the entries that claimed the earlier versions of its accounts)."""
+    owner = {(p["account"], p["version"]): index for index, e in enumerate(entries) for p in e["postings"]}
+    order, done, visiting = [], set(), set()
+    for start in sorted(range(len(entries)), key=lambda i: (entries[i]["created_at"], entries[i]["_id"])):
+        stack = [start]
+        while stack:
+            index = stack[-1]
+            if index in done:
+                stack.pop()
+                continue
+            waiting = [owner[(p["account"], p["version"] - 1)] for p in entries[index]["postings"]
+                       if p["version"] > 1 and owner.get((p["account"], p["version"] - 1)) not in done
+                       and (p["account"], p["version"] - 1) in owner]
+            if waiting and index not in visiting:
+                visiting.add(index)
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            done.add(index)
+            order.append(index)
+    return order
+
+
+def thread_chains(entries: list[dict], heads: dict[str, dict]) -> None:
+    """Give `entries` (in chain order) the next versions of their accounts after `heads`
+    (account → {version, balance_minor, head_hash}, updated in place), with balances after,
+    previous hashes, claims and entry hashes recomputed."""
+    for entry in entries:
+        for posting in entry["postings"]:
+            head = heads.setdefault(posting["account"], {"version": 0, "balance_minor": 0, "head_hash": "0" * 64,
+                                                         "kind": posting["kind"], "owner": posting["owner"],
+                                                         "asset": posting["asset"]})
+            posting["version"] = head["version"] + 1
+            posting["balance_after"] = head["balance_minor"] + posting["amount_minor"]
+            posting["prev_hash"] = head["head_hash"]
+        entry["claims"] = [f"{p['account']}@{p['version']}" for p in entry["postings"]]
+        entry.pop("unprojected", None)
+        entry.pop("unfolded", None)
+        entry["entry_hash"] = entry_hash(entry)
+        for posting in entry["postings"]:
+            heads[posting["account"]].update(version=posting["version"], balance_minor=posting["balance_after"],
+                                             head_hash=entry["entry_hash"])
 
 
 def link_audit(events: list[dict], after: dict | None) -> list[dict]:
@@ -279,33 +326,32 @@ def link_audit(events: list[dict], after: dict | None) -> list[dict]:
 
 
 def build_copies(original: dict[str, list[dict]], copies: int, users_per_chunk: int, target: Store) -> None:
-    """Load the chunk plus `copies - 1` renamed copies into the empty store `target`.
+    """Load the chunk plus `copies - 1` renamed copies into the empty store `target`, every
+    account chain threaded through the copies, then the balances (chain heads) and rollups.
 
     mongomock checks a unique index by scanning the collection on every insert, which makes
     a bulk load quadratic; so the indexes are dropped for the load and created again after
     it (creating a unique index checks every document once, so distinct ids are proven)."""
     for name in target.collection_names():
         target.raw(name).drop_indexes()
-    shared_balances = {d["_id"] for d in original.get("balances", [])
-                       if _renamed(d["_id"], _renamer(1, users_per_chunk)) == d["_id"]}
+    order = chain_order(original.get("entries", []))
+    heads: dict[str, dict] = {}
     head = max(original.get("audit", []), key=lambda e: e["seq"], default=None)
-    for name, documents in original.items():
-        if name == "integrity_runs":
-            continue
-        if name == "balances":
-            documents = [dict(d, balance_minor=d["balance_minor"] * copies) if d["_id"] in shared_balances else d
-                         for d in documents]
-        _insert(target, name, documents)
-    for copy in range(1, copies):
-        copied = copy_of(original, copy, users_per_chunk)
+    for copy in range(copies):
+        copied = {name: [dict(d) for d in documents] for name, documents in original.items() if name not in DERIVED} \
+            if copy == 0 else copy_of(original, copy, users_per_chunk)
+        entries = copied.get("entries", [])
+        entries = [dict(entries[i], postings=[dict(p) for p in entries[i]["postings"]]) for i in order]
+        thread_chains(entries, heads)
+        copied["entries"] = entries
         for name, documents in copied.items():
-            if name == "balances":
-                documents = [d for d in documents if d["_id"] not in shared_balances]
-            if name == "audit" and head is not None:
+            if name == "audit" and copy > 0 and head is not None:
                 documents = link_audit(documents, head)
                 head = documents[-1] if documents else head
             _insert(target, name, documents)
+    _insert(target, "balances", [{"_id": account, **values} for account, values in sorted(heads.items())])
     target.ensure_indexes()
+    rollups.bulk_load(target)
 
 
 def _insert(store: Store, name: str, documents: list[dict]) -> None:

@@ -100,6 +100,14 @@ def _signed_in(store) -> tuple[object, list]:
     return at, list(store.log.records)
 
 
+def _documents_by(records: list) -> dict[str, int]:
+    """Documents read per collection.operation (where a page's reads go)."""
+    found: Counter = Counter()
+    for record in records:
+        found[f"{record.collection}.{record.operation}"] += record.documents
+    return dict(found)
+
+
 @dataclass(frozen=True)
 class Render:
     """One measured page run: `preset` session values first; with `click`, the page is
@@ -127,8 +135,8 @@ def measure_pages(platform: Platform, probe_user: str,
                   more_users: dict[str, str] | None = None) -> tuple[dict[str, dict], list]:
     """Run every `renders_for` render in a fresh signed-in session, caches cleared first.
 
-    Returns: (per render: ops, seconds, the operation breakdown, the records for the
-    index-coverage check and any exception; the records of the unmeasured runs)."""
+    Returns: (per render: ops, documents read, seconds, the operation breakdown, the records
+    for the index-coverage check and any exception; the records of the unmeasured runs)."""
     store = platform.store
     results: dict[str, dict] = {}
     unmeasured: list = []
@@ -150,6 +158,9 @@ def measure_pages(platform: Platform, probe_user: str,
             records = list(store.log.records)
             errors = [str(getattr(e, "value", e))[:300] for e in at.exception] + [str(e.value)[:300] for e in at.error]
             results[render.name] = {"ops": len(records), "seconds": round(seconds, 3), "records": records,
+                                    "documents": sum(r.documents for r in records if r.operation != "count_documents"),
+                                    "keys_counted": sum(r.documents for r in records if r.operation == "count_documents"),
+                                    "documents_breakdown": _documents_by(records),
                                     "breakdown": dict(Counter(f"{r.collection}.{r.operation}" for r in records)),
                                     "errors": errors}
     return results, unmeasured

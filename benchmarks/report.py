@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.ledger.store import uncovered
+from core.ledger.store import uncovered, uncovered_reasons
 
 if TYPE_CHECKING:
     from benchmarks.bench import Measurement, Run
 
-# The budgets of issue 6.
+# The budgets of issues 6 and 15.
 TWO_LEG_ENTRY_OPS_MAX = 7
 PAGE_OPS_MAX = 12
 PLATFORM_CHECK_RATIO_MAX = 11
+PAGE_DOCUMENTS_TOLERANCE = 0.10  # documents a page reads may differ this much from 1x to 10x (and 50x)
+# The incremental check reads the new entries, per account touched its last verified link,
+# projection and rollup head, plus a fixed part (state and pass documents, the rollup
+# totals per kind and asset, reserved balances, audit events since the anchor).
+INCREMENTAL_DOCUMENTS_PER_CHANGE = 4
+INCREMENTAL_DOCUMENTS_FIXED = 120
 NAME_WIDTH = 58
 
 # (row, our steps summed, legacy steps summed, what the extra round trips buy)
@@ -102,11 +108,32 @@ def flow_rows(run: Run, labels: tuple[str, str]) -> list[dict]:
 def _series(measurements: Steps, name: str, labels: tuple[str, str]) -> dict:
     found = measurements.get(name, {})
     ops = {label: found[label].ops for label in labels if label in found}
+    documents = {label: found[label].documents for label in labels if label in found}
     seconds = {label: found[label].seconds for label in labels if label in found}
     base, scaled = labels
     ratio = round(ops[scaled] / ops[base], 2) if ops.get(base) and scaled in ops else None
-    return {"ops": ops, "seconds": seconds, "ops_ratio": ratio,
+    documents_ratio = round(documents[scaled] / documents[base], 2) if documents.get(base) and scaled in documents else None
+    return {"ops": ops, "documents": documents, "seconds": seconds, "ops_ratio": ratio, "documents_ratio": documents_ratio,
             "breakdown": found[base].breakdown if base in found else {}}
+
+
+def flat(values: list[int]) -> bool:
+    """Documents read do not grow with the data set: every later size within the tolerance of the first."""
+    return bool(values) and all(v <= values[0] * (1 + PAGE_DOCUMENTS_TOLERANCE) for v in values[1:])
+
+
+def incremental_budget(result: dict) -> dict:
+    """The incremental check after NEW_ENTRIES entries reads O(new entries + accounts touched)."""
+    series = result["checks"].get("integrity.platform.incremental", {"documents": {}})
+    runs = {label: found.get("incremental", {}) for label, found in result["integrity_findings"].items()}
+    limits = {label: INCREMENTAL_DOCUMENTS_PER_CHANGE * (run.get("entries_checked", 0) + run.get("accounts_checked", 0))
+              + INCREMENTAL_DOCUMENTS_FIXED for label, run in runs.items() if run}
+    met = bool(series["documents"]) and all(
+        runs[label].get("mode") == "incremental" and series["documents"][label] <= limits[label] for label in series["documents"])
+    return {"budget": f"incremental platform check: runs incrementally and reads ≤ {INCREMENTAL_DOCUMENTS_PER_CHANGE} × "
+                      f"(entries checked + accounts touched) + {INCREMENTAL_DOCUMENTS_FIXED} documents at every size",
+            "met": met, "measured": {"documents": series["documents"], "limit": limits,
+                                     "checked": {label: (r.get("entries_checked"), r.get("accounts_checked")) for label, r in runs.items()}}}
 
 
 def _constant(values: dict) -> bool:
@@ -135,11 +162,16 @@ def budgets(result: dict, pages_measured: bool) -> list[dict]:
     if not pages_measured:
         found.append({"budget": f"console pages ≤ {PAGE_OPS_MAX} operations", "met": None,
                       "measured": "not measured (pages skipped)"})
+    if "integrity.platform.incremental" in checks:
+        found.append(incremental_budget(result))
     for stem, page in result["pages"].items():
-        values = page["ops"]
-        met = all(v <= PAGE_OPS_MAX for v in values.values()) and _constant(values) and not page["errors"]
-        found.append({"budget": f"page {stem}: ≤ {PAGE_OPS_MAX} operations, same at both sizes", "met": met,
-                      "measured": values, **({"errors": page["errors"]} if page["errors"] else {})})
+        values, documents = page["ops"], page["documents"]
+        met = (all(v <= PAGE_OPS_MAX for v in values.values()) and _constant(values) and flat(list(documents.values()))
+               and not page["errors"])
+        found.append({"budget": f"page {stem}: ≤ {PAGE_OPS_MAX} operations, same at every size; documents fetched flat "
+                                f"(±{PAGE_DOCUMENTS_TOLERANCE:.0%})", "met": met,
+                      "measured": {"ops": values, "documents": documents, "keys_counted": page.get("keys_counted")},
+                      **({"errors": page["errors"]} if page["errors"] else {})})
     return found
 
 
@@ -147,20 +179,25 @@ def _pages(run: Run, base: str) -> dict[str, dict]:
     result = {}
     for stem, by_label in run.pages.items():
         result[stem] = {"ops": {label: r["ops"] for label, r in by_label.items()},
+                        "documents": {label: r["documents"] for label, r in by_label.items()},
+                        "keys_counted": {label: r.get("keys_counted", 0) for label, r in by_label.items()},
+                        "documents_breakdown": {label: r.get("documents_breakdown", {}) for label, r in by_label.items()},
                         "seconds": {label: r["seconds"] for label, r in by_label.items()},
                         "breakdown": by_label[base]["breakdown"] if base in by_label else {},
                         "errors": sorted({e for r in by_label.values() for e in r["errors"]})}
     return result
 
 
-def report(run: Run, size_name: str, labels: tuple[str, str], pages_measured: bool, throughput: dict) -> dict:
+def report(run: Run, size_name: str, labels: tuple[str, str], pages_measured: bool, throughput: dict,
+           page_labels: tuple[str, ...] = ()) -> dict:
     """The whole report (JSON-ready)."""
-    shapes = sorted(run.shapes, key=lambda r: (r.collection, r.operation, r.filter_fields, r.sort_fields))
+    shapes = sorted(run.shapes, key=lambda r: (r.collection, r.operation, r.filter_fields, r.sort))
     missing = [{"collection": r.collection, "operation": r.operation, "filter_fields": list(r.filter_fields),
-                "sort_fields": list(r.sort_fields)} for r in uncovered(shapes)]
-    check_names = ("two_leg_entry", "user_balances", "integrity.user", "integrity.platform")
+                "sort_fields": list(r.sort_fields), "branches": [list(map(list, b)) for b in r.branches],
+                "reason": reason} for r, reason in zip(uncovered(shapes), uncovered_reasons(shapes))]
+    check_names = ("two_leg_entry", "user_balances", "integrity.user", "integrity.platform", "integrity.platform.incremental")
     result = {
-        "size": size_name, "labels": list(labels), "data_sets": run.data_sets,
+        "size": size_name, "labels": list(labels), "page_labels": list(page_labels or labels), "data_sets": run.data_sets,
         "flows": flow_rows(run, labels),
         "checks": {name: _series(run.checks, name, labels) for name in check_names},
         "integrity_findings": run.integrity_ok,
@@ -192,22 +229,24 @@ def text(result: dict) -> str:
     for row in result["flows"]:
         ratio = None if row["ratio"] is None else f"{row['ratio']:.2f}"
         lines.append(_row(row["flow"], row["ops"].get(base), row["ops"].get(scaled), row["legacy_ops"], ratio))
-    lines += ["", _row("check / read", base, scaled, "ratio", f"t {base}", f"t {scaled}")]
+    lines += ["", _row("check / read", f"ops {base}", f"ops {scaled}", f"docs {base}", f"docs {scaled}",
+                       f"t {base}", f"t {scaled}", width=14)]
     for name, series in result["checks"].items():
-        ops, seconds = series["ops"], series["seconds"]
-        lines.append(_row(name, ops.get(base), ops.get(scaled), series["ops_ratio"],
-                          seconds.get(base), seconds.get(scaled)))
+        ops, documents, seconds = series["ops"], series.get("documents", {}), series["seconds"]
+        lines.append(_row(name, ops.get(base), ops.get(scaled), documents.get(base), documents.get(scaled),
+                          seconds.get(base), seconds.get(scaled), width=14))
     if result["pages"]:
-        lines += ["", _row("console page (cold render)", base, scaled, f"t {base}", f"t {scaled}")]
+        page_labels = result.get("page_labels") or [base, scaled]
+        lines += ["", _row("console page (cold render)", *[f"ops {x}" for x in page_labels],
+                           *[f"docs {x}" for x in page_labels], width=14)]
         for stem, page in result["pages"].items():
-            ops, seconds = page["ops"], page["seconds"]
-            lines.append(_row(stem, ops.get(base), ops.get(scaled), seconds.get(base), seconds.get(scaled)))
+            lines.append(_row(stem, *[page["ops"].get(x) for x in page_labels],
+                              *[page["documents"].get(x) for x in page_labels], width=14))
     coverage = result["index_coverage"]
     lines += ["", f"index coverage: {coverage['query_shapes']} query shapes, "
                   f"{len(coverage['uncovered'])} without a covering index"]
     for shape in coverage["uncovered"]:
-        lines.append(f"  UNCOVERED {shape['collection']}.{shape['operation']} filter={shape['filter_fields']} "
-                     f"sort={shape['sort_fields']}")
+        lines.append(f"  UNCOVERED {shape['reason']}")
     throughput = result["throughput"]
     lines += ["", f"throughput — {throughput['label']}:",
               f"  1 thread: {throughput['one_thread']['entries_per_second']} entries/s; "
@@ -241,19 +280,21 @@ def markdown(result: dict) -> str:
     lines = [f"| flow | ours ({base}) | ours ({scaled}) | legacy | ours / legacy |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {row['flow']} | {_cell(row['ops'][base])} | {_cell(row['ops'][scaled])} | {_cell(row['legacy_ops'])} "
               f"| {_cell(row['ratio'])} |" for row in result["flows"]]
-    lines += ["", f"| operation | ops {base} | ops {scaled} | ratio | time {base} (s) | time {scaled} (s) |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", f"| operation | ops {base} | ops {scaled} | docs {base} | docs {scaled} | time {base} (s) | time {scaled} (s) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, series in result["checks"].items():
-        ops, seconds = series["ops"], series["seconds"]
-        lines.append(f"| {name} | {_cell(ops.get(base))} | {_cell(ops.get(scaled))} | {_cell(series['ops_ratio'])} "
-                     f"| {_cell(seconds.get(base))} | {_cell(seconds.get(scaled))} |")
+        ops, documents, seconds = series["ops"], series.get("documents", {}), series["seconds"]
+        lines.append(f"| {name} | {_cell(ops.get(base))} | {_cell(ops.get(scaled))} | {_cell(documents.get(base))} "
+                     f"| {_cell(documents.get(scaled))} | {_cell(seconds.get(base))} | {_cell(seconds.get(scaled))} |")
     if result["pages"]:
-        lines += ["", f"| page | ops {base} | ops {scaled} | time {base} (s) | time {scaled} (s) |",
-                  "|---|---:|---:|---:|---:|"]
+        page_labels = result.get("page_labels") or [base, scaled]
+        lines += ["", "| page | " + " | ".join([f"ops {x}" for x in page_labels] + [f"docs {x}" for x in page_labels]
+                                              + [f"time {x} (s)" for x in page_labels]) + " |",
+                  "|---|" + "---:|" * (3 * len(page_labels))]
         for stem, page in result["pages"].items():
-            ops, seconds = page["ops"], page["seconds"]
-            lines.append(f"| {stem} | {_cell(ops.get(base))} | {_cell(ops.get(scaled))} | {_cell(seconds.get(base))} "
-                         f"| {_cell(seconds.get(scaled))} |")
+            cells = ([page["ops"].get(x) for x in page_labels] + [page["documents"].get(x) for x in page_labels]
+                     + [page["seconds"].get(x) for x in page_labels])
+            lines.append(f"| {stem} | " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", "| budget | met | measured |", "|---|---|---|"]
     verdicts = {True: "met", False: "**not met**", None: "not measured"}
     lines += [f"| {b['budget']} | {verdicts[b['met']]} | {b['measured']} |" for b in result["budgets"]]

@@ -26,8 +26,8 @@ from core.ledger import STUCK_AFTER
 
 REVENUE_WINDOW_MAX = timedelta(days=366)
 REVENUE_WINDOW_DEFAULT = timedelta(days=60)
-RECENT_TREASURY_MAX = 50
-STUCK_SCAN_MAX = 1_000  # entries awaiting recovery the alert looks at (recovery runs at start-up)
+RECENT_TREASURY_MAX = 20  # the Fees page's "recent sweeps and liquidity moves"
+STUCK_SCAN_MAX = 200  # entries awaiting recovery the alert looks at (recovery runs at start-up and clears them)
 FEE_DEBIT_TYPES = ("referral.commission", "treasury.fee_sweep")  # the only debits of the fee wallet
 TREASURY_TYPES = ("treasury.fee_sweep", "treasury.liquidity_topup", "treasury.liquidity_withdrawal")
 

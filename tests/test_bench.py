@@ -59,6 +59,41 @@ def test_bench_budgets_are_judged(result):
     assert all(name in names for name in expected), names
 
 
+def test_bench_reports_documents_read_for_every_page_and_check(result):
+    base, scaled = result["labels"]
+    assert result["page_labels"] == [base, scaled, f"{base}x{bench.PAGE_SCALE_FACTOR}"]
+    for name, series in result["checks"].items():
+        assert set(series["documents"]) == {base, scaled}, name
+        assert all(isinstance(v, int) and v >= 0 for v in series["documents"].values()), name
+    for stem, page in result["pages"].items():
+        assert set(page["documents"]) == set(result["page_labels"]), stem
+    assert result["data_sets"][result["page_labels"][2]]["entries"] == bench.PAGE_SCALE_FACTOR * result["data_sets"][base]["entries"]
+
+
+def test_bench_reports_read_rollups_so_their_pages_read_flat(result):
+    """Overview and Fees & liquidity read rollups plus the unfolded tail: the documents they
+    fetch do not grow from 1x to 10x to 50x (issue 15)."""
+    from benchmarks.report import flat
+
+    for stem in ("overview", "fees_liquidity"):
+        documents = result["pages"][stem]["documents"]
+        assert flat([documents[label] for label in result["page_labels"]]), (stem, documents)
+
+
+def test_bench_incremental_check_reads_what_changed(result):
+    base, scaled = result["labels"]
+    budget = next(b for b in result["budgets"] if b["budget"].startswith("incremental platform check"))
+    assert budget["met"], budget
+    for label in (base, scaled):
+        run = result["integrity_findings"][label]["incremental"]
+        assert run["mode"] == "incremental" and run["ok"]
+        assert run["entries_checked"] >= bench.NEW_ENTRIES
+    documents = result["checks"]["integrity.platform.incremental"]["documents"]
+    assert documents[base] == documents[scaled]  # the same change costs the same at 10x the journal
+    full = result["checks"]["integrity.platform"]["documents"]
+    assert full[scaled] > 5 * full[base]  # the full check does grow with the journal (that is why it is scheduled)
+
+
 def test_bench_engine_budgets_are_met(result):
     """The budgets the ledger engine and the integrity checks own."""
     base, scaled = result["labels"]
@@ -133,14 +168,30 @@ def test_dataset_copy_renames_every_id_consistently():
     entry_id = "E20261001000000000" + "ab" * 5
     original = {
         "withdrawals": [{"_id": "wd_" + "0" * 24, "user": "u00001", "hold_entry_id": entry_id}],
-        "balances": [{"_id": "user.locked:u00001:USDT", "owner": "u00001", "pending": [entry_id], "balance_minor": 5},
-                     {"_id": "platform.fees:platform:USDT", "owner": "platform", "pending": [], "balance_minor": 7}],
+        "balances": [{"_id": "user.locked:u00001:USDT", "owner": "u00001", "balance_minor": 5}],
     }
     first, second = dataset.copy_of(original, 1, 50), dataset.copy_of(original, 2, 50)
-    withdrawal, locked = first["withdrawals"][0], first["balances"][0]
+    withdrawal = first["withdrawals"][0]
     assert withdrawal["user"] == "u00051" and second["withdrawals"][0]["user"] == "u00101"
     assert withdrawal["_id"].startswith("wd_")
     assert withdrawal["_id"] not in ("wd_" + "0" * 24, second["withdrawals"][0]["_id"])
-    assert locked["_id"] == "user.locked:u00051:USDT"
-    assert locked["pending"] == [withdrawal["hold_entry_id"]] != [entry_id]
-    assert first["balances"][1]["_id"] == "platform.fees:platform:USDT"  # shared: summed, not copied
+    assert withdrawal["hold_entry_id"] not in (entry_id, second["withdrawals"][0]["hold_entry_id"])
+    assert "balances" not in first  # projections are the heads of the re-threaded chains, never copied
+
+
+def test_dataset_copies_thread_every_account_chain_through_the_copies(store, ledger, clock):
+    """Shared accounts (the outside world here) run one chain through every copy: the copied
+    journal passes the self-check and the rollups equal a from-scratch fold."""
+    from core import rollups
+    from core.ledger import Store, self_check
+    from tests.helpers import deposit
+
+    deposit(ledger, "u00001", "1", "USDT", key="pay-u00001")  # keys carry the user id: renamed per copy
+    deposit(ledger, "u00002", "2", "USDT", key="pay-u00002")
+    target = Store.embedded_store("copies")
+    dataset.build_copies(dataset.dump(store), 3, 2, target)
+    assert target.collection("entries").count_documents({}) == 6
+    assert self_check(target, clock.now()).ok
+    world = target.raw("balances").find_one({"_id": "external:world:USDT"})
+    assert world["version"] == 6 and world["balance_minor"] == -9_000_000
+    assert rollups.stored(target) == rollups.recompute(target)
