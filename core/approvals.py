@@ -339,6 +339,9 @@ def approve(platform: Platform, principal: Principal, request_id: str, reason: s
     votes, or a vote racing a rejection, never both "win". Its audit event is written by
     the same update (crash-complete).
 
+    Calling it again after a crash finishes the execution; for an approver who did not
+    vote, it finishes it too and then says the request was already approved.
+
     Returns: the approval document after the action (with `result` once executed).
     Raises: PermissionDeniedError, ApprovalNotFoundError, SelfApprovalError,
         DuplicateApprovalError, ApprovalExpiredError, ApprovalRejectedError,
@@ -350,7 +353,9 @@ def approve(platform: Platform, principal: Principal, request_id: str, reason: s
         raise ReasonRequiredError(f"reason must be text of at most {REASON_LENGTH_MAX} characters")
     document = _expire_if_due(platform, principal, _current(platform, request_id))
     if _unfinished(document):
-        return _finish(platform, principal, document)  # complete what a crash interrupted
+        document = _finish(platform, principal, document)  # complete what a crash interrupted
+        if any(vote["by"] == principal.name for vote in document["approvals"]):
+            return document  # this approver's own vote, replayed
     _refuse_closed(document)
     _refuse_approver(document, principal)
     updated = _vote(platform, principal, document, reason.strip())

@@ -36,6 +36,7 @@ REQUIRED = [
     "idempotent_replay",
     "crash_recovery",
     "concurrent_double_spend",
+    "flow_simulation",
     "chaos",
 ]
 QA = Principal(name="quinn", role=Role.QA)

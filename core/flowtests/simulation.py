@@ -1,0 +1,352 @@
+"""The flows in the deterministic simulator (core.ledger.simulation; issue 10).
+
+Actors are simulated processes running the real service functions under the seeded
+scheduler (one store operation at a time, crashes at operation boundaries, clocks skewed
+by minutes): depositors sending duplicate notices, several approvers (and rejecters) of
+the same requests at once, many executors of the same swap quote, P2P buyers, sellers and
+two admins resolving the same disputes in opposite directions, withdrawers whose fees owe
+referral commissions, a fee sweeper draining the fee wallet, and recoverers. A crashed
+actor restarts as a new process (new clock skew), runs recovery half of the time, and
+retries the same request.
+
+Every decision call that returns is checked at once: the document must carry *this*
+caller's decision (a loser must get an error, never someone else's outcome). At
+quiescence (after a final recovery) core.flowtests.simulation_checks verifies: each flow
+and approval executed at most once and consistently with the journal, every state change
+with exactly one audit event naming the real actor and decision, no owed commission
+dropped, money conserved per asset, the audit chain intact.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from core import approvals
+from core.errors import LedgerError
+from core.flows import adjustment, deposit, p2p, quotes, recovery, swap, treasury, withdrawal
+from core.flowtests import simulation_checks as checks
+from core.ledger import accounts as acct
+from core.ledger.simulation import (
+    ActorContext,
+    ManualBase,
+    SimulatedCrash,
+    SimulationResult,
+    Violation,
+    Workload,
+    run_simulation,
+)
+from core.ledger.store import Store
+from core.permissions import SYSTEM, Principal, Role
+from core.platform import Platform
+
+DEFAULT_ACTORS = 8
+DEFAULT_STEPS = 500
+DEFAULT_CRASH_RATE = 0.02
+DEFAULT_SKEW_MINUTES = 2  # quotes live 30 s and approvals 24 h: minutes of skew still let both race
+MAKER = Principal(name="sim_maker", role=Role.ADMIN)
+SETUP_CHECKERS = (Principal(name="sim_setup_checker", role=Role.ADMIN),
+                  Principal(name="sim_setup_checker2", role=Role.ADMIN))
+RESOLVERS = {"buyer": Principal(name="ann", role=Role.ADMIN), "seller": Principal(name="bob", role=Role.ADMIN)}
+APPROVERS = (Principal(name="cat", role=Role.ADMIN), Principal(name="dov", role=Role.ADMIN),
+             Principal(name="eli", role=Role.ADMIN))
+SELLER, BUYER, TRADER, WITHDRAWER, REFERRER = "sam", "bea", "qui", "wes", "gus"
+TRADES = 4
+QUOTES = 3
+PAYMENTS = 4
+ROLES = ("resolver-buyer", "resolver-seller", "executor", "approver", "buyer", "seller", "depositor",
+         "recoverer", "executor", "approver", "withdrawer", "sweeper", "approver")
+
+
+def setup(store: Store, base: ManualBase) -> dict:
+    """The world every actor works on (built before the gate opens). Returns the pools."""
+    platform = Platform.open(store, base)
+    store.collection("user_accounts").insert_many([
+        {"user_id": SELLER, "referred_by": REFERRER}, {"user_id": WITHDRAWER, "referred_by": REFERRER,
+                                                        "referral_tier": "golden"},
+        {"user_id": TRADER, "referred_by": REFERRER},
+    ])
+    for user, asset, amount in ((SELLER, "BTC", "2"), (TRADER, "BTC", "0.7"), (WITHDRAWER, "BTC", "1"), ("uma", "BTC", "1")):
+        deposit.record_deposit(platform, SYSTEM, user_id=user, asset=asset, amount=amount, provider="setup",
+                               payment_id=f"setup-{user}", confirmations=6, idempotency_key=f"setup-{user}")
+    for asset, amount in (("ETH", "100"), ("BTC", "5")):
+        request = treasury.request_liquidity_topup(platform, MAKER, asset=asset, amount=amount, reason="float",
+                                                   idempotency_key=f"float-{asset}")
+        for checker in SETUP_CHECKERS[: request["approvals_required"]]:
+            approvals.approve(platform, checker, request["_id"], "setup")
+    trades = []
+    for number in range(TRADES):
+        trade = p2p.open_trade(platform, SYSTEM, seller=SELLER, buyer=BUYER, asset="BTC", amount="0.2",
+                               idempotency_key=f"trade-{number}")
+        if number % 2:
+            p2p.mark_paid(platform, SYSTEM, trade_id=trade["_id"], buyer=BUYER)
+            p2p.open_dispute(platform, SYSTEM, trade_id=trade["_id"], user_id=BUYER, reason="no release")
+        trades.append(trade["_id"])
+    quote_ids = [swap.quote_swap(platform, SYSTEM, user_id=TRADER, from_asset="BTC", to_asset="ETH", amount="0.3",
+                                 idempotency_key=f"quote-{number}")["_id"] for number in range(QUOTES)]
+    requests = [
+        adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="0.5", reason="credit",
+                                      idempotency_key="adj-credit")["_id"],
+        adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="-0.8", reason="debit",
+                                      idempotency_key="adj-debit")["_id"],
+        adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="9", reason="two approvers",
+                                      idempotency_key="adj-big")["_id"],
+        deposit.request_manual_deposit(platform, MAKER, user_id="uma", asset="GBP", amount="100", reference="bank",
+                                       reason="statement", idempotency_key="manual")["_id"],
+        withdrawal.request_withdrawal(platform, SYSTEM, user_id=SELLER, asset="BTC", amount="0.6",
+                                      destination="bc1q", idempotency_key="wd-big")["approval_id"],
+    ]
+    return {"trades": trades, "quotes": quote_ids, "requests": requests}
+
+
+# -- actors ------------------------------------------------------------------------------------
+def _backend(context: ActorContext) -> Principal:
+    """The exchange backend as this actor's process sees it (a distinct name per actor, so
+    the audit trail says which process decided)."""
+    return Principal(name=f"backend_{context.name.replace('-', '_')}", role=Role.SYSTEM)
+
+
+def _mine(document: dict, principal: Principal, name: str, to: str) -> dict:
+    """A decision call returned: the document must carry this caller's own decision."""
+    if not any(d.get("name") == name and d.get("by") == principal.name and d.get("to") == to
+               for d in document.get("decisions") or []):
+        winner = document.get("decision") or {}
+        raise Violation(f"{principal.name} was told its {name} → {to} on {document['_id']} succeeded, but the "
+                        f"document carries {winner.get('name')} → {winner.get('to')} by {winner.get('by')}")
+    return document
+
+
+def _act_resolver(side: str) -> Callable[[Platform, ActorContext, dict], Any]:
+    def act(platform: Platform, context: ActorContext, pools: dict) -> Any:
+        principal, trade_id = RESOLVERS[side], context.rng.choice(pools["trades"])
+        done = p2p.resolve_dispute(platform, principal, trade_id=trade_id, to=side, reason=f"evidence for the {side}")
+        return _mine(done, principal, "resolved", f"resolved_{side}")
+    return act
+
+
+def _act_buyer(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    principal, trade_id, choice = _backend(context), context.rng.choice(pools["trades"]), context.rng.random()
+    if choice < 0.4:
+        return _mine(p2p.mark_paid(platform, principal, trade_id=trade_id, buyer=BUYER), principal, "mark_paid", "paid")
+    if choice < 0.7:
+        return _mine(p2p.cancel_trade(platform, principal, trade_id=trade_id, user_id=BUYER), principal, "cancel",
+                     "cancelled")
+    done = p2p.open_dispute(platform, principal, trade_id=trade_id, user_id=BUYER, reason="not released")
+    return _mine(done, principal, "dispute", "disputed")
+
+
+def _act_seller(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    principal, trade_id = _backend(context), context.rng.choice(pools["trades"])
+    if context.rng.random() < 0.7:
+        return _mine(p2p.release_trade(platform, principal, trade_id=trade_id, seller=SELLER), principal, "release",
+                     "released")
+    done = p2p.open_dispute(platform, principal, trade_id=trade_id, user_id=SELLER, reason="not paid")
+    return _mine(done, principal, "dispute", "disputed")
+
+
+def _act_executor(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    principal, quote_id = _backend(context), context.rng.choice(pools["quotes"])
+    if context.rng.random() < 0.8:
+        return quotes.execute_quote(platform, principal, quote_id=quote_id, user_id=TRADER)
+    return quotes.expire_quote(platform, principal, quote_id)
+
+
+def _act_approver(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    principal, request_id = context.rng.choice(APPROVERS), context.rng.choice(pools["requests"])
+    if context.rng.random() < 0.15:
+        done = approvals.reject(platform, principal, request_id, "not convinced")
+        if done["rejected_by"] != principal.name:
+            raise Violation(f"{principal.name}'s rejection of {request_id} 'succeeded' but {done['rejected_by']} rejected it")
+        return done
+    done = approvals.approve(platform, principal, request_id, "checked")
+    if not any(vote["by"] == principal.name for vote in done["approvals"]):
+        raise Violation(f"{principal.name}'s approval of {request_id} 'succeeded' without its vote")
+    return done
+
+
+def _act_depositor(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    number = context.rng.randrange(PAYMENTS)
+    return deposit.record_deposit(platform, _backend(context), user_id=BUYER, asset="BTC",
+                                  amount=str(Decimal(number + 1) / 100), provider="chain",
+                                  payment_id=f"tx{number}:0", confirmations=context.rng.randint(0, 3),
+                                  idempotency_key=f"notice-{number}-{context.rng.randrange(3)}")
+
+
+def _act_withdrawer(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    number = context.rng.randrange(6)
+    return withdrawal.request_withdrawal(platform, _backend(context), user_id=WITHDRAWER, asset="BTC",
+                                         amount=str(Decimal(number + 1) / 100), destination="bc1q",
+                                         idempotency_key=f"wd-{number}")
+
+
+def _act_sweeper(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    fees = platform.ledger.balance(acct.fees("BTC"))
+    if not fees.minor:
+        return None
+    number = context.rng.randrange(1_000_000)
+    request = treasury.request_fee_sweep(platform, MAKER, asset="BTC", amount=fees.text(), reason="sweep",
+                                         idempotency_key=f"sweep-{context.name}-{number}")
+    return approvals.approve(platform, context.rng.choice(APPROVERS), request["_id"], "sweep")
+
+
+def _act_recoverer(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    choice = context.rng.random()
+    if choice < 0.5:
+        return recovery.resume_all(platform, SYSTEM)
+    if choice < 0.7:
+        return p2p.cancel_timed_out(platform, _backend(context))
+    if choice < 0.85:
+        return approvals.expire_due(platform, SYSTEM)
+    return quotes.expire_due_quotes(platform, _backend(context))
+
+
+ACTIONS: dict[str, Callable[[Platform, ActorContext, dict], Any]] = {
+    "resolver-buyer": _act_resolver("buyer"), "resolver-seller": _act_resolver("seller"), "buyer": _act_buyer,
+    "seller": _act_seller, "executor": _act_executor, "approver": _act_approver, "depositor": _act_depositor,
+    "withdrawer": _act_withdrawer, "sweeper": _act_sweeper, "recoverer": _act_recoverer,
+}
+
+
+def _script(role: str, world: dict) -> Callable[[ActorContext], None]:
+    """Loop the role's action until the budget is spent. Named refusals (a lost race, a
+    short balance, a closed trade) are expected; anything else is a finding. After a crash
+    the actor restarts with a new clock, recovers half of the time, and retries the same
+    request (its seeded generator state is replayed from the saved one)."""
+
+    def script(context: ActorContext) -> None:
+        retry_state = None
+        while context.budget():
+            platform = Platform.open(world["store"], context.clock)
+            try:
+                if context.state.pop("restarted", False) and context.rng.random() < 0.5:
+                    recovery.resume_all(platform, SYSTEM)
+                if retry_state is not None:
+                    context.rng.setstate(retry_state)  # the same request again
+                retry_state = context.rng.getstate()
+                ACTIONS[role](platform, context, world["pools"])
+                retry_state = None
+                _count(world, f"{role}: ok")
+            except LedgerError as error:
+                retry_state = None
+                _count(world, f"{role}: {error.code}")
+            except SimulatedCrash:
+                context.restart()
+                context.state["restarted"] = True
+                _count(world, "crashes")
+
+    return script
+
+
+def _count(world: dict, outcome: str) -> None:
+    """Outcomes per role, for the run's stats (shows the races really happened)."""
+    outcomes = world.setdefault("outcomes", {})
+    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+
+def flow_workload(actors: int = DEFAULT_ACTORS) -> Callable[[random.Random], Workload]:
+    """K actors with the roles in ROLES (cycled)."""
+
+    def build(rng: random.Random) -> Workload:
+        world: dict = {}
+
+        def set_up(store: Store, base: ManualBase) -> None:
+            world["store"], world["base"], world["pools"] = store, base, setup(store, base)
+
+        def finish(store: Store, base: ManualBase) -> None:
+            platform = Platform.open(store, base)
+            for _ in range(2):  # the second pass finds nothing left (or reports what cannot finish)
+                report = recovery.resume_all(platform, SYSTEM)
+            if report.failed or report.entries_poisoned:
+                raise Violation(f"final recovery could not finish: {report.failed or report.entries_poisoned}")
+
+        scripts = [(f"{ROLES[i % len(ROLES)]}-{i}", _script(ROLES[i % len(ROLES)], world)) for i in range(actors)]
+        return Workload(setup=set_up, scripts=scripts, finish=finish,
+                        at_quiescence=[lambda store: checks.check_flows(Platform.open(store, world["base"]))],
+                        stats=lambda: {"workload": "flows", "outcomes": dict(sorted(world.get("outcomes", {}).items()))})
+
+    return build
+
+
+def simulate_flows(seed: int, *, actors: int = DEFAULT_ACTORS, steps: int = DEFAULT_STEPS,
+                   crash_rate: float = DEFAULT_CRASH_RATE, skew_minutes: int = DEFAULT_SKEW_MINUTES,
+                   mutant: str | None = None) -> SimulationResult:
+    """One seeded run of the flow workload (optionally with a known-bad flow layer).
+    Raises: KeyError for an unknown mutant name."""
+    with (FLOW_MUTANTS[mutant]() if mutant else _nothing()):
+        result = run_simulation(seed, flow_workload(actors), steps=steps, crash_rate=crash_rate,
+                                skew_minutes=skew_minutes)
+    result.command = (f"simulate_flows({seed}, actors={actors}, steps={steps}, crash_rate={crash_rate}, "
+                      f"skew_minutes={skew_minutes}, mutant={mutant!r})")
+    return result
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+# -- mutants: known-bad flow layers the simulator must catch --------------------------------------
+@contextmanager
+def transition_ignoring_target():
+    """The dispute bug of issue 10: a decision whose compare-and-set lost returns the
+    current document whenever its state equals the target (`closing`), without comparing
+    the decision, and the caller then appends "its" decision event."""
+    from core.flows import common
+
+    def decide(platform, collection, document, to_state, wanted, *, allowed_from, what, extra=None, match=None,
+               event_type=None, user=None, error=None):  # noqa: ANN001, ANN202 - the mutant mirrors common.decide
+        changed = None
+        for state in allowed_from:
+            changed = collection.find_one_and_update(
+                {"_id": document["_id"], "state": state, **(match or {})},
+                {"$set": {"state": to_state, "decision": wanted, **(extra or {})}, "$push": {"decisions": wanted}})
+            if changed is not None:
+                break
+        if changed is None:
+            changed = common.load(collection, document["_id"], what)
+            if changed["state"] != to_state:
+                raise (error if isinstance(error, type) else common.FlowDecisionConflictError)(
+                    f"{what} {document['_id']} is {changed['state']}", state=changed["state"])
+        platform.ledger.audit.append(type=event_type or f"{what}.{wanted['name']}", actor=wanted["by"],
+                                     role=wanted["role"], target=document["_id"], after={"state": to_state},
+                                     data={"decision": wanted["name"], "to": wanted["to"], "party": wanted["party"]},
+                                     event_key=f"{what}:{document['_id']}:{wanted['name']}")
+        return changed
+
+    saved = (p2p.decide, quotes.decide)
+    p2p.decide = quotes.decide = decide
+    try:
+        yield
+    finally:
+        p2p.decide, quotes.decide = saved
+
+
+FLOW_MUTANTS: dict[str, Callable[[], Any]] = {"transition_ignoring_target": transition_ignoring_target}
+
+
+# -- the flow-test runner's concurrency scenarios run through the same scheduler -------------------
+def run_scheduled(store: Store, base: Any, scripts: list[tuple[str, Callable[[ActorContext], None]]], seed: int,
+                  crash_rate: float = 0.0, steps: int = DEFAULT_STEPS) -> str | None:
+    """Run `scripts` as actors on an existing store (a flow-test sandbox) under the seeded
+    scheduler: one store operation at a time, the interleaving chosen by `seed`, the
+    engine's invariants checked after every write. Returns the violation, or None."""
+    from core.ledger.simulation.invariants import JournalView, check_state
+    from core.ledger.simulation.scheduler import Actor, Gatekeeper
+
+    rng, view = random.Random(seed), JournalView(store)
+    gate = Gatekeeper(random.Random(rng.getrandbits(64)), crash_rate, lambda: check_state(view), base)
+    actors = []
+    for name, script in scripts:
+        context = ActorContext(name, random.Random(rng.getrandbits(64)), base, 0,
+                               budget=lambda: gate.failure is None and gate.operations < steps)
+        context.restart()
+        actors.append(Actor(name, script, context))
+    store.fault_hook = gate.hook
+    try:
+        gate.run(actors)
+    finally:
+        store.fault_hook = None
+    return gate.failure
