@@ -380,12 +380,6 @@ def _terms_class() -> type:
     return QuoteTerms
 
 
-def _entry_class() -> type:
-    from core.ledger.entries import Entry
-
-    return Entry
-
-
 def _random_class() -> type:
     import random
 

@@ -425,3 +425,21 @@ def test_look_alike_names_are_refused(world):
     with pytest.raises(InvalidAccountError):
         withdrawal.request_withdrawal(world.platform, SYSTEM, user_id="alice\n", asset="BTC", amount="0.1",
                                       destination="x", idempotency_key="hostile-lookalike")
+
+
+def test_look_alike_principal_cannot_approve_its_own_request(world):
+    """A principal "admin\\n" once approved a request made by "admin" (maker-checker bypass)."""
+    from core.errors import InvalidPrincipalError
+    from core.flows import treasury
+
+    maker = Principal(name="admin", role=Role.ADMIN)
+    request = treasury.request_liquidity_topup(world.platform, maker, asset="BTC", amount="1", reason="float",
+                                               idempotency_key="hostile-lookalike-approval")
+    before = everything(world.store)
+    for forged in (Principal.model_construct(name="admin\n", role=Role.ADMIN),
+                   Principal.model_construct(name="admin ", role=Role.ADMIN),
+                   Principal.model_construct(name="system", role=Role.ADMIN)):
+        with pytest.raises(InvalidPrincipalError):
+            approvals.approve(world.platform, forged, request["_id"], "looks fine")
+    assert everything(world.store) == before
+    assert approvals.get_approval(world.platform, ADMIN, request["_id"])["state"] == "pending"
