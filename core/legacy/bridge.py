@@ -48,6 +48,7 @@ LEGACY_URI_VARIABLE, LEGACY_DB_VARIABLE = "LEGACY_MONGODB_URI", "LEGACY_DB"
 LOGICAL_FIELDS = ("available", "locked", "total")
 LEGACY_SCAN_BATCH = 1_000  # documents per read of the full scan
 SCAN_RESTARTS_MAX = 3  # a scan that saw the collection shift under it starts again at most this often
+SCAN_SHIFT_TOLERANCE = 64  # a positional step still finds its place after this many writes before it
 MICROSECOND = timedelta(microseconds=1)
 
 
@@ -375,11 +376,12 @@ def scan_documents(collection: Collection, projection: dict, batch_size: int | N
     bounded batches:
     - within one BSON type, by `{_id: {$gt: last}}` (the same comparison as the sort, so
       exactly the next documents; an index seek, safe under concurrent writes);
-    - when that comes back short (the type is exhausted), one step by position (`skip` the
-      documents read so far, minus one) into the next type. The step re-reads the last
-      document read first: if it is not the same document, the collection shifted under
-      the scan (a write before the position) and the scan starts again, so a document
-      present for the whole scan is never skipped, nor read twice.
+    - when that comes back short (the type is exhausted), one step by position into the
+      next type: a window of the sort around the count read so far, wide enough to find
+      the last document read even if up to `SCAN_SHIFT_TOLERANCE` documents were written
+      or deleted before it meanwhile; what follows it in the window is exactly what comes
+      next. If it is not in the window, the collection moved too much and the scan starts
+      again. So a document present for the whole scan is never skipped, nor read twice.
     The positional step costs an index walk of `skip` keys, once per BSON type present.
 
     Raises: ContentionError (still shifting after `SCAN_RESTARTS_MAX` restarts: run it
@@ -408,12 +410,18 @@ def _scan_once(collection: Collection, projection: dict, batch_size: int) -> lis
         documents += batch
         if len(batch) == batch_size:
             continue
-        step = collection.find({}, sort=order, skip=len(documents) - 1, limit=batch_size + 1, projection=projection)
-        if not step or not _same_id(step[0]["_id"], documents[-1]["_id"]):
+        last, limit = documents[-1]["_id"], batch_size + 2 * SCAN_SHIFT_TOLERANCE + 1
+        window = collection.find({}, sort=order, skip=max(0, len(documents) - 1 - SCAN_SHIFT_TOLERANCE), limit=limit,
+                                 projection=projection)
+        place = next((i for i, document in enumerate(window) if _same_id(document["_id"], last)), None)
+        if place is None:
+            return None  # moved farther than the window: start again
+        following = window[place + 1 :]
+        documents += following
+        if len(window) < limit:
+            return documents  # the window reached the end of the sort
+        if not following:
             return None
-        documents += step[1:]
-        if len(step) < batch_size + 1:
-            return documents
 
 
 def read_legacy(legacy: Store, registry: AssetRegistry, batch_size: int | None = None) -> LegacyView:

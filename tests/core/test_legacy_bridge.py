@@ -53,8 +53,10 @@ def test_scan_reads_every_document_whatever_its_id_type(legacy, monkeypatch):
     assert not [d for d in view.dirt if d.kind == "duplicate"]
 
 
-def test_scan_starts_again_when_the_collection_shifts_under_it(legacy):
-    documents = _mixed_wallets(10)
+@pytest.mark.parametrize("tolerance", [2, 64])
+def test_scan_finds_its_place_when_the_collection_shifts_under_it(legacy, monkeypatch, tolerance):
+    monkeypatch.setattr(bridge, "SCAN_SHIFT_TOLERANCE", tolerance)  # 2: the step's window starts past the deletion
+    documents = _mixed_wallets(20)
     legacy.collection("wallets").insert_many(documents)
     first_in_order = legacy.raw("wallets").find({}, sort=[("_id", 1)]).limit(1)[0]["_id"]
     fired = []
@@ -64,29 +66,35 @@ def test_scan_starts_again_when_the_collection_shifts_under_it(legacy):
             fired.append(True)
             legacy.raw("wallets").delete_one({"_id": {"$eq": first_in_order}})  # every later document moves up one
 
+    passes, original = [], bridge._scan_once
+    monkeypatch.setattr(bridge, "_scan_once", lambda *args: passes.append(1) or original(*args))
     legacy.fault_hook = delete_behind_the_scan
-    read = scan_documents(legacy.collection("wallets"), PROJECTION, 3)
-    assert fired
-    assert sorted(d["user_id"] for d in read) == sorted(
-        d["user_id"] for d in documents if d["_id"] != first_in_order
-    )  # nothing present for the whole scan was skipped, nothing read twice
+    read = [d["user_id"] for d in scan_documents(legacy.collection("wallets"), PROJECTION, 3)]
+    assert fired and len(passes) == 1  # found its place again: no restart
+    assert len(read) == len(set(read))  # nothing read twice
+    present_throughout = {d["user_id"] for d in documents if d["_id"] != first_in_order}
+    assert present_throughout <= set(read) <= {d["user_id"] for d in documents}  # nothing skipped
 
 
-def test_scan_gives_up_by_name_when_the_collection_never_settles(legacy):
+def test_scan_gives_up_by_name_when_the_collection_never_settles(legacy, monkeypatch):
     legacy.collection("wallets").insert_many(_mixed_wallets(10))
-    counter = [0]
+    original, steps = Collection.find, [0]
 
-    def insert_ahead_of_everything(phase, collection, operation):
-        if phase == "after" and collection == "wallets" and operation == "find":
-            counter[0] += 1
-            legacy.raw("wallets").insert_one({"_id": -counter[0], "user_id": f"new-{counter[0]}", "currency": "BTC"})
+    def find_after_a_burst_of_inserts(self, query, **kwargs):  # more writes before the position than the window
+        if "skip" in kwargs:  # a positional step
+            steps[0] += 1
+            legacy.raw("wallets").insert_many(
+                [{"_id": -(steps[0] * 1_000 + n), "user_id": f"new-{steps[0]}-{n}", "currency": "BTC"}
+                 for n in range(2 * bridge.SCAN_SHIFT_TOLERANCE + 3 + 2)]  # past the window (batch 3)
+            )
+        return original(self, query, **kwargs)
 
-    legacy.fault_hook = insert_ahead_of_everything
+    monkeypatch.setattr(Collection, "find", find_after_a_burst_of_inserts)
+    monkeypatch.setattr(bridge, "SCAN_SHIFT_TOLERANCE", 1)  # a window of a few documents
     with pytest.raises(ContentionError) as refused:
         scan_documents(legacy.collection("wallets"), PROJECTION, 3)
     assert refused.value.details["collection"] == "wallets"
-    passes = bridge.SCAN_RESTARTS_MAX + 1  # each pass ends at its first positional step: bounded work
-    assert 2 * passes <= counter[0] <= 10 * passes
+    assert steps[0] == bridge.SCAN_RESTARTS_MAX + 1  # one failed step per pass: bounded work
 
 
 HOSTILE = [
