@@ -37,16 +37,27 @@ def emit(data: object, as_json: bool, text: str) -> None:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    """Project every unprojected entry, then finish every half-done flow and approval
+    (core.flows.recovery.resume_all: audit events left in outboxes, interrupted steps,
+    executions, owed commissions). Exit 1 when anything could not be finished."""
+    from core.flows.recovery import resume_all
+    from core.permissions import SYSTEM
+
     platform = Platform.open(open_database_store())
     report = platform.ledger.recover()
-    emit(report.as_dict(), args.json, f"projected {len(report.entries_projected)} entries; {len(report.poisoned)} could not be projected")
-    return EXIT_FAILED if report.poisoned else EXIT_OK
+    flows = resume_all(platform, SYSTEM)
+    emit({**report.as_dict(), "flows": flows.as_dict()}, args.json,
+         f"projected {len(report.entries_projected)} entries; {len(report.poisoned)} could not be projected; "
+         f"flows: {flows.events_flushed} audit events flushed, resumed {flows.flows_resumed}, "
+         f"{flows.approvals_finished} approvals finished, {flows.commissions_owed} commissions still owed, "
+         f"{len(flows.failed)} could not be finished")
+    return EXIT_FAILED if report.poisoned or flows.failed else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Ledger console command line")
     commands = parser.add_subparsers(dest="command", required=True)
-    recover = commands.add_parser("recover", help="project every journaled entry a crash left unprojected (safe to run any time, any number of times)")
+    recover = commands.add_parser("recover", help="project every journaled entry a crash left unprojected and finish every half-done flow and approval (safe to run any time, any number of times)")
     recover.add_argument("--json", action="store_true")
     recover.set_defaults(handler=cmd_recover)
     for module_name in COMMAND_MODULES:

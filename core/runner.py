@@ -233,7 +233,7 @@ def cmd_flows_list(args: argparse.Namespace) -> int:
 
 def cmd_flows_recover(args: argparse.Namespace) -> int:
     """Finish every flow a crash interrupted on the configured database."""
-    from core.cli import EXIT_OK, emit, open_database_store
+    from core.cli import EXIT_FAILED, EXIT_OK, emit, open_database_store
     from core.flows.recovery import resume_all
     from core.permissions import SYSTEM
 
@@ -241,12 +241,12 @@ def cmd_flows_recover(args: argparse.Namespace) -> int:
     emit(
         report.as_dict(),
         args.json,
-        f"ledger entries driven: {report.entries_driven}; flows resumed: "
-        f"{report.flows_resumed}; approvals finished: {report.approvals_finished}, "
-        f"expired: {report.approvals_expired}; "
-        f"quotes expired: {report.quotes_expired}",
+        f"ledger entries projected: {report.entries_driven}; audit events flushed: {report.events_flushed}; "
+        f"flows resumed: {report.flows_resumed}; approvals finished: {report.approvals_finished}, "
+        f"expired: {report.approvals_expired}; quotes expired: {report.quotes_expired}; "
+        f"commissions still owed: {report.commissions_owed}; could not finish: {report.failed or 'none'}",
     )
-    return EXIT_OK
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def register_commands(subparsers: argparse._SubParsersAction) -> None:

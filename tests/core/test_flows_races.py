@@ -459,3 +459,23 @@ def test_recovery_sweep_isolates_a_flow_it_cannot_finish(box):
     report = recovery.resume_all(platform, SYSTEM)
     assert list(report.failed) == ["wd_0broken"] and not report.ok
     assert p2p.get_trade(platform, trade["_id"])["state"] == "cancelled"
+
+
+def test_cli_recover_finishes_half_done_flows_and_approvals(box, monkeypatch, capsys):
+    """`python -m core recover` finishes flows and approvals too (it only projected entries)."""
+    from core import cli
+
+    platform = box.platform
+    trade = _disputed_trade(platform)
+    _crash(platform, CrashAfter("p2p_trades", "find_one_and_update"),
+           lambda: p2p.resolve_dispute(platform, ANN, trade_id=trade["_id"], to="buyer", reason="proof"))
+    request = adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="1", reason="fix",
+                                            idempotency_key="adj-cli")
+    _crash(platform, CrashAfter("approvals", "find_one_and_update", nth=2),
+           lambda: approvals.approve(platform, CHECKER, request["_id"], "ok"))
+    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    assert cli.main(["recover", "--json"]) == cli.EXIT_OK
+    assert '"events_flushed"' in capsys.readouterr().out
+    assert p2p.get_trade(platform, trade["_id"])["state"] == "resolved_buyer"
+    assert len(events(platform, event_key=f"p2p:{trade['_id']}:resolved")) == 1
+    assert len(events(platform, event_key=f"approval:{request['_id']}:executed")) == 1
