@@ -178,7 +178,7 @@ def _import_pair(
     primary = records[0]
     choice = next((c["reason"] for c in report.choices if (c["user"], c["currency"]) == pair), "")
     for extra in records[1:]:
-        _not_booked(report, extra, "duplicate", f"duplicate: {primary.document} was booked instead ({choice})")
+        _not_booked(report, extra, "duplicate", f"duplicate of {primary.document}, the primary ({choice}): only a primary is booked")
     scale = platform.registry.get(currency).scale
     values = opening_values(primary, scale)
     if isinstance(values, str):
