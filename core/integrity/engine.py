@@ -146,8 +146,22 @@ def check_platform(
             report.notes.append(f"full check instead of incremental: {incremental.needs_full}")
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
+    report.findings += _owed_commission_findings(platform)
     report.heads_digest = _anchor_heads(platform)
     return _finish(platform, principal, report, started, record)
+
+
+def _owed_commission_findings(platform: Platform) -> list[IntegrityFinding]:
+    """Referral commissions owed and unpaid (issue 10): a finished flow whose commission the
+    fee wallet could not pay yet is never silent; recovery pays it when the wallet allows."""
+    from core.flows.referral import owed_commissions
+
+    return [
+        IntegrityFinding(kind="commission_owed", severity="warning", subject=item["flow_id"], collection=item["collection"],
+                         message=f"{item['collection']} {item['flow_id']} ({item['state']}): referral commission owed and "
+                                 f"unpaid on {', '.join(item['owed_entry_ids']) or 'its fee entries (not yet settled)'}")
+        for item in owed_commissions(platform)
+    ]
 
 
 def _anchor_heads(platform: Platform) -> str | None:

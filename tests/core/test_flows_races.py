@@ -419,6 +419,7 @@ def test_commission_owed_when_the_fee_wallet_was_swept_is_paid_by_recovery(box):
     assert owed == [{"collection": "withdrawals", "flow_id": settled["_id"], "state": "settled",
                      "owed_entry_ids": [settled["settle_entry_id"]]}]
     assert len(events(platform, event_key=f"withdrawal:{settled['_id']}:referral_owed")) == 1
+    assert _owed_findings(platform) == [settled["_id"]]  # the integrity report names it
     assert recovery.resume_all(platform, SYSTEM).commissions_owed == 1  # the wallet is still empty
     box.fund("zed", "BTC", "1")
     withdrawal.request_withdrawal(platform, SYSTEM, user_id="zed", asset="BTC", amount="0.5", destination="bc1q",
@@ -427,6 +428,14 @@ def test_commission_owed_when_the_fee_wallet_was_swept_is_paid_by_recovery(box):
     assert _minor(platform, acct.user_available("gus", "BTC")) == 40_000  # 20% of the 0.002 fee
     assert referral.owed_commissions(platform) == []
     assert withdrawal.get_withdrawal(platform, settled["_id"])["referral_done"] is True
+    assert _owed_findings(platform) == []
+
+
+def _owed_findings(platform: Platform) -> list[str]:
+    from core.integrity import check_platform
+
+    report = check_platform(platform, ANN, record=False)
+    return [f.subject for f in report.findings if f.kind == "commission_owed"]
 
 
 # -- bullet 5: sweeps stop at the first error ----------------------------------------------------
