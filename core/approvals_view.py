@@ -95,7 +95,8 @@ def history(document: dict) -> list[Decision]:
     elif state == "approved":
         result = document.get("result") or {}
         outcome = "done" if result.get("ok") else (result.get("message") or "executing")
-        lines.append(Decision("executed", document.get("execution_claimed_by"), document.get("approved_at"), outcome))
+        lines.append(Decision("executed", document.get("executed_by") or document.get("execution_claimed_by"),
+                              document.get("executed_at") or document.get("approved_at"), outcome))
     return lines
 
 
