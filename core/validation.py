@@ -474,7 +474,7 @@ CHECKS: dict[str, Checker] = {
     "provider": text,
     "fiat_amount": text,
     "text": text,
-    "wallet_address": text,
+    "wallet_address": identifier,  # chain addresses, IBANs, account refs: no spaces, no newline
     "evidence": text,
     "uri": text,  # a database URI: text here, its form is Store.from_uri's business
     # documents and models

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
-from core.validation import boundary
+from core.validation import boundary, identifier, moment, raising, text
 from core import reports
 from core.clock import to_millis
 from core.errors import InvalidReserveError
@@ -30,7 +30,7 @@ RESERVES_READ_MAX = 1_000
 RATIO_PLACES = Decimal("0.0001")
 
 
-@boundary
+@boundary(wallet_address=raising(identifier, InvalidReserveError), evidence=raising(text, InvalidReserveError), as_of=raising(moment, InvalidReserveError))
 def declare_reserve(platform: Platform, principal: Principal, *, asset: str, value: object, wallet_address: str,
                     as_of: datetime, evidence: str = "", declaration_id: str | None = None) -> dict:
     """Record that `wallet_address` held `value` of `asset` at `as_of` (audited).

@@ -85,7 +85,7 @@ DOC_BAD = [{"$set": {}}, {"a.b": 1}, {"x": 2**70}, {"x": float("nan")}, {"x": b"
 DURATION_BAD = [timedelta(seconds=-1), timedelta(days=100_000), 60, "60s"]
 MOMENT_BAD = ["2026-01-01", 0, 1.5, "yesterday"]
 
-ID_NAMES = {"email", "idempotency_key", "key", "hold_id", "entry_id", "request_id", "run_id", "quote_id", "trade_id",
+ID_NAMES = {"email", "wallet_address", "idempotency_key", "key", "hold_id", "entry_id", "request_id", "run_id", "quote_id", "trade_id",
             "deposit_id", "withdrawal_id", "source_entry_id", "payment_id", "flow_ref", "snapshot_id",
             "declaration_id", "scope"}
 NAME_NAMES = {"user_id", "seller", "buyer", "actor", "username"}
@@ -96,8 +96,8 @@ COUNT_NAMES = {"min_receive_minor", "approvals_required", "confirmations", "page
 SIGNED_NAMES = {"amount_minor"}
 FLAG_NAMES = {"record", "dry_run", "full"}
 WORD_NAMES = {"kind", "state", "to", "entry_type", "field_name", "role"}
-TEXT_NAMES = {"reason", "memo", "reference", "destination", "provider", "fiat_amount", "text", "wallet_address",
-              "evidence", "uri", "name", "password"}
+TEXT_NAMES = {"reason", "memo", "reference", "destination", "provider", "fiat_amount", "text", "evidence", "uri",
+              "name", "password"}
 DOC_NAMES = {"payload", "metadata", "snapshot", "approval", "people", "document", "query"}
 DURATION_NAMES = {"stale_after", "stuck_after"}
 MOMENT_NAMES = {"since", "until", "now", "as_of"}
