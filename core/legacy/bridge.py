@@ -211,8 +211,8 @@ def read_record(spec: CollectionSpec, document: dict, registry: AssetRegistry, d
     record = LegacyRecord(spec.name, label, document.get("_id"), owner_value, document.get("currency"), currency, suffixed=suffixed)
     scale = registry.get(currency).scale
     for logical, stored in spec.fields.items():
-        if stored not in document:
-            note("missing_field", "info", True, f"{stored} is missing", stored)
+        if document.get(stored) is None:  # absent or null: nothing stated, nothing to misread
+            note("missing_field", "info", True, f"{stored} is {'null' if stored in document else 'missing'}", stored)
             continue
         raw = record.raw_values[logical] = document[stored]
         number = legacy_decimal(raw)

@@ -51,9 +51,8 @@ def balance_documents(draw) -> tuple[str, list[dict]]:
     for number in range(draw(st.integers(0, 8))):
         document = {spec.owner_field: draw(owners), "currency": draw(currencies)}
         for stored in spec.fields.values():
-            value = draw(money)
-            if value is not None:
-                document[stored] = value
+            if draw(st.booleans()):  # present (possibly null) or absent
+                document[stored] = draw(money)
         stamp = draw(times)
         if stamp is not None:
             document[spec.timestamp_fields[0]] = stamp

@@ -111,6 +111,16 @@ def test_a_suffixed_copy_beside_a_plain_balance_survives_the_round_trip(legacy, 
     assert [d.kind for d in final.dirt if d.severity == "warning"] == ["suffixed_beside_plain"]
 
 
+def test_a_null_amount_is_a_missing_field_the_rebuild_fills(legacy, platform):
+    deposit(platform.ledger, "u1", "1", "BTC")
+    legacy.collection("wallets").insert_one(_wallet("u1", "BTC", 1.0, None, 1.0))
+    report = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
+    assert report.held == [] and "locked_balance is null" in {d.message for d in report.dirt}
+    assert _rebuild(platform, legacy)["ok"]
+    assert legacy.raw("wallets").find_one({"user_id": "u1"})["locked_balance"] == 0.0
+    assert reconcile(platform.store, legacy, DEFAULT_REGISTRY).clean
+
+
 def test_one_pair_a_double_cannot_hold_is_refused_by_name_and_the_rest_proceeds(legacy, platform):
     deposit(platform.ledger, "u-big", "12345678901234567.89", "GBP")
     deposit(platform.ledger, "u-small", "10.00", "GBP")
