@@ -8,9 +8,10 @@ Public face (the rest of the product imports only these names):
   `core.legacy.reconcile` always means the module);
 - `import_balances`, `plan_rebuild`, `request_rebuild` (the writing side);
 - `SPECS`, `AUTHORITATIVE_DEFAULT` (the collections and the default source).
-The modules behind them: `bridge` (documents → exact records), `reconcile`, `rebuild`
-(import and rebuild), `cli` (`python -m core legacy ...`), `fixture` (a dirty legacy
-database generated in code).
+The modules behind them: `values` (one legacy value made exact or refused), `bridge` (the
+type-safe full scan; documents → records, held and excluded documents), `reconcile`,
+`opening` (import), `rebuild` (the approval-gated rewrite and its executor), `cli`
+(`python -m core legacy ...`), `fixture` (a dirty legacy database generated in code).
 """
 
 from core.legacy.bridge import (
