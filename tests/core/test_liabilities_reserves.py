@@ -50,7 +50,7 @@ def test_reserve_refuses_inexact_or_negative_amounts(platform, value, error):
 
 
 @pytest.mark.parametrize("overrides", [
-    {"wallet_address": "a b c d"}, {"wallet_address": "ab"}, {"wallet_address": "x" * 129}, {"evidence": "e" * 501},
+    {"wallet_address": "ab"}, {"wallet_address": "x" * 129}, {"wallet_address": "bc1q/../x"}, {"evidence": "e" * 501},
 ])
 def test_reserve_refuses_malformed_evidence(platform, overrides):
     with pytest.raises(InvalidReserveError):
@@ -58,7 +58,8 @@ def test_reserve_refuses_malformed_evidence(platform, overrides):
     assert platform.store.collection("liabilities_reserves").count_documents({}) == 0
 
 
-@pytest.mark.parametrize("overrides", [{"wallet_address": {"$ne": ""}}, {"as_of": "yesterday"}, {"declaration_id": "a b"},
+@pytest.mark.parametrize("overrides", [{"wallet_address": {"$ne": ""}}, {"wallet_address": "a b c d"}, {"as_of": "yesterday"},
+                                       {"declaration_id": "a b"},
                                        {"evidence": None}])
 def test_reserve_refuses_values_of_the_wrong_type_with_a_named_error(platform, overrides):
     with pytest.raises(LedgerError):  # the validation boundary or the function itself, whichever sees it first
