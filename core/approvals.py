@@ -40,6 +40,7 @@ from core.errors import (
     ApprovalExpiredError,
     ApprovalNotFoundError,
     ApprovalRejectedError,
+    BrokenInvariantError,
     DuplicateApprovalError,
     FloatAmountError,
     IdempotencyConflictError,
@@ -152,7 +153,7 @@ def _check_payload(payload: object) -> dict:
         raise InvalidEntryError("approval payload must be a dict with text keys")
     try:
         size = len(canonical(payload))
-    except AssertionError:
+    except BrokenInvariantError:
         raise FloatAmountError("approval payload contains a float; give amounts as decimal text") from None
     except TypeError as error:
         raise InvalidEntryError(f"approval payload is not JSON: {error}") from None

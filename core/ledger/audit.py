@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.clock import Clock
-from core.errors import StoreError
+from core.errors import BrokenInvariantError, StoreError
 from core.ledger.hashing import digest
 from core.ledger.ids import random_hex
 from core.ledger.store import DuplicateKeyStoreError, Store
@@ -135,5 +135,5 @@ def _hash_or_none(event: dict, prev_hash: str) -> str | None:
     (a float, an unknown type): verification must report it, not crash on it."""
     try:
         return event_hash(event, prev_hash)
-    except (AssertionError, TypeError, ValueError):
+    except (BrokenInvariantError, TypeError, ValueError):
         return None

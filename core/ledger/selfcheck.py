@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from core.errors import BrokenInvariantError
 from core.ledger.accounts import parse_account_id
 from core.ledger.entries import GENESIS_HASH, TERMINAL_STATES, check_balanced, entry_hash
 from core.ledger.store import Collection, Store
@@ -183,5 +184,5 @@ def _hash_or_none(entry: dict) -> str | None:
     """The entry's hash, or None when a forged entry holds values that cannot be hashed."""
     try:
         return entry_hash(entry)
-    except (AssertionError, TypeError, ValueError):
+    except (BrokenInvariantError, TypeError, ValueError):
         return None
