@@ -31,7 +31,7 @@ CHECKER_2 = Principal(name="flowtest_checker2", role=Role.ADMIN)
 DETAIL_LENGTH_MAX = 500
 ENTRIES_PER_STEP_MAX = 200  # evidence is capped; the count is always exact
 ENTRY_STATES = ("pending", "applied", "rejected")
-UNDECIDED_LAST = 2**63  # entries without an outcome yet sort after every decided one
+ENTRY_ORDER_TICK = timedelta(milliseconds=1)  # the sandbox clock's move per journal insert during a step
 
 
 class ScenarioCheckError(Exception):
@@ -111,12 +111,7 @@ class Sandbox:
         fresh_ids = [i for i in ids if i not in self._seen_entries]
         self._seen_entries.update(fresh_ids)
         fresh = entries.find({"_id": {"$in": fresh_ids}}) if fresh_ids else []
-        # the order they were decided in: the sequence number of each entry's outcome event
-        outcomes = self.platform.store.collection("audit").find(
-            {"event_key": {"$in": [f"entry:{e['_id']}:outcome" for e in fresh]}}, projection={"seq": 1, "target": 1}
-        )
-        sequence = {event["target"]: event["seq"] for event in outcomes}
-        return sorted(fresh, key=lambda e: (sequence.get(e["_id"], UNDECIDED_LAST), e["created_at"], e["_id"]))
+        return sorted(fresh, key=lambda e: (e["created_at"], e["_id"]))  # the order they were written in
 
     def _entry_evidence(self, entry: dict) -> dict:
         registry = self.platform.registry
@@ -150,6 +145,17 @@ class Sandbox:
         }
 
     # -- running steps ----------------------------------------------------------------------
+    def _ordering(self, outer: Callable[[str, str, str], None] | None) -> Callable[[str, str, str], None]:
+        """A fault hook that moves the sandbox clock on by one millisecond after each journal
+        insert, so a step's entries carry their order in `created_at` (ids within one
+        millisecond are random); any hook already set (a crash injector) still runs first."""
+        def hook(phase: str, collection: str, operation: str) -> None:
+            if outer is not None:
+                outer(phase, collection, operation)
+            if phase == "after" and collection == "entries" and operation == "insert_one":
+                self.clock.advance(ENTRY_ORDER_TICK)
+        return hook
+
     def step(
         self,
         name: str,
@@ -165,6 +171,8 @@ class Sandbox:
         self._new_entries()  # entries written before this step (fixtures) are not its evidence
         started = time.perf_counter()
         ok, detail, result = True, "", None
+        store, outer_hook = self.platform.store, self.platform.store.fault_hook
+        store.fault_hook = self._ordering(outer_hook)
         try:
             result = action()
             if expect_error is not None:
@@ -178,6 +186,8 @@ class Sandbox:
                 detail = f"refused as expected: {type(error).__name__}: {error}"
             else:
                 ok, detail = False, f"{type(error).__name__}: {error}"
+        finally:
+            store.fault_hook = outer_hook
         duration_ms = int((time.perf_counter() - started) * 1000)
         entries = self._new_entries()
         report = self_check(self.platform.store, self.clock.now())
@@ -271,7 +281,7 @@ def fee_accounting(store: Store) -> dict[str, dict[str, int]]:
     rows: dict[str, dict[str, int]] = defaultdict(
         lambda: {"wallet": 0, "credits": 0, "referral": 0, "sweeps": 0, "other": 0}
     )
-    for entry in scan(store.collection("entries"), {"state": "applied"}):
+    for entry in scan(store.collection("entries")):  # every journaled entry is applied
         for posting in entry["postings"]:
             if posting["kind"] != AccountKind.FEES.value:
                 continue

@@ -164,8 +164,11 @@ def _fake_server_store(name: str):
     return store, client
 
 
-def test_runner_server_sandboxes_are_dropped(platform):
+def test_runner_server_sandboxes_are_dropped(platform, monkeypatch):
+    from core.ledger.store import Store
     from core.platform import Platform
+
+    monkeypatch.setattr(Store, "session_options", lambda self: {})  # mongomock has no sessions
 
     server, client = _fake_server_store("ledger")
     caller = Platform.open(server, platform.clock)
@@ -180,6 +183,7 @@ def test_runner_uri_sandboxes_are_dropped(monkeypatch):
     from core.ledger.store import Store
 
     created = []
+    monkeypatch.setattr(Store, "session_options", lambda self: {})  # mongomock has no sessions
 
     def from_uri(uri, name):
         store, client = _fake_server_store(name)
