@@ -63,3 +63,18 @@ def test_cli_liabilities_refusals_exit_1_and_usage_exits_2(database, capsys):
     assert cli.main(["liabilities", "proof", "--user", "nobody"]) == cli.EXIT_FAILED
     assert cli.main(["liabilities", "proof"]) == cli.EXIT_USAGE
     assert cli.main(["liabilities", "snapshot", "--split", "99"]) == cli.EXIT_USAGE
+
+
+def test_cli_liabilities_verify_of_a_file_needs_no_database(platform, monkeypatch, tmp_path, capsys):
+    from core import liabilities
+    from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT
+
+    fund(platform)
+    snapshot = liabilities.take_snapshot(platform, ADMIN)
+    path = tmp_path / "bob.json"
+    path.write_text(liabilities.bundle_json(liabilities.user_proof_bundle(platform, SUPPORT, "bob")))
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    usdt = next(a for a in snapshot["assets"] if a["asset"] == "USDT")
+    assert cli.main(["liabilities", "verify", str(path), "--asset", "USDT", "--root", usdt["root"], "--total", str(usdt["total"])]) == cli.EXIT_OK
+    assert "OK USDT" in capsys.readouterr().out
+    assert cli.main(["liabilities", "verify", str(path), "--root", usdt["root"]]) == cli.EXIT_USAGE  # two proofs: which?
