@@ -132,6 +132,7 @@ def read_cut(store: Store, attempts_max: int = CUT_ATTEMPTS_MAX) -> Cut:
     """
     entries = store.collection("entries")
     moved = split = 0
+    split_ids: list[str] = []
     for attempt in range(1, attempts_max + 1):
         first = _collect(store, {"kind": 1, "owner": 1, "asset": 1, "version": 1, "balance_minor": 1, "head_hash": 1})
         versions = {account: document.get("version", 0) for account, document in first.items()}
@@ -148,6 +149,11 @@ def read_cut(store: Store, attempts_max: int = CUT_ATTEMPTS_MAX) -> Cut:
                        versions_digest=_digest(first), newest_entry_id=newest["_id"] if newest else None,
                        newest_entry_at=newest["created_at"] if newest else None, attempts=attempt,
                        flagged_entries=flagged, zero_balances=zeros)
+    if not moved:  # nothing moved, yet an entry stays half projected: recovery could not finish it (a poisoned entry)
+        raise SnapshotContendedError(
+            f"{split} journal entries stay half projected on user accounts ({', '.join(split_ids[:5])}): run recovery and "
+            "the integrity check, repair, then take the snapshot", attempts=attempts_max, accounts_moved=0,
+            entries_half_projected=split, entries=split_ids[:20])
     raise SnapshotContendedError(
         f"user balances kept moving during {attempts_max} attempts to read a consistent cut; retry at a quieter moment",
         attempts=attempts_max, accounts_moved=moved, entries_half_projected=split,
