@@ -5,8 +5,8 @@ withdrawal awaiting approval with its hold, an open swap quote, an open P2P trad
 pending approval); hypothesis then replaces ONE argument with a hostile value for that
 parameter — `$`-operator dicts, lists, bytes, None, bools, floats, huge ints, NaN/Infinity
 and exponent text, 40-digit decimals, strings with newlines, NUL, `$`, `.` or 10k
-characters — and the call must raise a named LedgerError subclass and leave every
-collection of the store exactly as it was.
+characters — and the call must raise a named LedgerError subclass without a single store
+operation (the boundary refuses first) and leave every collection exactly as it was.
 
 `FUZZ` must list exactly the public entry points: `test_fuzz_list_is_the_public_api`
 discovers them (every public function of `core` with a `principal` parameter, every
@@ -359,9 +359,15 @@ def test_hostile_values_are_refused_by_name_and_change_nothing(world, name):
         parameter, optional = data.draw(st.sampled_from(fuzzable), label="parameter")
         value = data.draw(hostile(parameter, optional, name), label="value")
         before = everything(world.store)
-        with pytest.raises(LedgerError) as refusal:
-            function(**{**baseline, parameter: value})
+        touched: list[tuple[str, str]] = []
+        world.store.fault_hook = lambda phase, collection, operation: touched.append((collection, operation))
+        try:
+            with pytest.raises(LedgerError) as refusal:
+                function(**{**baseline, parameter: value})
+        finally:
+            world.store.fault_hook = None
         assert type(refusal.value) is not LedgerError, "a named subclass, not the base"
+        assert touched == [], f"{name}({parameter}={value!r:.60}) reached the store before refusing: {touched[:3]}"
         assert everything(world.store) == before, f"{name}({parameter}={value!r:.60}) changed the store"
 
     drive()
