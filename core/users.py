@@ -8,7 +8,9 @@ half a file. streamlit-authenticator's own `Hasher` imports streamlit, and nothi
 `core/` may, so hashing uses `bcrypt` directly (the same library and cost it uses).
 
 Demo accounts live in `demo/credentials.yaml` (marked `demo: true`); the console accepts
-them only on the embedded store.
+them only on the embedded store — recognised by path, by marker, and by their published
+passwords' hashes, so a copy without the marker is refused too. Names the core reserves for
+its own actors (`core.permissions.RESERVED_PRINCIPAL_ROLES`) are never console accounts.
 """
 
 from __future__ import annotations
