@@ -93,7 +93,10 @@ def query_events(log_store: Store, audit_filter: AuditFilter, *, page: int = 0, 
     _check_page(page, page_size)
     query = audit_filter.query()
     audit = log_store.collection("audit")
-    documents = audit.find(query, sort=[("seq", -1)], skip=page * page_size, limit=page_size + 1)
+    # with a time window, walk the (at, seq) index newest first: a range on `at` cannot feed
+    # a `seq` sort without an in-memory sort (appends are serialised, so the orders agree)
+    order = [("at", -1), ("seq", -1)] if "at" in query else [("seq", -1)]
+    documents = audit.find(query, sort=order, skip=page * page_size, limit=page_size + 1)
     return AuditPage([_public(d) for d in documents[:page_size]], page, page_size, len(documents) > page_size)
 
 

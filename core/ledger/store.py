@@ -92,7 +92,7 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("type", "-seq"),
         _index("target", "-seq"),
         _index("user", "-seq"),
-        _index("at"),
+        _index("at", "seq"),  # time windows, newest first (core.audit.query_events)
     ],
     "approvals": [  # core.approvals
         _index("idempotency_key", unique=True),
