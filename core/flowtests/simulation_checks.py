@@ -39,6 +39,7 @@ def check_flows(platform: Platform) -> None:
     _check_trades(store, events, entries)
     _check_quotes(store, events, entries)
     _check_withdrawals(store, events, entries)
+    _check_deposits(store, events, entries)
     _check_approvals(store, events)
     _check_commissions(platform, entries)
     verified = platform.ledger.audit.verify()
@@ -124,6 +125,30 @@ def _check_withdrawals(store, events: dict, entries: dict) -> None:
             raise Violation(f"withdrawal {withdrawal_id} awaits approval but its hold was closed")
         if state != "failed":
             _stepped("withdrawal", document, events, state)
+        _agrees_with_approval(store, document)
+
+
+def _agrees_with_approval(store, document: dict) -> None:
+    """A withdrawal behind an approval ends the way its approval was decided."""
+    if not document.get("approval_id"):
+        return
+    request = store.raw("approvals").find_one({"_id": document["approval_id"]})
+    decided = request["state"] if request else None
+    expected = {"pending": "awaiting_approval", "approved": "settled", "rejected": "rejected", "expired": "rejected"}
+    if decided is None or expected[decided] != document["state"]:
+        raise Violation(f"withdrawal {document['_id']} is {document['state']} but its approval is {decided}")
+
+
+def _check_deposits(store, events: dict, entries: dict) -> None:
+    for document in store.raw("deposits").find({}).limit(DOCUMENTS_MAX):
+        credit = entries.get(f"deposit:{document['_id']}:credit")
+        if document["state"] == "credited" and credit is None:
+            raise Violation(f"deposit {document['_id']} is credited without its credit entry")
+        if document["state"] == "credited":
+            _stepped("deposit", document, events, "credited")
+        elif credit is not None or document["confirmations"] >= document["confirmations_required"]:
+            raise Violation(f"deposit {document['_id']} left confirming with {document['confirmations']} "
+                            f"confirmations (credit entry: {bool(credit)}) after recovery")
 
 
 def _check_approvals(store, events: dict) -> None:
