@@ -25,6 +25,7 @@ from core.integrity.engine import (
     cmd_check,
     get_run,
     history,
+    prune_history,
     register_commands,
     trend,
 )
@@ -33,6 +34,6 @@ from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journ
 __all__ = [
     "CLOSED_TRADE_STATES", "FINDINGS_STORED_MAX", "HISTORY_PAGE_SIZE_MAX", "REPAIR_KIND", "RESERVATION_GRACE", "RUNS",
     "SEVERITY_RANK", "TREND_POINTS_MAX", "IntegrityFinding", "IntegrityReport", "check_platform", "check_user",
-    "cmd_check", "execute_projection_repair", "get_run", "history", "journal_balance", "journal_head", "lift", "register_commands",
+    "cmd_check", "execute_projection_repair", "get_run", "history", "prune_history", "journal_balance", "journal_head", "lift", "register_commands",
     "request_projection_repair", "trend",
 ]

@@ -54,6 +54,7 @@ RUNS = "integrity_runs"
 FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (the count is exact)
 HISTORY_PAGE_SIZE_MAX = 200
 TREND_POINTS_MAX = 500
+RUNS_KEPT_MAX = 5_000  # stored run records kept (weeks of 5-minute runs); the audit trail keeps every run's summary
 ONE_PER_SUBJECT = ("stuck_entry",)  # one stuck entry is one finding, however many accounts it left behind
 
 
@@ -287,7 +288,22 @@ def _finish(
                 **{k: v for k, v in report.counts.items() if k != "by_kind"},
             },
         )
+        prune_history(platform.store)
     return report
+
+
+def prune_history(store: Store, kept_max: int | None = None) -> int:
+    """Keep the newest `RUNS_KEPT_MAX` run records (the history the console pages through);
+    older ones are deleted — each run's summary stays in the audit trail (`integrity.check`).
+    Returns how many were deleted. One index walk to the boundary, one delete."""
+    kept_max = RUNS_KEPT_MAX if kept_max is None else kept_max
+    runs = store.collection(RUNS)
+    boundary = runs.find({}, sort=[("started_at", -1), ("_id", -1)], skip=kept_max, limit=1,
+                         projection={"started_at": 1})
+    if not boundary:
+        return 0
+    at, run_id = boundary[0]["started_at"], boundary[0]["_id"]
+    return runs.delete_many({"$or": [{"started_at": {"$lt": at}}, {"started_at": at, "_id": {"$lte": run_id}}]})
 
 
 # -- history for the console ------------------------------------------------------------------------

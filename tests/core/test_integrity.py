@@ -645,3 +645,20 @@ def test_incremental_check_cost_grows_with_new_entries_not_the_journal(platform)
         deposit(platform.ledger, f"old{number}", "1", "USDT", key=f"old-{number}")
     check_platform(platform, ADMIN)
     assert cost_of_one_new_entry("another-new")[0] == small[0]
+
+
+def test_run_history_is_bounded_and_index_served(platform):
+    from core.integrity import prune_history
+
+    healthy_platform(platform)
+    ids = []
+    for _ in range(5):
+        ids.append(check_platform(platform, ADMIN).run_id)
+        platform.clock.advance(timedelta(minutes=1))
+    platform.store.log.reset()
+    assert prune_history(platform.store, kept_max=2) == 3
+    assert uncovered(platform.store.log.records) == []
+    assert [r["_id"] for r in history(platform, ADMIN).items] == [ids[4], ids[3]]
+    assert prune_history(platform.store, kept_max=2) == 0
+    events = platform.store.raw("audit").count_documents({"type": "integrity.check"})
+    assert events == 5  # every run's summary stays in the audit trail
