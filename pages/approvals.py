@@ -127,8 +127,13 @@ with refusals():
     if not listing.items:
         st.info("No requests match.")
     else:
-        st.dataframe(pd.DataFrame([row(d) for d in listing.items]), hide_index=True, key=f"{PREFIX}_table",
-                     column_config=user_link_column())
+        frame = pd.DataFrame([row(d) for d in listing.items])
+        if state == "pending":  # nothing decided yet: the decision columns would be empty
+            frame = frame.drop(columns=["Decided by", "Decided at", "Decision reason"])
+        else:  # the history: the decision right after what was asked
+            first = ["Requested (UTC)", "Kind", "Amount", "State", "Decided by", "Decided at", "Decision reason"]
+            frame = frame[first + [c for c in frame.columns if c not in first]]
+        st.dataframe(frame, hide_index=True, key=f"{PREFIX}_table", column_config=user_link_column())
     pager(f"{PREFIX}_list", listing.has_more, shown=len(listing.items), total=total)
 
     for document in [d for d in listing.items if d["state"] == "pending"]:

@@ -27,7 +27,7 @@ from ui import (amount, chart_number, console_people, get_platform, load_fee_mov
 
 PREFIX = "fees"
 PANELS = (("fee_wallet", "Fee wallet", "#2e7d32"), ("liquidity_free", "Liquidity (free)", "#1f5f8b"),
-          ("liquidity_reserved", "Liquidity (reserved)", "#90caf9"))
+          ("liquidity_reserved", "Liquidity (reserved)", "#7e57c2"))
 REQUESTS = {"Fee sweep (fee wallet → treasury)": ("treasury.fee_sweep", treasury.request_fee_sweep),
             "Liquidity top-up (treasury → float)": ("treasury.liquidity_topup", treasury.request_liquidity_topup),
             "Liquidity withdrawal (float → treasury)": ("treasury.liquidity_withdrawal", treasury.request_liquidity_withdrawal)}
@@ -42,9 +42,11 @@ def panels_figure(row: dict, asset: str) -> go.Figure:
     """One panel per balance, each on its own axis, labelled with the exact amount."""
     figure = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[title for _, title, _ in PANELS], horizontal_spacing=0.12)
     for column, (key, title, colour) in enumerate(PANELS, start=1):
-        figure.add_bar(x=[title], y=[chart_number(row[key], asset)], marker_color=colour, text=[money(row[key], asset)],
-                       textposition="auto", showlegend=False, row=1, col=column)
-        figure.update_yaxes(title_text=asset if column == 1 else None, rangemode="tozero", row=1, col=column)
+        value = chart_number(row[key], asset)
+        figure.add_bar(x=[title], y=[value], marker_color=colour, text=[f"{money(row[key], asset)} {asset}"],
+                       textposition="outside", cliponaxis=False, showlegend=False, width=[0.5], row=1, col=column)
+        figure.update_yaxes(title_text=asset if column == 1 else None, rangemode="tozero", range=[0, (value or 1) * 1.25],
+                            row=1, col=column)
         figure.update_xaxes(showticklabels=False, row=1, col=column)
     figure.update_layout(title=f"{asset}: fee wallet and liquidity, each on its own scale", height=340, margin={"t": 70, "b": 20})
     return figure
@@ -60,11 +62,10 @@ with refusals():
              "Liquidity (reserved)": money(r["liquidity_reserved"], r["asset"]),
              "Liquidity total": money(r["liquidity_total"], r["asset"])} for r in totals]
     if rows:
-        left, right = st.columns([3, 2])
-        left.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{PREFIX}_side_by_side")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"{PREFIX}_side_by_side")
         assets = [r["asset"] for r in totals]
-        chart_asset = right.selectbox("Chart asset", assets, key=f"{PREFIX}_chart_asset")
-        right.plotly_chart(panels_figure(next(r for r in totals if r["asset"] == chart_asset), chart_asset), key=f"{PREFIX}_chart")
+        chart_asset = st.selectbox("Chart asset", assets, key=f"{PREFIX}_chart_asset")
+        st.plotly_chart(panels_figure(next(r for r in totals if r["asset"] == chart_asset), chart_asset), key=f"{PREFIX}_chart")
     else:
         st.write("No balances yet.")
 

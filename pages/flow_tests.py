@@ -97,6 +97,8 @@ if st.button("Run selected", key=f"{PREFIX}_run", type="primary", disabled=not c
             report = runner.run_scenarios(list(chosen), progress=progress, platform=get_platform(), principal=me)
             st.session_state[f"{PREFIX}_report"] = report.as_dict()
         finished = st.session_state.get(f"{PREFIX}_report")
+        if finished:
+            bar.progress(1.0, text=f"{len(chosen)}/{len(chosen)} done — report ready")
         status.update(label="Finished" if finished else "Refused", state="complete" if finished else "error", expanded=False)
 
 report = st.session_state.get(f"{PREFIX}_report")
@@ -112,7 +114,8 @@ if report:
                                 "Error": s.get("error") or ""} for s in report["scenarios"]]),
                  hide_index=True, key=f"{PREFIX}_summary")
     for scenario in report["scenarios"]:
-        with st.expander(f"{'✅' if scenario['ok'] else '❌'} {scenario['name']}", expanded=not scenario["ok"]):
+        with st.expander(f"{'PASS' if scenario['ok'] else 'FAIL'} · {scenario['name']}", expanded=not scenario["ok"],
+                         icon=":material/check_circle:" if scenario["ok"] else ":material/cancel:"):
             if scenario.get("error"):
                 st.error(readable_detail({**(scenario["steps"][-1] if scenario["steps"] else {}), "detail": scenario["error"]}))
             for index, step in enumerate(scenario["steps"]):

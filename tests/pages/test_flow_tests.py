@@ -60,7 +60,7 @@ def test_flow_tests_failure_is_expanded_in_decimals(monkeypatch):
     assert not at.exception
     assert any("1/2 scenarios passed" in e.value for e in at.error)
     expanders = {e.label: e for e in at.expander}
-    assert expanders["❌ broken"].proto.expanded and not expanders["✅ fine"].proto.expanded
+    assert expanders["FAIL · broken"].proto.expanded and not expanders["PASS · fine"].proto.expanded
     text = " ".join(m.value for m in at.markdown)
     assert "expected (0.01000000 BTC, 0.99000000 BTC), got (0.01200000 BTC, 0.98800000 BTC)" in text
     evidence = frame_with(at, "Change")
