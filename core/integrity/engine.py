@@ -44,6 +44,7 @@ from core.integrity.full import full_findings
 from core.integrity.incremental import check_incremental, current_anchor, save_anchor
 from core import rollups
 from core.ledger import Page
+from core.ledger import take_anchor, verify_anchor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair  # noqa: F401
@@ -54,6 +55,8 @@ RUNS = "integrity_runs"
 FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (the count is exact)
 HISTORY_PAGE_SIZE_MAX = 200
 TREND_POINTS_MAX = 500
+LEDGER_ANCHOR_EVENT = "ledger.anchor"  # the audit event type core.ledger.take_anchor appends
+ANCHOR_INTERVAL_MAX = timedelta(minutes=15)  # an incremental run anchors the heads when the last anchor is older
 RUNS_KEPT_MAX = 5_000  # stored run records kept (weeks of 5-minute runs); the audit trail keeps every run's summary
 ONE_PER_SUBJECT = ("stuck_entry",)  # one stuck entry is one finding, however many accounts it left behind
 
@@ -123,7 +126,7 @@ def check_platform(
     By default only what changed since the last verified anchor is verified
     (`core.integrity.incremental`: O(new entries + accounts touched)); with `full`, or when
     there is no usable anchor, everything is (`core.integrity.full`: O(journal)), and the
-    anchor restarts there. Every run anchors the digest of all account heads.
+    anchor restarts there. Runs anchor every account head into the audit trail (`_anchor`).
     Raises: PermissionDeniedError.
     """
     require(principal, Permission.RUN_INTEGRITY)
@@ -141,6 +144,7 @@ def check_platform(
             pass  # a hole in a chain: the full check names the entry
         anchor = current_anchor(platform.store)  # everything up to here is in the journal the full check reads
         findings, entries_checked, accounts_checked = full_findings(platform, now, stuck_after)
+        findings += _anchor_findings(platform)
         report = IntegrityReport("platform", now, _deduplicated(findings), entries_checked=entries_checked,
                                  accounts_checked=accounts_checked)
         if incremental is not None:
@@ -148,7 +152,7 @@ def check_platform(
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
     report.findings += _owed_commission_findings(platform)
-    report.heads_digest = _anchor_heads(platform)
+    _anchor(platform, principal, report)
     return _finish(platform, principal, report, started, record)
 
 
@@ -165,16 +169,34 @@ def _owed_commission_findings(platform: Platform) -> list[IntegrityFinding]:
     ]
 
 
-def _anchor_heads(platform: Platform) -> str | None:
-    """Anchor the digest of every account head (EXACTLY_ONCE.md: a truncated journal tail is
-    detectable). CALL SITE for the lead's `core.ledger.heads_digest(store)`: until it is in
-    the ledger's public face this returns None and the run record says so."""
-    import core.ledger as ledger_face
+def _anchor_findings(platform: Platform) -> list[IntegrityFinding]:
+    """The newest ledger anchor still holds: each anchored head is still the unedited entry
+    owning that account version (a consistent rewrite of an account's newest entries and
+    its projection is caught here). O(accounts): part of the full check."""
+    check = verify_anchor(platform.store, platform.ledger.audit)
+    return [IntegrityFinding("anchor_mismatch", "critical", check.anchor_id or "anchor", problem, collection="ledger_anchors")
+            for problem in check.problems]
 
-    heads_digest = getattr(ledger_face, "heads_digest", None)
-    if heads_digest is None:
-        return None
-    return heads_digest(platform.store)
+
+def _anchor(platform: Platform, principal: Principal, report: IntegrityReport) -> None:
+    """Anchor every account head into the audit trail (`core.ledger.take_anchor`: a Merkle
+    root in a `ledger.anchor` event) — after every full run, and after an incremental run
+    when the newest anchor is older than ANCHOR_INTERVAL_MAX (taking one reads every balance,
+    O(accounts), which an incremental run must not pay each time). A run that found anything
+    critical anchors nothing: the last good anchor stays the reference."""
+    if any(f.severity == "critical" for f in report.findings):
+        report.notes.append("no new ledger anchor: this run found critical problems")
+        return
+    if report.mode == "incremental":
+        last = platform.store.collection("audit").find_one({"type": LEDGER_ANCHOR_EVENT}, sort=[("seq", -1)],
+                                                         projection={"at": 1, "data.root": 1})
+        if last is not None and last.get("at") is not None and last["at"] > report.started_at - ANCHOR_INTERVAL_MAX:
+            report.notes.append(f"ledger heads anchored at {last['at']:%Y-%m-%d %H:%M:%S} (at most every "
+                                f"{int(ANCHOR_INTERVAL_MAX.total_seconds() // 60)} min for incremental runs)")
+            return
+    event = take_anchor(platform.store, platform.ledger.audit, actor=principal.name, role=principal.role.value,
+                        anchor_id=f"anchor_{report.started_at:%Y%m%d%H%M%S}_{uuid.uuid4().hex[:10]}")
+    report.heads_digest = event["data"]["root"]
 
 
 @boundary

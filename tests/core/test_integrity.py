@@ -662,3 +662,27 @@ def test_run_history_is_bounded_and_index_served(platform):
     assert prune_history(platform.store, kept_max=2) == 0
     events = platform.store.raw("audit").count_documents({"type": "integrity.check"})
     assert events == 5  # every run's summary stays in the audit trail
+
+
+def test_runs_anchor_the_account_heads_and_the_full_check_verifies_the_anchor(platform):
+    healthy_platform(platform)
+    last = deposit(platform.ledger, "u7", "1", "USDT", key="last-one")
+    first = check_platform(platform, ADMIN)
+    assert first.mode == "full" and first.heads_digest
+    anchors = platform.store.raw("audit").count_documents({"type": "ledger.anchor"})
+    quiet = check_platform(platform, ADMIN)  # incremental, minutes after an anchor: anchors nothing
+    assert quiet.mode == "incremental" and quiet.heads_digest is None and any("anchored" in n for n in quiet.notes)
+    platform.clock.advance(timedelta(minutes=16))
+    assert check_platform(platform, ADMIN).heads_digest  # the anchor is due again
+    assert platform.store.raw("audit").count_documents({"type": "ledger.anchor"}) == anchors + 1
+    # a consistent rewrite of the newest entry and of its accounts' projections: every chain
+    # still links, only the anchor shows it
+    raw = platform.store.raw("entries")
+    document = raw.find_one({"_id": last.id})
+    rewritten = dict(document, memo="rewritten")
+    rewritten["entry_hash"] = entry_hash(rewritten)
+    raw.replace_one({"_id": last.id}, rewritten)
+    for posting in document["postings"]:
+        platform.store.raw("balances").update_one({"_id": posting["account"]}, {"$set": {"head_hash": rewritten["entry_hash"]}})
+    report = check_platform(platform, ADMIN, full=True)
+    assert "anchor_mismatch" in {f.kind for f in report.findings} and report.heads_digest is None
