@@ -44,11 +44,11 @@ with refusals():
     else:
         st.dataframe(pd.DataFrame([{
             "Asset": r.asset, "User liabilities (ledger now)": money(r.user_liabilities, r.asset),
-            "Latest snapshot total": money(r.snapshot_total, r.asset), "Fee wallet": money(r.fee_wallet, r.asset),
+            "Latest snapshot total": money(r.snapshot_total, r.asset), "Declared reserves": money(r.declared_reserves, r.asset),
+            "Reserves / liabilities": ratio_text(r), "Ledger custody total": money(r.custody_total, r.asset),
+            "Reserves − custody": money(r.surplus, r.asset), "Fee wallet": money(r.fee_wallet, r.asset),
             "Liquidity (free)": money(r.liquidity_free, r.asset), "Liquidity (reserved)": money(r.liquidity_reserved, r.asset),
-            "Escrow": money(r.escrow, r.asset), "Ledger custody total": money(r.custody_total, r.asset),
-            "Declared reserves": money(r.declared_reserves, r.asset), "Wallets": r.wallets,
-            "Reserves / liabilities": ratio_text(r), "Reserves − custody": money(r.surplus, r.asset),
+            "Escrow": money(r.escrow, r.asset), "Wallets": r.wallets,
         } for r in rows]), hide_index=True, key=f"{PREFIX}_solvency")
         st.caption("Custody total = user liabilities + fee wallet + liquidity + escrow: what the ledger says the platform "
                    "must hold. Declared reserves = the newest declaration per wallet. The ratio is rounded down.")
