@@ -51,6 +51,10 @@ def text(proof, name):
     value = proof.get(name)
     if not isinstance(value, str) or not value or "\x00" in value:
         raise Invalid(f"field {name!r} is missing or not text")
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        raise Invalid(f"field {name!r} is not valid text") from None
     return value
 
 

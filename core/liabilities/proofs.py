@@ -185,6 +185,8 @@ def verify_proof(proof: object, root: str | None = None, total: int | None = Non
             raise tree.TreeError(f"the total {own_total} is not the published total {total}")
     except tree.TreeError as error:
         return ProofCheck(False, str(error))
+    except UnicodeError:  # an id that cannot be encoded cannot be the one hashed into the leaf
+        return ProofCheck(False, "an id in the proof is not valid text")
     return ProofCheck(True, root=own_root.hex(), total=own_total)
 
 

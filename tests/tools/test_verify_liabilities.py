@@ -131,6 +131,7 @@ def test_verifier_rejects_a_leaf_of_another_user(tmp_path, published):
     lambda p: p["leaves"][0]["path"].pop(), lambda p: p["leaves"][0]["path"][0].update(side="up"),
     lambda p: p["leaves"][0].update(index=-1), lambda p: p["leaves"][0]["path"][0].update(sum=1.0),
     lambda p: p["leaves"].append(copy.deepcopy(p["leaves"][0])), lambda p: p.update(leaves=[]),
+    lambda p: p.update(user_id="bo\ud800b"), lambda p: p.update(leaves=["x"]), lambda p: p.update(total=True),
 ])
 def test_verifier_rejects_malformed_proofs(tmp_path, published, mutate):
     proof = copy.deepcopy(published[1]["bob"]["BTC"])
