@@ -313,3 +313,30 @@ def test_rollups_bulk_load_equals_the_fold(ledger, store, clock):
     deposit(ledger, "u2", "1", "USDT", key="b")
     rollups.update(store)
     assert_rollups_equal_journal(store)
+
+
+def test_rollups_cli_update_and_rebuild(ledger, store, monkeypatch, capsys):
+    import json
+
+    from core import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.rollups"])
+    monkeypatch.setattr(cli, "open_database_store", lambda: store)
+    deposit(ledger, "u1", "10", "USDT", key="a")
+    assert cli.main(["rollups", "update", "--json"]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["passes"] == 1
+    assert cli.main(["rollups", "update", "--sweep"]) == cli.EXIT_OK
+    capsys.readouterr()
+    assert cli.main(["rollups", "rebuild", "--json"]) == cli.EXIT_OK
+    assert json.loads(capsys.readouterr().out)["generation"] == 2
+    assert rollups.active_generation(store) == 2
+    assert_rollups_equal_journal(store)
+    assert cli.main(["rollups", "fold"]) == cli.EXIT_USAGE
+
+
+def test_rollups_cli_refuses_the_embedded_store(monkeypatch):
+    from core import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.rollups"])
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    assert cli.main(["rollups", "update"]) == cli.EXIT_USAGE
