@@ -147,6 +147,8 @@ class Ledger:
             for a different request; ContentionError when other writers kept winning the
             accounts' versions for CLAIM_ATTEMPTS_MAX attempts (safe to retry).
         """
+        if not isinstance(request, EntryRequest):
+            raise InvalidEntryError(f"post takes an EntryRequest (from make_request), not {type(request).__name__}")
         validate_request(request, self.registry)
         accounts = [posting.account.id for posting in request.postings]
         for _ in range(CLAIM_ATTEMPTS_MAX):
@@ -243,6 +245,8 @@ class Ledger:
         safe. An entry that cannot be projected (its account's projection was edited, the
         document is malformed) is isolated and reported; the rest go on.
         """
+        if not isinstance(stale_after, timedelta) or stale_after < timedelta(0):
+            raise InvalidEntryError("stale_after must be a non-negative timedelta", stale_after=repr(stale_after)[:50])
         report = RecoveryReport()
         cutoff = self.clock.now() - stale_after
         seen: set[str] = set()
