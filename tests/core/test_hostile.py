@@ -47,8 +47,8 @@ ADMIN = Principal(name="ann", role=Role.ADMIN)
 
 # The Ledger's public methods that are fuzzed; the rest are named here with the reason.
 LEDGER_NOT_FUZZED = {
-    "post": "takes an EntryRequest, which make_request builds and validates (tests/core/test_ledger.py)",
-    "recover": "takes no caller value but a duration with a default; run by the CLI",
+    "post": "takes an EntryRequest, which make_request builds and validates; anything else is InvalidEntryError (tests/core/test_ledger.py)",
+    "recover": "takes only a duration with a default; a bad one is InvalidEntryError (tests/core/test_ledger.py)",
     "project": "internal helper of post/recover (takes a stored document)",
 }
 # Functions with a `principal` parameter that are not entry points: the permission checks

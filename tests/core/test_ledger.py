@@ -276,3 +276,18 @@ def test_open_holds_lists_only_unclosed_holds_in_two_queries(ledger, store, cloc
     assert [e.hold_id for e in ledger.open_holds(ALICE)] == ["h3", "h0"]
     assert store.log.count == 2 and uncovered(store.log.records) == []
     assert ledger.open_holds("nobody") == []
+
+
+@pytest.mark.parametrize("junk", [None, {"idempotency_key": {"$gt": ""}}, "k", 7, ["postings"], b"x"])
+def test_post_refuses_anything_but_an_entry_request_and_writes_nothing(ledger, store, junk):
+    deposit(ledger, ALICE, "1")
+    before = snapshot(store)
+    with pytest.raises(InvalidEntryError):
+        ledger.post(junk)
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("junk", ["x", -1, None, {"$gt": 0}, timedelta(seconds=-1)])
+def test_recover_refuses_a_bad_stale_after(ledger, junk):
+    with pytest.raises(InvalidEntryError):
+        ledger.recover(stale_after=junk)
