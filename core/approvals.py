@@ -61,8 +61,8 @@ from core.transitions import SweepReport
 from core.ledger import DuplicateKeyStoreError
 
 COLLECTION = "approvals"
-KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}$")
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}\Z")
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}\Z")
 REASON_LENGTH_MAX = 500
 PAYLOAD_SIZE_MAX = 8_000  # bytes of canonical JSON
 APPROVERS_MAX = 2

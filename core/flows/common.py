@@ -33,7 +33,7 @@ from core.platform import Platform
 from core.ledger import Collection, DuplicateKeyStoreError
 
 ARITHMETIC_PRECISION = 80  # digits: int64 minor units × 28-digit prices never lose a digit
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,160}$")
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,160}\Z")
 TEXT_LENGTH_MAX = 200
 FLOW_ID_DIGITS = 24
 

@@ -24,7 +24,7 @@ from core.liabilities.snapshot import SNAPSHOT_ID_PATTERN
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 
-WALLET_ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9:_.\-]{4,128}$")  # chain addresses, IBANs, custodian account refs
+WALLET_ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9:_.\-]{4,128}\Z")  # chain addresses, IBANs, custodian account refs
 EVIDENCE_LENGTH_MAX = 500
 RESERVES_READ_MAX = 1_000
 RATIO_PLACES = Decimal("0.0001")

@@ -37,7 +37,7 @@ LEAF_CHUNK_SIZE = 4096  # leaves per stored document (a power of two); ~180 KB e
 USER_INSERT_BATCH = 1_000
 CHUNK_INSERT_BATCH = 16
 SPLIT_PARTS_MAX = 8
-SNAPSHOT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+SNAPSHOT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
 SNAPSHOT_LIST_MAX = 200
 STATE_PUBLISHED = "published"
 
