@@ -2,18 +2,22 @@
 
 A quote fixes the terms (price, fee, what the user pays and receives) and reserves the
 output on the float for its time to live: `platform.liquidity` → `platform.liquidity_reserved`
-as a hold whose id is the quote id. Executing moves the user's payment into the float
-(fee → fees) in one entry, then consumes the reservation to the user in a second;
-expiry releases the reservation.
+as a hold whose id is the quote id. Executing is one entry that
+consumes the reservation and takes the user's payment (user → float, fee → fees;
+reserved → user); expiry releases the reservation. Both close the same hold (key
+`hold:<id>:close`), so the journal decides each quote's fate exactly once.
 
 State document in `quotes`:
 `new` (written) → `open` (reserved) → `executing` → `executed`;
 `open` → `expiring` → `expired` (reservation released); `new` → `failed` (float short).
-`executing` is entered with a guard on `expires_at`, so execution and expiry exclude each
-other; every later step is idempotent (keys `quote:<id>:pay` and `hold:<id>:close`), so
-calling `execute_quote` / `expire_quote` / `resume_quote` again finishes a crashed one.
-If the payment is refused (the user's funds went elsewhere in the meantime) the quote
-goes `executing` → `expiring` → `expired` with `close_reason` and nothing moved.
+`executing` (decision "execute") is entered with `expires_at > now` in the filter and
+`expiring` (decision "expire") with `expires_at <= now`, so execution and expiry exclude
+each other; a loser gets QuoteDecisionConflictError naming the winner. If the payment is
+refused (the user's funds went elsewhere) the quote goes `executing` → `expiring` →
+`expired` with `close_reason` and nothing moved — unless a concurrent executor's entry
+consumed the reservation meanwhile, and then it is `executed` (the document follows the
+journal). Calling `execute_quote` / `expire_quote` / `resume_quote` again finishes a
+crashed one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from decimal import Decimal
 
 from core.validation import boundary
 from core.ledger import accounts as acct
-from core.ledger import Entry, make_request
+from core.ledger import Entry
 from core.errors import (
     FlowStateError,
     HoldClosedError,
@@ -246,22 +250,47 @@ def _enter_executing(platform: Platform, principal: Principal, document: dict) -
 
 
 def _finish_execution(platform: Platform, principal: Principal, document: dict) -> dict:
+    """Post the execution (one entry: the user pays, the reservation is consumed to the
+    user) and record it. The reservation's close (`hold:<id>:close`) is the single point
+    the journal decides a quote's fate at: consumed by the execution, or released by the
+    expiry — so a payment refused here (nothing journaled) can never strand a concurrent
+    executor's payment: whatever the journal says, the document follows (`_follow_journal`)."""
     collection = platform.store.collection(COLLECTION)
     try:
-        pay = _pay_entry(platform, principal, document)
+        entry = _execution_entry(platform, principal, document)
     except InsufficientFundsError:
-        closed = step(platform, principal, collection, document, "expiring", allowed_from=("executing",),
-                      what="quote", extra={"close_reason": "payment_refused"}, user=document["user"])
-        if closed["state"] == "expiring":
-            _finish_expiry(platform, principal, closed)
+        closing = step(platform, principal, collection, document, "expiring", allowed_from=("executing",),
+                       what="quote", extra={"close_reason": "payment_refused"}, user=document["user"])
+        if _follow_journal(platform, principal, _finish_expiry(platform, principal, closing))["state"] == "executed":
+            return get_quote(platform, document["_id"])  # a concurrent execution went through meanwhile
         raise
-    receive = _receive_entry(platform, principal, document)
+    except HoldClosedError:
+        current = _follow_journal(platform, principal, get_quote(platform, document["_id"]))
+        raise QuoteExpiredError(f"quote {document['_id']} is {current['state']}", quote_id=document["_id"],
+                                state=current["state"]) from None
     done = step(
         platform, principal, collection, document, "executed", allowed_from=("executing",), what="quote",
-        extra={"pay_entry_id": pay.id, "receive_entry_id": receive.id, "executed_at": platform.clock.now()},
+        extra={"pay_entry_id": entry.id, "receive_entry_id": entry.id, "executed_at": platform.clock.now()},
         user=document["user"],
     )
-    return referral.settle_referrals(platform, principal, COLLECTION, done, [pay.id, receive.id])
+    done = _follow_journal(platform, principal, done)
+    return referral.settle_referrals(platform, principal, COLLECTION, done, [entry.id])
+
+
+def _follow_journal(platform: Platform, principal: Principal, document: dict) -> dict:
+    """An `expiring` quote whose reservation was in fact consumed by an execution becomes
+    `executed` (with that entry); any other document is returned as it is."""
+    if document["state"] != "expiring":
+        return document
+    closing = platform.ledger.hold(document["_id"])[1]
+    if closing is None or closing.hold_action != "consume":
+        return document
+    return step(
+        platform, principal, platform.store.collection(COLLECTION), document, "executed", allowed_from=("expiring",),
+        what="quote", extra={"pay_entry_id": closing.id, "receive_entry_id": closing.id,
+                             "executed_at": platform.clock.now(), "close_reason": None},
+        user=document["user"],
+    )
 
 
 def _metadata(document: dict, fee_minor: int, fee_asset: str) -> dict:
@@ -278,58 +307,30 @@ def _metadata(document: dict, fee_minor: int, fee_asset: str) -> dict:
     }
 
 
-def _pay_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
-    """User pays: user → float (+ fee → fees), one entry."""
-    asset, registry = document["pay_asset"], platform.registry
-    postings = [
-        {
-            "account": acct.user_available(document["user"], asset),
-            "amount": -from_minor(document["pay_minor"], asset, registry),
-        }
-    ]
+def _execution_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
+    """One entry, consuming the reservation (key `hold:<id>:close`): the user pays (user →
+    float, fee → fees) and receives (reserved → user, fee → fees). A quote charges its fee
+    on one side only (swap and instant buy: the payment; instant sell: the payout), so the
+    entry's `fee_minor` / `fee_asset` name that one fee.
+    Raises: InsufficientFundsError (nothing journaled), HoldClosedError (expired meanwhile)."""
+    registry, user = platform.registry, document["user"]
+    pay_asset, receive_asset = document["pay_asset"], document["receive_asset"]
+    pay_fee, receive_fee = document["pay_fee_minor"], document["receive_fee_minor"]
+    assert not (pay_fee and receive_fee), "a quote charges its fee on one side"
+    destinations = [(acct.user_available(user, receive_asset), from_minor(document["receive_minor"], receive_asset, registry))]
+    if receive_fee:
+        destinations.append((acct.fees(receive_asset), from_minor(receive_fee, receive_asset, registry)))
+    payment = [(acct.user_available(user, pay_asset), -from_minor(document["pay_minor"], pay_asset, registry))]
     if document["pay_to_liquidity_minor"]:
-        postings.append(
-            {
-                "account": acct.liquidity(asset),
-                "amount": from_minor(document["pay_to_liquidity_minor"], asset, registry),
-            }
-        )
-    if document["pay_fee_minor"]:
-        postings.append({"account": acct.fees(asset), "amount": from_minor(document["pay_fee_minor"], asset, registry)})
-    return platform.ledger.post(
-        make_request(
-            idempotency_key=f"quote:{document['_id']}:pay",
-            type=f"{document['kind']}.pay",
-            actor=principal.name,
-            flow_ref=document["_id"],
-            memo=f"{document['kind']} payment",
-            postings=tuple(postings),
-            metadata=_metadata(document, document["pay_fee_minor"], asset),
-        )
+        payment.append((acct.liquidity(pay_asset), from_minor(document["pay_to_liquidity_minor"], pay_asset, registry)))
+    if pay_fee:
+        payment.append((acct.fees(pay_asset), from_minor(pay_fee, pay_asset, registry)))
+    fee, fee_asset = (pay_fee, pay_asset) if pay_fee else (receive_fee, receive_asset)
+    return platform.ledger.consume_hold(
+        hold_id=document["_id"], actor=principal.name, destinations=destinations, extra_postings=payment,
+        entry_type=f"{document['kind']}.execute", memo=f"{document['kind']} execution",
+        metadata=_metadata(document, fee, fee_asset),
     )
-
-
-def _receive_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
-    """User receives: the reservation → user (+ fee → fees), consuming the hold."""
-    asset, registry = document["receive_asset"], platform.registry
-    destinations = [
-        (acct.user_available(document["user"], asset), from_minor(document["receive_minor"], asset, registry))
-    ]
-    if document["receive_fee_minor"]:
-        destinations.append((acct.fees(asset), from_minor(document["receive_fee_minor"], asset, registry)))
-    try:
-        return platform.ledger.consume_hold(
-            hold_id=document["_id"],
-            actor=principal.name,
-            destinations=destinations,
-            entry_type=f"{document['kind']}.receive",
-            memo=f"{document['kind']} delivery",
-            metadata=_metadata(document, document["receive_fee_minor"], asset),
-        )
-    except HoldClosedError:
-        closing = platform.ledger.hold(document["_id"])[1]
-        assert closing is not None and closing.hold_action == "consume", "an executing quote's reservation is consumed"
-        return closing
 
 
 @boundary
@@ -365,7 +366,9 @@ def _finish_expiry(platform: Platform, principal: Principal, document: dict) -> 
         )
     except HoldClosedError:
         entry = platform.ledger.hold(document["_id"])[1]
-        assert entry is not None and entry.hold_action == "release", "an expiring quote's reservation is released"
+        assert entry is not None, "a closed hold has its closing entry"
+        if entry.hold_action == "consume":  # an execution consumed the reservation first: it executed
+            return _follow_journal(platform, principal, document)
     return step(
         platform, principal, platform.store.collection(COLLECTION), document, "expired", allowed_from=("expiring",),
         what="quote", extra={"release_entry_id": entry.id}, user=document["user"],
@@ -399,7 +402,10 @@ def resume_quote(platform: Platform, principal: Principal, quote_id: str) -> dic
         except InsufficientLiquidityError:
             return get_quote(platform, quote_id)
     if document["state"] == "executing":
-        return _finish_execution(platform, principal, document)
+        try:
+            return _finish_execution(platform, principal, document)
+        except InsufficientFundsError:
+            return get_quote(platform, quote_id)  # the payment was refused: the quote expired
     if document["state"] == "expiring":
         return _finish_expiry(platform, principal, document)
     if document["state"] == "executed":

@@ -149,7 +149,7 @@ def settle_referrals(
     if document.get("referral_done") is not False:
         return document
     owed = []
-    for entry_id in entry_ids:
+    for entry_id in dict.fromkeys(entry_ids):  # an execution entry may be named twice (pay and receive)
         if entry_id:
             try:
                 credit_referral(platform, principal, platform.ledger.entry(entry_id))

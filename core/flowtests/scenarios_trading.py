@@ -11,7 +11,7 @@ from core.errors import (
     QuoteExpiredError,
     TradeClosedError,
 )
-from core.flows import instant, p2p, swap
+from core.flows import instant, p2p, quotes, swap
 from core.flowtests.sandbox import (
     CHECKER,
     Sandbox,
@@ -83,7 +83,7 @@ def instant_buy_scenario(sb: Sandbox) -> None:
         expect_equal(sb.minor(acct.fees("GBP")), 1_000, "fee wallet GBP (fee only)")
         expect_equal(sb.minor(acct.liquidity("GBP")), 99_000, "float GBP (990.00 incl. spread profit)")
         expect_equal(available_minor(sb, "alice", "BTC"), 2_002_427, "alice's BTC")
-        entry = pf.ledger.entry(pf.ledger.entry_by_key(f"quote:{document['_id']}:pay").id)
+        entry = pf.ledger.entry(quotes.get_quote(pf, document["_id"])["pay_entry_id"])  # the one execution entry
         expect(
             entry.metadata["spread_minor"] > 0 and entry.metadata["fee_minor"] == 1_000,
             "spread and fee recorded separately",

@@ -98,15 +98,14 @@ def _check_quotes(store, events: dict, entries: dict) -> None:
     for quote in store.raw("quotes").find({}).limit(DOCUMENTS_MAX):
         state, quote_id = quote["state"], quote["_id"]
         _decisions_audited("quote", quote, events)
-        paid, closing = entries.get(f"quote:{quote_id}:pay"), _close_entry(entries, quote_id)
+        closing = _close_entry(entries, quote_id)  # the execution (consume, with the payment) or the expiry
         if state in ("new", "executing", "expiring"):
             raise Violation(f"quote {quote_id} left {state} after recovery")
-        if state == "executed" and (paid is None or closing is None or closing["hold_action"] != "consume"):
-            raise Violation(f"quote {quote_id} is executed but paid={bool(paid)}, reservation closed by "
-                            f"{closing['hold_action'] if closing else 'nothing'}")
-        if state == "expired" and (paid is not None or closing is None or closing["hold_action"] != "release"):
-            raise Violation(f"quote {quote_id} is expired but the user paid={bool(paid)} and the reservation was "
-                            f"{closing['hold_action'] if closing else 'never'} closed")
+        wanted = {"executed": "consume", "expired": "release", "open": None, "failed": None}[state]
+        if (closing["hold_action"] if closing else None) != wanted or (
+                state == "executed" and quote.get("pay_entry_id") != closing["_id"]):
+            raise Violation(f"quote {quote_id} is {state} but its reservation was "
+                            f"{closing['hold_action'] + 'd' if closing else 'never closed'}")
         if state in ("executed", "expired"):
             _stepped("quote", quote, events, state)
 

@@ -67,7 +67,7 @@ def test_swap_happy_path(market):
     assert _minor(market, acct.liquidity("BTC")) == 100_000_000 + 9_850_000
     assert _minor(market, acct.liquidity_reserved("ETH")) == 0
     pay = market.ledger.entry(done["pay_entry_id"])
-    assert pay.metadata["fee_minor"] == 150_000 and pay.type == "swap.pay"
+    assert pay.metadata["fee_minor"] == 150_000 and pay.type == "swap.execute" and done["receive_entry_id"] == pay.id
 
 
 def test_swap_replay_executes_once(market):

@@ -14,7 +14,7 @@ import pytest
 from core import approvals
 from core.clock import ManualClock
 from core.errors import TradeClosedError, TradeDecisionConflictError
-from core.flows import adjustment, deposit, p2p, recovery, referral, treasury, withdrawal
+from core.flows import adjustment, deposit, p2p, quotes, recovery, referral, treasury, withdrawal
 from core.flowtests.sandbox import CHECKER, CHECKER_2, MAKER, Sandbox
 from core.ledger import accounts as acct
 from core.permissions import SYSTEM, Principal, Role
@@ -488,3 +488,61 @@ def test_cli_recover_finishes_half_done_flows_and_approvals(box, monkeypatch, ca
     assert p2p.get_trade(platform, trade["_id"])["state"] == "resolved_buyer"
     assert len(events(platform, event_key=f"p2p:{trade['_id']}:resolved")) == 1
     assert len(events(platform, event_key=f"approval:{request['_id']}:executed")) == 1
+
+
+class Pauses:
+    """Several pauses of one thread, in order: `at(n)` waits until the n-th was reached."""
+
+    def __init__(self, thread: str, where: list[tuple[str, str, str, int]]) -> None:
+        self.pauses = [Pause(thread, phase, collection, operation, nth) for phase, collection, operation, nth in where]
+
+    def __call__(self, phase: str, collection: str, operation: str) -> None:
+        for pause in self.pauses:
+            pause(phase, collection, operation)
+
+
+def test_quote_payment_refused_while_a_concurrent_execution_goes_through_follows_the_journal(platform, clock):
+    """Executor A enters `executing`, the user's funds leave, A's execution is refused;
+    before A records the refusal the funds are back and executor B (a retry) executes the
+    quote. A must not expire it: the reservation was consumed, so the quote is executed —
+    once — and A is told so. (With the two-entry execution, a refusal racing a payment
+    could strand the payment: the user paid and the reservation was released.)"""
+    sandbox = Sandbox(platform=platform, clock=clock)
+    sandbox.top_up("ETH", "10")
+    sandbox.fund("alice", "BTC", "0.1")
+    from core.flows import swap
+
+    quote = swap.quote_swap(platform, SYSTEM, user_id="alice", from_asset="BTC", to_asset="ETH", amount="0.1",
+                            idempotency_key="q")
+    pauses = Pauses("A", [("before", "quotes", "find_one_and_update", 1), ("before", "quotes", "find_one_and_update", 2)])
+    platform.store.fault_hook = pauses
+    outcome: dict = {}
+
+    def run_a():
+        try:
+            outcome["A"] = (swap.execute_swap(platform, SYSTEM, quote_id=quote["_id"], user_id="alice"), None)
+        except Exception as error:  # noqa: BLE001 - inspected below
+            outcome["A"] = (None, error)
+
+    thread = threading.Thread(target=run_a, name="A")
+    thread.start()
+    assert pauses.pauses[0].reached.wait(PAUSE_TIMEOUT_SECONDS)  # A checked the funds, about to decide
+    withdrawal.request_withdrawal(platform, SYSTEM, user_id="alice", asset="BTC", amount="0.1", destination="x",
+                                  idempotency_key="drain")  # the funds leave
+    pauses.pauses[0].go()
+    assert pauses.pauses[1].reached.wait(PAUSE_TIMEOUT_SECONDS)  # A was refused, about to record it
+    sandbox.fund("alice", "BTC", "0.1")  # the funds are back
+    executed = swap.execute_swap(platform, SYSTEM, quote_id=quote["_id"], user_id="alice")  # B, a retry
+    assert executed["state"] == "executed"
+    pauses.pauses[1].go()
+    thread.join(PAUSE_TIMEOUT_SECONDS)
+    platform.store.fault_hook = None
+    a_result, a_error = outcome["A"]
+    assert a_error is None and a_result["state"] == "executed"
+    final = quotes.get_quote(platform, quote["_id"])
+    assert final["state"] == "executed" and final["pay_entry_id"] == executed["pay_entry_id"]
+    assert _minor(platform, acct.user_available("alice", "BTC")) == 0
+    assert _minor(platform, acct.user_available("alice", "ETH")) == final["receive_minor"]
+    assert platform.ledger.hold(quote["_id"])[1].hold_action == "consume"
+    assert events(platform, event_key=f"quote:{quote['_id']}:expired") == []
+    assert len(events(platform, event_key=f"quote:{quote['_id']}:executed")) == 1

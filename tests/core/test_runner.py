@@ -62,7 +62,7 @@ def test_runner_report_has_the_documented_shape():
     assert step["fees_booked"] == {"BTC": {"minor": 150_000, "text": "0.00150000"}}
     assert step["self_check"] == {"ok": True, "findings": []}
     types = [e["type"] for e in step["entries"]]
-    assert types == ["swap.pay", "swap.receive"]
+    assert types == ["swap.execute"]  # one entry: the payment and the reservation consumed together
     pay = step["entries"][0]
     assert sum(p["amount_minor"] for p in pay["postings"]) == 0 and pay["metadata"]["fee_minor"] == 150_000
 
