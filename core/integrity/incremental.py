@@ -28,7 +28,7 @@ from core import rollups
 from core.errors import LedgerError
 from core.integrity.chains import ChainSlice, projection_findings, verify_slices
 from core.integrity.checks import IntegrityFinding, JournalView, escrow_findings, hold_findings, reservation_findings
-from core.ledger import AccountKind, Store, event_hash, parse_account_id
+from core.ledger import AccountKind, Store, VerifyResult, event_hash, parse_account_id
 from core.platform import Platform
 
 STATE = "integrity_state"
@@ -160,6 +160,14 @@ def zero_sum_findings(store: Store) -> list[IntegrityFinding]:
             for asset, total in sorted(per_asset.items()) if total != 0]
 
 
+def witness_findings(result: VerifyResult) -> list[IntegrityFinding]:
+    """The audit chain against its witness file (deleting the newest events is caught)."""
+    if result.ok:
+        return []
+    return [IntegrityFinding("audit_chain_broken", "critical", f"audit seq {result.first_bad_seq}", result.problem,
+                             collection="audit", field="seq")]
+
+
 def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta) -> IncrementalResult:
     """Everything that changed since the anchor. Sets `needs_full` (and checks nothing)
     when there is no usable anchor."""
@@ -187,6 +195,7 @@ def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta)
     result.findings += zero_sum_findings(store)
     audit, _ = audit_findings_since(store, anchor)
     result.findings += audit
+    result.findings += witness_findings(platform.ledger.audit.check_witness_tail())
     result.entries_checked, result.accounts_checked = len(chains.entries), len(ranges)
     if not any(f.severity == "critical" for f in result.findings):
         result.anchor = until  # a failing slice stays behind the anchor: the next run reports it again

@@ -126,6 +126,19 @@ class AuditLog:
                                 f"events {missing[0]}..{missing[-1]} were recorded by the witness but are gone (the newest events were deleted)")
         return VerifyResult(True, checked)
 
+    def check_witness_tail(self) -> VerifyResult:
+        """The cheap check an incremental integrity run makes: the newest event the witness
+        recorded is still in the chain, unchanged (two reads, whatever the chain's length)."""
+        last = self._store.witness.last() if self._store.witness is not None else None
+        if last is None:
+            return VerifyResult(True, 0)
+        event = self._events.find_one({"seq": last.seq}, projection={"hash": 1})
+        if event is None:
+            return VerifyResult(False, 0, last.seq, f"event {last.seq} was recorded by the witness but is gone (the newest events were deleted)")
+        if event.get("hash") != last.hash:
+            return VerifyResult(False, 0, last.seq, f"event {last.seq} differs from the one the witness recorded")
+        return VerifyResult(True, 1)
+
     def head(self) -> dict | None:
         return self._events.find_one({}, sort=[("seq", -1)])
 

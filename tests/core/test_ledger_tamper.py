@@ -199,3 +199,26 @@ def test_recover_skew_cannot_make_helping_unsafe(store):
     writer.recover()
     assert writer.balance(acct.user_available(BOB, "BTC")).minor == 40_000_000
     assert self_check(store, writer_clock.now()).ok
+
+
+def test_incremental_integrity_check_catches_a_truncated_audit_tail(tmp_path):
+    from core import integrity
+    from core.permissions import Principal, Role
+    from core.platform import Platform
+    from tests.conftest import make_test_store
+
+    store = make_test_store()
+    try:
+        store.witness = Witness(tmp_path / "witness.log", store.name)
+        platform = Platform.open(store, ManualClock())
+        admin = Principal(name="ann", role=Role.ADMIN)
+        deposit(platform.ledger, ALICE, "1", key="d1")
+        assert integrity.check_platform(platform, admin).ok  # full: sets the anchors
+        platform.ledger.audit.append(type="console.action", actor="ann", target="x")
+        newest = store.raw("audit").find_one(sort=[("seq", -1)])
+        store.raw("audit").delete_one({"_id": newest["_id"]})
+        report = integrity.check_platform(platform, admin)
+        assert any(f.kind == "audit_chain_broken" and "deleted" in f.message for f in report.findings), report.findings
+    finally:
+        if not store.embedded:
+            store.drop()
