@@ -16,7 +16,7 @@ from core.validation import boundary
 from core.errors import InvalidFilterError, StoreError
 from core.permissions import Permission, Principal, require
 from core.ledger import Store
-from core.ledger.audit import GENESIS_HASH, AuditLog, VerifyResult, event_hash  # noqa: F401 (re-exported)
+from core.ledger import GENESIS_HASH, AuditLog, VerifyResult, event_hash  # noqa: F401 (re-exported)
 
 PAGE_SIZE_MAX = 200
 EXPORT_ROWS_MAX = 50_000  # one CSV export never carries more events than this

@@ -44,8 +44,7 @@ from core.errors import (
     MalformedValueError,
     ReasonRequiredError,
 )
-from core.ledger.accounts import Account, AccountKind, check_asset_code, check_owner_id, parse_account_id
-from core.ledger.money import INT64_MAX, INT64_MIN, Amount, to_decimal
+from core.ledger import INT64_MAX, INT64_MIN, Account, AccountKind, Amount, check_asset_code, check_owner_id, parse_account_id, to_decimal
 from core.permissions import PRINCIPAL_NAME_PATTERN, check_principal
 
 # Every pattern is anchored with \A...\Z and used with fullmatch (`$` accepts "x\n").
@@ -316,7 +315,7 @@ def postings(value: object, name: str) -> None:
 
 
 def entry_filter(value: object, name: str) -> None:
-    from core.ledger.engine import EntryFilter
+    from core.ledger import EntryFilter
 
     if not isinstance(value, EntryFilter):
         _refuse(name, value, "an EntryFilter", MalformedValueError)
@@ -369,7 +368,7 @@ def _platform_class() -> type:
 
 
 def _store_class() -> type:
-    from core.ledger.store import Store
+    from core.ledger import Store
 
     return Store
 

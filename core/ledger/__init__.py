@@ -1,27 +1,30 @@
 """The ledger engine's public face: exact money, accounts, entries, the store, posting,
 holds, reads, recovery, the audit chain and the self-check.
 
-The rest of `core` imports only the names below (`from core.ledger.engine import ...`); the
-modules behind them are the engine's own business.
+The rest of `core` imports only the names below (`from core.ledger import ...`) — and the
+simulator through its own face, `core.ledger.simulation`; the modules behind them are the
+engine's own business.
 """
 
 from core.ledger import accounts
-from core.ledger.accounts import OWNER_ID_PATTERN, Account, AccountKind, check_owner_id, parse_account_id
-from core.ledger.anchor import AnchorCheck, current_heads, heads_root, take_anchor, verify_anchor
-from core.ledger.audit import GENESIS_HASH, AuditLog, VerifyResult, event_hash
-from core.ledger.engine import PAGE_SIZE_MAX, RECOVERY_STALE_AFTER, EntryFilter, Ledger, Page, RecoveryReport, UserBalance
-from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, make_request
-from core.ledger.hashing import canonical, digest
-from core.ledger.money import (
+from core.ledger.accounts import OWNER_ID_PATTERN, Account, AccountKind, check_asset_code, check_owner_id, parse_account_id
+from core.ledger.money import (  # accounts and money first: core.validation, which the engine calls, imports them
     DEFAULT_REGISTRY,
     INT64_MAX,
+    INT64_MIN,
     Amount,
     Asset,
     AssetRegistry,
     amount,
     from_minor,
     positive_amount,
+    to_decimal,
 )
+from core.ledger.anchor import AnchorCheck, current_heads, heads_root, take_anchor, verify_anchor
+from core.ledger.audit import GENESIS_HASH, AuditLog, VerifyResult, event_hash
+from core.ledger.engine import PAGE_SIZE_MAX, RECOVERY_STALE_AFTER, EntryFilter, Ledger, Page, RecoveryReport, UserBalance
+from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, make_request
+from core.ledger.hashing import canonical, digest
 from core.ledger.selfcheck import STUCK_AFTER, Finding, SelfCheckReport, scan, self_check
 from core.ledger.witness import WITNESS_ENV, Witness
 from core.ledger.store import INDEXES, Collection, DuplicateKeyStoreError, OperationRecord, Store, uncovered
@@ -34,5 +37,5 @@ __all__ = [
     "OperationRecord", "Page", "RecoveryReport", "SelfCheckReport", "Store", "UserBalance",
     "VerifyResult", "accounts", "amount", "canonical", "check_balanced", "check_owner_id",
     "digest", "entry_hash", "event_hash", "from_minor", "make_request", "parse_account_id",
-    "positive_amount", "scan", "self_check", "uncovered",
+    "positive_amount", "scan", "INT64_MIN", "check_asset_code", "to_decimal", "self_check", "uncovered",
 ]
