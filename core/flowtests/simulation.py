@@ -3,7 +3,7 @@
 Actors are simulated processes running the real service functions under the seeded
 scheduler (one store operation at a time, crashes at operation boundaries, clocks skewed
 by minutes): depositors sending duplicate notices, several approvers (and rejecters) of
-the same requests at once, many executors of the same swap quote, P2P buyers, sellers and
+the same requests at once, many executors of the same swap and instant buy/sell quotes, P2P buyers, sellers and
 two admins resolving the same disputes in opposite directions, withdrawers whose fees owe
 referral commissions, a fee sweeper draining the fee wallet, and recoverers. A crashed
 actor restarts as a new process (new clock skew), runs recovery half of the time, and
@@ -27,7 +27,7 @@ from typing import Any
 
 from core import approvals
 from core.errors import LedgerError
-from core.flows import adjustment, deposit, p2p, quotes, recovery, swap, treasury, withdrawal
+from core.flows import adjustment, deposit, instant, p2p, quotes, recovery, swap, treasury, withdrawal
 from core.flowtests import simulation_checks as checks
 from core.ledger import accounts as acct
 from core.ledger.simulation import (
@@ -39,7 +39,7 @@ from core.ledger.simulation import (
     Workload,
     run_simulation,
 )
-from core.ledger.store import Store
+from core.ledger import Store
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 
@@ -69,10 +69,12 @@ def setup(store: Store, base: ManualBase) -> dict:
                                                         "referral_tier": "golden"},
         {"user_id": TRADER, "referred_by": REFERRER},
     ])
-    for user, asset, amount in ((SELLER, "BTC", "2"), (TRADER, "BTC", "0.7"), (WITHDRAWER, "BTC", "1"), ("uma", "BTC", "1")):
+    for user, asset, amount in ((SELLER, "BTC", "2"), (TRADER, "BTC", "0.7"), (TRADER, "GBP", "900"),
+                                (WITHDRAWER, "BTC", "1"), ("uma", "BTC", "1")):
         deposit.record_deposit(platform, SYSTEM, user_id=user, asset=asset, amount=amount, provider="setup",
-                               payment_id=f"setup-{user}", confirmations=6, idempotency_key=f"setup-{user}")
-    for asset, amount in (("ETH", "100"), ("BTC", "5")):
+                               payment_id=f"setup-{user}-{asset}", confirmations=12,
+                               idempotency_key=f"setup-{user}-{asset}")
+    for asset, amount in (("ETH", "100"), ("BTC", "5"), ("GBP", "50000")):
         request = treasury.request_liquidity_topup(platform, MAKER, asset=asset, amount=amount, reason="float",
                                                    idempotency_key=f"float-{asset}")
         for checker in SETUP_CHECKERS[: request["approvals_required"]]:
@@ -87,6 +89,10 @@ def setup(store: Store, base: ManualBase) -> dict:
         trades.append(trade["_id"])
     quote_ids = [swap.quote_swap(platform, SYSTEM, user_id=TRADER, from_asset="BTC", to_asset="ETH", amount="0.3",
                                  idempotency_key=f"quote-{number}")["_id"] for number in range(QUOTES)]
+    quote_ids.append(instant.quote_instant_buy(platform, SYSTEM, user_id=TRADER, asset="BTC", pay_asset="GBP",
+                                               spend="500", idempotency_key="buy")["_id"])
+    quote_ids.append(instant.quote_instant_sell(platform, SYSTEM, user_id=TRADER, asset="BTC", receive_asset="GBP",
+                                                amount="0.05", idempotency_key="sell")["_id"])
     requests = [
         adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="0.5", reason="credit",
                                       idempotency_key="adj-credit")["_id"],
