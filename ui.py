@@ -229,6 +229,7 @@ def link_to_user(user_id: str, name: str = "", key: str | None = None) -> None:
 
 
 FINDINGS_SHOWN_MAX = 500  # rows of one findings table (the run's counts stay exact)
+FULL_MESSAGES_OPEN_MAX = 5  # up to this many findings, their full messages are shown open
 
 
 def readable_account(account_id: str | None, names: dict[str, str]) -> str:
@@ -285,10 +286,12 @@ def show_findings(findings: list[dict], names: dict[str, str], key: str) -> None
     if not findings:
         st.success("No findings.")
         return
-    st.dataframe(findings_frame(findings, names), hide_index=True, key=key,
+    frame = findings_frame(findings, names)
+    frame = frame.drop(columns=[c for c in ("Collection", "Field") if not frame[c].astype(bool).any()])  # ledger-only findings
+    st.dataframe(frame, hide_index=True, key=key,
                  column_config={"Message": st.column_config.TextColumn("Message", width="large"), **user_link_column()})
     if len(findings) > FINDINGS_SHOWN_MAX:
         st.caption(f"First {FINDINGS_SHOWN_MAX:,} of {len(findings):,} findings.")
-    with st.expander("Full messages"):
+    with st.expander("Full messages", expanded=len(findings) <= FULL_MESSAGES_OPEN_MAX):
         for finding in findings[:FINDINGS_SHOWN_MAX]:
             st.markdown(f"- **{finding.get('severity')}** · {finding_message(finding, names)}")

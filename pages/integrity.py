@@ -36,15 +36,17 @@ def trend_figure(points: list[dict]) -> go.Figure:
     one bar per run (so a clean run after a fix shows as an empty slot labelled OK)."""
     runs = [f"{p['started_at']:%Y-%m-%d %H:%M} UTC" for p in points]
     figure = go.Figure()
-    for severity, colour in SEVERITY_COLOURS.items():
-        figure.add_bar(x=runs, y=[p[severity] for p in points], name=severity, marker_color=colour)
+    for severity, colour in SEVERITY_COLOURS.items():  # each bar labelled: 1 stays readable beside 3,000
+        figure.add_bar(x=runs, y=[p[severity] for p in points], name=severity, marker_color=colour,
+                       text=[f"{p[severity]:,}" if p[severity] else "" for p in points], textposition="outside", cliponaxis=False)
     figure.add_scatter(x=runs, y=[0 for _ in points], mode="markers+text", name="clean run",
                        text=["OK" if p["ok"] else "" for p in points], textposition="top center",
                        marker={"color": "#2e7d32", "size": [10 if p["ok"] else 0 for p in points]})
     top = max([p["critical"] + p["warning"] for p in points] + [1])
     figure.update_layout(barmode="stack", title="Findings per platform run (critical and warning)", height=340,
                          margin={"t": 50, "b": 40}, legend_title_text="")
-    figure.update_yaxes(title="findings", rangemode="tozero", range=[0, top + 1], dtick=max(1, round(top / 5)), tickformat="d")
+    figure.update_yaxes(title="findings", rangemode="tozero", range=[0, top * 1.15 + 1], tickformat="d",
+                        dtick=1 if top <= 10 else None)  # whole numbers only; plotly picks round steps above ten
     figure.update_xaxes(type="category", title="run")
     return figure
 

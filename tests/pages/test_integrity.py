@@ -35,7 +35,8 @@ def test_integrity_trend_counts_on_a_whole_number_axis_from_zero():
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "Findings per platform run" in spec["layout"]["title"]["text"]
     axis = spec["layout"]["yaxis"]
-    assert axis["tickformat"] == "d" and axis["range"][0] == 0 and axis["dtick"] >= 1
+    assert axis["tickformat"] == "d" and axis["range"][0] == 0
+    assert axis.get("dtick") in (1, None)  # whole steps: 1 for small counts, plotly's round steps above ten
     assert {trace["name"] for trace in spec["data"]} >= {"critical", "warning", "clean run"}
     assert "OK" in spec["data"][-1]["text"]  # the latest (clean) run is visible as such
 
