@@ -290,11 +290,30 @@ class FoldReport:
 
 
 def update(store: Store, *, generation: int | None = None, passes_max: int = PASSES_PER_RUN_MAX) -> FoldReport:
-    """Fold every entry after the watermark (helping a half-done pass first). Safe to run
-    beside any number of other runners. Raises RollupChainError when an account's chain has
-    a hole (the integrity check names the entry)."""
+    """Fold every entry still flagged `unfolded` (helping a half-done pass first). Safe to
+    run beside any number of other runners. A generation that was never folded while the
+    journal holds entries (a store from before the rollups, a bulk load) is first folded from
+    the balances' versions (`sweep`'s planning: O(journal), once).
+    Raises RollupChainError when an account's chain has a hole (the integrity check names
+    the entry)."""
     generation = generation or active_generation(store)
     report = FoldReport(generation=generation)
+    if _never_folded(store, generation):
+        _fold_accounts_behind(store, generation, report)
+    return _fold(store, generation, passes_max, report)
+
+
+def _never_folded(store: Store, generation: int) -> bool:
+    """No pass ever ran for `generation` and the journal's first entry carries no `unfolded`
+    flag (entries from before the rollups, or loaded in bulk): the feed alone cannot see them."""
+    if store.collection(STATE).find_one({"_id": f"gen:{generation}"}, projection={"_id": 1}) is not None:
+        return False
+    first = store.collection("entries").find_one({}, sort=[("_id", 1)], projection={"unfolded": 1})
+    return first is not None and not first.get("unfolded")
+
+
+def _fold(store: Store, generation: int, passes_max: int, report: FoldReport) -> FoldReport:
+    """Passes from the `unfolded` feed until it is empty (or `passes_max`)."""
     for _ in range(passes_max):
         state = _state(store, generation)
         if state["status"] == "planned":
@@ -316,12 +335,9 @@ def update(store: Store, *, generation: int | None = None, passes_max: int = PAS
     return report
 
 
-def sweep(store: Store, *, generation: int | None = None) -> FoldReport:
-    """Fold what the journal feed cannot see: an account whose projection is ahead of its
-    head (an entry that landed behind the watermark on an account that did not move since).
-    Reads every balance and head: O(accounts), for the full check's schedule."""
-    generation = generation or active_generation(store)
-    report = update(store, generation=generation)
+def _fold_accounts_behind(store: Store, generation: int, report: FoldReport) -> bool:
+    """Plan passes for every account whose projection is ahead of its head. Reads every
+    balance and head: O(accounts). Returns whether any account was behind."""
     heads = {d["account"]: d["version"] for d in scan(store.collection(HEADS), {"generation": generation})}
     behind = {d["_id"]: d["version"] for d in scan(store.collection("balances"), projection={"version": 1})
               if isinstance(d.get("version"), int) and d["version"] > heads.get(d["_id"], 0)}
@@ -337,7 +353,18 @@ def sweep(store: Store, *, generation: int | None = None) -> FoldReport:
             if not plan or _start_pass(store, generation, state, plan, []):
                 report.passes, report.accounts = report.passes + bool(plan), report.accounts + len(plan)
                 break
-    return update(store, generation=generation) if accounts else report
+    return bool(accounts)
+
+
+def sweep(store: Store, *, generation: int | None = None) -> FoldReport:
+    """Fold what the journal feed cannot see: an account whose projection is ahead of its
+    head (entries journaled without the `unfolded` flag: before the rollups existed, or
+    loaded in bulk). Reads every balance and head: O(accounts), for the full check's schedule."""
+    generation = generation or active_generation(store)
+    report = _fold(store, generation, PASSES_PER_RUN_MAX, FoldReport(generation=generation))
+    if _fold_accounts_behind(store, generation, report):
+        _fold(store, generation, PASSES_PER_RUN_MAX, report)
+    return report
 
 
 def rebuild(store: Store) -> FoldReport:
@@ -375,6 +402,8 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
     Raises: RollupContendedError when passes keep completing under the reader."""
     for _ in range(SNAPSHOT_ATTEMPTS_MAX):
         generation = active_generation(store)
+        if _never_folded(store, generation):
+            update(store, generation=generation)  # the first reader folds the journal once (helping)
         state = _state(store, generation)
         done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
         entries = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=TAIL_READ_MAX + 1,

@@ -178,13 +178,26 @@ def test_rollups_late_entry_is_folded_from_its_flag(ledger, store):
 
 
 def test_rollups_sweep_folds_entries_without_the_flag(ledger, store):
-    """Entries journaled before the flag existed are found by `sweep` (balances ahead of heads)."""
+    """An entry journaled without the flag after the first fold (a bulk load) is found by
+    `sweep` (projections ahead of the heads), not by the feed."""
     deposit(ledger, "u1", "10", "USDT", key="a")
+    rollups.update(store)
     deposit(ledger, "u2", "10", "USDT", key="b")
     store.raw("entries").update_many({}, {"$unset": {"unfolded": ""}})
     assert rollups.update(store).passes == 0
     rollups.sweep(store)
     assert_rollups_equal_journal(store)
+
+
+def test_rollups_a_journal_never_folded_is_folded_by_the_first_reader(ledger, store):
+    """A store from before the rollups (entries without the flag, no rollup state): the first
+    report folds it once from the balances' versions, then stays incremental."""
+    deposit(ledger, "u1", "10", "USDT", key="a")
+    deposit(ledger, "u2", "5", "USDT", key="b")
+    store.raw("entries").update_many({}, {"$unset": {"unfolded": ""}})
+    assert nonzero(rollups.class_totals(store)) == nonzero(journal_totals(store))
+    assert_rollups_equal_journal(store)
+    assert rollups.update(store).passes == 0
 
 
 def test_rollups_hole_in_a_chain_is_refused(ledger, store):
