@@ -546,3 +546,37 @@ def test_quote_payment_refused_while_a_concurrent_execution_goes_through_follows
     assert platform.ledger.hold(quote["_id"])[1].hold_action == "consume"
     assert events(platform, event_key=f"quote:{quote['_id']}:expired") == []
     assert len(events(platform, event_key=f"quote:{quote['_id']}:executed")) == 1
+
+
+def test_approval_expiry_sweep_isolates_a_close_hook_that_fails(platform, clock):
+    """Before: `expire_due` stopped at the first request whose close hook raised."""
+    def broken_close(platform_, approval, principal):
+        raise RuntimeError("the close hook's service is down")
+
+    approvals.register_executor("test.brokenclose", lambda *args: {}, on_close=broken_close)
+    broken = approvals.request_approval(platform, MAKER, kind="test.brokenclose", payload={}, asset=None,
+                                        amount_minor=None, idempotency_key="broken", reason="r")
+    fine = adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="1", reason="late",
+                                         idempotency_key="late")
+    clock.advance(platform.config.approval_ttl)
+    report = approvals.expire_due(platform, SYSTEM)
+    assert set(report.failed) == {broken["_id"]} and report.failed[broken["_id"]]["error"] == "RuntimeError"
+    assert approvals.get_approval(platform, CHECKER, fine["_id"])["state"] == "expired"
+    assert approvals.get_approval(platform, CHECKER, broken["_id"])["state"] == "expired"  # its hook is retried later
+    assert len(events(platform, event_key=f"approval:{broken['_id']}:expired")) == 1
+
+
+def test_quote_expiry_sweep_isolates_a_quote_it_cannot_release(platform, clock):
+    """Before: `expire_due_quotes` stopped at the first quote it could not expire."""
+    sandbox = Sandbox(platform=platform, clock=clock)
+    sandbox.top_up("ETH", "10")
+    sandbox.fund("alice", "BTC", "1")
+    from core.flows import swap
+
+    good = swap.quote_swap(platform, SYSTEM, user_id="alice", from_asset="BTC", to_asset="ETH", amount="0.1",
+                           idempotency_key="good")
+    platform.store.raw("quotes").insert_one({"_id": "q_0broken", "state": "expiring", "user": "alice"})  # no hold
+    clock.advance(platform.config.quote_ttl)
+    report = quotes.expire_due_quotes(platform, SYSTEM)
+    assert report.done == [good["_id"]] and list(report.failed) == ["q_0broken"]
+    assert quotes.get_quote(platform, good["_id"])["state"] == "expired"
