@@ -74,7 +74,7 @@ def test_rollups_readers_add_the_tail_after_the_watermark(ledger, store):
 
 
 def test_rollups_reader_folds_first_when_the_tail_is_too_long(ledger, store, monkeypatch):
-    monkeypatch.setattr(rollups, "TAIL_READ_MAX", 3)
+    monkeypatch.setattr("core.rollups.read.TAIL_READ_MAX", 3)
     for number in range(6):
         deposit(ledger, f"u{number}", "1", "USDT")
     assert nonzero(rollups.class_totals(store)) == nonzero(journal_totals(store))
