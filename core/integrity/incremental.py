@@ -34,6 +34,7 @@ from core.platform import Platform
 STATE = "integrity_state"
 ANCHOR_ID = "platform"
 PASSES_READ_MAX = 10_000  # passes one incremental run reads; beyond it a full check is due
+PASS_LOG_KEPT_BEHIND = 1_000  # rollup passes kept behind the anchor (the log is pruned as the anchor moves)
 AUDIT_BATCH_MAX = 1_000
 
 
@@ -79,7 +80,10 @@ def save_anchor(store: Store, anchor: Anchor) -> None:
     try:
         store.collection(STATE).update_one(guard, {"$set": values}, upsert=True)
     except LedgerError:
-        pass  # the anchor exists and is further on: keep it
+        return  # the anchor exists and is further on: keep it
+    # the pass log behind the anchor is no longer needed (a margin stays for slower runs)
+    store.collection(rollups.PASSES).delete_many(
+        {"generation": anchor.generation, "pass": {"$lte": anchor.pass_number - PASS_LOG_KEPT_BEHIND}})
 
 
 def changed_ranges(store: Store, anchor: Anchor, until: Anchor) -> dict[str, tuple[int, int]] | None:

@@ -686,3 +686,17 @@ def test_runs_anchor_the_account_heads_and_the_full_check_verifies_the_anchor(pl
         platform.store.raw("balances").update_one({"_id": posting["account"]}, {"$set": {"head_hash": rewritten["entry_hash"]}})
     report = check_platform(platform, ADMIN, full=True)
     assert "anchor_mismatch" in {f.kind for f in report.findings} and report.heads_digest is None
+
+
+def test_rollup_pass_log_is_pruned_behind_the_anchor(platform, monkeypatch):
+    from core import rollups
+    from core.integrity import incremental
+
+    monkeypatch.setattr(incremental, "PASS_LOG_KEPT_BEHIND", 1)
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok
+    for number in range(3):
+        deposit(platform.ledger, "u9", "1", "USDT", key=f"prune-{number}")
+        assert check_platform(platform, ADMIN).ok
+    passes = sorted(d["pass"] for d in platform.store.raw(rollups.PASSES).find())
+    assert len(passes) <= 2 and passes[-1] == incremental.read_anchor(platform.store).pass_number
