@@ -57,8 +57,8 @@ SELLER, BUYER, TRADER, WITHDRAWER, REFERRER = "sam", "bea", "qui", "wes", "gus"
 TRADES = 4
 QUOTES = 3
 PAYMENTS = 4
-ROLES = ("resolver-buyer", "resolver-seller", "executor", "approver", "buyer", "seller", "depositor",
-         "recoverer", "executor", "approver", "withdrawer", "sweeper", "approver")
+ROLES = ("resolver-buyer", "resolver-seller", "executor", "approver", "buyer", "seller", "withdrawer", "sweeper",
+         "depositor", "recoverer", "executor", "approver", "withdrawer", "sweeper", "approver")
 
 
 def setup(store: Store, base: ManualBase) -> dict:
@@ -252,6 +252,18 @@ def _count(world: dict, outcome: str) -> None:
     outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
 
+def _count_journal(world: dict, store: Store) -> None:
+    """What the run left in the journal and the trail (stats: owed commissions, payouts...)."""
+    audit, entries = store.raw("audit"), store.raw("entries")
+    for label, count in (("audit: referral owed", audit.count_documents({"type": "referral.owed"})),
+                         ("journal: referral commissions", entries.count_documents({"type": "referral.commission"})),
+                         ("journal: fee sweeps", entries.count_documents({"type": "treasury.fee_sweep"})),
+                         ("journal: quote executions", entries.count_documents({"hold_action": "consume",
+                                                                                  "flow_ref": {"$regex": "^q_"}}))):
+        _count(world, label) if count else None
+        world.setdefault("outcomes", {})[label] = count
+
+
 def flow_workload(actors: int = DEFAULT_ACTORS) -> Callable[[random.Random], Workload]:
     """K actors with the roles in ROLES (cycled)."""
 
@@ -270,7 +282,8 @@ def flow_workload(actors: int = DEFAULT_ACTORS) -> Callable[[random.Random], Wor
 
         scripts = [(f"{ROLES[i % len(ROLES)]}-{i}", _script(ROLES[i % len(ROLES)], world)) for i in range(actors)]
         return Workload(setup=set_up, scripts=scripts, finish=finish,
-                        at_quiescence=[lambda store: checks.check_flows(Platform.open(store, world["base"]))],
+                        at_quiescence=[lambda store: checks.check_flows(Platform.open(store, world["base"])),
+                                       lambda store: _count_journal(world, store)],
                         stats=lambda: {"workload": "flows", "outcomes": dict(sorted(world.get("outcomes", {}).items()))})
 
     return build

@@ -40,6 +40,8 @@ def test_flow_simulation_races_and_crashes_really_happen():
     assert outcomes.get("resolver-buyer: ok", 0) and outcomes.get("resolver-seller: ok", 0)
     assert outcomes.get("executor: ok", 0) > 1  # many executors of the same quotes
     assert any(name.startswith("approver: approval_") for name in outcomes)  # approvers raced each other
+    assert outcomes["audit: referral owed"] > 0  # sweeps landed between a fee and its commission
+    assert outcomes["journal: referral commissions"] > 0 and outcomes["journal: fee sweeps"] > 0
 
 
 @pytest.mark.parametrize("mutant", sorted(FLOW_MUTANTS))
