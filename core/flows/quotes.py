@@ -316,7 +316,7 @@ def _execution_entry(platform: Platform, principal: Principal, document: dict) -
     registry, user = platform.registry, document["user"]
     pay_asset, receive_asset = document["pay_asset"], document["receive_asset"]
     pay_fee, receive_fee = document["pay_fee_minor"], document["receive_fee_minor"]
-    assert not (pay_fee and receive_fee), "a quote charges its fee on one side"
+    ensure(not (pay_fee and receive_fee), "a quote charges its fee on one side", quote_id=document["_id"])
     destinations = [(acct.user_available(user, receive_asset), from_minor(document["receive_minor"], receive_asset, registry))]
     if receive_fee:
         destinations.append((acct.fees(receive_asset), from_minor(receive_fee, receive_asset, registry)))
