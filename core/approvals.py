@@ -52,7 +52,7 @@ from core.errors import (
     UnknownApprovalKindError,
 )
 from core.ledger import canonical, digest
-from core.ledger import PAGE_SIZE_MAX, EntryFilter, Page
+from core.ledger import PAGE_SIZE_MAX, Page
 from core.ledger import amount as make_amount
 from core.permissions import Permission, Principal, Role, require
 from core import transitions
@@ -466,16 +466,22 @@ def _execute(platform: Platform, principal: Principal, document: dict) -> dict:
     return _correct_failure(platform, principal, updated or _current(platform, document["_id"]))
 
 
+def execution_key(request_id: str) -> str:
+    """The idempotency key of the entry an executor posts for a request (one per request)."""
+    return f"approval:{request_id}:execute"
+
+
 def _correct_failure(platform: Platform, principal: Principal, document: dict) -> dict:
-    """A request recorded as failed whose entry exists after all (a concurrent executor
-    posted it after this one was refused) gets its result corrected, once, with an event."""
+    """A request recorded as failed whose entry (`execution_key`) exists after all (a
+    concurrent executor posted it after this one was refused) gets its result corrected,
+    once, with an event."""
     result = document.get("result")
     if document["state"] != "approved" or not isinstance(result, dict) or result.get("ok") is not False:
         return document
-    posted = platform.ledger.entries(EntryFilter(flow_ref=document["_id"]), page_size=1).items
-    if not posted:
+    posted = platform.ledger.entry_by_key(execution_key(document["_id"]))
+    if posted is None:
         return document
-    corrected = {"ok": True, "entry_id": posted[0].id, "corrected_from": result.get("error")}
+    corrected = {"ok": True, "entry_id": posted.id, "corrected_from": result.get("error")}
     updated = _change(
         platform,
         {"_id": document["_id"], "state": "approved", "result.ok": False},

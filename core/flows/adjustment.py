@@ -61,7 +61,7 @@ def _execute(platform: Platform, approval: dict, principal: Principal) -> dict:
     user, against = acct.user_available(payload["user_id"], payload["asset"]), acct.adjustments(payload["asset"])
     entry = platform.ledger.post(
         make_request(
-            idempotency_key=f"approval:{approval['_id']}:execute",
+            idempotency_key=approvals.execution_key(approval["_id"]),
             type="adjustment.credit" if value.minor > 0 else "adjustment.debit",
             actor=principal.name,
             flow_ref=approval["_id"],

@@ -171,7 +171,7 @@ def _execute_manual(platform: Platform, approval: dict, principal: Principal) ->
     value = from_minor(payload["amount_minor"], payload["asset"], platform.registry)
     entry = platform.ledger.post(
         make_request(
-            idempotency_key=f"approval:{approval['_id']}:execute",
+            idempotency_key=approvals.execution_key(approval["_id"]),
             type="deposit.manual",
             actor=principal.name,
             flow_ref=approval["_id"],

@@ -116,7 +116,7 @@ def _executor(kind: str):
         source: Account = source_of(asset)
         entry = platform.ledger.post(
             make_request(
-                idempotency_key=f"approval:{approval['_id']}:execute",
+                idempotency_key=approvals.execution_key(approval["_id"]),
                 type=entry_type,
                 actor=principal.name,
                 flow_ref=approval["_id"],

@@ -371,3 +371,30 @@ def test_close_hook_cut_short_by_crash_is_finished_by_sweep(platform):
     assert CALLS == [("close", doc["_id"]), ("close", doc["_id"])]
     approvals.expire_due(platform, SYSTEM)
     assert len(CALLS) == 2
+
+
+def test_failed_result_is_corrected_when_the_entry_exists_after_all(platform):
+    """A refusal is not durable: if a concurrent executor's entry went in after this one was
+    refused, the failed result is corrected once, with its own audit event."""
+    from core.flows import adjustment
+    from core.ledger import accounts as acct
+    from core.ledger import from_minor, make_request
+
+    request = adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="-1", reason="debit",
+                                            idempotency_key="debit")
+    refused = approvals.approve(platform, CHECKER, request["_id"], "ok")
+    assert refused["result"]["ok"] is False and refused["result"]["error"] == "insufficient_funds"
+    value = from_minor(100_000_000, "BTC")
+    platform.ledger.post(make_request(idempotency_key="fund-uma", type="test.fund", actor="t", postings=(
+        {"account": acct.external("BTC"), "amount": -value}, {"account": acct.user_available("uma", "BTC"), "amount": value})))
+    platform.ledger.post(make_request(  # the concurrent executor's entry, landing after the refusal
+        idempotency_key=approvals.execution_key(request["_id"]), type="adjustment.debit", actor=CHECKER_2.name,
+        flow_ref=request["_id"], memo="debit", metadata={"approval_id": request["_id"], "requested_by": MAKER.name,
+                                                         "approved_by": CHECKER.name},
+        postings=({"account": acct.adjustments("BTC"), "amount": value},
+                  {"account": acct.user_available("uma", "BTC"), "amount": -value})))
+    assert approvals.resume_approved(platform, SYSTEM).done == [request["_id"]]
+    corrected = approvals.get_approval(platform, CHECKER, request["_id"])["result"]
+    assert corrected["ok"] is True and corrected["corrected_from"] == "insufficient_funds"
+    assert approvals.resume_approved(platform, SYSTEM).done == []  # once
+    assert platform.ledger.audit.by_key(f"approval:{request['_id']}:execution_corrected")["actor"] == SYSTEM.name
