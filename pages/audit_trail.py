@@ -15,7 +15,7 @@ import streamlit as st
 
 from core import approvals_view, audit, directory, reports
 from core.permissions import Permission, can
-from ui import USER_LINK_COLUMN, console_people, get_platform, page_state, pager, principal, refusals, user_link_column, user_url, when
+from ui import USER_LINK_COLUMN, amount, console_people, get_platform, page_state, pager, principal, refusals, user_link_column, user_url, when
 
 PREFIX = "audit"
 EXPORT_ROWS = 5_000  # one download at most; narrow the filter for more
@@ -44,8 +44,15 @@ def data_text(event: dict) -> str:
     data = event.get("data")
     if not isinstance(data, dict):
         return "" if data is None else str(data)[:DATA_TEXT_MAX]
-    parts = [f"{key}: {json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, (dict, list)) else value}"
-             for key, value in data.items() if value not in (None, "", [], {})]
+    asset = data.get("asset") if isinstance(data.get("asset"), str) else None
+
+    def shown(key: str, value: object) -> str:
+        if key.endswith("_minor") and isinstance(value, int) and not isinstance(value, bool) and asset:
+            return f"{key.removesuffix('_minor')}: {amount(value, asset)}"  # decimals with the asset, not minor units
+        text = json.dumps(value, default=str, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+        return f"{key}: {text}"
+
+    parts = [shown(key, value) for key, value in data.items() if value not in (None, "", [], {})]
     return "; ".join(parts)[:DATA_TEXT_MAX]
 
 

@@ -4,6 +4,8 @@ CSV that belongs to the filter shown."""
 
 from __future__ import annotations
 
+import re
+
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
 
 
@@ -76,3 +78,13 @@ def test_audit_trail_operator_text_matches_nothing():
         at.run()
         assert not at.exception
         assert any("No events match" in i.value for i in at.info), text
+
+
+def test_audit_trail_data_shows_amounts_in_decimals_with_the_asset():
+    at = open_page(signed_in("admin"), "audit_trail")
+    at.selectbox(key="audit_type").select("approval.requested")
+    at.run()
+    assert not at.exception
+    data = list(frame_with(at, "Seq")["Data"])
+    assert data and all("amount_minor" not in text for text in data)
+    assert any(re.search(r"amount: [\d,]+\.\d+ [A-Z]{3,4}", text) for text in data), data
