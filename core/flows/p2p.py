@@ -344,19 +344,18 @@ def open_dispute(platform: Platform, principal: Principal, *, trade_id: str, use
 @boundary
 def resolve_dispute(platform: Platform, principal: Principal, *, trade_id: str, to: str, reason: str) -> dict:
     """An admin decides a disputed trade: `to` = "buyer" (escrow → buyer minus fee) or
-    "seller" (escrow back). Audited. Raises: PermissionDeniedError, InvalidFlowInputError,
-    ReasonRequiredError, FlowStateError (not disputed), TradeClosedError."""
+    "seller" (escrow back). The decision (event `p2p:<id>:resolved`, type
+    `p2p.dispute_resolved`) is one compare-and-set from `disputed`: of two admins resolving
+    at once, one wins and the other gets TradeDecisionConflictError naming the winner.
+    Raises: PermissionDeniedError, InvalidFlowInputError, ReasonRequiredError,
+    FlowStateError (not disputed), TradeDecisionConflictError (a TradeClosedError)."""
     require(principal, Permission.RESOLVE_DISPUTE)
     reason = check_reason(reason, "a dispute resolution")
     if to not in ("buyer", "seller"):
         raise InvalidFlowInputError('a dispute resolves to "buyer" or "seller"', to=repr(to))
     document = _trade(platform, trade_id)
     target = f"resolved_{to}"
-    if document["state"] not in ("disputed", "closing", *CLOSED):
-        if document["state"] in CLOSED:
-            raise TradeClosedError(
-                f"trade {trade_id} is {document['state']}", trade_id=trade_id, state=document["state"]
-            )
+    if document["state"] not in ("disputed", "closing", *CLOSED):  # a closed trade: _begin_close names its decision
         raise FlowStateError(
             f"trade {trade_id} is {document['state']}, not disputed", trade_id=trade_id, state=document["state"]
         )
