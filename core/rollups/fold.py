@@ -70,12 +70,14 @@ def _state(store: Store, generation: int) -> dict:
     return document or {"_id": f"gen:{generation}", "pass": 0, "status": "done", "watermark": None, "plan": [], "clear": []}
 
 
-def _heads(store: Store, generation: int, accounts: list[str]) -> dict[str, dict]:
-    """Head documents of `accounts` in `generation` (batched `$in` by `_id`)."""
+def _heads(store: Store, generation: int, accounts: list[str], *, always: bool = False) -> dict[str, dict]:
+    """Head documents of `accounts` in `generation` (batched `$in` by `_id`). With `always`,
+    one query is issued even for no accounts, so a reader's round trips do not depend on
+    whether anything waits unfolded."""
     found: dict[str, dict] = {}
-    for start in range(0, len(accounts), IN_BATCH_MAX):
+    for start in range(0, max(len(accounts), int(always)), IN_BATCH_MAX):
         ids = [f"{generation}|{a}" for a in accounts[start:start + IN_BATCH_MAX]]
-        for document in store.collection(HEADS).find({"_id": {"$in": ids}}, limit=len(ids)):
+        for document in store.collection(HEADS).find({"_id": {"$in": ids}}, limit=max(1, len(ids))):
             found[document["account"]] = document
     return found
 

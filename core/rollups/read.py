@@ -66,7 +66,7 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
         links = [(p, e) for e in entries for p in e.get("postings", [])
                  if accounts is None or p.get("account") in accounts]
         try:
-            heads = {a: _settled(d, done_pass) for a, d in _heads(store, generation, sorted({p["account"] for p, _ in links})).items()}
+            heads = {a: _settled(d, done_pass) for a, d in _heads(store, generation, sorted({p["account"] for p, _ in links}), always=True).items()}
         except RollupContendedError:
             continue
         tail = [(p, e) for p, e in links if p.get("version", 0) > ((heads.get(p["account"]) or {}).get("version", 0))]
