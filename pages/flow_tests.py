@@ -20,7 +20,9 @@ from core.errors import LedgerError
 from ui import amount, get_platform, principal, refusals
 
 PREFIX = "flows"
-NUMBER = re.compile(r"(?<![\w.])-?\d+(?![\w.])")
+NUMBER = re.compile(r"-?\d+")
+# "expected (1000000, 99000000), got (1200000, 98800000)" or "expected 5, got 7": bare integers only
+EXPECTED_GOT = re.compile(r"expected \(?-?\d+(?:, -?\d+)*\)?, got \(?-?\d+(?:, -?\d+)*\)?")
 
 me = principal("flow_tests")
 st.title("Flow tests")
@@ -58,11 +60,14 @@ def readable_detail(step: dict) -> str:
     detail = str(step.get("detail") or "")
     accounts = set(step.get("balances_before") or {}) | set(step.get("balances_after") or {})
     assets = {asset_of(a) for a in accounts} - {None}
-    if len(assets) != 1 or "expected" not in detail:
+    if len(assets) != 1:
         return detail
     asset = assets.pop()
-    head, _, tail = detail.partition("expected")
-    return head + "expected" + NUMBER.sub(lambda match: amount(int(match.group()), asset), tail)
+
+    def decimals(match: re.Match) -> str:  # only the numbers of "expected X, got Y", never ids or keys
+        return NUMBER.sub(lambda number: amount(int(number.group()), asset), match.group())
+
+    return EXPECTED_GOT.sub(decimals, detail)
 
 
 def draw_step(step: dict, index: int, scenario: str) -> None:

@@ -235,7 +235,17 @@ def type_into(page, label: str, text: str, scope=None) -> None:
     settle(page)
 
 
-def docs_shot(page, name: str) -> None:
+TO_TOP = "() => { for (const e of document.querySelectorAll('*')) { if (e.scrollTop > 0) e.scrollTop = 0; } window.scrollTo(0, 0); }"
+
+
+def docs_shot(page, name: str, height: int | None = None) -> None:
+    """A screenshot from the top of the page (Streamlit scrolls its main block, not the window),
+    in a viewport tall enough for what the page shows."""
+    if height:
+        page.set_viewport_size({"width": 1400, "height": height})
+        settle(page)
+    page.evaluate(TO_TOP)
+    page.wait_for_timeout(1500)  # tables are canvases: let them paint after the scroll
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     if os.environ.get("LEDGER_UPDATE_DOCS_SCREENSHOTS"):
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -261,8 +271,7 @@ def test_browser_request_second_admin_approves_audit_shows_both(console_url):
             assert_no_errors(page, "fees request")
             request_id = re.search(r"Request (apr_\w+) \(treasury.liquidity_topup, 250.000000 USDT\)",
                                    page.locator("body").inner_text()).group(1)
-            page.evaluate("window.scrollTo(0, 0)")
-            docs_shot(page, "fees_liquidity")
+            docs_shot(page, "fees_liquidity", height=2900)
         finally:
             browser.close()
         browser, page = browser_page(playwright)
@@ -337,7 +346,6 @@ def test_browser_qa_runs_every_scenario(console_url):
             assert total >= 20 and page.locator('[data-testid="stException"]').count() == 0, summary
             page.locator('[data-testid="stExpander"]', has_text="PASS · deposit").first.locator("summary").click()
             settle(page)  # open one scenario's evidence for the screenshot
-            page.evaluate("window.scrollTo(0, 0)")
             docs_shot(page, "flow_tests")
         finally:
             browser.close()

@@ -44,7 +44,8 @@ def failing_report() -> runner.RunReport:
     balances_after = {"user.available:alice:BTC": {"minor": 99_000_000, "text": "0.99000000"},
                       "platform.fees:platform:BTC": {"minor": 1_200_000, "text": "0.01200000"},
                       "user.available:bob:BTC": {"minor": 5, "text": "0.00000005"}}
-    step = StepRecord(name="fee booked once", ok=False, detail="fees: expected (1000000, 99000000), got (1200000, 98800000)",
+    step = StepRecord(name="fee booked once", ok=False,
+                      detail="key 'dep-1' at version 2: fees: expected (1000000, 99000000), got (1200000, 98800000)",
                       balances_before=balances_before, balances_after=balances_after, entries=[], fees_booked={},
                       self_check={"ok": True, "findings": []}, entries_written=1)
     good = runner.ScenarioReport(name="fine", ok=True, duration_ms=5, steps=[])
@@ -62,7 +63,8 @@ def test_flow_tests_failure_is_expanded_in_decimals(monkeypatch):
     expanders = {e.label: e for e in at.expander}
     assert expanders["FAIL · broken"].proto.expanded and not expanders["PASS · fine"].proto.expanded
     text = " ".join(m.value for m in at.markdown)
-    assert "expected (0.01000000 BTC, 0.99000000 BTC), got (0.01200000 BTC, 0.98800000 BTC)" in text
+    assert ("key 'dep-1' at version 2: fees: expected (0.01000000 BTC, 0.99000000 BTC), got (0.01200000 BTC, 0.98800000 BTC)"
+            in text)  # ids and other numbers stay as they are
     evidence = frame_with(at, "Change")
     assert list(evidence["Account"]) == ["fees BTC", "alice · available BTC"]  # bob did not change: hidden
     assert list(evidence["Change"]) == ["+0.01200000 BTC", "+0.99000000 BTC"]

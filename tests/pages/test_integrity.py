@@ -52,7 +52,7 @@ def test_integrity_finding_names_the_user_with_decimal_amounts_full_message_and_
         "duration_ms": 5, "counts": {"critical": 1, "warning": 0, "info": 0, "findings": 1, "entries_checked": 9,
                                      "accounts_checked": 3, "by_kind": {"projection_mismatch": 1}},
         "findings": [{"kind": "projection_mismatch", "severity": "critical", "subject": account,
-                      "message": f"{account} holds 87916478198, journal says 87916478197 " + "(detail) " * 30,
+                      "message": f"{account} holds 87916478198 at version 1, the journal says 87916478197 " + "(detail) " * 30,
                       "asset": "BTC", "expected": 87916478197, "actual": 87916478198, "difference": 1,
                       "account": account, "user": "u0003", "collection": None, "field": None}],
     }
@@ -61,7 +61,8 @@ def test_integrity_finding_names_the_user_with_decimal_amounts_full_message_and_
     row = frame_with(at, "Severity").iloc[0]
     assert row["Account"] == f"{person['name']} (u0003) · available BTC"
     assert (row["Expected"], row["Actual"], row["Difference"]) == ("879.16478197 BTC", "879.16478198 BTC", "0.00000001 BTC")
-    assert row["Message"].startswith(f"{person['name']} (u0003) · available BTC holds 879.16478198 BTC, journal says 879.16478197 BTC")
+    assert row["Message"].startswith(f"{person['name']} (u0003) · available BTC holds 879.16478198 BTC at version 1, "
+                                     "the journal says 879.16478197 BTC")  # a version number stays a number
     assert row["Message"].endswith("(detail) ")  # the whole message, not cut
     assert row["Open user"] == "/user_lookup?user=u0003"
     assert any(person["name"] in m.value for m in at.markdown)  # the full messages list
