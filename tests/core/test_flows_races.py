@@ -482,6 +482,7 @@ def test_cli_recover_finishes_half_done_flows_and_approvals(box, monkeypatch, ca
                                             idempotency_key="adj-cli")
     _crash(platform, CrashAfter("approvals", "find_one_and_update", nth=2),
            lambda: approvals.approve(platform, CHECKER, request["_id"], "ok"))
+    cli.build_parser()  # import every command module first: none may bind the patched opener below
     monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
     assert cli.main(["recover", "--json"]) == cli.EXIT_OK
     assert '"events_flushed"' in capsys.readouterr().out
