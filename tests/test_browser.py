@@ -326,7 +326,7 @@ def test_browser_support_finds_a_user_by_part_of_the_surname_and_checks_them(con
             page.get_by_text(re.compile(r"(OK|CRITICAL|WARNING) at .* UTC")).first.wait_for(timeout=RENDER_SECONDS * 1000)
             settle(page)
             assert page.get_by_text("No user matches").count() == 0
-            docs_shot(page, "user_lookup")
+            docs_shot(page, "user_lookup", height=2300)
         finally:
             browser.close()
 
