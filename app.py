@@ -31,6 +31,7 @@ LOGIN_SLEEP_DEFAULT = 0.0
 FAILED_LOGIN_DELAY_ENV = "LEDGER_FAILED_LOGIN_DELAY"
 FAILED_LOGIN_DELAY_DEFAULT = 1.0
 ATTEMPT_KEY = "app_login_attempt"
+SIGNED_OUT_KEY = "app_signed_out"  # this run logged out: say so instead of rerunning
 USERNAME_AUDIT_LENGTH_MAX = 64
 
 
@@ -159,7 +160,10 @@ def sign_in(platform, auth, credentials: dict) -> Principal | None:
         st.markdown(f"**{st.session_state.get('name') or username}**  \n`{username}` · role **{role.value}**")
         authenticator.logout("Log out", location="sidebar", key="app_logout")
     if not st.session_state.get("authentication_status"):
-        st.rerun()
+        # Signed out just now. No rerun: the cookie component drawn by `logout` must reach the
+        # browser to delete the login cookie, or a reload would sign the person back in.
+        st.session_state[SIGNED_OUT_KEY] = True
+        return None
     return Principal(name=username, role=role)
 
 
@@ -199,6 +203,10 @@ def main() -> None:
     principal = sign_in(platform, auth, credentials)
     if principal is None:
         st.session_state.pop(PRINCIPAL_KEY, None)
+        if st.session_state.pop(SIGNED_OUT_KEY, False):
+            st.title("Ledger console")
+            st.info("You are signed out.")
+            st.button("Log in again", key="app_login_again")  # any rerun draws the login form
         signed_out_navigation()
         return
     st.session_state[PRINCIPAL_KEY] = principal

@@ -351,7 +351,7 @@ def test_browser_qa_runs_every_scenario(console_url):
             browser.close()
 
 
-def test_browser_reload_and_typed_url_keep_the_session(console_url):
+def test_browser_reload_and_typed_url_keep_the_session_until_logout(console_url):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -368,6 +368,13 @@ def test_browser_reload_and_typed_url_keep_the_session(console_url):
             settle(page)
             assert page.get_by_label("Username", exact=True).count() == 0
             assert_no_errors(page, "typed URL")
+            page.get_by_role("button", name="Log out").click()
+            page.get_by_text("You are signed out").wait_for(timeout=RENDER_SECONDS * 1000)
+            page.wait_for_timeout(1500)  # the cookie component deletes the login cookie
+            page.reload()  # a logout is final: the reload shows the login, not the console
+            page.get_by_label("Username", exact=True).wait_for(timeout=RENDER_SECONDS * 1000)
+            settle(page)
+            assert page.get_by_role("button", name="Log out").count() == 0
         finally:
             browser.close()
 

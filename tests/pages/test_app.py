@@ -96,10 +96,13 @@ def test_app_support_cannot_reach_approvals_or_flow_tests():
 
 
 def test_app_logout_returns_to_the_login():
+    """The logout run says so and does not rerun (its cookie component must reach the
+    browser to delete the login cookie — tests/test_browser.py reloads after a logout)."""
     at = signed_in("admin")
     at.sidebar.button(key="app_logout").click()
     at.run()
     assert not at.exception
+    assert any("signed out" in i.value for i in at.info) and not at.metric and not at.dataframe
     at.run()
     assert [t.label for t in at.text_input] == ["Username", "Password"]
 
