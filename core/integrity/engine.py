@@ -56,7 +56,6 @@ FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (th
 HISTORY_PAGE_SIZE_MAX = 200
 TREND_POINTS_MAX = 500
 LEDGER_ANCHOR_EVENT = "ledger.anchor"  # the audit event type core.ledger.take_anchor appends
-ANCHOR_INTERVAL_MAX = timedelta(minutes=15)  # an incremental run anchors the heads when the last anchor is older
 RUNS_KEPT_MAX = 5_000  # stored run records kept (weeks of 5-minute runs); the audit trail keeps every run's summary
 ONE_PER_SUBJECT = ("stuck_entry",)  # one stuck entry is one finding, however many accounts it left behind
 
@@ -152,7 +151,7 @@ def check_platform(
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
     report.findings += _owed_commission_findings(platform)
-    _anchor(platform, principal, report)
+    _anchor(platform, principal, report, incremental.accounts if report.mode == "incremental" and incremental is not None else None)
     return _finish(platform, principal, report, started, record)
 
 
@@ -178,24 +177,16 @@ def _anchor_findings(platform: Platform) -> list[IntegrityFinding]:
             for problem in check.problems]
 
 
-def _anchor(platform: Platform, principal: Principal, report: IntegrityReport) -> None:
-    """Anchor every account head into the audit trail (`core.ledger.take_anchor`: a Merkle
-    root in a `ledger.anchor` event) — after every full run, and after an incremental run
-    when the newest anchor is older than ANCHOR_INTERVAL_MAX (taking one reads every balance,
-    O(accounts), which an incremental run must not pay each time). A run that found anything
-    critical anchors nothing: the last good anchor stays the reference."""
+def _anchor(platform: Platform, principal: Principal, report: IntegrityReport, accounts: list[str] | None) -> None:
+    """Anchor account heads into the audit trail on every run (`core.ledger.take_anchor`):
+    a full run fixes every head (O(accounts)); an incremental run fixes the heads of the
+    accounts it verified, chained to the previous anchor (O(accounts touched)). A run that
+    found anything critical anchors nothing: the last good anchor stays the reference."""
     if any(f.severity == "critical" for f in report.findings):
         report.notes.append("no new ledger anchor: this run found critical problems")
         return
-    if report.mode == "incremental":
-        last = platform.store.collection("audit").find_one({"type": LEDGER_ANCHOR_EVENT}, sort=[("seq", -1)],
-                                                         projection={"at": 1, "data.root": 1})
-        if last is not None and last.get("at") is not None and last["at"] > report.started_at - ANCHOR_INTERVAL_MAX:
-            report.notes.append(f"ledger heads anchored at {last['at']:%Y-%m-%d %H:%M:%S} (at most every "
-                                f"{int(ANCHOR_INTERVAL_MAX.total_seconds() // 60)} min for incremental runs)")
-            return
     event = take_anchor(platform.store, platform.ledger.audit, actor=principal.name, role=principal.role.value,
-                        anchor_id=f"anchor_{report.started_at:%Y%m%d%H%M%S}_{uuid.uuid4().hex[:10]}")
+                        anchor_id=f"anchor_{report.started_at:%Y%m%d%H%M%S}_{uuid.uuid4().hex[:10]}", accounts=accounts)
     report.heads_digest = event["data"]["root"]
 
 

@@ -52,6 +52,7 @@ class IncrementalResult:
     entries_checked: int = 0
     accounts_checked: int = 0
     anchor: Anchor | None = None
+    accounts: list[str] = field(default_factory=list)  # accounts whose version moved (verified by this run)
     needs_full: str | None = None  # why the incremental check cannot run (then a full one does)
 
 
@@ -201,6 +202,7 @@ def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta)
     result.findings += audit
     result.findings += witness_findings(platform.ledger.audit.check_witness_tail())
     result.entries_checked, result.accounts_checked = len(chains.entries), len(ranges)
+    result.accounts = sorted(ranges)
     if not any(f.severity == "critical" for f in result.findings):
         result.anchor = until  # a failing slice stays behind the anchor: the next run reports it again
     return result

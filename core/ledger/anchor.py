@@ -24,6 +24,7 @@ from core.ledger.store import Store
 ANCHOR_CHUNK_HEADS = 5_000  # heads per stored chunk (a document stays far below 16 MB)
 VERIFY_BATCH_CLAIMS = 500
 ANCHOR_CHUNKS_MAX = 10_000  # 50 million accounts
+ANCHOR_EVENTS_MAX = 5_000  # delta anchors read back to the newest full one (a full run a day keeps this small)
 ANCHOR_EVENT_TYPE = "ledger.anchor"
 
 
@@ -56,42 +57,93 @@ class AnchorCheck:
     problems: list[str] = field(default_factory=list)
 
 
-def take_anchor(store: Store, audit: AuditLog, *, actor: str, role: str, anchor_id: str) -> dict:
-    """Store every account head under `anchor_id` and append the `ledger.anchor` event
-    (keyed by the anchor id, so a retry records it once). Returns the event."""
-    heads = current_heads(store)
-    root = heads_root(heads)
+def take_anchor(store: Store, audit: AuditLog, *, actor: str, role: str, anchor_id: str,
+                accounts: list[str] | None = None) -> dict:
+    """Fix account heads into the audit trail and return the `ledger.anchor` event (keyed by
+    the anchor id, so a retry records it once).
+
+    With `accounts=None` a **full** anchor: every account's head, Merkle root over all.
+    With `accounts` (those whose version moved since the last anchor — what an incremental
+    integrity run verified) a **delta** anchor: only their heads, and a root chained to the
+    previous anchor's, `H(previous root ‖ root of the delta)`, so every run can anchor at the
+    cost of what changed. With no previous anchor a delta becomes a full one."""
+    previous = _newest_anchor_events(store, 1)
+    if accounts is not None and previous:
+        heads = _heads_of(store, sorted(set(accounts)))
+        delta_root = heads_root(heads)
+        root = hashlib.sha256(bytes.fromhex(previous[0]["data"]["root"]) + bytes.fromhex(delta_root)).hexdigest()
+        data = {"kind": "delta", "base": previous[0]["data"]["anchor_id"], "delta_root": delta_root}
+    else:
+        heads = current_heads(store)
+        root = heads_root(heads)
+        data = {"kind": "full"}
     chunks = [{"_id": f"{anchor_id}:{n}", "anchor": anchor_id, "heads": [list(h) for h in heads[i:i + ANCHOR_CHUNK_HEADS]]}
               for n, i in enumerate(range(0, len(heads), ANCHOR_CHUNK_HEADS))]
     collection = store.collection("ledger_anchors")
-    if not collection.find_one({"_id": f"{anchor_id}:0"}, projection={"_id": 1}):
+    if chunks and not collection.find_one({"_id": f"{anchor_id}:0"}, projection={"_id": 1}):
         collection.insert_many(chunks)
     head = audit.head()
     event, _ = audit.append(type=ANCHOR_EVENT_TYPE, actor=actor, role=role, target=anchor_id, event_key=f"anchor:{anchor_id}",
-                            data={"anchor_id": anchor_id, "root": root, "accounts": len(heads), "chunks": len(chunks),
+                            data={"anchor_id": anchor_id, "root": root, "accounts": len(heads), "chunks": len(chunks), **data,
                                   "audit_head_seq": head["seq"] if head else 0, "audit_head_hash": head["hash"] if head else GENESIS_HASH})
     return event
 
 
-def verify_anchor(store: Store, audit: AuditLog, anchor_id: str | None = None) -> AnchorCheck:
-    """Check the newest anchor (or `anchor_id`): its stored heads still give the root the
-    audit event committed to, and each anchored head is still the entry owning that
-    account version, unedited."""
-    events = store.collection("audit").find({"type": ANCHOR_EVENT_TYPE} if anchor_id is None else
-                                            {"type": ANCHOR_EVENT_TYPE, "target": anchor_id}, sort=[("seq", -1)], limit=1)
-    if not events:
-        return AnchorCheck(anchor_id, True)
-    data = events[0]["data"]
-    check = AnchorCheck(data["anchor_id"], True)
+def _heads_of(store: Store, accounts: list[str]) -> list[tuple[str, int, str]]:
+    heads = []
+    for start in range(0, len(accounts), VERIFY_BATCH_CLAIMS):
+        batch = accounts[start:start + VERIFY_BATCH_CLAIMS]
+        heads += [(d["_id"], d.get("version", 0), d.get("head_hash", GENESIS_HASH)) for d in store.collection("balances").find(
+            {"_id": {"$in": batch}}, projection={"version": 1, "head_hash": 1}, limit=len(batch))]
+    return sorted(heads)
+
+
+def _newest_anchor_events(store: Store, limit: int) -> list[dict]:
+    return store.collection("audit").find({"type": ANCHOR_EVENT_TYPE}, sort=[("seq", -1)], limit=limit)
+
+
+def _stored_heads(store: Store, anchor_id: str) -> list[tuple[str, int, str]]:
     heads: list[tuple[str, int, str]] = []
-    for chunk in store.collection("ledger_anchors").find({"anchor": data["anchor_id"]}, sort=[("_id", 1)], limit=ANCHOR_CHUNKS_MAX):
+    for chunk in store.collection("ledger_anchors").find({"anchor": anchor_id}, sort=[("_id", 1)], limit=ANCHOR_CHUNKS_MAX):
         heads += [tuple(h) for h in chunk["heads"]]
-    if heads_root(heads) != data["root"] or len(heads) != data["accounts"]:
-        check.problems.append(f"anchor {data['anchor_id']}: stored heads do not give the root its audit event recorded")
-    for start in range(0, len(heads), VERIFY_BATCH_CLAIMS):
-        batch = [h for h in heads[start:start + VERIFY_BATCH_CLAIMS] if h[1] > 0]
+    return heads
+
+
+def verify_anchor(store: Store, audit: AuditLog) -> AnchorCheck:
+    """Check the anchors since the newest full one: each stored set of heads still gives the
+    root its audit event committed to (deltas chained to their base), and every anchored
+    head — the newest per account — is still the entry owning that account version,
+    unedited. O(accounts anchored since the last full anchor)."""
+    events = _newest_anchor_events(store, ANCHOR_EVENTS_MAX)
+    since_full: list[dict] = []
+    for event in events:
+        since_full.append(event)
+        if event["data"].get("kind", "full") == "full":
+            break
+    if not since_full:
+        return AnchorCheck(None, True)
+    since_full.reverse()
+    check = AnchorCheck(since_full[-1]["data"]["anchor_id"], True)
+    latest: dict[str, tuple[int, str]] = {}
+    previous_root = None
+    for event in since_full:
+        data = event["data"]
+        heads = _stored_heads(store, data["anchor_id"])
+        if data.get("kind", "full") == "full":
+            ok = heads_root(heads) == data["root"]
+        else:
+            delta_root = heads_root(heads)
+            ok = (delta_root == data.get("delta_root") and previous_root is not None and data["root"] ==
+                  hashlib.sha256(bytes.fromhex(previous_root) + bytes.fromhex(delta_root)).hexdigest())
+        if not ok or len(heads) != data["accounts"]:
+            check.problems.append(f"anchor {data['anchor_id']}: stored heads do not give the root its audit event recorded")
+        previous_root = data["root"]
+        latest.update({account: (version, head_hash) for account, version, head_hash in heads})
+    anchored = sorted((account, version, head_hash) for account, (version, head_hash) in latest.items() if version > 0)
+    for start in range(0, len(anchored), VERIFY_BATCH_CLAIMS):
+        batch = anchored[start:start + VERIFY_BATCH_CLAIMS]
         owners = {}
-        for entry in store.collection("entries").find({"claims": {"$in": [claim_of(a, v) for a, v, _ in batch]}}, limit=len(batch) or 1):
+        for entry in store.collection("entries").find({"claims": {"$in": [claim_of(a, v) for a, v, _ in batch]}}, limit=len(batch)):
             for claim in entry.get("claims", []):
                 owners[claim] = entry
         for account, version, head_hash in batch:

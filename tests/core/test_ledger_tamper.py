@@ -222,3 +222,33 @@ def test_incremental_integrity_check_catches_a_truncated_audit_tail(tmp_path):
     finally:
         if not store.embedded:
             store.drop()
+
+
+def test_delta_anchors_chain_to_the_full_one_and_catch_a_rewrite(ledger, store, clock):
+    history(ledger)
+    take_anchor(store, ledger.audit, actor="system", role="system", anchor_id="full-1")
+    ledger.post(transfer_request("later", acct.user_available(BOB, "BTC"), acct.user_available("carol", "BTC"), "0.05"))
+    event = take_anchor(store, ledger.audit, actor="system", role="system", anchor_id="delta-1",
+                        accounts=[acct.user_available(BOB, "BTC").id, acct.user_available("carol", "BTC").id])
+    assert event["data"]["kind"] == "delta" and event["data"]["base"] == "full-1" and event["data"]["accounts"] == 2
+    check = verify_anchor(store, ledger.audit)
+    assert check.ok and check.accounts_checked == 4  # external and alice from the full anchor, bob and carol from the delta
+    store.raw("ledger_anchors").update_one({"_id": "delta-1:0"}, {"$set": {"heads.0.1": 1}})  # someone edits an anchored head
+    assert not verify_anchor(store, ledger.audit).ok
+
+
+def test_integrity_runs_anchor_every_time_at_the_cost_of_what_changed(ledger, store, clock):
+    from core import integrity
+    from core.permissions import Principal, Role
+    from core.platform import Platform
+
+    platform = Platform.open(store, clock)
+    admin = Principal(name="ann", role=Role.ADMIN)
+    history(platform.ledger)
+    integrity.check_platform(platform, admin, full=True)
+    platform.ledger.post(transfer_request("later", acct.user_available(BOB, "BTC"), acct.user_available("carol", "BTC"), "0.05"))
+    report = integrity.check_platform(platform, admin)
+    anchors = list(store.raw("audit").find({"type": "ledger.anchor"}).sort("seq", 1))
+    assert report.mode == "incremental" and len(anchors) == 2
+    assert anchors[0]["data"]["kind"] == "full" and anchors[1]["data"]["kind"] == "delta"
+    assert anchors[1]["data"]["accounts"] == 2 and report.heads_digest == anchors[1]["data"]["root"]
