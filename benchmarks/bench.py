@@ -212,6 +212,7 @@ def measure_reads_and_checks(run: Run, label: str, platform: Platform, probe: st
                          postings=({"account": acct.external("USDT"), "amount": -amount("1", "USDT")},
                                    {"account": acct.user_available(probe, "USDT"), "amount": amount("1", "USDT")}))
     measurements = {"two_leg_entry": measure(run, store, lambda: platform.ledger.post(entry))[1],
+                    "two_leg_replay": measure(run, store, lambda: platform.ledger.post(entry))[1],
                     "user_balances": measure(run, store, lambda: platform.ledger.user_balances(probe))[1]}
     user_report, measurements["integrity.user"] = measure(
         run, store, lambda: integrity.check_user(platform, SUPPORT, probe))

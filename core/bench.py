@@ -25,14 +25,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     result = bench.run_benchmark(args.size, pages=not args.skip_pages)
     liabilities = importlib.import_module("benchmarks.liabilities")  # issue 14: Merkle-sum tree scaling, snapshot store ops
     result["liabilities"] = liabilities.run_liabilities_benchmark()
-    result["ok"] = result["ok"] and result["liabilities"]["ok"]
+    contention = importlib.import_module("benchmarks.contention")  # issue 9: retries per posting on a hot account
+    result["contention"] = contention.run_contention_benchmark()
+    result["ok"] = result["ok"] and result["liabilities"]["ok"] and result["contention"]["ok"]
     path = bench.write_results(result, Path(args.out))
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False))
     elif args.markdown:
         print(report.markdown(result))
     else:
-        print(report.text(result) + "\n\n" + liabilities.text(result["liabilities"]) + f"\nresults written to {path}")
+        print(report.text(result) + "\n\n" + liabilities.text(result["liabilities"]) + "\n\n"
+              + contention.text(result["contention"]) + f"\nresults written to {path}")
     return EXIT_OK if result["ok"] else EXIT_FAILED
 
 

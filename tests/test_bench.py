@@ -195,3 +195,13 @@ def test_dataset_copies_thread_every_account_chain_through_the_copies(store, led
     world = target.raw("balances").find_one({"_id": "external:world:USDT"})
     assert world["version"] == 6 and world["balance_minor"] == -9_000_000
     assert rollups.stored(target) == rollups.recompute(target)
+
+
+def test_bench_contention_reports_retries_per_posting_for_two_four_eight_writers():
+    from benchmarks.contention import WRITERS, run_contention_benchmark, text
+
+    result = run_contention_benchmark(seeds=1, steps=150)
+    assert result["ok"] and [int(w) for w in result["writers"]] == list(WRITERS)
+    retries = [result["writers"][str(w)]["retries_per_post"] for w in WRITERS]
+    assert retries == sorted(retries) and retries[0] > 0
+    assert "8 concurrent writers" in text(result)
