@@ -177,3 +177,26 @@ def verify_audit(platform: Platform, principal: Principal) -> VerifyResult:
     """Walk the whole chain. Raises: PermissionDeniedError."""
     require(principal, Permission.READ_AUDIT)
     return platform.ledger.audit.verify()
+
+
+@dataclass(frozen=True)
+class WitnessStatus:
+    """Where the audit chain's witness file is and whether the chain still holds its newest
+    recorded event (shown on the Audit trail page)."""
+
+    configured: bool
+    path: str = ""
+    last_seq: int | None = None
+    tail: VerifyResult | None = None
+
+
+@boundary
+def witness_status(platform: Platform, principal: Principal) -> WitnessStatus:
+    """The witness file (`LEDGER_AUDIT_WITNESS`) and a two-read check of the chain's tail
+    against it. Raises: PermissionDeniedError."""
+    require(principal, Permission.READ_AUDIT)
+    witness = platform.store.witness
+    if witness is None:
+        return WitnessStatus(False)
+    last = witness.last()
+    return WitnessStatus(True, str(witness.path), last.seq if last else None, platform.ledger.audit.check_witness_tail())

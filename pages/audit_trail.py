@@ -108,6 +108,14 @@ with refusals():
             st.success(f"Chain verified: {result.events_checked:,} events, no edit, deletion, insertion or reordering.")
         else:
             st.error(f"Chain broken at event {result.first_bad_seq}: {result.problem}")
+    witness = audit.witness_status(platform, me)
+    if not witness.configured:
+        verify_column.caption("No witness file (set LEDGER_AUDIT_WITNESS): deleting the newest events could go unnoticed.")
+    elif witness.tail is not None and not witness.tail.ok:
+        verify_column.error(f"Witness {witness.path}: {witness.tail.problem}")
+    else:
+        verify_column.caption(f"Witness {witness.path}: newest recorded event {witness.last_seq if witness.last_seq else '—'}, "
+                              "still in the chain.")
     if export_column.button("Prepare CSV export of this filter", key=f"{PREFIX}_prepare"):
         st.session_state[f"{PREFIX}_csv"] = (shown_filter, audit.export_audit_csv(platform, me, audit_filter, rows_max=EXPORT_ROWS))
     prepared = st.session_state.get(f"{PREFIX}_csv")

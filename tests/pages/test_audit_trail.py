@@ -88,3 +88,22 @@ def test_audit_trail_data_shows_amounts_in_decimals_with_the_asset():
     data = list(frame_with(at, "Seq")["Data"])
     assert data and all("amount_minor" not in text for text in data)
     assert any(re.search(r"amount: [\d,]+\.\d+ [A-Z]{3,4}", text) for text in data), data
+
+
+def test_audit_trail_shows_the_witness_and_a_truncated_tail(tmp_path):
+    from core.ledger import Witness
+
+    at = open_page(signed_in("admin"), "audit_trail")
+    assert any("No witness file" in c.value for c in at.caption)
+    platform = platform_of()
+    platform.store.witness = Witness(tmp_path / "witness.log", platform.store.name)
+    try:
+        platform.ledger.audit.append(type="console.action", actor="admin", target="witnessed")
+        at.run()
+        assert any("still in the chain" in c.value and "witness.log" in c.value for c in at.caption)
+        newest = platform.store.collection("audit").find_one({}, sort=[("seq", -1)])
+        platform.store.raw("audit").delete_one({"seq": newest["seq"]})  # someone deletes the newest event
+        at.run()
+        assert any("deleted" in e.value for e in at.error)
+    finally:
+        platform.store.witness = None
