@@ -237,7 +237,8 @@ def plant_projection_drift(platform: Platform) -> str:
     assert first, "the demo snapshot has BTC holders"
     account_id = first[0]["_id"]
     platform.store.collection("balances").update_one({"_id": account_id}, {"$inc": {"balance_minor": DRIFT_MINOR}})
-    integrity.request_projection_repair(platform, SUPPORT_MAKER, account_id,
+    integrity.check_platform(platform, SUPPORT_MAKER, full=True)  # support's check found it (the newest stored run)...
+    integrity.request_projection_repair(platform, SUPPORT_MAKER, account_id,  # ...and asked for the repair
                                         "demo: BTC balance written outside the ledger by a legacy code path")
     return account_id
 
