@@ -15,8 +15,10 @@ from datetime import datetime
 
 from core.errors import LedgerError
 from core.ledger.simulation.invariants import JournalView, check_state
-from core.ledger.simulation.scheduler import Actor, ActorContext, Gatekeeper, ManualBase
+from core.ledger.simulation import ActorContext, ManualBase, run_actors
 from core.ledger.store import Store
+
+CALL_OPERATIONS_MAX = 100_000  # far more than any interleaved call needs
 
 
 def run_interleaved(store: Store, seed: int, calls: list[Callable[[], object]]) -> list[object]:
@@ -24,7 +26,6 @@ def run_interleaved(store: Store, seed: int, calls: list[Callable[[], object]]) 
     the LedgerError it raised. Fails (AssertionError) on any invariant violation."""
     results: list[object] = [None] * len(calls)
     view = JournalView(store)
-    gate = Gatekeeper(random.Random(seed), 0.0, lambda: check_state(view), ManualBase(datetime(2026, 6, 1)))
 
     def script_for(index: int) -> Callable[[ActorContext], None]:
         def script(_context: ActorContext) -> None:
@@ -34,13 +35,9 @@ def run_interleaved(store: Store, seed: int, calls: list[Callable[[], object]]) 
                 results[index] = error
         return script
 
-    actors = [Actor(f"call-{i}", script_for(i), ActorContext(f"call-{i}", random.Random(i), gate.base, 0, lambda: True))
-              for i in range(len(calls))]
-    store.fault_hook = gate.hook
-    try:
-        gate.run(actors)
-    finally:
-        store.fault_hook = None
+    gate = run_actors(store, random.Random(seed), [(f"call-{i}", script_for(i)) for i in range(len(calls))],
+                      base=ManualBase(datetime(2026, 6, 1)), crash_rate=0.0, steps=CALL_OPERATIONS_MAX, skew_minutes=0,
+                      after_write=lambda: check_state(view))
     assert gate.failure is None, f"seed {seed}: {gate.failure}\n" + "\n".join(t.text() for t in gate.trace[-40:])
     return results
 

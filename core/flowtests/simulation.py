@@ -37,6 +37,7 @@ from core.ledger.simulation import (
     SimulationResult,
     Violation,
     Workload,
+    run_actors,
     run_simulation,
 )
 from core.ledger import Store
@@ -353,19 +354,7 @@ def run_scheduled(store: Store, base: Any, scripts: list[tuple[str, Callable[[Ac
     scheduler: one store operation at a time, the interleaving chosen by `seed`, the
     engine's invariants checked after every write. Returns the violation, or None."""
     from core.ledger.simulation.invariants import JournalView, check_state
-    from core.ledger.simulation.scheduler import Actor, Gatekeeper
 
-    rng, view = random.Random(seed), JournalView(store)
-    gate = Gatekeeper(random.Random(rng.getrandbits(64)), crash_rate, lambda: check_state(view), base)
-    actors = []
-    for name, script in scripts:
-        context = ActorContext(name, random.Random(rng.getrandbits(64)), base, 0,
-                               budget=lambda: gate.failure is None and gate.operations < steps)
-        context.restart()
-        actors.append(Actor(name, script, context))
-    store.fault_hook = gate.hook
-    try:
-        gate.run(actors)
-    finally:
-        store.fault_hook = None
-    return gate.failure
+    view = JournalView(store)
+    return run_actors(store, random.Random(seed), scripts, base=base, crash_rate=crash_rate, steps=steps, skew_minutes=0,
+                      after_write=lambda: check_state(view)).failure

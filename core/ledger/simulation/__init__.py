@@ -7,7 +7,7 @@ Flows plug in their own `Workload` (actors, checks) through `run_simulation`.
 
 from core.ledger.simulation.ledger_workload import CountingLedger, ledger_workload
 from core.ledger.simulation.mutants import MUTANTS
-from core.ledger.simulation.runner import SimulationResult, Workload, run_simulation
+from core.ledger.simulation.runner import SimulationResult, Workload, run_actors, run_simulation
 from core.ledger.simulation.scheduler import ActorContext, ManualBase, SimulatedCrash, Violation
 
 DEFAULT_CRASH_RATE = 0.02  # per store operation
@@ -27,4 +27,4 @@ def simulate(seed: int, *, actors: int = 4, steps: int = 300, crash_rate: float 
 
 
 __all__ = ["MUTANTS", "ActorContext", "CountingLedger", "ManualBase", "SimulatedCrash", "SimulationResult", "Violation",
-           "Workload", "run_simulation", "simulate", "DEFAULT_CRASH_RATE", "DEFAULT_SKEW_MINUTES"]
+           "Workload", "run_actors", "run_simulation", "simulate", "DEFAULT_CRASH_RATE", "DEFAULT_SKEW_MINUTES"]

@@ -62,6 +62,26 @@ class Workload:
     stats: Callable[[], dict] = dict
 
 
+def run_actors(store: Store, rng: random.Random, scripts: list[tuple[str, Script]], *, base: ManualBase, crash_rate: float,
+               steps: int, skew_minutes: int, after_write: Callable[[], None]) -> Gatekeeper:
+    """Run `scripts` as actors on `store` under a gatekeeper seeded from `rng`: one store
+    operation at a time, `after_write` after each write, until every script ends or `steps`
+    operations were admitted. Returns the gatekeeper (operations, failure, trace)."""
+    gate = Gatekeeper(random.Random(rng.getrandbits(64)), crash_rate, after_write, base)
+    actors = []
+    for name, script in scripts:
+        context = ActorContext(name, random.Random(rng.getrandbits(64)), base, skew_minutes,
+                               budget=lambda: gate.failure is None and gate.operations < steps)
+        context.restart()
+        actors.append(Actor(name, script, context))
+    store.fault_hook = gate.hook
+    try:
+        gate.run(actors)
+    finally:
+        store.fault_hook = None
+    return gate
+
+
 def run_simulation(seed: int, workload_for: Callable[[random.Random], Workload], *, steps: int, crash_rate: float,
                    skew_minutes: int) -> SimulationResult:
     """Run `workload_for(rng)` on a fresh embedded store under the seeded scheduler.
@@ -79,19 +99,9 @@ def run_simulation(seed: int, workload_for: Callable[[random.Random], Workload],
             for check in workload.after_write:
                 check(store)
 
-        gate = Gatekeeper(random.Random(rng.getrandbits(64)), crash_rate, after_write, base)
-        actors = []
-        for name, script in workload.scripts:
-            context = ActorContext(name, random.Random(rng.getrandbits(64)), base, skew_minutes,
-                                   budget=lambda: gate.failure is None and gate.operations < steps)
-            context.restart()
-            actors.append(Actor(name, script, context))
-        store.fault_hook = gate.hook
-        try:
-            gate.run(actors)
-        finally:
-            store.fault_hook = None
-        result = SimulationResult(seed, len(actors), gate.operations, gate.failure, [t.text() for t in gate.trace])
+        gate = run_actors(store, rng, workload.scripts, base=base, crash_rate=crash_rate, steps=steps,
+                          skew_minutes=skew_minutes, after_write=after_write)
+        result = SimulationResult(seed, len(workload.scripts), gate.operations, gate.failure, [t.text() for t in gate.trace])
         if result.ok:
             try:
                 workload.finish(store, base)
