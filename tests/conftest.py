@@ -31,6 +31,16 @@ def store():
 
 
 @pytest.fixture
+def legacy():
+    """The legacy database: embedded, or a throw-away database on MONGODB_TEST_URI's server."""
+    store = make_test_store()
+    yield store
+    store.fault_hook = None
+    if not store.embedded:
+        store.drop()
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 

@@ -19,7 +19,7 @@ from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.ledger.money import DEFAULT_REGISTRY
 from core.permissions import Principal, Role
-from core.ledger.store import Store, uncovered  # noqa: F401 (Store: type of the fixture)
+from core.ledger.store import uncovered
 from tests.conftest import make_test_store
 from tests.helpers import Crash, snapshot
 
@@ -29,15 +29,6 @@ SUPPORT = Principal(name="sam", role=Role.SUPPORT)
 LEGACY_COLLECTIONS = tuple(SPECS) + ("users", "user_accounts")
 LEDGER_COLLECTIONS = ("entries", "balances", "audit", "approvals")
 
-
-@pytest.fixture
-def legacy() -> Store:
-    """The legacy database: embedded, or a throw-away database on MONGODB_TEST_URI's server."""
-    store = make_test_store()
-    yield store
-    store.fault_hook = None
-    if not store.embedded:
-        store.drop()
 
 
 def _drift_set(items) -> set:

@@ -11,22 +11,13 @@ from bson import ObjectId
 from core.errors import ContentionError
 from core.ledger import scan
 from core.ledger.money import DEFAULT_REGISTRY
-from core.ledger.store import Collection, Store
+from core.ledger.store import Collection
 from core.legacy import bridge
 from core.legacy.bridge import read_legacy, read_user, scan_documents
 from core.legacy.reconcile import reconcile
-from tests.conftest import make_test_store
 
 PROJECTION = {"user_id": 1}
 
-
-@pytest.fixture
-def legacy() -> Store:
-    store = make_test_store()
-    yield store
-    store.fault_hook = None
-    if not store.embedded:
-        store.drop()
 
 
 def _mixed_wallets(count: int = 12) -> list[dict]:

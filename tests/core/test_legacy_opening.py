@@ -13,27 +13,17 @@ from core import approvals, cli
 from core import legacy as legacy_module
 from core.ledger import accounts as acct
 from core.ledger.money import DEFAULT_REGISTRY
-from core.ledger.store import Store
 from core.legacy import bridge
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.legacy.reconcile import reconcile
 from core.permissions import Principal, Role
-from tests.conftest import make_test_store
 from tests.helpers import snapshot
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)
 ADMIN2 = Principal(name="bob", role=Role.ADMIN)
 LEDGER_COLLECTIONS = ("entries", "balances")
 
-
-@pytest.fixture
-def legacy() -> Store:
-    store = make_test_store()
-    yield store
-    store.fault_hook = None
-    if not store.embedded:
-        store.drop()
 
 
 def _wallet(user: str, currency: object, available: object, locked: object = 0.0, total: object = None, **extra) -> dict:

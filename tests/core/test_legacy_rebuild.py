@@ -19,7 +19,6 @@ from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.legacy.reconcile import reconcile
 from core.permissions import Principal, Role
-from tests.conftest import make_test_store
 from tests.helpers import deposit, snapshot
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)
@@ -27,14 +26,6 @@ ADMIN2 = Principal(name="bob", role=Role.ADMIN)
 WRITES = ("insert_one", "insert_many", "update_one", "update_many", "delete_many", "find_one_and_update", "create_index",
           "drop_database")
 
-
-@pytest.fixture
-def legacy() -> Store:
-    store = make_test_store()
-    yield store
-    store.fault_hook = None
-    if not store.embedded:
-        store.drop()
 
 
 def _wallet(user: str, currency: str, available: object, locked: object = 0.0, total: object = None) -> dict:

@@ -13,17 +13,8 @@ from core import legacy as legacy_module
 from core.ledger.money import DEFAULT_REGISTRY
 from core.ledger.store import Store
 from core.legacy.reconcile import reconcile
-from tests.conftest import make_test_store
 from tests.helpers import deposit
 
-
-@pytest.fixture
-def legacy() -> Store:
-    store = make_test_store()
-    yield store
-    store.fault_hook = None
-    if not store.embedded:
-        store.drop()
 
 
 def _negative_everywhere(legacy: Store) -> None:
