@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core import approvals_view, reports
+from core import approvals_view, directory, reports
 from core.clock import SystemClock
 from core.demo import DEMO_SIZE_ENV, open_demo_platform
 from core.errors import (
@@ -28,7 +28,7 @@ from core.errors import (
 )
 from core.legacy import open_legacy_store_if_configured
 from core.ledger import Store, from_minor
-from core.permissions import Principal, Role
+from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 
 PRINCIPAL_KEY = "app_principal"
@@ -55,7 +55,15 @@ def get_platform() -> Platform:
         platform = Platform.open(store, SystemClock())
         platform.legacy = open_legacy_store_if_configured()  # LEGACY_MONGODB_URI / LEGACY_DB, read-only
     platform.ledger.recover()
+    index_directory(platform)
     return platform
+
+
+def index_directory(platform: Platform) -> None:
+    """Start-up: reconcile the user search keys with `users` once per process (edits and
+    people who left included; O(people)), so a search on User lookup only indexes the people
+    added since (core.directory.sync_search_keys) and a render costs the same at any size."""
+    directory.refresh_search_keys(platform.store, SYSTEM)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_ENTRIES_MAX, show_spinner=False)

@@ -54,6 +54,7 @@ def console_for(platform: Platform) -> Iterator[None]:
     os.environ["LEDGER_LOGIN_SLEEP_TIME"] = "0"
     script_runner.PagesManager = NavigationOnlyPagesManager
     ui.get_platform = lambda: platform
+    ui.index_directory(platform)  # what the real `get_platform` does at start-up (it is replaced above)
     clear_page_caches()
     try:
         yield

@@ -13,6 +13,16 @@ id, lowercase email, each lowercase word of the name]}` — built and refreshed 
 (`refresh_search_keys`), with a multikey index on `keys` (then `_id`, for a stable order). A search lower-cases the
 text, splits it into words, and asks for documents with a key starting with each word: an
 anchored, escaped, case-sensitive prefix regex (`^word`), which the index serves as a range.
+
+Keeping the keys fresh costs a search O(people added), never O(people): `directory_state`
+holds a watermark, the `_id` of the newest person whose keys we wrote. Each search first
+asks `users` for people after the watermark (one `_id`-range read, empty in the steady
+state), writes their keys and moves the watermark — at most SYNC_USERS_MAX per search, so a
+backlog is caught up over a few searches, never all at once. `users` only ever grows by
+inserts whose store-made `_id` (an ObjectId) increases; edited names and people who left
+are what the full `refresh_search_keys` reconciles: the console runs it once at start-up
+(`ui.get_platform`). A search never shows a person who left: results are joined with
+`users`, which no longer has them.
 """
 
 from __future__ import annotations
@@ -30,6 +40,9 @@ SEARCH_RESULTS_MAX = 25  # one page of search results at most
 SEARCH_WORDS_MAX = 5  # words of one search text (each must prefix some key)
 SEARCH_COUNT_MAX = 10_000  # the result count is exact up to this, then shown as "10,000+"
 SEARCH_COLLECTION = "directory_search"
+STATE_COLLECTION = "directory_state"  # {_id: "users", watermark: newest users._id whose keys are written}
+STATE_ID = "users"
+SYNC_USERS_MAX = 200  # new people one search indexes at most (a backlog takes a few searches)
 REFRESH_BATCH_SIZE = 1_000  # users read per round trip while refreshing the search keys
 REFRESH_USERS_MAX = 1_000_000  # a refresh never walks more users than this
 REFERRALS_MAX = 50
@@ -110,7 +123,9 @@ def search_keys(document: dict) -> list[str]:
 @boundary
 def refresh_search_keys(store: Store, principal: Principal) -> int:
     """Bring `directory_search` in line with `users`: add or update every changed person's
-    keys and drop people who left. Reads `users` in batches by `_id` (never writes it).
+    keys and drop people who left, then set the watermark to the newest person seen. Reads
+    `users` in batches by `_id` (never writes it): O(people), so it runs at start-up or on
+    demand, never on a page render (searches use `sync_search_keys`).
     Returns the number of search documents written or removed. Raises: PermissionDeniedError."""
     require(principal, Permission.READ_USERS)
     users, search = store.collection("users"), store.collection(SEARCH_COLLECTION)
@@ -122,9 +137,10 @@ def refresh_search_keys(store: Store, principal: Principal) -> int:
         for document in batch:
             if isinstance(document.get("user_id"), str) and document["user_id"]:
                 wanted[document["user_id"]] = search_keys(document)
+        if batch:
+            last_id = batch[-1]["_id"]
         if len(batch) < REFRESH_BATCH_SIZE:
             break
-        last_id = batch[-1]["_id"]
     have = {d["_id"]: d.get("keys") for d in search.find({}, sort=[("_id", 1)], projection={"_id": 1, "keys": 1})}
     changed = 0
     for user_id, keys in wanted.items():
@@ -134,14 +150,38 @@ def refresh_search_keys(store: Store, principal: Principal) -> int:
     gone = [user_id for user_id in have if user_id not in wanted]
     if gone:
         changed += search.delete_many({"_id": {"$in": gone}})
+    if last_id is not None:
+        store.collection(STATE_COLLECTION).update_one({"_id": STATE_ID}, {"$set": {"watermark": last_id}}, upsert=True)
     return changed
 
 
-def _search_keys_stale(store: Store) -> bool:
-    """A cheap freshness test: the two collections hold different numbers of people with a
-    text user id (each count a range over an index: `user_id`, and our `_id`)."""
-    people = store.collection("users").count_documents({"user_id": {"$gte": ""}})
-    return people != store.collection(SEARCH_COLLECTION).count_documents({"_id": {"$gte": ""}})
+@boundary
+def sync_search_keys(store: Store, principal: Principal) -> int:
+    """Index the people added to `users` since the watermark: two reads when nobody was
+    added (the watermark, then an empty `_id` range), plus one write per new person, at most
+    SYNC_USERS_MAX per call. Safe with concurrent callers: key writes are idempotent upserts,
+    and the watermark moves by compare-and-set (a loser's work is simply done twice).
+    Returns the number of people indexed. Raises: PermissionDeniedError."""
+    require(principal, Permission.READ_USERS)
+    state = store.collection(STATE_COLLECTION).find_one({"_id": STATE_ID})
+    watermark = (state or {}).get("watermark")
+    query = {} if watermark is None else {"_id": {"$gt": watermark}}
+    batch = store.collection("users").find(query, sort=[("_id", 1)], limit=SYNC_USERS_MAX, projection=KEY_SOURCE_PROJECTION)
+    if not batch:
+        return 0
+    search = store.collection(SEARCH_COLLECTION)
+    indexed = 0
+    for document in batch:
+        if isinstance(document.get("user_id"), str) and document["user_id"]:
+            search.update_one({"_id": document["user_id"]}, {"$set": {"keys": search_keys(document)}}, upsert=True)
+            indexed += 1
+    if state is None:
+        store.collection(STATE_COLLECTION).update_one({"_id": STATE_ID}, {"$setOnInsert": {"watermark": batch[-1]["_id"]}},
+                                                      upsert=True)
+    else:
+        store.collection(STATE_COLLECTION).update_one({"_id": STATE_ID, "watermark": watermark},
+                                                      {"$set": {"watermark": batch[-1]["_id"]}})
+    return indexed
 
 
 @boundary(text=raising(text, InvalidSearchError))
@@ -152,7 +192,7 @@ def find_users(store: Store, principal: Principal, text: object, *, page: int = 
 
     Each word is lower-cased, escaped (`re.escape`) and anchored, so `.*`, `$where` or
     `{"$ne": ""}` typed into a search box match literally. The search keys are rebuilt
-    first when they are missing people (see `refresh_search_keys`).
+    first with the people added since the last search (`sync_search_keys`: O(people added)).
     Raises: PermissionDeniedError, InvalidSearchError.
     """
     require(principal, Permission.READ_USERS)
@@ -160,8 +200,7 @@ def find_users(store: Store, principal: Principal, text: object, *, page: int = 
     if isinstance(page, bool) or not isinstance(page, int) or page < 0:
         raise InvalidSearchError("page must be an integer ≥ 0")
     page_size = max(1, min(int(page_size), SEARCH_RESULTS_MAX))
-    if _search_keys_stale(store):
-        refresh_search_keys(store, principal)
+    sync_search_keys(store, principal)
     clauses = [{"keys": {"$regex": "^" + re.escape(word)}} for word in words]
     query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
     search = store.collection(SEARCH_COLLECTION)

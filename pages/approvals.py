@@ -76,27 +76,28 @@ def act(document: dict, action: str) -> None:
         st.rerun()
 
 
-def draw_details(document: dict) -> None:
-    """The request in words (not JSON), a link to its user, and its history."""
+def draw_details(document: dict, names: dict[str, str]) -> None:
+    """The request in words (not JSON), a link to its user (named from `names`, read once
+    for the whole page), and its history."""
     details = approvals_view.details(document, platform.registry)
     if details:
         st.table(pd.DataFrame([{"Field": d.label, "Value": d.text} for d in details]).set_index("Field"))
     user_id = user_of(document)
     if user_id:
-        link_to_user(user_id, directory.names_of(platform.store, me, [user_id]).get(user_id, ""))
+        link_to_user(user_id, names.get(user_id, ""))
     st.markdown("**History**")
     st.table(pd.DataFrame([{"What": line.action, "Who": approvals_view.display_name(people, line.by) if line.by else "—",
                             "When": when(line.at), "Why": line.reason or "—"} for line in approvals_view.history(document)]))
 
 
-def draw_pending(document: dict) -> None:
+def draw_pending(document: dict, names: dict[str, str]) -> None:
     """One pending request: details, warnings, and the decision controls (Approve disabled with
     the reason when this admin may not approve it)."""
     label = (f"{document['kind']} · {amount(document.get('amount_minor'), document.get('asset')) or '—'} · requested by "
              f"{approvals_view.display_name(people, document['requested_by'])} · {document['_id']}")
     with st.expander(label):
         st.write(f"Why: {document.get('reason') or '—'} · expires {when(document.get('expires_at'))}")
-        draw_details(document)
+        draw_details(document, names)
         given = [a.get("by") for a in document.get("approvals") or []]
         if approvals_view.approver_shortfall(people, document["requested_by"], document["approvals_required"], given):
             eligible = approvals_view.eligible_approvers(people, document["requested_by"])
@@ -136,12 +137,14 @@ with refusals():
         st.dataframe(frame, hide_index=True, key=f"{PREFIX}_table", column_config=user_link_column())
     pager(f"{PREFIX}_list", listing.has_more, shown=len(listing.items), total=total)
 
+    # every name the expanders show, in one bounded query (the listing is one page)
+    names = directory.names_of(platform.store, me, [u for u in map(user_of, listing.items) if u]) if listing.items else {}
     for document in [d for d in listing.items if d["state"] == "pending"]:
-        draw_pending(document)
+        draw_pending(document, names)
     decided = [d for d in listing.items if d["state"] != "pending"]
     if decided:
         st.subheader("Decision history")
         chosen = st.selectbox("Request", [d["_id"] for d in decided], key=f"{PREFIX}_history_choice",
                               format_func=lambda i: next(f"{d['kind']} · {d['state']} · {when(d['requested_at'])} · {i}"
                                                          for d in decided if d["_id"] == i))
-        draw_details(next(d for d in decided if d["_id"] == chosen))
+        draw_details(next(d for d in decided if d["_id"] == chosen), names)

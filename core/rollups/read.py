@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from core.errors import RollupContendedError
 from core.ledger import Store, scan
 from core.rollups.fold import (
+    ACTIVE,
     DAY_FIELDS,
     ENTRY_FIELDS,
     HEADS,
@@ -32,6 +33,7 @@ TAIL_READ_MAX = 2_000  # a reader folds first when more entries than this wait u
 SNAPSHOT_ATTEMPTS_MAX = 8  # a reader retries when passes complete under it
 TOTALS_READ_MAX = 5_000  # (kind, asset) pairs: a dozen kinds times the registry's assets
 DAY_ROWS_READ_MAX = 50_000  # day rollups one report reads (accounts × days of a window)
+STATE_READ_MAX = 64  # state documents a reader reads at once: "active" plus one per live generation (a rebuild drops old ones)
 
 
 # -- reading (reports) --------------------------------------------------------------------------------
@@ -53,10 +55,11 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
     wait, this reader folds them first (helping), so a read stays bounded.
     Raises: RollupContendedError when passes keep completing under the reader."""
     for _ in range(SNAPSHOT_ATTEMPTS_MAX):
-        generation = active_generation(store)
-        if _never_folded(store, generation):
-            update(store, generation=generation)  # the first reader folds the journal once (helping)
-        state = _state(store, generation)
+        generation, state = _reader_state(store)
+        if state is None:  # no pass yet for this generation: perhaps a journal the feed cannot see
+            if _never_folded(store, generation):
+                update(store, generation=generation)  # the first reader folds the journal once (helping)
+            state = _state(store, generation)
         done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
         entries = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=TAIL_READ_MAX + 1,
                                                    projection=ENTRY_FIELDS)
@@ -72,6 +75,15 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
         tail = [(p, e) for p, e in links if p.get("version", 0) > ((heads.get(p["account"]) or {}).get("version", 0))]
         return Snapshot(generation, done_pass, tail)
     raise RollupContendedError("rollups kept moving while being read")
+
+
+def _reader_state(store: Store) -> tuple[int, dict | None]:
+    """The active generation and its state document (None when no pass ran for it) in one
+    round trip: the state collection holds only "active" and one document per live
+    generation, so a reader takes them all (bounded by STATE_READ_MAX) instead of asking twice."""
+    documents = {d["_id"]: d for d in store.collection(STATE).find({"_id": {"$gte": ""}}, limit=STATE_READ_MAX)}
+    generation = (documents.get(ACTIVE) or {}).get("generation", 1)
+    return generation, documents.get(f"gen:{generation}")
 
 
 def class_totals(store: Store) -> dict[tuple[str, str], int]:
