@@ -108,3 +108,47 @@ def test_directory_refuses_roles_without_read_users(people):
         directory.get_user(people, QA, "u1")
     with pytest.raises(PermissionDeniedError):
         directory.referrals_of(people, QA, "u1")
+
+
+def _search_cost(store, text: str) -> tuple[int, int]:
+    """(round trips, documents and keys read) of one search."""
+    store.log.reset()
+    directory.find_users(store, SUPPORT, text)
+    return len(store.log.records), sum(r.documents for r in store.log.records)
+
+
+def test_a_search_costs_the_same_however_many_people_after_the_start_up_refresh(people):
+    directory.refresh_search_keys(people, SUPPORT)
+    before = _search_cost(people, "u2")
+    people.collection("users").insert_many([{"user_id": f"more{i:04d}", "email": f"m{i}@example.com", "name": f"More {i}"}
+                                            for i in range(500)])
+    directory.refresh_search_keys(people, SUPPORT)
+    assert _search_cost(people, "u2") == before
+    assert not any(r.operation == "count_documents" and r.collection == "users" for r in people.log.records)
+    assert uncovered(people.log.records) == []
+
+
+def test_people_added_after_the_refresh_are_found_on_the_next_search(people):
+    directory.refresh_search_keys(people, SUPPORT)
+    people.collection("users").insert_one({"user_id": "u9", "email": "grace.hopper@example.com", "name": "Grace Hopper"})
+    people.log.reset()
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "hopper")] == ["u9"]
+    writes = [r for r in people.log.records if r.collection == directory.SEARCH_COLLECTION and r.operation == "update_one"]
+    assert len(writes) == 1  # only the new person was indexed, nobody else rewritten
+    assert directory.sync_search_keys(people, SUPPORT) == 0  # the watermark moved: nothing left to index
+    assert uncovered(people.log.records) == []
+
+
+def test_a_search_indexes_a_backlog_in_bounded_steps(people, monkeypatch):
+    monkeypatch.setattr(directory, "SYNC_USERS_MAX", 10)
+    assert directory.sync_search_keys(people, SUPPORT) == 10  # 43 people, never indexed: 10 per call
+    assert directory.sync_search_keys(people, SUPPORT) == 10
+    while directory.sync_search_keys(people, SUPPORT):
+        pass
+    assert people.collection(directory.SEARCH_COLLECTION).count_documents({"_id": {"$gte": ""}}) == 43
+    assert [u.user_id for u in directory.search_users(people, SUPPORT, "alan")] == ["u2"]
+
+
+def test_sync_refuses_roles_without_read_users(people):
+    with pytest.raises(PermissionDeniedError):
+        directory.sync_search_keys(people, QA)
