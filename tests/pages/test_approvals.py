@@ -132,3 +132,22 @@ def test_approvals_flags_a_request_that_can_never_gather_enough_approvers():
     assert big["approvals_required"] == 2  # above the second threshold: admin2 is the only other admin
     open_page(at, "approvals")
     assert any("only 1 enabled admin(s)" in w.value for w in at.warning)
+
+
+def test_approvals_page_reads_the_names_of_all_its_requests_in_one_query():
+    """One `users` read for the whole page, not one per pending request: the page costs the
+    same round trips however long the queue is."""
+    import streamlit as st
+
+    at = signed_in("admin")
+    st.cache_data.clear()
+    store = platform_of().store
+    store.log.reset()
+    open_page(at, "approvals")
+    linked = [e for e in at.expander if e.get("page_link")]
+    assert len(linked) >= 2  # several pending requests name a user
+    assert [r.operation for r in store.log.records if r.collection == "users"] == ["find"]
+    request = pending("deposit.manual")
+    name = store.collection("users").find_one({"user_id": request["payload"]["user_id"]})["name"]
+    expander = next(e for e in at.expander if request["_id"] in e.label)
+    assert expander.get("page_link")[0].proto.label.startswith(f"Open {name} (")
