@@ -127,3 +127,23 @@ def test_alerts_report_the_last_platform_integrity_run(books, clock):
     assert alerts.last_integrity["ok"] is False and alerts.last_integrity["findings"] > last["findings"]
     assert second.counts["critical"] > first.counts["critical"]
     assert any("integrity" in note for note in alerts.notes)
+
+
+def test_a_report_reads_the_rollup_generation_and_its_state_in_one_round_trip(books, clock):
+    """Overview and Fees & liquidity stay within the page budget: each rollup read asks the
+    state collection once (the active generation and its state together), also after a rebuild."""
+    from core import rollups
+
+    expected = reports.platform_totals(books, ADMIN)
+    rollups.update(books.store)  # a fold ran (before any, a reader also asks whether one is needed)
+    for rebuilt in (False, True):
+        if rebuilt:
+            rollups.rebuild(books.store)
+            assert rollups.active_generation(books.store) > 1
+        books.store.log.reset()
+        assert reports.platform_totals(books, ADMIN) == expected
+        reports.fee_movements(books, ADMIN, clock.now() - timedelta(days=30), clock.now())
+        state_reads = [r for r in books.store.log.records if r.collection == rollups.STATE]
+        assert [r.operation for r in state_reads] == ["find", "find"], rebuilt  # one per report
+        assert books.store.log.count == 8  # per report: state, the unfolded tail, its heads, the rollups
+        assert uncovered(books.store.log.records) == []
