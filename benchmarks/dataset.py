@@ -198,9 +198,13 @@ def build_chunk(size: ChunkSize, store: Store) -> Chunk:
     return chunk
 
 
+PENDING_REQUESTS_PER_CHUNK = 26  # one Approvals page (25 rows) and one more, in every chunk
+
+
 def _leave_open_work(platform: Platform, clock: ManualClock, user_ids: list[str]) -> None:
-    """What a live platform always has: a withdrawal awaiting approval, an open trade, a
-    pending and an executed adjustment."""
+    """What a live platform always has: a withdrawal awaiting approval, an open trade, an
+    executed adjustment and a queue of pending ones (more than one Approvals page, so the page
+    reads a full page at every size and documents read compare like with like)."""
     first, second = user_ids[0], user_ids[1 % len(user_ids)]
     clock.advance(timedelta(minutes=5))
     fund(platform, first, "USDT", "30000", f"pay-{first}-large")
@@ -214,6 +218,9 @@ def _leave_open_work(platform: Platform, clock: ManualClock, user_ids: list[str]
     approve_fully(platform, done)
     adjustment.request_adjustment(platform, MAKER, user_id=second, asset="USDT", amount="-5", reason="fee correction",
                                   idempotency_key=f"adj-{second}-open")
+    for number in range(PENDING_REQUESTS_PER_CHUNK):  # a full Approvals page at every size: the page reads one page
+        adjustment.request_adjustment(platform, MAKER, user_id=user_ids[number % len(user_ids)], asset="USDT", amount="1",
+                                      reason="goodwill credit", idempotency_key=f"adj-{first}-queue-{number}")
 
 
 # -- copies ---------------------------------------------------------------------------------------------
