@@ -200,7 +200,8 @@ def alerts(platform: Platform, principal: Principal) -> Alerts:
     if result.stuck_entries:
         result.notes.append(f"{result.stuck_entries} entries are stuck mid-protocol: run `python -m core recover`.")
     if result.last_integrity is not None and not result.last_integrity.get("ok"):
-        result.notes.append(f"The last integrity run found {result.last_integrity.get('findings')} problems: see Integrity.")
+        count = result.last_integrity.get("findings")
+        result.notes.append(f"The last integrity run found {count} problem{'' if count == 1 else 's'}: see Integrity.")
     return result
 
 

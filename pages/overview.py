@@ -63,7 +63,8 @@ with refusals():
     columns[0].page_link("pages/approvals.py", label="Open Approvals", icon=":material/approval:")
     columns[1].metric("Stuck entries", f"{alerts.stuck_entries:,}")
     last = alerts.last_integrity
-    verdict = "none yet" if last is None else ("OK" if last.get("ok") else f"{last.get('findings', 0):,} findings")
+    count = 0 if last is None else last.get("findings", 0)
+    verdict = "none yet" if last is None else ("OK" if last.get("ok") else f"{count:,} finding{'' if count == 1 else 's'}")
     columns[2].metric("Last integrity run", verdict)
     columns[2].caption(f"at {when(last['at'])}" if last else "no platform check has run")
     columns[2].page_link("pages/integrity.py", label="Open Integrity", icon=":material/verified:")
@@ -75,7 +76,9 @@ with refusals():
         st.error(f"The live totals of {', '.join(unbalanced)} do not balance (the sum of all accounts is not zero), but "
                  f"{since}. Run the platform check on Integrity to see which balance is off and request its repair.")
     elif not unbalanced and last is not None and not last.get("ok"):
-        st.info("The live totals balance now; the last integrity run found problems. Run the check again to confirm the fix.")
+        st.info("The per-asset totals below balance (they are summed from the journal), but the last integrity run found "
+                "problems they cannot show — a balance edited outside the ledger, a broken chain, an owed commission. "
+                "See Integrity; once repaired, run the check again.")
 
     st.subheader("Per asset")
     if not totals:

@@ -77,3 +77,17 @@ def values(encoded):
     if isinstance(encoded, list):
         return encoded
     return numpy.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"])
+
+
+def test_overview_last_run_with_one_finding_reads_naturally_and_points_to_integrity():
+    from core import integrity
+    from core.permissions import Principal, Role
+
+    platform = platform_of()
+    account = platform.store.collection("balances").find({"kind": "user.available", "asset": "BTC"}, sort=[("_id", 1)], limit=1)[0]
+    platform.store.raw("balances").update_one({"_id": account["_id"]}, {"$inc": {"balance_minor": 1}})  # a legacy-style write
+    integrity.check_platform(platform, Principal(name="support", role=Role.SUPPORT), full=True)
+    at = open_page(signed_in("admin"), "overview")
+    assert any(m.label == "Last integrity run" and m.value == "1 finding" for m in at.metric)
+    assert any("found 1 problem:" in w.value for w in at.warning)
+    assert any("cannot show" in i.value and "Integrity" in i.value for i in at.info)
