@@ -130,7 +130,8 @@ def check_platform(
     """
     require(principal, Permission.RUN_INTEGRITY)
     started, now = time.monotonic(), platform.clock.now()
-    incremental = None if full else check_incremental(platform, now, stuck_after)
+    still_wrong = not full and _last_platform_run_was_critical(platform.store)
+    incremental = None if full or still_wrong else check_incremental(platform, now, stuck_after)
     if incremental is not None and incremental.needs_full is None:
         report = IntegrityReport("platform", now, _deduplicated(incremental.findings), mode="incremental",
                                  entries_checked=incremental.entries_checked, accounts_checked=incremental.accounts_checked)
@@ -148,11 +149,22 @@ def check_platform(
                                  accounts_checked=accounts_checked)
         if incremental is not None:
             report.notes.append(f"full check instead of incremental: {incremental.needs_full}")
+        elif still_wrong:
+            report.notes.append("full check instead of incremental: the last platform run found critical problems "
+                                "(an incremental run only looks at what changed, and a repair may not have)")
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
     report.findings += _owed_commission_findings(platform)
     _anchor(platform, principal, report, incremental.accounts if report.mode == "incremental" and incremental is not None else None)
     return _finish(platform, principal, report, started, record)
+
+
+def _last_platform_run_was_critical(store: Store) -> bool:
+    """While the newest stored platform run has critical findings every run is a full one,
+    so a finding never drops out of the latest run until it is fixed (one indexed read)."""
+    last = store.collection(RUNS).find({"scope": "platform"}, sort=[("started_at", -1), ("_id", -1)], limit=1,
+                                       projection={"counts": 1})
+    return bool(last) and bool((last[0].get("counts") or {}).get("critical"))
 
 
 def _owed_commission_findings(platform: Platform) -> list[IntegrityFinding]:

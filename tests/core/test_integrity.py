@@ -698,3 +698,18 @@ def test_rollup_pass_log_is_pruned_behind_the_anchor(platform, monkeypatch):
         assert check_platform(platform, ADMIN).ok
     passes = sorted(d["pass"] for d in platform.store.raw(rollups.PASSES).find())
     assert len(passes) <= 2 and passes[-1] == incremental.read_anchor(platform.store).pass_number
+
+
+def test_a_projection_edited_behind_the_anchor_stays_reported_until_repaired(platform):
+    healthy_platform(platform)
+    assert check_platform(platform, ADMIN).ok  # full, anchors
+    platform.store.raw("balances").update_one({"_id": "user.available:u1:BTC"}, {"$inc": {"balance_minor": 1}})
+    found = check_platform(platform, ADMIN, full=True)
+    assert "projection_mismatch" in {f.kind for f in found.findings}
+    again = check_platform(platform, ADMIN)  # nothing moved in the journal: an incremental run would see nothing
+    assert again.mode == "full" and "projection_mismatch" in {f.kind for f in again.findings}
+    assert any("critical problems" in note for note in again.notes)
+    request = request_projection_repair(platform, ADMIN, "user.available:u1:BTC", "legacy write")
+    approvals.approve(platform, ADMIN2, request["_id"], "checked against the journal")
+    assert check_platform(platform, ADMIN).ok  # full once more (the last run was critical), and clean
+    assert check_platform(platform, ADMIN).mode == "incremental"
