@@ -41,7 +41,7 @@ from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and th
     lift,
 )
 from core.integrity.full import full_findings
-from core.integrity.incremental import check_incremental, current_anchor, save_anchor
+from core.integrity.incremental import STATE, check_incremental, current_anchor, save_anchor
 from core import rollups
 from core.ledger import Page
 from core.ledger import take_anchor, verify_anchor
@@ -55,6 +55,7 @@ RUNS = "integrity_runs"
 FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (the count is exact)
 HISTORY_PAGE_SIZE_MAX = 200
 TREND_POINTS_MAX = 500
+CRITICAL_STATE_ID = "platform_critical"  # in integrity_state: the last platform run found critical problems
 LEDGER_ANCHOR_EVENT = "ledger.anchor"  # the audit event type core.ledger.take_anchor appends
 RUNS_KEPT_MAX = 5_000  # stored run records kept (weeks of 5-minute runs); the audit trail keeps every run's summary
 ONE_PER_SUBJECT = ("stuck_entry",)  # one stuck entry is one finding, however many accounts it left behind
@@ -155,16 +156,20 @@ def check_platform(
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
     report.findings += _owed_commission_findings(platform)
+    critical = any(f.severity == "critical" for f in report.findings)
+    if critical or report.mode == "full":  # only a clean full run clears it: an incremental one may not look where it was
+        platform.store.collection(STATE).update_one({"_id": CRITICAL_STATE_ID}, {"$set": {"critical": critical, "at": now}},
+                                                    upsert=True)
     _anchor(platform, principal, report, incremental.accounts if report.mode == "incremental" and incremental is not None else None)
     return _finish(platform, principal, report, started, record)
 
 
 def _last_platform_run_was_critical(store: Store) -> bool:
-    """While the newest stored platform run has critical findings every run is a full one,
-    so a finding never drops out of the latest run until it is fixed (one indexed read)."""
-    last = store.collection(RUNS).find({"scope": "platform"}, sort=[("started_at", -1), ("_id", -1)], limit=1,
-                                       projection={"counts": 1})
-    return bool(last) and bool((last[0].get("counts") or {}).get("critical"))
+    """While the last platform run found critical problems every run is a full one, so a
+    finding never drops out of the latest run until it is fixed. A state document, not the
+    run history: two runs in the same millisecond must not make the answer depend on ids."""
+    state = store.collection(STATE).find_one({"_id": CRITICAL_STATE_ID}, projection={"critical": 1})
+    return bool(state and state.get("critical"))
 
 
 def _owed_commission_findings(platform: Platform) -> list[IntegrityFinding]:
