@@ -212,7 +212,9 @@ def open_demo_platform(store: Store, size_name: str) -> Platform:
         meta, legacy = summary.meta, generated.legacy
     else:
         raise ConfigurationError(f"{DEMO_SIZE_ENV} must be 'snapshot' or one of {', '.join(SIZES)}")
-    platform = Platform.open(store, DemoClock(datetime.strptime(meta["clock_end"], "%Y-%m-%dT%H:%M:%S")))
+    # the console's time starts a second after the data's last moment, so nothing done in the console (support's
+    # check of the planted fault, first of all) shares a millisecond with the stored history it must sort after
+    platform = Platform.open(store, DemoClock(datetime.strptime(meta["clock_end"], "%Y-%m-%dT%H:%M:%S") + CONSOLE_CLOCK_GAP))
     platform.legacy = legacy
     if size_name == "snapshot":
         plant_projection_drift(platform)
@@ -223,6 +225,7 @@ DRIFT_ACCOUNT_KIND = acct.AccountKind.USER_AVAILABLE
 DRIFT_ASSET = "BTC"
 DRIFT_MINOR = 1
 SUPPORT_MAKER = Principal(name="support", role=Role.SUPPORT)
+CONSOLE_CLOCK_GAP = timedelta(seconds=1)
 
 
 def plant_projection_drift(platform: Platform) -> str:
