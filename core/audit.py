@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.validation import boundary
-from core.errors import InvalidFilterError, StoreError
+from core.errors import InvalidFilterError
 from core.permissions import Permission, Principal, require
 from core.ledger import Store
 from core.ledger import GENESIS_HASH, AuditLog, VerifyResult, event_hash  # noqa: F401 (re-exported)

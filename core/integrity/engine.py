@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.validation import boundary
-from core.ledger import AccountKind, check_owner_id, parse_account_id
+from core.ledger import AccountKind, check_owner_id
 from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError, LedgerError, UnknownUserError
 from core.integrity.chains import Link, entry_findings, projection_findings, verify_links
 from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)

@@ -17,7 +17,6 @@ from core.errors import (
     InsufficientFundsError,
     InvalidFlowInputError,
     PermissionDeniedError,
-    SelfApprovalError,
 )
 from core.flows import withdrawal
 from core.flowtests.sandbox import Sandbox, world_state

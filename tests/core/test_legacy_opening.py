@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import pytest
 from bson import ObjectId
 
 from core import approvals, cli

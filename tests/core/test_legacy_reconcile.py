@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-import pytest
 
 from core import cli
 from core import legacy as legacy_module

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import rollups
+from core.rollups import fold
 from core.clock import ManualClock
 from core.errors import InsufficientFundsError, RollupChainError
 from core.ledger import Ledger, accounts as acct
@@ -114,10 +115,10 @@ def test_rollups_stale_executor_is_a_no_op(ledger, store):
     next pass) writes nothing: every write is guarded by `pass < k`."""
     deposit(ledger, "u1", "10", "USDT", key="a")
     generation = rollups.active_generation(store)
-    state = rollups._state(store, generation)
-    plan, watermark = rollups._plan_from_feed(store, generation, state)
-    assert rollups._start_pass(store, generation, state, plan, watermark)
-    stale = rollups._state(store, generation)
+    state = fold._state(store, generation)
+    plan, watermark = fold._plan_from_feed(store, generation, state)
+    assert fold._start_pass(store, generation, state, plan, watermark)
+    stale = fold._state(store, generation)
     rollups.update(store)  # another runner executes it
     ledger.post(transfer_request("t", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap"))
     rollups.update(store)
