@@ -10,6 +10,7 @@ between its journal insert and its projections) without depending on timing.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -47,14 +48,10 @@ class PauseAfter:
     `release()` is called — to hold a first driver mid-protocol while a second one runs."""
 
     def __init__(self, thread_name: str, operations: int) -> None:
-        import threading
-
         self.thread_name, self.operations, self.seen = thread_name, operations, 0
         self.paused, self._released = threading.Event(), threading.Event()
 
     def __call__(self, phase: str, collection: str, operation: str) -> None:
-        import threading
-
         if phase != "after" or threading.current_thread().name != self.thread_name:
             return
         self.seen += 1

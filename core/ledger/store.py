@@ -469,7 +469,11 @@ class Collection:
             if len(values) != len(set(values)) or not taken.isdisjoint(values):
                 raise DuplicateKeyError(f"E11000 duplicate key error collection: {self.name} index: {spec.name}")
             pending.append((taken, values))
-        return lambda: [taken.update(values) for taken, values in pending] and None
+
+        def record() -> None:
+            for taken, values in pending:
+                taken.update(values)
+        return record
 
     def find_one(self, query: dict, *, sort: list | None = None, projection: dict | None = None) -> dict | None:
         with self._store._guard(self.name, "find_one", query, sort) as tally:
