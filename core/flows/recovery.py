@@ -111,6 +111,9 @@ def resume_all(
         setattr(report, name, len(sweep.done))
         report.failed.update(sweep.failed)
     report.commissions_owed = len(referral.owed_commissions(platform))
+    tail = platform.ledger.recover(stale_after=stale_after)  # confirm what the sweeps above journaled themselves
+    report.entries_driven += len(tail.entries_projected)
+    report.entries_poisoned.update(tail.poisoned)
     return report
 
 
