@@ -35,7 +35,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from core import approvals
-from core.audit import event_hash
+from core.audit import GENESIS_HASH, event_hash
+from core.ledger.audit import order_key
 from core.clock import ManualClock
 from core import rollups
 from core.ledger.entries import entry_hash
@@ -319,15 +320,16 @@ def thread_chains(entries: list[dict], heads: dict[str, dict]) -> None:
                                              head_hash=entry["entry_hash"])
 
 
-def link_audit(events: list[dict], after: dict | None) -> list[dict]:
-    """Continue the chain after `after` (the head so far): new sequence numbers and hashes."""
-    seq, prev_hash = after["seq"], after["hash"]
+def link_audit(events: list[dict], heads: dict[int, dict]) -> list[dict]:
+    """Continue each audit stream after its head so far (`heads`: stream → newest event,
+    updated in place): new sequence numbers, order keys and hashes."""
     linked = []
-    for event in sorted(events, key=lambda e: e["seq"]):
-        seq += 1
-        event = dict(event, seq=seq, prev_hash=prev_hash)
+    for event in sorted(events, key=lambda e: (e["stream"], e["seq"])):
+        head = heads.get(event["stream"])
+        seq, prev_hash = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS_HASH)
+        event = dict(event, seq=seq, prev_hash=prev_hash, order=order_key(event["at"], event["stream"], seq))
         event["hash"] = event_hash(event, prev_hash)
-        prev_hash = event["hash"]
+        heads[event["stream"]] = event
         linked.append(event)
     return linked
 
@@ -343,7 +345,9 @@ def build_copies(original: dict[str, list[dict]], copies: int, users_per_chunk: 
         target.raw(name).drop_indexes()
     order = chain_order(original.get("entries", []))
     heads: dict[str, dict] = {}
-    head = max(original.get("audit", []), key=lambda e: e["seq"], default=None)
+    audit_heads: dict[int, dict] = {}
+    for event in sorted(original.get("audit", []), key=lambda e: (e["stream"], e["seq"])):
+        audit_heads[event["stream"]] = event
     for copy in range(copies):
         copied = {name: [dict(d) for d in documents] for name, documents in original.items() if name not in DERIVED} \
             if copy == 0 else copy_of(original, copy, users_per_chunk)
@@ -352,9 +356,8 @@ def build_copies(original: dict[str, list[dict]], copies: int, users_per_chunk: 
         thread_chains(entries, heads)
         copied["entries"] = entries
         for name, documents in copied.items():
-            if name == "audit" and copy > 0 and head is not None:
-                documents = link_audit(documents, head)
-                head = documents[-1] if documents else head
+            if name == "audit" and copy > 0:
+                documents = link_audit(documents, audit_heads)
             _insert(target, name, documents)
     _insert(target, "balances", [{"_id": account, **values} for account, values in sorted(heads.items())])
     target.ensure_indexes()

@@ -17,13 +17,14 @@ from core.errors import InvalidFilterError
 from core.permissions import Permission, Principal, require
 from core.ledger import Store
 from core.ledger import GENESIS_HASH, AuditLog, VerifyResult, event_hash  # noqa: F401 (re-exported)
+from core.ledger.audit import order_key
 
 PAGE_SIZE_MAX = 200
 EXPORT_ROWS_MAX = 50_000  # one CSV export never carries more events than this
 EXPORT_BATCH_SIZE = 1_000
 FILTER_TEXT_LENGTH_MAX = 200
 PREFIX_MARK = "*"  # a filter value ending in it matches by prefix ("approval.*")
-CSV_COLUMNS = ("seq", "at", "type", "actor", "role", "target", "user", "event_key", "before", "after", "data", "prev_hash", "hash")
+CSV_COLUMNS = ("at", "stream", "seq", "type", "actor", "role", "target", "user", "event_key", "before", "after", "data", "prev_hash", "hash")
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
 if TYPE_CHECKING:  # the platform bundle imports the ledger, which imports this module
@@ -61,11 +62,11 @@ class AuditFilter:
                 continue
             if not isinstance(value, datetime):
                 raise InvalidFilterError(f"audit filter {name} must be a datetime", field=name)
-            window[operator] = value
+            window[operator] = order_key(value)  # the display order starts with the time: a window is a range of it
         if self.since is not None and self.until is not None and self.until <= self.since:
             raise InvalidFilterError("audit filter needs since < until")
         if window:
-            query["at"] = window
+            query["order"] = window
         return query
 
 
@@ -88,33 +89,32 @@ def _check_page(page: object, page_size: object) -> None:
 
 @boundary
 def query_events(log_store: Store, audit_filter: AuditFilter, *, page: int = 0, page_size: int = 50) -> AuditPage:
-    """Events matching `audit_filter`, newest first, one page fetched by the server
-    (skip + limit on the `seq` order; each filter field leads an index)."""
+    """Events matching `audit_filter`, newest first (time, stream, sequence), one page
+    fetched by the server (skip + limit on the `order` key; each filter field leads an
+    index whose next key is `order`, and a time window is a range of `order`)."""
     _check_page(page, page_size)
     query = audit_filter.query()
-    audit = log_store.collection("audit")
-    # with a time window, walk the (at, seq) index newest first: a range on `at` cannot feed
-    # a `seq` sort without an in-memory sort (appends are serialised, so the orders agree)
-    order = [("at", -1), ("seq", -1)] if "at" in query else [("seq", -1)]
-    documents = audit.find(query, sort=order, skip=page * page_size, limit=page_size + 1)
+    documents = log_store.collection("audit").find(query or {"order": {"$gte": ""}}, sort=[("order", -1)],
+                                                    skip=page * page_size, limit=page_size + 1)
     return AuditPage([_public(d) for d in documents[:page_size]], page, page_size, len(documents) > page_size)
 
 
 @boundary
 def iter_events(log_store: Store, audit_filter: AuditFilter, rows_max: int = EXPORT_ROWS_MAX) -> Iterator[dict]:
-    """Matching events oldest first, in bounded batches keyed on `seq` (no deep skips)."""
+    """Matching events oldest first, in bounded batches keyed on `order` (no deep skips)."""
     query = audit_filter.query()
-    last_seq, produced = 0, 0
+    window = query.pop("order", {})
+    lower, upper = {"$gte": window.get("$gte", "")}, {key: value for key, value in window.items() if key == "$lt"}
+    produced = 0
     while produced < rows_max:
-        batch_query = dict(query, seq={"$gt": last_seq})
         limit = min(EXPORT_BATCH_SIZE, rows_max - produced)
-        batch = log_store.collection("audit").find(batch_query, sort=[("seq", 1)], limit=limit)
+        batch = log_store.collection("audit").find(dict(query, order={**lower, **upper}), sort=[("order", 1)], limit=limit)
         for document in batch:
             yield _public(document)
         produced += len(batch)
         if len(batch) < EXPORT_BATCH_SIZE:
             return
-        last_seq = batch[-1]["seq"]
+        lower = {"$gt": batch[-1]["order"]}
 
 
 def _public(document: dict) -> dict:
@@ -188,6 +188,7 @@ class WitnessStatus:
     path: str = ""
     last_seq: int | None = None
     tail: VerifyResult | None = None
+    last_stream: int | None = None
 
 
 @boundary
@@ -199,4 +200,5 @@ def witness_status(platform: Platform, principal: Principal) -> WitnessStatus:
     if witness is None:
         return WitnessStatus(False)
     last = witness.last()
-    return WitnessStatus(True, str(witness.path), last.seq if last else None, platform.ledger.audit.check_witness_tail())
+    return WitnessStatus(True, str(witness.path), last.seq if last else None, platform.ledger.audit.check_witness_tail(),
+                         last.stream if last else None)

@@ -24,19 +24,20 @@ def _opened() -> Platform:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Exit 0 when the chain verifies, 1 naming the first bad sequence number."""
+    """Exit 0 when the chain verifies, 1 naming the first bad event (stream and sequence number)."""
     platform = _opened()
     result = verify_audit(platform, CLI_PRINCIPAL)
     data = {
         "ok": result.ok,
         "events_checked": result.events_checked,
+        "first_bad_stream": result.first_bad_stream,
         "first_bad_seq": result.first_bad_seq,
         "problem": result.problem,
     }
     text = (
         f"audit chain ok: {result.events_checked} events verified"
         if result.ok
-        else f"audit chain BROKEN at seq {result.first_bad_seq}: {result.problem} "
+        else f"audit chain BROKEN at {result.first_bad or 'the witness'}: {result.problem} "
         f"({result.events_checked} events verified before it)"
     )
     emit(data, args.json, text)

@@ -129,7 +129,12 @@ def _dump(store: Store, floats_allowed: bool) -> dict[str, list]:
 
 def write_snapshot(platform: Platform, path: Path, meta: dict) -> dict[str, int]:
     """Write every collection (sorted by `_id`, deterministic) to gzip JSON, the legacy
-    database beside the ledger's. Returns document counts."""
+    database beside the ledger's — with no entry flagged `unprojected` (everything is
+    projected and confirmed first, so loading it leaves recovery nothing to do).
+    Returns document counts."""
+    report = platform.ledger.recover()
+    if report.poisoned:
+        raise ConfigurationError(f"the demo ledger has entries that cannot be projected: {sorted(report.poisoned)[:5]}")
     collections = _dump(platform.store, floats_allowed=False)
     legacy = _dump(platform.legacy, floats_allowed=True) if platform.legacy is not None else {}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -233,7 +233,7 @@ def audit_field_values(platform: Platform, principal: Principal, field_name: str
     """The distinct values of an audit field (event types, actors), for pick lists.
 
     `$sort` on the field then `$group` by it: a real server answers it with a DISTINCT_SCAN
-    of the field's index (`type, -seq` / `actor, -seq`), not a scan of the trail.
+    of the field's index (`type, -order` / `actor, -order`), not a scan of the trail.
     Raises: PermissionDeniedError, InvalidStateError (a field not offered)."""
     require(principal, Permission.READ_AUDIT)
     if field_name not in AUDIT_VALUE_FIELDS:
@@ -249,4 +249,4 @@ def count_audit_events(platform: Platform, principal: Principal, query: dict) ->
     """How many events a filter (`AuditFilter.query()`) matches, exact up to AUDIT_COUNT_MAX.
     Raises: PermissionDeniedError."""
     require(principal, Permission.READ_AUDIT)
-    return platform.store.collection("audit").count_documents(query or {"seq": {"$gte": 0}}, limit=AUDIT_COUNT_MAX)
+    return platform.store.collection("audit").count_documents(query or {"order": {"$gte": ""}}, limit=AUDIT_COUNT_MAX)

@@ -91,7 +91,7 @@ with refusals():
     names = directory.names_of(platform.store, me, sorted(users)) if can(me, Permission.READ_USERS) else {}
     if events.items:
         st.dataframe(pd.DataFrame([{
-            "Seq": e["seq"], "At (UTC)": when(e["at"]), "Type": e["type"], "Actor": approvals_view.display_name(people, e["actor"]),
+            "Event": f"{e['stream']}/{e['seq']}", "At (UTC)": when(e["at"]), "Type": e["type"], "Actor": approvals_view.display_name(people, e["actor"]),
             "Role": e.get("role"), "Target": e.get("target"),
             "User": f"{names[e['user']]} ({e['user']})" if e.get("user") in names else (e.get("user") or ""),
             USER_LINK_COLUMN: user_url(e["user"]) if e.get("user") else None, "Data": data_text(e),
@@ -107,14 +107,14 @@ with refusals():
         if result.ok:
             st.success(f"Chain verified: {result.events_checked:,} events, no edit, deletion, insertion or reordering.")
         else:
-            st.error(f"Chain broken at event {result.first_bad_seq}: {result.problem}")
+            st.error(f"Chain broken at {result.first_bad or 'the witness'}: {result.problem}")
     witness = audit.witness_status(platform, me)
     if not witness.configured:
         verify_column.caption("No witness file (set LEDGER_AUDIT_WITNESS): deleting the newest events could go unnoticed.")
     elif witness.tail is not None and not witness.tail.ok:
         verify_column.error(f"Witness {witness.path}: {witness.tail.problem}")
     else:
-        verify_column.caption(f"Witness {witness.path}: newest recorded event {witness.last_seq if witness.last_seq else '—'}, "
+        verify_column.caption(f"Witness {witness.path}: newest recorded event {f'{witness.last_stream}/{witness.last_seq}' if witness.last_seq else '—'}, "
                               "still in the chain.")
     if export_column.button("Prepare CSV export of this filter", key=f"{PREFIX}_prepare"):
         st.session_state[f"{PREFIX}_csv"] = (shown_filter, audit.export_audit_csv(platform, me, audit_filter, rows_max=EXPORT_ROWS))

@@ -14,11 +14,11 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from core.ledger import AccountKind, parse_account_id
+from core.ledger import AccountKind, logical_id, parse_account_id
 from core.errors import InvalidAccountError
 from core.platform import Platform
 from core.ledger import Finding, scan
-from core.ledger import Store
+from core.ledger import Store, VerifyResult
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 RESERVATION_GRACE = timedelta(minutes=5)  # the expiry sweep may lag this much behind a quote's TTL
@@ -84,7 +84,7 @@ def absorb(view: JournalView, entry: dict, closed: set[str]) -> None:
 
 
 def _absorb_fee(view: JournalView, entry: dict, posting: dict) -> None:
-    account_id, amount_minor = posting["account"], posting["amount_minor"]
+    account_id, amount_minor = logical_id(posting["account"]), posting["amount_minor"]  # the fee wallet, whichever stripe
     if amount_minor > 0:
         booked = (entry.get("metadata") or {}).get("fee_minor")
         booked = booked if isinstance(booked, int) and not isinstance(booked, bool) else 0
@@ -103,6 +103,15 @@ def journal_view(store: Store, query: dict | None = None) -> JournalView:
     for entry in scan(store.collection("entries"), query):
         absorb(view, entry, closed)
     return view
+
+
+def logical_totals(view: JournalView, kind: AccountKind) -> dict[str, int]:
+    """Applied balance per logical account of `kind` (the stripes of a hot account added up)."""
+    totals: dict[str, int] = defaultdict(int)
+    for account_id, minor in view.applied.items():
+        if account_id.startswith(kind.value + ":"):
+            totals[logical_id(account_id)] += minor
+    return dict(totals)
 
 
 # -- the checks ---------------------------------------------------------------------------------
@@ -168,7 +177,7 @@ def reservation_findings(store: Store, view: JournalView, now: datetime) -> list
             ]
         )
     }
-    reserved = {a: v for a, v in view.applied.items() if a.startswith(AccountKind.LIQUIDITY_RESERVED.value + ":")}
+    reserved = logical_totals(view, AccountKind.LIQUIDITY_RESERVED)
     for asset in sorted(set(open_sums) | {parse_account_id(a).asset for a in reserved}):
         account_id = f"{AccountKind.LIQUIDITY_RESERVED.value}:platform:{asset}"
         expected, actual = open_sums.get(asset, 0), reserved.get(account_id, 0)
@@ -245,10 +254,9 @@ def escrow_findings(store: Store, view: JournalView) -> list[IntegrityFinding]:
 def fee_findings(view: JournalView) -> list[IntegrityFinding]:
     """Per asset: the fee wallet equals fees booked − referral payouts − sweeps."""
     findings = []
-    accounts = {a for a in view.applied if a.startswith(AccountKind.FEES.value + ":")}
-    for account_id in sorted(accounts):
+    wallets = logical_totals(view, AccountKind.FEES)
+    for account_id, actual in sorted(wallets.items()):
         expected = view.fee_booked.get(account_id, 0) - view.fee_paid_out.get(account_id, 0)
-        actual = view.applied[account_id]
         if expected != actual:
             account, offenders = parse_account_id(account_id), view.fee_offenders.get(account_id, [])
             listed = ", ".join(offenders[:OFFENDERS_LISTED_MAX]) + (
@@ -281,16 +289,13 @@ def explained(findings: list[Finding]) -> list[IntegrityFinding]:
 
 
 def audit_findings(platform: Platform) -> list[IntegrityFinding]:
-    result = platform.ledger.audit.verify()
+    return audit_chain_findings(platform.ledger.audit.verify())
+
+
+def audit_chain_findings(result: VerifyResult) -> list[IntegrityFinding]:
+    """A broken audit chain (or one that disagrees with its witness file) as a finding
+    naming the first bad event by stream and sequence number."""
     if result.ok:
         return []
-    return [
-        IntegrityFinding(
-            "audit_chain_broken",
-            "critical",
-            f"audit seq {result.first_bad_seq}",
-            result.problem,
-            collection="audit",
-            field="seq",
-        )
-    ]
+    return [IntegrityFinding("audit_chain_broken", "critical", f"audit {result.first_bad}".strip(), result.problem,
+                             collection="audit", field="seq")]

@@ -143,7 +143,7 @@ def check_platform(
             rollups.update(platform.store)
         except LedgerError:
             pass  # a hole in a chain: the full check names the entry
-        anchor = current_anchor(platform.store)  # everything up to here is in the journal the full check reads
+        anchor = current_anchor(platform.store, platform.ledger.audit)  # everything up to here is in the journal the full check reads
         findings, entries_checked, accounts_checked = full_findings(platform, now, stuck_after)
         findings += _anchor_findings(platform)
         report = IntegrityReport("platform", now, _deduplicated(findings), entries_checked=entries_checked,

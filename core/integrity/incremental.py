@@ -27,23 +27,22 @@ from datetime import datetime, timedelta
 from core import rollups
 from core.errors import LedgerError
 from core.integrity.chains import ChainSlice, projection_findings, verify_slices
-from core.integrity.checks import IntegrityFinding, JournalView, escrow_findings, hold_findings, reservation_findings
-from core.ledger import AccountKind, Store, VerifyResult, event_hash, parse_account_id
+from core.integrity.checks import IntegrityFinding, JournalView, audit_chain_findings, escrow_findings, hold_findings, reservation_findings
+from core.ledger import AccountKind, AuditLog, Store, parse_account_id
+from core.ledger.audit import Heads
 from core.platform import Platform
 
 STATE = "integrity_state"
 ANCHOR_ID = "platform"
 PASSES_READ_MAX = 10_000  # passes one incremental run reads; beyond it a full check is due
 PASS_LOG_KEPT_BEHIND = 1_000  # rollup passes kept behind the anchor (the log is pruned as the anchor moves)
-AUDIT_BATCH_MAX = 1_000
 
 
 @dataclass
 class Anchor:
     generation: int
     pass_number: int
-    audit_seq: int
-    audit_hash: str
+    audit_heads: Heads  # each audit stream's (seq, hash) when the run anchored
 
 
 @dataclass
@@ -60,22 +59,22 @@ def read_anchor(store: Store) -> Anchor | None:
     document = store.collection(STATE).find_one({"_id": ANCHOR_ID})
     if document is None:
         return None
-    return Anchor(document["generation"], document["pass"], document["audit_seq"], document["audit_hash"])
+    heads = {int(stream): (seq, head_hash) for stream, (seq, head_hash) in (document.get("audit_heads") or {}).items()}
+    return Anchor(document["generation"], document["pass"], heads)
 
 
-def current_anchor(store: Store) -> Anchor:
-    """Where the rollups and the audit chain stand now (after a fold)."""
+def current_anchor(store: Store, audit: AuditLog) -> Anchor:
+    """Where the rollups and the audit streams stand now (after a fold)."""
     generation = rollups.active_generation(store)
     state = store.collection(rollups.STATE).find_one({"_id": f"gen:{generation}"}) or {"pass": 0, "status": "done"}
     done = state["pass"] if state["status"] == "done" else state["pass"] - 1
-    head = store.collection("audit").find_one({}, sort=[("seq", -1)], projection={"seq": 1, "hash": 1})
-    return Anchor(generation, done, head["seq"] if head else 0, head["hash"] if head else "0" * 64)
+    return Anchor(generation, done, audit.heads())
 
 
 def save_anchor(store: Store, anchor: Anchor) -> None:
     """Move the anchor forward only (a slower concurrent run never moves it back)."""
-    values = {"generation": anchor.generation, "pass": anchor.pass_number, "audit_seq": anchor.audit_seq,
-              "audit_hash": anchor.audit_hash}
+    values = {"generation": anchor.generation, "pass": anchor.pass_number,
+              "audit_heads": {str(stream): [seq, head_hash] for stream, (seq, head_hash) in sorted(anchor.audit_heads.items())}}
     guard = {"_id": ANCHOR_ID, "$or": [{"generation": {"$lt": anchor.generation}},
                                        {"generation": anchor.generation, "pass": {"$lte": anchor.pass_number}}]}
     try:
@@ -103,30 +102,10 @@ def changed_ranges(store: Store, anchor: Anchor, until: Anchor) -> dict[str, tup
     return ranges
 
 
-def audit_findings_since(store: Store, anchor: Anchor) -> tuple[list[IntegrityFinding], int]:
-    """Verify the audit events after the anchor's sequence number, from its hash."""
-    expected, prev_hash, checked = anchor.audit_seq + 1, anchor.audit_hash, 0
-    while True:
-        batch = store.collection("audit").find({"seq": {"$gte": expected}}, sort=[("seq", 1)], limit=AUDIT_BATCH_MAX)
-        for event in batch:
-            problem = None
-            if event.get("seq") != expected:
-                problem = f"event {expected} is missing (next is {event.get('seq')})"
-            elif event.get("prev_hash") != prev_hash:
-                problem = f"event {expected} does not follow event {expected - 1} (prev_hash differs)"
-            else:
-                try:
-                    edited = event_hash(event, prev_hash) != event.get("hash")
-                except (TypeError, ValueError):
-                    edited = True
-                if edited:
-                    problem = f"event {expected} was edited (hash differs)"
-            if problem:
-                return [IntegrityFinding("audit_chain_broken", "critical", f"audit seq {expected}", problem,
-                                         collection="audit", field="seq")], checked
-            prev_hash, expected, checked = event["hash"], expected + 1, checked + 1
-        if len(batch) < AUDIT_BATCH_MAX:
-            return [], checked
+def audit_findings_since(audit: AuditLog, anchor: Anchor) -> tuple[list[IntegrityFinding], int]:
+    """Verify the audit events appended to each stream after the anchor's head."""
+    result = audit.verify_since(anchor.audit_heads)
+    return audit_chain_findings(result), result.events_checked
 
 
 def business_findings(platform: Platform, heads: dict, now: datetime) -> list[IntegrityFinding]:
@@ -165,14 +144,6 @@ def zero_sum_findings(store: Store) -> list[IntegrityFinding]:
             for asset, total in sorted(per_asset.items()) if total != 0]
 
 
-def witness_findings(result: VerifyResult) -> list[IntegrityFinding]:
-    """The audit chain against its witness file (deleting the newest events is caught)."""
-    if result.ok:
-        return []
-    return [IntegrityFinding("audit_chain_broken", "critical", f"audit seq {result.first_bad_seq}", result.problem,
-                             collection="audit", field="seq")]
-
-
 def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta) -> IncrementalResult:
     """Everything that changed since the anchor. Sets `needs_full` (and checks nothing)
     when there is no usable anchor."""
@@ -185,7 +156,7 @@ def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta)
         rollups.update(store)
     except LedgerError as error:  # a hole in a chain: named below by the chain walk
         result.findings.append(IntegrityFinding("rollup_stalled", "critical", "rollups", str(error)))
-    until = current_anchor(store)
+    until = current_anchor(store, platform.ledger.audit)
     if until.generation != anchor.generation:
         result.needs_full = "the rollups were rebuilt since the last verified anchor"
         return result
@@ -198,9 +169,9 @@ def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta)
     result.findings += projection_findings(store, chains.heads, chains.entries, now, stuck_after)
     result.findings += business_findings(platform, chains.heads, now)
     result.findings += zero_sum_findings(store)
-    audit, _ = audit_findings_since(store, anchor)
+    audit, _ = audit_findings_since(platform.ledger.audit, anchor)
     result.findings += audit
-    result.findings += witness_findings(platform.ledger.audit.check_witness_tail())
+    result.findings += audit_chain_findings(platform.ledger.audit.check_witness_tail())
     result.entries_checked, result.accounts_checked = len(chains.entries), len(ranges)
     result.accounts = sorted(ranges)
     if not any(f.severity == "critical" for f in result.findings):

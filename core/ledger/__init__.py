@@ -28,6 +28,7 @@ from core.ledger.hashing import canonical, digest
 from core.ledger.selfcheck import STUCK_AFTER, Finding, SelfCheckReport, scan, self_check
 from core.ledger.witness import WITNESS_ENV, Witness
 from core.ledger.store import INDEXES, Collection, DuplicateKeyStoreError, OperationRecord, Store, uncovered
+from core.ledger.stripes import DEFAULT_STRIPING, STRIPABLE_KINDS, Striping, is_striped, logical_id, part_id, striping
 
 __all__ = [
     "DEFAULT_REGISTRY", "GENESIS_HASH", "OWNER_ID_PATTERN", "RECOVERY_STALE_AFTER", "TERMINAL_STATES", "INDEXES", "INT64_MAX", "PAGE_SIZE_MAX", "STUCK_AFTER",
@@ -38,4 +39,5 @@ __all__ = [
     "VerifyResult", "accounts", "amount", "canonical", "check_balanced", "check_owner_id",
     "digest", "entry_hash", "event_hash", "from_minor", "make_request", "parse_account_id",
     "positive_amount", "scan", "INT64_MIN", "check_asset_code", "to_decimal", "self_check", "uncovered",
+    "DEFAULT_STRIPING", "STRIPABLE_KINDS", "Striping", "is_striped", "logical_id", "part_id", "striping",
 ]

@@ -98,11 +98,20 @@ def account(kind: AccountKind | str, owner: str, asset: str) -> Account:
     return Account(kind=kind, owner=check_owner_id(owner), asset=asset)
 
 
+# A hot logical account may be stored in parts (core.ledger.stripes): stripe 0 has the
+# logical id, stripe k the id `<logical>#k` (k without leading zeros, below STRIPES_MAX).
+PART_MARK = "#"
+STRIPES_MAX = 128
+STRIPE_PATTERN = re.compile(r"\A[1-9][0-9]{0,2}\Z")
+
+
 def parse_account_id(account_id: str) -> Account:
-    """Inverse of `Account.id`. Raises: InvalidAccountError."""
-    parts = account_id.split(":") if isinstance(account_id, str) else []
-    if len(parts) != 3:
-        raise InvalidAccountError(f"invalid account id {account_id!r}", account=repr(account_id))
+    """Inverse of `Account.id`; a stored part's id (`<id>#k`) gives its logical account.
+    Raises: InvalidAccountError."""
+    logical, mark, stripe = account_id.partition(PART_MARK) if isinstance(account_id, str) else ("", "", "")
+    parts = logical.split(":")
+    if len(parts) != 3 or (mark and not (STRIPE_PATTERN.fullmatch(stripe) and int(stripe) < STRIPES_MAX)):
+        raise InvalidAccountError(f"invalid account id {account_id!r}"[:120], account=repr(account_id)[:80])
     return account(parts[0], parts[1], parts[2])
 
 

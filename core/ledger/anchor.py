@@ -82,10 +82,10 @@ def take_anchor(store: Store, audit: AuditLog, *, actor: str, role: str, anchor_
     collection = store.collection("ledger_anchors")
     if chunks and not collection.find_one({"_id": f"{anchor_id}:0"}, projection={"_id": 1}):
         collection.insert_many(chunks)
-    head = audit.head()
+    audit_heads = {str(stream): [seq, head_hash] for stream, (seq, head_hash) in sorted(audit.heads().items())}
     event, _ = audit.append(type=ANCHOR_EVENT_TYPE, actor=actor, role=role, target=anchor_id, event_key=f"anchor:{anchor_id}",
                             data={"anchor_id": anchor_id, "root": root, "accounts": len(heads), "chunks": len(chunks), **data,
-                                  "audit_head_seq": head["seq"] if head else 0, "audit_head_hash": head["hash"] if head else GENESIS_HASH})
+                                  "audit_heads": audit_heads})
     return event
 
 
@@ -99,7 +99,7 @@ def _heads_of(store: Store, accounts: list[str]) -> list[tuple[str, int, str]]:
 
 
 def _newest_anchor_events(store: Store, limit: int) -> list[dict]:
-    return store.collection("audit").find({"type": ANCHOR_EVENT_TYPE}, sort=[("seq", -1)], limit=limit)
+    return store.collection("audit").find({"type": ANCHOR_EVENT_TYPE}, sort=[("order", -1)], limit=limit)
 
 
 def _stored_heads(store: Store, anchor_id: str) -> list[tuple[str, int, str]]:

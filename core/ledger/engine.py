@@ -2,9 +2,11 @@
 
 Protocol v2 — per-account version claims (see docs/posting-protocol.md and
 shared EXACTLY_ONCE.md). Every balance document holds `version`, `balance_minor` and
-`head_hash`; a missing one is version 0.
-1. validate the request (nothing written on refusal);
-2. read the balance documents of the entry's accounts (one `find`);
+`head_hash`; a missing one is version 0. A hot logical account (fee wallet, float,
+external) is stored as several such accounts, its stripes (core.ledger.stripes).
+1. validate the request (nothing written on refusal) and route each posting to a stored
+   part: the writer's stripe, or for a checked debit of a striped account its whole family;
+2. read the balance documents of the entry's parts (one `find`);
 3. compute each balance after the entry; a constrained account below zero or a balance
    outside int64 refuses the request — nothing is journaled;
 4. insert the entry — the commit point — carrying `claims` (`<account>@<version+1>`,
@@ -14,17 +16,20 @@ shared EXACTLY_ONCE.md). Every balance document holds `version`, `balance_minor`
 5. project: per account, a compare-and-set from `version` v to v+1 (never `$inc`).
 Re-applying — by a retry, a recovery, a helper, a process with a skewed clock — matches
 nothing and is a no-op, so whoever drives an entry, each leg lands exactly once.
-`recover()` projects every entry still flagged `unprojected` and clears the flag in batch.
+A writer clears the `unprojected` flags of the entries it projected, in batches
+(core.ledger.flags); `recover()` projects every entry still flagged and clears the rest.
 Time never decides whether helping is safe; it only decides when recovery runs.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.errors import (
     BalanceOverflowError,
+    ConfigurationError,
     ContentionError,
     EntryNotFoundError,
     HoldClosedError,
@@ -36,22 +41,29 @@ from core.errors import (
 )
 from core.clock import Clock, SystemClock
 from core.ledger import accounts as acct
-from core.ledger.accounts import Account, AccountKind, parse_account_id
-from core.ledger.audit import AuditLog
+from core.ledger.accounts import STRIPES_MAX, Account, AccountKind, parse_account_id
+from core.ledger.audit import AUDIT_STREAMS_DEFAULT, AuditLog
 from core.ledger.entries import (
     Entry,
     EntryRequest,
     Head,
+    Leg,
     Shortfall,
     claim_of,
     entry_document,
+    heads_query,
     make_request,
+    next_claims,
     plan_claims,
     request_hash,
+    route,
     validate_request,
 )
 from core.ledger.money import DEFAULT_REGISTRY, Amount, AssetRegistry, from_minor, positive_amount
+from core.ledger.flags import FlagBatch
+from core.ledger.ids import random_below
 from core.ledger.store import DuplicateKeyStoreError, Store
+from core.ledger.stripes import DEFAULT_STRIPING, Striping, family_query, is_striped, logical_id
 from core import validation  # a module reference: core.validation imports core.ledger in turn
 
 PAGE_SIZE_MAX = 200
@@ -126,20 +138,27 @@ class EntryFilter:
 class Ledger:
     """Posts entries and reads balances. One per store; safe to share across threads."""
 
-    def __init__(self, store: Store, clock: Clock | None = None, registry: AssetRegistry = DEFAULT_REGISTRY) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None, registry: AssetRegistry = DEFAULT_REGISTRY,
+                 striping: Striping = DEFAULT_STRIPING, audit_streams: int = AUDIT_STREAMS_DEFAULT) -> None:
+        if not isinstance(striping, Striping):
+            raise ConfigurationError("striping must be a core.ledger.Striping (Striping.build)")
         self.store = store
         self.clock = clock or SystemClock()
         self.registry = registry
-        self.audit = AuditLog(store, self.clock)
+        self.striping = striping
+        self.audit = AuditLog(store, self.clock, audit_streams)
         self._entries = store.collection("entries")
         self._balances = store.collection("balances")
+        self._affinity = threading.local()  # this thread's stripe (core.ledger.stripes)
+        self._flags = FlagBatch(self._entries, self.clock)
 
     # -- posting ---------------------------------------------------------------------------
     def post(self, request: EntryRequest) -> Entry:
         """Journal and project one entry, exactly once, whoever else drives it.
 
-        Cost: 1 read + 1 insert + 1 update per account (4 operations for two legs); a
-        replay of a projected entry costs 3.
+        Cost: 1 read + 1 insert + 1 update per stored part (4 operations for two legs), plus
+        one flag-clearing update per FLAG_BATCH_MAX entries; a replay of a projected entry
+        costs 3.
         Returns: the Entry (the original one when the key was seen before).
         Raises: InvalidEntryError/UnbalancedEntryError/UnknownAssetError, and
             InsufficientFundsError/BalanceOverflowError when a balance would leave its range —
@@ -150,12 +169,12 @@ class Ledger:
         if not isinstance(request, EntryRequest):
             raise InvalidEntryError(f"post takes an EntryRequest (from make_request), not {type(request).__name__}")
         validate_request(request, self.registry)
-        accounts = [posting.account.id for posting in request.postings]
         for _ in range(CLAIM_ATTEMPTS_MAX):
-            heads = self._heads(accounts)
-            postings, shortfalls = self._plan(request, heads)
+            legs = route(request, self.striping, self._stripe())
+            heads = self._heads(legs)
+            postings, shortfalls = self._plan(request, legs, heads)
             if shortfalls:
-                replayed = self._refuse(request, heads, shortfalls)
+                replayed = self._refuse(request, legs, heads, shortfalls)
                 if replayed is not None:
                     return replayed
                 continue  # an unprojected claim was helped: read again
@@ -166,41 +185,60 @@ class Ledger:
                 existing = self._entries.find_one({"idempotency_key": request.idempotency_key})
                 if existing is not None:
                     return self._replay(request, existing, heads)
-                self._help_claims(document["claims"])
+                lost = self._help_claims(document["claims"])
+                if any(is_striped(parse_account_id(claim.rpartition("@")[0])) for claim in lost):
+                    self._move_stripe()  # lost a hot part to another writer: take another stripe
                 continue
-            self.project(document)
+            self._commit(document)
             return Entry.from_document(document)
+        accounts = [posting.account.id for posting in request.postings]
         raise ContentionError(f"accounts {accounts} stayed contended; retry", accounts=accounts, attempts=CLAIM_ATTEMPTS_MAX)
 
-    def _plan(self, request: EntryRequest, heads: dict[str, Head]) -> tuple[list[dict], list[Shortfall]]:
-        return plan_claims(request, heads)
+    def _commit(self, document: dict) -> None:
+        """Project a journaled entry, then hand its flag to the batch (cleared after, never before)."""
+        self.project(document)
+        self._flags.projected(document["_id"])
 
-    def _heads(self, accounts: list[str]) -> dict[str, Head]:
-        documents = self._balances.find({"_id": {"$in": accounts}}, projection={"version": 1, "balance_minor": 1, "head_hash": 1},
-                                        limit=len(accounts))
+    def _stripe(self) -> int:
+        """This thread's stripe: kept while it wins, changed at random when it loses."""
+        stripe = getattr(self._affinity, "stripe", None)
+        if stripe is None:
+            stripe = self._affinity.stripe = random_below(STRIPES_MAX)
+        return stripe
+
+    def _move_stripe(self) -> None:
+        self._affinity.stripe = random_below(STRIPES_MAX)
+
+    def _plan(self, request: EntryRequest, legs: list[Leg], heads: dict[str, Head]) -> tuple[list[dict], list[Shortfall]]:
+        return plan_claims(request, legs, heads, self._stripe(), self.striping)
+
+    def _heads(self, legs: list[Leg]) -> dict[str, Head]:
+        query, limit = heads_query(legs)
+        documents = self._balances.find(query, projection={"version": 1, "balance_minor": 1, "head_hash": 1}, limit=limit)
         return {d["_id"]: Head.of(d) for d in documents}
 
     def _replay(self, request: EntryRequest, existing: dict, heads: dict[str, Head]) -> Entry:
         """The key was seen: the same request returns the original entry (projected first);
-        a different one is a conflict."""
+        a different one is a conflict. The logical request decides sameness: a retry may
+        have planned other stripes."""
         if existing["request_hash"] != request_hash(request):
             raise IdempotencyConflictError(
                 f"idempotency key {request.idempotency_key!r} was used for a different request",
                 key=request.idempotency_key, entry_id=existing["_id"],
             )
-        if any(heads.get(p["account"], Head()).version < p["version"] for p in existing["postings"]):
+        behind = any(heads.get(p["account"], Head()).version < p["version"] for p in existing["postings"])
+        if behind and existing.get("unprojected"):  # an unflagged entry is projected: the flag is cleared only after
             self.project(existing)
         return Entry.from_document(existing)
 
-    def _refuse(self, request: EntryRequest, heads: dict[str, Head], shortfalls: list[Shortfall]) -> Entry | None:
+    def _refuse(self, request: EntryRequest, legs: list[Leg], heads: dict[str, Head], shortfalls: list[Shortfall]) -> Entry | None:
         """Before refusing, make sure the heads read were current. Returns the original
         entry of a replay, or None after helping an unprojected claim on a next version
         (the caller reads again). Otherwise raises the refusal — nothing was written."""
         existing = self._entries.find_one({"idempotency_key": request.idempotency_key})
         if existing is not None:
             return self._replay(request, existing, heads)
-        next_claims = [claim_of(p.account.id, heads.get(p.account.id, Head()).version + 1) for p in request.postings]
-        if self._help_claims(next_claims):
+        if self._help_claims(next_claims(legs, heads, self.striping)):
             return None
         shortfall = shortfalls[0]
         details = {"account": shortfall.account, "balance_minor": shortfall.balance_minor,
@@ -212,12 +250,16 @@ class Ledger:
             needed_minor=-shortfall.amount_minor, available_minor=shortfall.balance_minor, **details,
         )
 
-    def _help_claims(self, claims: list[str]) -> bool:
-        """Project the entries that own any of `claims`. Returns whether there were any."""
+    def _help_claims(self, claims: list[str]) -> set[str]:
+        """Project the entries that own any of `claims`. Returns the claims they own."""
         owners = self._entries.find({"claims": {"$in": claims}}, limit=len(claims))
         for owner in owners:
             self.project(owner)
-        return bool(owners)
+        return set(claims).intersection(claim for owner in owners for claim in owner.get("claims", []))
+
+    def flush(self) -> None:
+        """Clear the `unprojected` flags of the entries this process projected (batched)."""
+        self._flags.flush()
 
     def project(self, document: dict) -> None:
         """Move each of the entry's accounts from the version before its claim to the claimed
@@ -247,6 +289,7 @@ class Ledger:
         """
         if not isinstance(stale_after, timedelta) or stale_after < timedelta(0):
             raise InvalidEntryError("stale_after must be a non-negative timedelta", stale_after=repr(stale_after)[:50])
+        self._flags.flush()
         report = RecoveryReport()
         cutoff = self.clock.now() - stale_after
         seen: set[str] = set()
@@ -258,40 +301,70 @@ class Ledger:
             seen.update(d["_id"] for d in batch)
             if stale_after > timedelta(0):  # young (by this process's clock, which may be skewed): left to its writer for now
                 batch = [d for d in batch if not (isinstance(d.get("created_at"), datetime) and d["created_at"] > cutoff)]
-            versions = self._versions({p["account"] for d in batch for p in d["postings"]})
-            done = []
+            versions = self._projections({p["account"] for d in batch for p in d["postings"]})
+            landed = []
             for document in batch:
                 problem = self._recover_one(document, versions)
                 if problem:
                     report.poisoned[document["_id"]] = problem
                 else:
-                    done.append(document["_id"])
+                    landed.append(document)
+            report.poisoned.update(self._heads_unowned(landed, versions))
+            done = [d["_id"] for d in landed if d["_id"] not in report.poisoned]
             if done:
                 self._entries.update_many({"_id": {"$in": done}, "unprojected": True}, {"$unset": {"unprojected": ""}})
                 report.entries_projected += done
         return report
 
-    def _versions(self, accounts: set[str]) -> dict[str, object]:
-        """account → projected version (one read for a whole batch)."""
+    def _projections(self, accounts: set[str]) -> dict[str, dict]:
+        """account → its projection (version, balance, head hash), one read for a whole batch."""
         if not accounts:
             return {}
-        documents = self._balances.find({"_id": {"$in": sorted(accounts)}}, projection={"version": 1}, limit=len(accounts))
-        return {d["_id"]: d.get("version") for d in documents}
+        documents = self._balances.find({"_id": {"$in": sorted(accounts)}}, projection={"version": 1, "balance_minor": 1, "head_hash": 1},
+                                        limit=len(accounts))
+        return {d["_id"]: d for d in documents}
 
-    def _recover_one(self, document: dict, versions: dict[str, object]) -> str:
+    def _recover_one(self, document: dict, versions: dict[str, dict]) -> str:
         """Project one entry if any of its accounts lags its claim, and confirm it landed.
         Returns "" or why it could not."""
         def behind() -> list[str]:
             return [p["account"] for p in document["postings"]
-                    if not isinstance(versions.get(p["account"], 0), int) or versions.get(p["account"], 0) < p["version"]]
+                    if not isinstance(version := (versions.get(p["account"]) or {}).get("version", 0), int) or version < p["version"]]
         try:
             if behind():
                 self.project(document)
-                versions.update(self._versions({p["account"] for p in document["postings"]}))
+                versions.update(self._projections({p["account"] for p in document["postings"]}))
             lagging = behind()
         except (LedgerError, KeyError, TypeError, ValueError) as error:
             return f"cannot project: {type(error).__name__}: {error}"[:300]
         return f"projection of {', '.join(lagging)} is behind the entry's claim" if lagging else ""
+
+    def _heads_unowned(self, documents: list[dict], versions: dict[str, dict]) -> dict[str, str]:
+        """Entries whose accounts' projections (as read) are not what the journal says: a
+        projection at this entry's version must hold its balance and hash, and one ahead of
+        it must be the version some entry claimed, with that entry's balance and hash — a
+        projection edited ahead of its journal is reported, never silently confirmed.
+        One read for the whole batch. Returns entry id → problem."""
+        ahead = sorted({(p["account"], versions[p["account"]]["version"]) for d in documents for p in d["postings"]
+                        if versions.get(p["account"], {}).get("version", 0) > p["version"]})
+        owners: dict[str, tuple[dict, dict]] = {}
+        if ahead:
+            claims = [claim_of(account, version) for account, version in ahead]
+            for entry in self._entries.find({"claims": {"$in": claims}}, projection={"postings": 1, "entry_hash": 1}, limit=len(claims)):
+                owners.update({claim_of(p["account"], p["version"]): (entry, p) for p in entry.get("postings", [])})
+        problems = {}
+        for document in documents:
+            for posting in document["postings"]:
+                projection = versions.get(posting["account"], {})
+                owner = (document, posting) if projection.get("version") == posting["version"] else \
+                    owners.get(claim_of(posting["account"], projection.get("version", 0)))
+                if owner is None:
+                    problems[document["_id"]] = (f"projection of {posting['account']} is at version {projection.get('version')}, "
+                                                 f"which no journal entry claims (ahead of its journal)")
+                elif (projection.get("balance_minor"), projection.get("head_hash")) != (owner[1]["balance_after"], owner[0]["entry_hash"]):
+                    problems[document["_id"]] = (f"projection of {posting['account']} at version {projection.get('version')} "
+                                                 f"does not hold what entry {owner[0]['_id']} recorded (edited)")
+        return problems
 
     # -- holds ---------------------------------------------------------------------------------
     def place_hold(self, *, hold_id: str, source: Account, held: Account, amount: object, actor: str,
@@ -345,10 +418,12 @@ class Ledger:
         return [Entry.from_document(d) for d in placed if d["hold_id"] not in closed]
 
     def _hold_legs(self, place: Entry) -> tuple[Account, Account, Amount]:
+        """The logical source and held accounts of a hold and its amount (a debit of the
+        float may have been taken from several stripes; the credit lands on one)."""
         source = next(p for p in place.postings if p.amount_minor < 0)
-        held = next(p for p in place.postings if p.amount_minor > 0)
-        value = from_minor(held.amount_minor, held.asset, self.registry)
-        return parse_account_id(source.account), parse_account_id(held.account), value
+        held = [p for p in place.postings if p.amount_minor > 0]
+        value = from_minor(sum(p.amount_minor for p in held), held[0].asset, self.registry)
+        return parse_account_id(source.logical), parse_account_id(held[0].logical), value
 
     def release_hold(self, *, hold_id: str, actor: str, memo: str = "", entry_type: str = "hold.release",
                      metadata: dict | None = None) -> Entry:
@@ -392,16 +467,25 @@ class Ledger:
 
     # -- reads ---------------------------------------------------------------------------------
     def balance(self, account: Account) -> Amount:
-        """The projected balance of one account (zero if never used)."""
+        """The projected balance of one logical account — the sum of its stored parts when
+        it is striped — in one read (zero if never used)."""
         validation.arguments(account=account)  # boundary (core.validation)
+        if is_striped(account):
+            documents = self._balances.find(family_query(account), projection={"balance_minor": 1}, limit=STRIPES_MAX)
+            return from_minor(sum(d["balance_minor"] for d in documents), account.asset, self.registry)
         document = self._balances.find_one({"_id": account.id})
         return from_minor(document["balance_minor"] if document else 0, account.asset, self.registry)
 
     def balances_of_kind(self, kind: AccountKind) -> dict[str, int]:
-        """account id → balance in minor units for every account of `kind`."""
+        """Logical account id → balance in minor units for every account of `kind` (the
+        parts of a striped account added up)."""
         validation.account_kind(kind, "kind")  # boundary (core.validation)
         documents = self._balances.find({"kind": kind.value}, projection={"balance_minor": 1})
-        return {d["_id"]: d["balance_minor"] for d in documents}
+        balances: dict[str, int] = {}
+        for document in documents:
+            logical = logical_id(document["_id"])
+            balances[logical] = balances.get(logical, 0) + document["balance_minor"]
+        return balances
 
     def user_balances(self, user_id: str) -> dict[str, UserBalance]:
         """Available, locked and total per asset for one user (one query)."""

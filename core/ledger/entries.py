@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.ledger.accounts import Account, check_owner_id
+from core.ledger.accounts import STRIPES_MAX, Account, check_owner_id
 from core.errors import InvalidEntryError, UnbalancedEntryError
 from core.ledger.hashing import digest
-from core.ledger.ids import random_hex
-from core.ledger.money import INT64_MAX, INT64_MIN, Amount, AssetRegistry, from_minor
+from core.ledger.ids import random_below, random_hex
+from core.ledger.money import Amount, AssetRegistry, from_minor
+from core.ledger.stripes import Striping, family_query, is_striped, logical_id, part_id, part_range
 
 POSTINGS_PER_ENTRY_MAX = 16
 IDEMPOTENCY_KEY_LENGTH_MAX = 200
@@ -213,19 +215,106 @@ class Shortfall:
     version: int
 
 
-def plan_claims(request: EntryRequest, heads: dict[str, Head]) -> tuple[list[dict], list[Shortfall]]:
-    """Each posting with the version it claims, the balance after it and its account's
-    previous entry hash; plus every rule the resulting balances would break."""
+@dataclass(frozen=True)
+class Leg:
+    """One posting of a request routed to where it is stored: a fixed part (`part`), or —
+    a debit of a striped constrained account — whichever of its parts hold the funds,
+    chosen when the heads are read (`part` None)."""
+
+    account: Account
+    amount_minor: int
+    part: str | None
+
+
+Chooser = Callable[[Leg, dict[str, "Head"], int, Striping], list[tuple[str, int]]]
+
+
+def route(request: EntryRequest, striping: Striping, stripe: int) -> list[Leg]:
+    """Route each posting: plain accounts to themselves; credits and legs of accounts that
+    may go negative to the writer's stripe (`stripe`, taken modulo the kind's count); debits
+    of striped constrained accounts to their whole family."""
+    legs = []
+    for posting in request.postings:
+        account, minor = posting.account, posting.amount.minor
+        if not is_striped(account):
+            legs.append(Leg(account, minor, account.id))
+        elif minor < 0 and not account.may_go_negative:
+            legs.append(Leg(account, minor, None))
+        else:
+            legs.append(Leg(account, minor, part_id(account, stripe % striping.count(account.kind))))
+    return legs
+
+
+def heads_query(legs: list[Leg]) -> tuple[dict, int]:
+    """The one read of every head the legs need, and its limit."""
+    ids = sorted({leg.part for leg in legs if leg.part is not None})
+    families = [family_query(leg.account) for leg in legs if leg.part is None]
+    branches = ([{"_id": {"$in": ids}}] if ids else []) + families
+    query = branches[0] if len(branches) == 1 else {"$or": branches}
+    return query, len(ids) + STRIPES_MAX * len(families)
+
+
+def next_claims(legs: list[Leg], heads: dict[str, Head], striping: Striping) -> list[str]:
+    """The claims an entry planned on `heads` would make next on every part it could use —
+    if another entry holds one unprojected, the heads were not current."""
+    parts = {leg.part for leg in legs if leg.part is not None}
+    for leg in legs:
+        if leg.part is None:
+            parts |= {part for part in heads if logical_id(part) == leg.account.id}
+            parts |= {part_id(leg.account, stripe) for stripe in range(striping.count(leg.account.kind))}
+    return [claim_of(part, heads.get(part, Head()).version + 1) for part in sorted(parts)]
+
+
+def plan_claims(request: EntryRequest, legs: list[Leg], heads: dict[str, Head], preferred: int,
+                striping: Striping, choose: Chooser | None = None) -> tuple[list[dict], list[Shortfall]]:
+    """Each stored posting with the part it lands on, the version it claims, the balance
+    after it and its part's previous entry hash; plus every rule the resulting balances
+    would break (nothing is journaled then)."""
     postings, shortfalls = [], []
-    for record, posting in zip(posting_records(request), request.postings):
-        head = heads.get(record["account"], Head())
-        after = head.balance_minor + record["amount_minor"]
-        if record["amount_minor"] < 0 and after < 0 and not posting.account.may_go_negative:
-            shortfalls.append(Shortfall("insufficient_funds", record["account"], head.balance_minor, record["amount_minor"], head.version))
-        elif not (INT64_MIN <= after <= INT64_MAX):
-            shortfalls.append(Shortfall("overflow", record["account"], head.balance_minor, record["amount_minor"], head.version))
-        postings.append(dict(record, version=head.version + 1, balance_after=after, prev_hash=head.head_hash))
+    for leg in legs:
+        record = {"logical": leg.account.id, "kind": leg.account.kind.value, "owner": leg.account.owner, "asset": leg.account.asset}
+        takes = [(leg.part, leg.amount_minor)] if leg.part is not None else (choose or takes_for_debit)(leg, heads, preferred, striping)
+        if not takes:
+            total = sum(head.balance_minor for part, head in heads.items() if logical_id(part) == leg.account.id)
+            shortfalls.append(Shortfall("insufficient_funds", leg.account.id, total, leg.amount_minor, 0))
+            continue
+        low, high = part_range(leg.account)
+        for part, minor in takes:
+            head = heads.get(part, Head())
+            after = head.balance_minor + minor
+            if minor < 0 and after < 0 and not leg.account.may_go_negative:
+                shortfalls.append(Shortfall("insufficient_funds", part, head.balance_minor, minor, head.version))
+            elif not low <= after <= high:
+                shortfalls.append(Shortfall("overflow", part, head.balance_minor, minor, head.version))
+            postings.append(dict(record, account=part, amount_minor=minor, version=head.version + 1,
+                                 balance_after=after, prev_hash=head.head_hash))
     return postings, shortfalls
+
+
+def takes_for_debit(leg: Leg, heads: dict[str, Head], preferred: int, striping: Striping) -> list[tuple[str, int]]:
+    """Where a debit of a striped constrained account is taken from: the writer's own stripe
+    when it holds enough, else one stripe that does (picked at random, so writers spread),
+    else the largest stripes in turn (a split within the one entry). Empty when the logical
+    balance is short."""
+    need = -leg.amount_minor
+    family = sorted((part, head.balance_minor) for part, head in heads.items() if logical_id(part) == leg.account.id)
+    own = part_id(leg.account, preferred % striping.count(leg.account.kind))
+    balances = dict(family)
+    if balances.get(own, 0) >= need:
+        return [(own, -need)]
+    enough = [part for part, balance in family if balance >= need]
+    if enough:
+        return [(enough[random_below(len(enough))], -need)]
+    if sum(balance for _, balance in family if balance > 0) < need:
+        return []
+    takes = []
+    for part, balance in sorted(family, key=lambda item: (-item[1], item[0])):
+        take = min(balance, need)
+        takes.append((part, -take))
+        need -= take
+        if need == 0:
+            return takes
+    raise AssertionError("unreachable: the family holds enough")
 
 
 def entry_document(request: EntryRequest, now: datetime, postings: list[dict]) -> dict:
@@ -237,7 +326,8 @@ def entry_document(request: EntryRequest, now: datetime, postings: list[dict]) -
         "type": request.type,
         "postings": postings,
         "claims": [claim_of(p["account"], p["version"]) for p in postings],
-        "accounts": [p["account"] for p in postings],
+        # the stored parts, then the logical accounts they belong to (entries by account find either)
+        "accounts": list(dict.fromkeys([p["account"] for p in postings] + [p["logical"] for p in postings])),
         "user_ids": sorted({p["owner"] for p in postings if p["kind"].startswith("user.")}),
         "assets": sorted({p["asset"] for p in postings}),
         "actor": request.actor,
@@ -273,7 +363,11 @@ def check_balanced(document: dict) -> list[str]:
 
 
 class PostingView(BaseModel):
+    """One stored posting: `account` is the stored part (its version chain), `logical` the
+    account flows and reports name (the same id unless the account is striped)."""
+
     account: str
+    logical: str = ""
     kind: str
     owner: str
     asset: str
@@ -281,6 +375,12 @@ class PostingView(BaseModel):
     version: int
     balance_after: int
     prev_hash: str
+
+    @model_validator(mode="after")
+    def _logical(self) -> PostingView:
+        if not self.logical:
+            object.__setattr__(self, "logical", self.account)
+        return self
 
 
 class Entry(BaseModel):
@@ -309,7 +409,6 @@ class Entry(BaseModel):
         return cls(id=document["_id"], **fields)
 
     def amount_for(self, account_id: str, registry: AssetRegistry) -> Amount | None:
-        for posting in self.postings:
-            if posting.account == account_id:
-                return from_minor(posting.amount_minor, posting.asset, registry)
-        return None
+        """What the entry moved on one logical account (all its parts), or None."""
+        legs = [p for p in self.postings if account_id in (p.logical, p.account)]
+        return from_minor(sum(p.amount_minor for p in legs), legs[0].asset, registry) if legs else None

@@ -9,6 +9,7 @@ the same interleaving.
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 import uuid
 from collections.abc import Iterator
@@ -36,3 +37,10 @@ def seeded_ids(seed: int) -> Iterator[None]:
             yield
         finally:
             _seeded = None
+
+
+def random_below(bound: int) -> int:
+    """A random integer in [0, bound) from the same replaceable source (stripe choices)."""
+    if _seeded is not None:
+        return _seeded.randrange(bound)
+    return secrets.randbelow(bound)

@@ -27,8 +27,8 @@ import pymongo
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from core.errors import StoreError
-from core.ledger.witness import Witness
+from core.errors import ConfigurationError, StoreError
+from core.ledger.witness import WITNESS_ENV, Witness
 
 # On a replica set the single-document guarantees the engine rests on (a unique index
 # refuses a second insert; a version-filtered update applies once) hold only for writes
@@ -81,18 +81,18 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("user_ids", "_id"),  # the per-user integrity check's scan
     ],
     "balances": [
-        _index("owner", "asset"),
+        _index("owner", "asset", "kind"),  # a user's balances; every stored part of one logical account (core.ledger.stripes)
         _index("kind", "asset"),
         _index("kind", "_id"),  # scans of one kind in id order
     ],
-    "audit": [
-        _index("seq", unique=True),
+    "audit": [  # core.ledger.audit: streams of hash chains; `order` = time, stream, seq (display order)
+        _index("stream", "seq", unique=True),
         _index("event_key", unique=True),
-        _index("actor", "-seq"),
-        _index("type", "-seq"),
-        _index("target", "-seq"),
-        _index("user", "-seq"),
-        _index("at", "seq"),  # time windows, newest first (core.audit.query_events)
+        _index("-order"),  # the trail newest first; a time window is a range of `order`
+        _index("actor", "-order"),
+        _index("type", "-order"),
+        _index("target", "-order"),
+        _index("user", "-order"),
     ],
     "approvals": [  # core.approvals
         _index("idempotency_key", unique=True),
@@ -138,7 +138,8 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("-started_at", "-_id"),
         _index("scope", "-started_at", "-_id"),
     ],
-    "rollups": [_index("generation", "account", "day"), _index("generation", "_id")],  # core.rollups: per account and day
+    "rollups": [_index("generation", "account", "day"), _index("generation", "logical", "day"),  # core.rollups: per stored account and day
+                _index("generation", "_id")],
     "rollup_heads": [_index("generation", "_id")],
     "rollup_totals": [_index("generation", "kind", "asset"), _index("generation", "_id")],
     "rollup_passes": [_index("generation", "pass")],
@@ -193,6 +194,7 @@ class OperationLog:
     enabled: bool = True
     records_max: int = 200_000
     dropped: int = 0
+    duplicate_keys: int = 0  # inserts and upserts a unique index refused (lost claims, lost audit sequence numbers)
 
     @property
     def count(self) -> int:
@@ -215,7 +217,7 @@ class OperationLog:
 
     def reset(self) -> None:
         self.records.clear()
-        self.dropped = 0
+        self.dropped = self.duplicate_keys = 0
 
 
 def filter_fields(query: Mapping[str, Any] | None) -> tuple[str, ...]:
@@ -346,9 +348,17 @@ class Store:
 
     @classmethod
     def from_environment(cls) -> Store:
-        """`MONGODB_URI`/`LEDGER_DB` if set, else a fresh embedded store."""
+        """`MONGODB_URI`/`LEDGER_DB` if set, else a fresh embedded store. A real database
+        needs the audit trail's witness file (`LEDGER_AUDIT_WITNESS`): without it, deleting
+        the newest audit events leaves a chain that verifies.
+        Raises: ConfigurationError (a real database without a witness), StoreError."""
         uri = os.environ.get("MONGODB_URI", "").strip()
-        store = cls.embedded_store() if not uri else cls.from_uri(uri, os.environ.get("LEDGER_DB", "ledger").strip() or "ledger")
+        name = os.environ.get("LEDGER_DB", "ledger").strip() or "ledger"
+        if uri and Witness.from_environment(name) is None:
+            raise ConfigurationError(f"MONGODB_URI is set: refusing to start without {WITNESS_ENV} (the audit trail's witness "
+                                     "file, kept where the database's writers cannot reach it): without it a deleted tail of "
+                                     "the audit trail is undetectable")
+        store = cls.embedded_store() if not uri else cls.from_uri(uri, name)
         store.witness = Witness.from_environment(store.name)
         return store
 
@@ -386,6 +396,7 @@ class Store:
             else:
                 yield tally
         except DuplicateKeyError as error:
+            self.log.duplicate_keys += 1
             raise DuplicateKeyStoreError(f"duplicate key in {collection}", collection=collection, detail=str(error.details or "")[:300]) from None
         except PyMongoError as error:
             raise StoreError(f"store operation {operation} on {collection} failed: {type(error).__name__}", collection=collection) from None

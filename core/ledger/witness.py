@@ -1,7 +1,7 @@
 """The audit chain's witness: an append-only file outside the database.
 
-Every event appended to the audit chain also appends `{"db", "seq", "hash"}` as one line
-to the file named by `LEDGER_AUDIT_WITNESS` (integrity anchors included). Someone who can
+Every event appended to the audit chain also appends `{"db", "stream", "seq", "hash"}` as
+one line to the file named by `LEDGER_AUDIT_WITNESS` (integrity anchors included). Someone who can
 rewrite the database can delete the newest events and leave a chain that verifies — but
 not the lines already written here, so `audit verify` compares the chain with the
 witness and reports the first witnessed event that is missing or different. Keep the
@@ -28,6 +28,7 @@ TAIL_BYTES = 64 * 1024
 class WitnessLine:
     seq: int
     hash: str
+    stream: int = 0
 
 
 class Witness:
@@ -41,8 +42,8 @@ class Witness:
         path = os.environ.get(WITNESS_ENV, "").strip()
         return cls(path, database) if path else None
 
-    def record(self, seq: int, event_hash: str) -> None:
-        line = json.dumps({"db": self.database, "seq": seq, "hash": event_hash}, separators=(",", ":")) + "\n"
+    def record(self, stream: int, seq: int, event_hash: str) -> None:
+        line = json.dumps({"db": self.database, "stream": stream, "seq": seq, "hash": event_hash}, separators=(",", ":")) + "\n"
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             os.write(descriptor, line.encode())
@@ -50,10 +51,10 @@ class Witness:
         finally:
             os.close(descriptor)
 
-    def lines(self) -> tuple[dict[int, str], list[str]]:
-        """seq → hash for this database, and the problems found reading the file (a line
-        that is not ours to judge, e.g. another database's, is skipped silently)."""
-        recorded: dict[int, str] = {}
+    def lines(self) -> tuple[dict[tuple[int, int], str], list[str]]:
+        """(stream, seq) → hash for this database, and the problems found reading the file (a
+        line that is not ours to judge, e.g. another database's, is skipped silently)."""
+        recorded: dict[tuple[int, int], str] = {}
         problems: list[str] = []
         if not self.path.exists():
             return recorded, problems
@@ -66,33 +67,46 @@ class Witness:
                     line = json.loads(text)
                     if line.get("db") != self.database:
                         continue
-                    seq, event_hash = line["seq"], line["hash"]
+                    key, event_hash = (line.get("stream", 0), line["seq"]), line["hash"]
                 except (ValueError, KeyError, AttributeError, TypeError):
                     problems.append(f"witness line {number} is unreadable")
                     continue
-                if recorded.get(seq, event_hash) != event_hash:
-                    problems.append(f"witness records two hashes for event {seq}")
-                recorded[seq] = event_hash
+                if recorded.get(key, event_hash) != event_hash:
+                    problems.append(f"witness records two hashes for stream {key[0]} seq {key[1]}")
+                recorded[key] = event_hash
         return recorded, problems
 
-    def last(self) -> WitnessLine | None:
-        """The newest line of this database, read from the file's tail (cheap however long
-        the file is; the whole file only when the tail holds none of ours)."""
+    def _tail(self) -> list[WitnessLine]:
+        """This database's lines in the file's last TAIL_BYTES, oldest first."""
         if not self.path.exists():
-            return None
+            return []
         with self.path.open("rb") as stream:
             stream.seek(0, os.SEEK_END)
             stream.seek(max(0, stream.tell() - TAIL_BYTES))
             tail = stream.read().decode("utf-8", errors="replace").splitlines()
-        for text in reversed(tail):
+        lines = []
+        for text in tail:
             try:
                 line = json.loads(text)
                 if line.get("db") == self.database:
-                    return WitnessLine(line["seq"], line["hash"])
+                    lines.append(WitnessLine(line["seq"], line["hash"], line.get("stream", 0)))
             except (ValueError, KeyError, AttributeError, TypeError):
                 continue
-        recorded, _ = self.lines()
-        if not recorded:
-            return None
-        seq = max(recorded)
-        return WitnessLine(seq, recorded[seq])
+        return lines
+
+    def newest_per_stream(self) -> dict[int, WitnessLine]:
+        """The newest line of each of this database's streams seen in the file's tail (cheap
+        however long the file is; the whole file only when the tail holds none of ours)."""
+        newest = {line.stream: line for line in self._tail()}
+        if not newest:
+            recorded, _ = self.lines()
+            newest = {stream: WitnessLine(seq, event_hash, stream) for (stream, seq), event_hash in sorted(recorded.items())}
+        return newest
+
+    def last(self) -> WitnessLine | None:
+        """The newest line of this database (for display), or None."""
+        tail = self._tail()
+        if tail:
+            return tail[-1]
+        newest = self.newest_per_stream()
+        return next(iter(newest.values()), None) if newest else None

@@ -38,7 +38,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from core.errors import RollupChainError, RollupContendedError
-from core.ledger import DuplicateKeyStoreError, Store, parse_account_id, scan
+from core.ledger import DuplicateKeyStoreError, Store, logical_id, parse_account_id, scan
 
 ROLLUPS, HEADS, TOTALS, STATE, PASSES = "rollups", "rollup_heads", "rollup_totals", "rollup_state", "rollup_passes"
 PASS_ENTRIES_MAX = 500  # new entries one pass reads from the journal
@@ -250,7 +250,8 @@ def execute_pass(store: Store, generation: int, state: dict) -> None:
     for document_id, (account, day) in day_ids.items():
         before = _settled_values(old_days.get(document_id), number, DAY_FIELDS)
         head = delta.heads[account]
-        fixed = {"generation": generation, "account": account, "day": day, **{k: head[k] for k in ("kind", "owner", "asset")}}
+        fixed = {"generation": generation, "account": account, "logical": logical_id(account), "day": day,
+                 **{k: head[k] for k in ("kind", "owner", "asset")}}
         days[document_id] = ({**fixed, **_day_values(before, delta.days[(account, day)])}, before)
     _write(store, ROLLUPS, number, days)
     total_ids = {f"{generation}|{k}|{a}": (k, a) for k, a in delta.totals}

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from core.errors import RollupContendedError
-from core.ledger import Store, scan
+from core.ledger import Store, logical_id, scan
 from core.rollups.fold import (
     ACTIVE,
     DAY_FIELDS,
@@ -67,7 +67,7 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
             update(store, generation=generation)
             continue
         links = [(p, e) for e in entries for p in e.get("postings", [])
-                 if accounts is None or p.get("account") in accounts]
+                 if accounts is None or logical_id(str(p.get("account"))) in accounts]
         try:
             heads = {a: _settled(d, done_pass) for a, d in _heads(store, generation, sorted({p["account"] for p, _ in links}), always=True).items()}
         except RollupContendedError:
@@ -105,12 +105,12 @@ def class_totals(store: Store) -> dict[tuple[str, str], int]:
 
 
 def day_rows(store: Store, accounts: list[str], first_day: str, last_day: str) -> list[dict]:
-    """Per (account, day in [first_day, last_day], entry type): movements in and out, from
-    the rollups of `accounts` plus the tail. Rows: {account, asset, day, type, in_minor, out_minor}.
-    Raises: RollupContendedError."""
+    """Per (logical account, day in [first_day, last_day], entry type): movements in and
+    out, from the rollups of `accounts` (every stored part of each) plus the tail. Rows:
+    {account, asset, day, type, in_minor, out_minor}. Raises: RollupContendedError."""
     for _ in range(SNAPSHOT_ATTEMPTS_MAX):
         view = snapshot(store, accounts)
-        query = {"generation": view.generation, "account": {"$in": accounts}, "day": {"$gte": first_day, "$lte": last_day}}
+        query = {"generation": view.generation, "logical": {"$in": accounts}, "day": {"$gte": first_day, "$lte": last_day}}
         try:
             documents = [view.settled(d) for d in store.collection(ROLLUPS).find(query, limit=DAY_ROWS_READ_MAX)]
         except RollupContendedError:
@@ -118,11 +118,11 @@ def day_rows(store: Store, accounts: list[str], first_day: str, last_day: str) -
         moved: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
         for document in filter(None, documents):
             for row in document["types"]:
-                cell = moved[(document["account"], document["asset"], document["day"], row["type"])]
+                cell = moved[(document["logical"], document["asset"], document["day"], row["type"])]
                 cell[0], cell[1] = cell[0] + row["in_minor"], cell[1] + row["out_minor"]
         for posting, entry in view.tail:
             if first_day <= _day(entry) <= last_day:
-                cell = moved[(posting["account"], posting["asset"], _day(entry), entry["type"])]
+                cell = moved[(logical_id(posting["account"]), posting["asset"], _day(entry), entry["type"])]
                 cell[0 if posting["amount_minor"] > 0 else 1] += abs(posting["amount_minor"])
         return [{"account": a, "asset": asset, "day": d, "type": t, "in_minor": v[0], "out_minor": v[1]}
                 for (a, asset, d, t), v in sorted(moved.items())]
@@ -171,7 +171,7 @@ def bulk_load(store: Store) -> int:
     days, heads, totals = recompute(store)
     head_docs = [{"_id": f"{generation}|{a}", "generation": generation, "account": a, **h, "pass": 1, "before": None}
                  for a, h in heads.items()]
-    day_docs = [{"_id": f"{generation}|{a}|{d}", "generation": generation, "account": a, "day": d,
+    day_docs = [{"_id": f"{generation}|{a}|{d}", "generation": generation, "account": a, "logical": logical_id(a), "day": d,
                  **{k: heads[a][k] for k in ("kind", "owner", "asset")}, **values, "pass": 1, "before": None}
                 for (a, d), values in days.items()]
     total_docs = [{"_id": f"{generation}|{k}|{asset}", "generation": generation, "kind": k, "asset": asset,

@@ -11,6 +11,7 @@ import pytest
 
 from core import audit_cli, cli
 from core.audit import GENESIS_HASH, AuditFilter, event_hash, export_audit_csv, search_audit, verify_audit
+from core.ledger.audit import order_key
 from core.errors import InvalidFilterError, PermissionDeniedError
 from core.permissions import Principal, Role
 
@@ -81,8 +82,11 @@ def test_append_concurrent_threads_one_unbroken_chain(platform):
     for thread in threads:
         thread.join()
     assert not errors
-    seqs = sorted(e["seq"] for e in platform.store.raw("audit").find())
-    assert seqs == list(range(1, 201))  # no gaps, no duplicates
+    streams: dict[int, list[int]] = {}
+    for event in platform.store.raw("audit").find():
+        streams.setdefault(event["stream"], []).append(event["seq"])
+    assert sum(len(seqs) for seqs in streams.values()) == 200
+    assert all(sorted(seqs) == list(range(1, len(seqs) + 1)) for seqs in streams.values())  # per stream: no gaps, no duplicates
     result = log.verify()
     assert result.ok and result.events_checked == 200
 
@@ -135,6 +139,7 @@ def test_verify_forged_event_inserted_names_seq(platform, monkeypatch):
     raw.delete_many({"seq": {"$gte": 3}})
     previous = raw.find_one({"seq": 2})
     forged = {
+        "stream": previous["stream"],
         "seq": 3,
         "event_key": "evt:forged",
         "type": "approval.approved",
@@ -151,7 +156,7 @@ def test_verify_forged_event_inserted_names_seq(platform, monkeypatch):
     }
     raw.insert_one(forged)
     for event in originals:
-        raw.insert_one(dict(event, seq=event["seq"] + 1))
+        raw.insert_one(dict(event, seq=event["seq"] + 1, order=order_key(event["at"], event["stream"], event["seq"] + 1)))
     result = verify_audit(platform, ADMIN)
     assert not result.ok and result.first_bad_seq == 3
     assert _run_cli(monkeypatch, platform, ["audit", "verify"]) == 1
@@ -164,6 +169,7 @@ def test_verify_forged_event_with_recomputed_hash_breaks_the_next_link(platform)
     raw.delete_many({"seq": {"$gte": 3}})
     previous = raw.find_one({"seq": 2})
     forged = {
+        "stream": previous["stream"],
         "seq": 3,
         "event_key": "evt:forged",
         "type": "x",
@@ -177,10 +183,11 @@ def test_verify_forged_event_with_recomputed_hash_breaks_the_next_link(platform)
         "data": None,
         "prev_hash": previous["hash"],
     }
+    forged["order"] = order_key(forged["at"], forged["stream"], 3)
     forged["hash"] = event_hash(forged, previous["hash"])
     raw.insert_one(forged)
     for event in originals:
-        raw.insert_one(dict(event, seq=event["seq"] + 1))
+        raw.insert_one(dict(event, seq=event["seq"] + 1, order=order_key(event["at"], event["stream"], event["seq"] + 1)))
     result = verify_audit(platform, ADMIN)
     assert not result.ok and result.first_bad_seq == 4  # the first real event no longer follows
 
@@ -190,6 +197,7 @@ def test_verify_forged_event_with_float_does_not_crash(platform):
     head = platform.ledger.audit.head()
     platform.store.raw("audit").insert_one(
         {
+            "stream": head["stream"],
             "seq": 3,
             "event_key": "evt:f",
             "type": "x",

@@ -47,9 +47,14 @@ def quick_timeouts(monkeypatch):
     monkeypatch.setattr("core.ledger.store.pymongo.MongoClient", client)
 
 
+@pytest.fixture
+def witness(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEDGER_AUDIT_WITNESS", str(tmp_path / "witness.log"))
+
+
 @pytest.mark.parametrize("uri", ["not-a-uri", "http://db:27017", "mongodb://", "mongodb://user:pw@/ledger",
                                  "mongodb://a b", "mongodb://host:notaport"])
-def test_cli_malformed_ledger_uri_exits_2_naming_it(monkeypatch, capsys, uri):
+def test_cli_malformed_ledger_uri_exits_2_naming_it(monkeypatch, capsys, uri, witness):
     monkeypatch.setenv("MONGODB_URI", uri)
     for command in (["audit", "verify"], ["recover"]):
         assert cli.main(command) == cli.EXIT_USAGE
@@ -57,7 +62,20 @@ def test_cli_malformed_ledger_uri_exits_2_naming_it(monkeypatch, capsys, uri):
         assert "MONGODB_URI" in err and "ledger" in err and "pw" not in err
 
 
-def test_cli_unreachable_ledger_exits_2_not_1(monkeypatch, capsys, quick_timeouts):
+def test_cli_refuses_a_real_database_without_the_audit_witness(monkeypatch, capsys):
+    """Without LEDGER_AUDIT_WITNESS a deleted tail of the audit trail is undetectable: exit 2
+    with a clear message, before any server is contacted (no timeout waited for)."""
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/?directConnection=true")
+    monkeypatch.delenv("LEDGER_AUDIT_WITNESS", raising=False)
+    for command in (["audit", "verify"], ["recover"], ["integrity", "check"]):
+        assert cli.main(command) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert "LEDGER_AUDIT_WITNESS" in err and "refusing to start" in err and "cannot be reached" not in err
+    monkeypatch.setenv("LEDGER_AUDIT_WITNESS", "   ")  # blank is not a witness
+    assert cli.main(["audit", "verify"]) == cli.EXIT_USAGE and "LEDGER_AUDIT_WITNESS" in capsys.readouterr().err
+
+
+def test_cli_unreachable_ledger_exits_2_not_1(monkeypatch, capsys, quick_timeouts, witness):
     monkeypatch.setenv("MONGODB_URI", "mongodb://user:s3cret@127.0.0.1:1/?directConnection=true")
     assert cli.main(["audit", "verify"]) == cli.EXIT_USAGE  # a broken chain exits 1; a dead server must not look like one
     err = capsys.readouterr().err

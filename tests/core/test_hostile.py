@@ -50,6 +50,7 @@ LEDGER_NOT_FUZZED = {
     "post": "takes an EntryRequest, which make_request builds and validates; anything else is InvalidEntryError (tests/core/test_ledger.py)",
     "recover": "takes only a duration with a default; a bad one is InvalidEntryError (tests/core/test_ledger.py)",
     "project": "internal helper of post/recover (takes a stored document)",
+    "flush": "takes no argument: clears the flags of entries this process projected",
 }
 # Functions with a `principal` parameter that are not entry points: the permission checks
 # themselves, and helpers marked @internal (core.validation.internal) are skipped by discovery.
@@ -264,8 +265,10 @@ def discovered_entry_points() -> set[str]:
 EXTRA_ENTRY_POINTS = {
     "core.ledger.money.amount", "core.ledger.money.positive_amount", "core.ledger.money.from_minor",
     "core.users.add_user", "core.users.set_role", "core.users.disable_user",
+    "core.ledger.stripes.striping",
 }
-EXTRA_VALID = {"core.ledger.money.from_minor": {"minor": 100}, "core.ledger.money.amount": {"value": "0.1"},
+EXTRA_VALID = {"core.ledger.stripes.striping": {"counts": {"platform.fees": 8}},
+               "core.ledger.money.from_minor": {"minor": 100}, "core.ledger.money.amount": {"value": "0.1"},
                "core.ledger.money.positive_amount": {"value": "0.1"}}
 
 
@@ -296,6 +299,7 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "core.integrity.engine": ("check_platform", "check_user", "get_run", "history", "trend"),
     "core.integrity.repairs": ("execute_projection_repair", "request_projection_repair"),
     "core.ledger.money": ("amount", "from_minor", "positive_amount"),
+    "core.ledger.stripes": ("striping",),
     "core.legacy.opening": ("import_balances",),
     "core.legacy.rebuild": ("execute_rebuild", "plan_rebuild", "request_rebuild"),
     "core.legacy.reconcile": ("reconcile_platform",),
@@ -350,7 +354,7 @@ def _baseline(name: str, function: Callable[..., Any], world: World) -> tuple[di
 def test_hostile_values_are_refused_by_name_and_change_nothing(world, name):
     function = FUZZ[name](world)
     baseline, fuzzable = _baseline(name, function, world)
-    if name.startswith(("core.ledger.money.", "core.users.")) is False:
+    if name.startswith(("core.ledger.money.", "core.users.", "core.ledger.stripes.")) is False:
         precheck(function, **baseline)  # the baseline itself passes the boundary: the hostile value is what is refused
 
     @settings(max_examples=EXAMPLES_PER_FUNCTION, deadline=None, database=None,

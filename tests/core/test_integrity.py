@@ -356,9 +356,10 @@ def test_check_names_deleted_entry_and_broken_audit_chain(platform):
     assert not report.ok
     for number in range(3):
         platform.ledger.audit.append(type="test.action", actor="alice", role="admin", target=f"t{number}")
-    platform.store.raw("audit").update_one({"seq": 2}, {"$set": {"actor": "mallory"}})
+    edited = platform.store.raw("audit").find_one({"seq": 2})
+    platform.store.raw("audit").update_one({"_id": edited["_id"]}, {"$set": {"actor": "mallory"}})
     report = check_platform(platform, ADMIN, record=False)
-    assert ("audit_chain_broken", "audit seq 2") in _kinds(report)
+    assert ("audit_chain_broken", f"audit stream {edited['stream']} seq 2") in _kinds(report)
 
 
 # -- cost and coverage -------------------------------------------------------------------------
@@ -590,10 +591,11 @@ def test_incremental_check_verifies_new_audit_events_from_the_anchor(platform):
     assert check_platform(platform, ADMIN).ok  # appends its own integrity.check event
     for number in range(3):
         platform.ledger.audit.append(type="test.action", actor="alice", role="admin", target=f"t{number}")
-    head = platform.store.raw("audit").find_one(sort=[("seq", -1)])
-    platform.store.raw("audit").update_one({"seq": head["seq"] - 1}, {"$set": {"actor": "mallory"}})
+    head = platform.store.raw("audit").find_one({"target": "t2"})  # the three appends share this thread's stream
+    platform.store.raw("audit").update_one({"stream": head["stream"], "seq": head["seq"] - 1}, {"$set": {"actor": "mallory"}})
     report = check_platform(platform, ADMIN, record=False)
-    assert report.mode == "incremental" and ("audit_chain_broken", f"audit seq {head['seq'] - 1}") in _kinds(report)
+    assert report.mode == "incremental"
+    assert ("audit_chain_broken", f"audit stream {head['stream']} seq {head['seq'] - 1}") in _kinds(report)
 
 
 def test_incremental_check_names_a_chain_hole_in_new_entries(platform):

@@ -113,14 +113,14 @@ def test_a_null_amount_is_a_missing_field_the_rebuild_fills(legacy, platform):
 
 
 def test_one_pair_a_double_cannot_hold_is_refused_by_name_and_the_rest_proceeds(legacy, platform):
-    deposit(platform.ledger, "u-big", "12345678901234567.89", "GBP")
+    deposit(platform.ledger, "u-big", "700000000000000.01", "GBP")
     deposit(platform.ledger, "u-small", "10.00", "GBP")
     legacy.collection("wallets").insert_many([_wallet("u-big", "GBP", 1.0), _wallet("u-small", "GBP", 5.0),
                                               _wallet("u-legacy-only", "BTC", 0.25)])
     plan = plan_rebuild(platform, ADMIN, legacy)
     refused = {(r["user"], r["currency"]): r for r in plan.refused}
     assert set(refused) == {("u-big", "GBP"), ("u-legacy-only", "BTC")}
-    assert refused[("u-big", "GBP")]["value"] == "12345678901234567.89"
+    assert refused[("u-big", "GBP")]["value"] == "700000000000000.01"
     assert "double" in refused[("u-big", "GBP")]["reason"]
     assert refused[("u-legacy-only", "BTC")]["value"] == "wallets.available_balance = 0.25"
     assert "import it first" in refused[("u-legacy-only", "BTC")]["reason"]

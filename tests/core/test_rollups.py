@@ -51,7 +51,8 @@ def test_rollups_update_folds_days_types_and_closing(ledger, store, clock):
     report = rollups.update(store)
     assert report.caught_up and report.passes == 1
     days, heads, totals = rollups.stored(store)
-    fees = acct.fees("USDT").id
+    fees = ledger.entry_by_key("fee-1").postings[1].account  # the fee wallet's stripe this writer uses (a stored account)
+    assert ledger.entry_by_key("ref-1").postings[0].account == fees  # the payout is taken from the writer's own stripe
     assert days[(fees, "2026-01-02")] == {
         "types": [{"type": "referral.commission", "in_minor": 0, "out_minor": 500_000, "entries": 1},
                   {"type": "swap", "in_minor": 1_500_000, "out_minor": 0, "entries": 1}],

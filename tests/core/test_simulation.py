@@ -36,8 +36,11 @@ def test_simulate_crashes_happen_and_recovery_finishes_them():
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
 def test_simulate_catches_known_bad_engine(mutant):
+    """Every planted bug — of the exactly-once protocol, the hot-account stripes, the flag
+    batches, the audit streams, replays and holds — is caught within a few seeds, at the
+    default crash rate and skew."""
     for seed in range(MUTANT_SEEDS_MAX):
-        result = simulate(seed, actors=4, steps=300, mutant=mutant)
+        result = simulate(seed, actors=6, steps=300, mutant=mutant)
         if not result.ok:
             report = result.report()
             assert f"seed {seed}" in report and f"--mutant {mutant}" in report  # how to repeat it
@@ -46,13 +49,28 @@ def test_simulate_catches_known_bad_engine(mutant):
     pytest.fail(f"{mutant} survived {MUTANT_SEEDS_MAX} seeds")
 
 
-def test_simulate_hot_account_reports_retries_growing_with_writers():
+def test_simulate_hot_account_retries_grow_with_writers_unless_striped():
+    """One fee wallet every writer pays: unstriped, retries per posting grow with the writers;
+    in 64 stripes the writers spread out (affinity) and retries stay low."""
     means = {}
-    for writers in (2, 4, 8):
-        runs = [simulate(seed, actors=writers, steps=300, hot=True, crash_rate=0) for seed in range(3)]
-        assert all(r.ok for r in runs)
-        means[writers] = sum(r.stats["retries_per_post"] for r in runs) / len(runs)
-    assert 0 < means[2] < means[4] < means[8]
+    for stripes in (1, 64):
+        for writers in (2, 4, 8):
+            runs = [simulate(seed, actors=writers, steps=300, hot=True, crash_rate=0, stripes=stripes) for seed in range(3)]
+            assert all(r.ok for r in runs), [r.report() for r in runs if not r.ok]
+            means[(stripes, writers)] = sum(r.stats["retries_per_post"] for r in runs) / len(runs)
+    assert 0 < means[(1, 2)] < means[(1, 4)] < means[(1, 8)]
+    assert means[(64, 8)] <= 0.25 < means[(1, 8)]
+
+
+def test_simulate_workload_really_splits_collides_and_races():
+    """The hot-account workload does what it is for: debits split across stripes, several
+    stripes and both audit streams in use, keys retried with a different body refused."""
+    runs = [simulate(seed, actors=8, steps=400) for seed in range(4)]
+    assert all(r.ok for r in runs), [r.report() for r in runs if not r.ok]
+    assert sum(r.stats["split_debits"] for r in runs) > 0
+    assert min(r.stats["stripes_used"] for r in runs) >= 2
+    assert max(r.stats["audit_streams_used"] for r in runs) == 2
+    assert sum(r.stats["claim_attempts"] - r.stats["posts"] for r in runs) > 0  # writers lost claims and helped
 
 
 def test_simulate_cli_exit_codes(capsys):

@@ -131,6 +131,18 @@ def test_app_refuses_demo_credentials_on_a_real_database(monkeypatch):
     assert not at.text_input and ui is not None
 
 
+def test_app_refuses_a_real_database_without_the_audit_witness(monkeypatch):
+    """With MONGODB_URI set and no LEDGER_AUDIT_WITNESS the console refuses to start (a
+    deleted tail of the audit trail would be undetectable), before any server is contacted."""
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/?directConnection=true")
+    monkeypatch.delenv("LEDGER_AUDIT_WITNESS", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
+    at.run()
+    assert not at.exception
+    assert any("LEDGER_AUDIT_WITNESS" in e.value for e in at.error)
+    assert not at.text_input
+
+
 def _real_looking_store():
     from core.ledger.store import Store
 

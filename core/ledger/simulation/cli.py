@@ -10,6 +10,7 @@ import argparse
 import json
 import time
 
+from core.ledger.accounts import STRIPES_MAX
 from core.ledger.simulation import DEFAULT_CRASH_RATE, DEFAULT_SKEW_MINUTES, MUTANTS, simulate
 
 SEEDS_MAX = 1_000_000
@@ -19,16 +20,17 @@ STEPS_MAX = 1_000_000
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     if not (1 <= args.seeds <= SEEDS_MAX and 1 <= args.actors <= ACTORS_MAX and 1 <= args.steps <= STEPS_MAX
-            and 0 <= args.crash_rate < 1 and 0 <= args.skew_minutes <= 24 * 60):
+            and 0 <= args.crash_rate < 1 and 0 <= args.skew_minutes <= 24 * 60
+            and (args.stripes is None or 1 <= args.stripes <= STRIPES_MAX)):
         print(f"error: need 1 ≤ seeds ≤ {SEEDS_MAX}, 1 ≤ actors ≤ {ACTORS_MAX}, 1 ≤ steps ≤ {STEPS_MAX}, "
-              "0 ≤ crash-rate < 1, 0 ≤ skew-minutes ≤ 1440")
+              f"0 ≤ crash-rate < 1, 0 ≤ skew-minutes ≤ 1440, 1 ≤ stripes ≤ {STRIPES_MAX}")
         return 2
     started = time.monotonic()
     operations, runs, retries = 0, [], []
     for seed in range(args.seed, args.seed + args.seeds):
         actors = args.actors if not args.vary_actors else 2 + seed % (args.actors - 1 if args.actors > 2 else 1)
         result = simulate(seed, actors=actors, steps=args.steps, crash_rate=args.crash_rate,
-                          skew_minutes=args.skew_minutes, mutant=args.mutant, hot=args.hot)
+                          skew_minutes=args.skew_minutes, mutant=args.mutant, hot=args.hot, stripes=args.stripes)
         operations += result.operations
         retries.append(result.stats["retries_per_post"])
         runs.append(result.as_dict())
@@ -40,7 +42,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return 1
     summary = {"ok": True, "seeds": args.seeds, "first_seed": args.seed, "operations": operations, "violations": 0,
                "seconds": round(time.monotonic() - started, 1), "mean_retries_per_post": round(sum(retries) / len(retries), 3),
-               "mutant": args.mutant, "hot": args.hot}
+               "mutant": args.mutant, "hot": args.hot, "stripes": args.stripes}
     if args.json:
         print(json.dumps(dict(summary, runs=runs if args.seeds <= 20 else []), indent=2, sort_keys=True))
     else:
@@ -59,6 +61,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--crash-rate", type=float, default=DEFAULT_CRASH_RATE, help="chance of a crash at each operation")
     parser.add_argument("--skew-minutes", type=int, default=DEFAULT_SKEW_MINUTES, help="clock skew per process, up to ± this")
     parser.add_argument("--mutant", choices=sorted(MUTANTS), help="run a known-bad engine (to see the simulator catch it)")
-    parser.add_argument("--hot", action="store_true", help="every writer pays one fee account (retries on a hot account)")
+    parser.add_argument("--hot", action="store_true", help="every writer pays one fee wallet (retries on a hot account)")
+    parser.add_argument("--stripes", type=int, help="stripes of every hot account kind (default: a few each; 1 = not striped)")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(handler=cmd_simulate)

@@ -8,25 +8,32 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from core.ledger.accounts import parse_account_id
+from core.ledger.accounts import AccountKind, parse_account_id
+from core.ledger.audit import event_hash, order_key
 from core.ledger.entries import GENESIS_HASH
 from core.ledger.simulation.scheduler import Violation
 from core.ledger.store import Store
+from core.ledger.stripes import logical_id, part_range
 
 
 class JournalView:
-    """The checker's copy of the journal, refreshed only when it grew (entries are
-    immutable apart from the `unprojected` flag, which the checks do not read)."""
+    """The checker's copy of the journal and the audit streams, refreshed only when they
+    grew (entries are immutable apart from the `unprojected` flag, which the checks do not
+    read; audit events are immutable)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.entries: dict[str, dict] = {}
+        self.events: list[dict] = []
         self.versions_seen: dict[str, int] = {}
 
     def refresh(self) -> None:
         raw = self.store.raw("entries")
         if raw.count_documents({}) != len(self.entries):
             self.entries = {d["_id"]: d for d in raw.find({}, {"unprojected": 0})}
+        audit = self.store.raw("audit")
+        if audit.count_documents({}) != len(self.events):
+            self.events = list(audit.find({}))
 
     def chains(self) -> dict[str, dict[int, tuple[dict, dict]]]:
         """account → version → (entry, posting)."""
@@ -54,6 +61,60 @@ def check_state(view: JournalView) -> None:
     balances = {d["_id"]: d for d in view.store.raw("balances").find({})}
     for account_id in set(chains) | set(balances):
         _check_account(account_id, chains.get(account_id, {}), balances.get(account_id), view.versions_seen)
+    _check_holds_closed_once(view)
+    _check_audit_streams(view)
+    _check_flags(view, balances)
+
+
+def _check_flags(view: JournalView, balances: dict[str, dict]) -> None:
+    """The `unprojected` flag is cleared only once every leg is in: an unflagged entry whose
+    projection lags is one no recovery will ever find."""
+    flagged = {d["_id"] for d in view.store.raw("entries").find({"unprojected": True}, {"_id": 1})}
+    for entry_id, entry in view.entries.items():
+        if entry_id in flagged:
+            continue
+        for posting in entry["postings"]:
+            version = (balances.get(posting["account"]) or {}).get("version", 0)
+            if not isinstance(version, int) or version < posting["version"]:
+                raise Violation(f"entry {entry_id} is no longer flagged unprojected but {posting['account']} "
+                                f"is at version {version} of its claim {posting['version']}")
+
+
+def _check_holds_closed_once(view: JournalView) -> None:
+    """A hold closes by exactly one entry (release or consume, never both)."""
+    closes: dict[str, list[str]] = defaultdict(list)
+    for entry in view.entries.values():
+        if entry.get("hold_id") is not None and entry.get("hold_action") in ("release", "consume"):
+            closes[entry["hold_id"]].append(f"{entry['hold_action']} {entry['_id']}")
+    for hold_id, closing in closes.items():
+        if len(closing) > 1:
+            raise Violation(f"hold {hold_id} was closed {len(closing)} times: {sorted(closing)}")
+
+
+def _check_audit_streams(view: JournalView) -> None:
+    """Every audit stream is one unbroken chain: sequence numbers 1..n, each event once,
+    each linked to its predecessor, hashes and order keys exact; each event key once."""
+    streams: dict[object, dict[int, dict]] = defaultdict(dict)
+    keys: set[str] = set()
+    for event in view.events:
+        stream, seq = event.get("stream"), event.get("seq")
+        if seq in streams[stream]:
+            raise Violation(f"two audit events share stream {stream} seq {seq}")
+        streams[stream][seq] = event
+        if event["event_key"] in keys:
+            raise Violation(f"audit event key {event['event_key']} was recorded twice")
+        keys.add(event["event_key"])
+    for stream, events in streams.items():
+        prev_hash = GENESIS_HASH
+        for seq in range(1, len(events) + 1):
+            event = events.get(seq)
+            if event is None:
+                raise Violation(f"audit stream {stream} has no seq {seq} but {len(events)} events")
+            if event["prev_hash"] != prev_hash or event_hash(event, prev_hash) != event["hash"]:
+                raise Violation(f"audit stream {stream} seq {seq} does not follow its predecessor")
+            if event["order"] != order_key(event["at"], stream, seq):
+                raise Violation(f"audit stream {stream} seq {seq} has a wrong order key")
+            prev_hash = event["hash"]
 
 
 def _check_account(account_id: str, chain: dict[int, tuple[dict, dict]], balance: dict | None, seen: dict[str, int]) -> None:
@@ -71,6 +132,9 @@ def _check_account(account_id: str, chain: dict[int, tuple[dict, dict]], balance
             raise Violation(f"{account_id}@{version}: entry {entry['_id']} does not link to the previous entry")
         if running < 0 and not account.may_go_negative:
             raise Violation(f"{account_id}@{version}: entry {entry['_id']} takes a constrained account to {running}")
+        low, high = part_range(account)
+        if not low <= running <= high:
+            raise Violation(f"{account_id}@{version}: entry {entry['_id']} takes a stored part out of its range ({running})")
         prev_hash = entry["entry_hash"]
     version = balance["version"] if balance else 0
     if version < seen.get(account_id, 0):
@@ -105,3 +169,33 @@ def check_quiescent(view: JournalView) -> None:
             raise Violation(f"{asset}: all accounts sum to {total}, not zero")
     if view.store.raw("entries").count_documents({"unprojected": True}):
         raise Violation("recovery left entries flagged unprojected")
+    _check_holds_exact(view, balances)
+
+
+def _check_holds_exact(view: JournalView, balances: dict[str, dict]) -> None:
+    """Holds move exactly what they placed: a closing entry takes the placed amount off the
+    held account, and every held account (a user's locked balance, the float's reserved side,
+    all stripes added up) equals the open holds on it."""
+    placed: dict[str, dict] = {}
+    closed: dict[str, dict] = {}
+    for entry in view.entries.values():
+        if entry.get("hold_id") is not None:
+            (placed if entry.get("hold_action") == "place" else closed)[entry["hold_id"]] = entry
+    held: dict[str, int] = defaultdict(int)
+    for hold_id, place in placed.items():
+        credit = [p for p in place["postings"] if p["amount_minor"] > 0]
+        account, amount_minor = logical_id(credit[0]["account"]), sum(p["amount_minor"] for p in credit)
+        close = closed.get(hold_id)
+        if close is None:
+            held[account] += amount_minor
+            continue
+        taken = -sum(p["amount_minor"] for p in close["postings"] if logical_id(p["account"]) == account)
+        if taken != amount_minor:
+            raise Violation(f"hold {hold_id} placed {amount_minor} on {account}, its {close['hold_action']} took {taken}")
+    actual: dict[str, int] = defaultdict(int)
+    for account_id, balance in balances.items():
+        if balance["kind"] in (AccountKind.USER_LOCKED.value, AccountKind.LIQUIDITY_RESERVED.value):
+            actual[logical_id(account_id)] += balance["balance_minor"]
+    for account in set(held) | set(actual):
+        if held.get(account, 0) != actual.get(account, 0):
+            raise Violation(f"{account} holds {actual.get(account, 0)}, its open holds add up to {held.get(account, 0)}")
