@@ -106,21 +106,31 @@ def _run_writers(writers: int, loop: Callable[[int, Callable[[], bool]], int], p
     DURATION_SECONDS pass. Returns the seconds measured."""
     store, ledger = platform.store, platform.ledger
     store.fault_hook = lambda phase, _collection, _operation: time.sleep(ROUND_TRIP_SECONDS) if phase == "before" else None
-    ready = threading.Barrier(writers + 1)
+    ready, go = threading.Barrier(writers + 1), threading.Event()
     window: dict[str, float] = {}
 
+    def record(error: BaseException) -> None:
+        with outcome.lock:
+            if isinstance(error, ContentionError):
+                outcome.gave_up += 1
+            else:
+                outcome.failures.append(f"{type(error).__name__}: {error}"[:200])
+
     def guarded(number: int) -> None:
+        prepared = True
         try:
             prepare(number)
-            ready.wait()
-            done = loop(number, lambda: time.perf_counter() < window["deadline"])
-        except ContentionError:
-            with outcome.lock:
-                outcome.gave_up += 1
-            return
         except Exception as error:  # noqa: BLE001 - a failure is reported, never hidden
-            with outcome.lock:
-                outcome.failures.append(f"{type(error).__name__}: {error}"[:200])
+            record(error)
+            prepared = False
+        ready.wait()  # every writer reaches the barrier, prepared or not: nobody waits forever
+        go.wait()
+        if not prepared:
+            return
+        try:
+            done = loop(number, lambda: time.perf_counter() < window["deadline"])
+        except Exception as error:  # noqa: BLE001 - a failure is reported, never hidden
+            record(error)
             return
         with outcome.lock:
             outcome.done += done
@@ -134,6 +144,7 @@ def _run_writers(writers: int, loop: Callable[[int, Callable[[], bool]], int], p
     store.log.reset()
     started = time.perf_counter()
     window["deadline"] = started + DURATION_SECONDS
+    go.set()
     for thread in threads:
         thread.join()
     store.fault_hook = None

@@ -24,7 +24,7 @@ EXPORT_ROWS_MAX = 50_000  # one CSV export never carries more events than this
 EXPORT_BATCH_SIZE = 1_000
 FILTER_TEXT_LENGTH_MAX = 200
 PREFIX_MARK = "*"  # a filter value ending in it matches by prefix ("approval.*")
-CSV_COLUMNS = ("at", "stream", "seq", "type", "actor", "role", "target", "user", "event_key", "before", "after", "data", "prev_hash", "hash")
+CSV_COLUMNS = ("seq", "at", "type", "actor", "role", "target", "user", "event_key", "before", "after", "data", "stream", "prev_hash", "hash")
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
 if TYPE_CHECKING:  # the platform bundle imports the ledger, which imports this module

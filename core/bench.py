@@ -20,7 +20,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table (or the JSON report), write the results file.
     Returns 0 when every budget is met, 1 otherwise."""
-    if args.contention:
+    if getattr(args, "contention", False):
         return cmd_contention(args)
     bench = importlib.import_module("benchmarks.bench")
     report = importlib.import_module("benchmarks.report")

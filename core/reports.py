@@ -22,7 +22,7 @@ from core.ledger import AssetRegistry, from_minor
 from core.permissions import Permission, Principal, require
 from core import rollups
 from core.platform import Platform
-from core.ledger import STUCK_AFTER
+from core.ledger import STUCK_AFTER, entry_id_floor
 
 REVENUE_WINDOW_MAX = timedelta(days=366)
 REVENUE_WINDOW_DEFAULT = timedelta(days=60)
@@ -177,12 +177,15 @@ def stuck_entries(platform: Platform, now: datetime, stuck_after: timedelta = ST
     """Journaled entries older than `stuck_after` whose projection has not caught up (at most
     STUCK_SCAN_MAX looked at): `python -m core recover` finishes them.
 
-    The sparse `unprojected` index holds only entries recovery has not confirmed yet; of those,
-    an entry is stuck when an account's projection is still below the version it claimed.
+    The sparse `unprojected` index holds the entries in flight (their writers clear the flag in
+    batches once projected) and those a crash left; entry ids are time-ordered, so the read
+    walks only the flagged entries older than `stuck_after` — however many are in flight now.
+    Of those, an entry is stuck when an account's projection is still below the version it
+    claimed (a flagged entry whose legs are all in is waiting for its flag to be cleared).
     """
     entries = platform.store.collection("entries").find(
-        {"unprojected": True, "created_at": {"$lte": now - stuck_after}}, limit=STUCK_SCAN_MAX,
-        projection={"postings.account": 1, "postings.version": 1})
+        {"unprojected": True, "_id": {"$lt": entry_id_floor(now - stuck_after)}}, sort=[("unprojected", 1), ("_id", 1)],
+        limit=STUCK_SCAN_MAX, projection={"postings.account": 1, "postings.version": 1})
     accounts = sorted({p["account"] for e in entries for p in e.get("postings", [])})
     versions = {d["_id"]: d.get("version", 0) for d in platform.store.collection("balances").find(
         {"_id": {"$in": accounts}}, projection={"version": 1}, limit=max(1, len(accounts)))} if accounts else {}

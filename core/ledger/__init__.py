@@ -23,7 +23,7 @@ from core.ledger.money import (  # accounts and money first: core.validation, wh
 from core.ledger.anchor import AnchorCheck, current_heads, heads_root, take_anchor, verify_anchor
 from core.ledger.audit import GENESIS_HASH, AuditLog, VerifyResult, event_hash
 from core.ledger.engine import PAGE_SIZE_MAX, RECOVERY_STALE_AFTER, EntryFilter, Ledger, Page, RecoveryReport, UserBalance
-from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, make_request
+from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, entry_id_floor, make_request
 from core.ledger.hashing import canonical, digest
 from core.ledger.selfcheck import STUCK_AFTER, Finding, SelfCheckReport, scan, self_check
 from core.ledger.witness import WITNESS_ENV, Witness
@@ -39,5 +39,5 @@ __all__ = [
     "VerifyResult", "accounts", "amount", "canonical", "check_balanced", "check_owner_id",
     "digest", "entry_hash", "event_hash", "from_minor", "make_request", "parse_account_id",
     "positive_amount", "scan", "INT64_MIN", "check_asset_code", "to_decimal", "self_check", "uncovered",
-    "DEFAULT_STRIPING", "STRIPABLE_KINDS", "Striping", "is_striped", "logical_id", "part_id", "striping",
+    "entry_id_floor", "DEFAULT_STRIPING", "STRIPABLE_KINDS", "Striping", "is_striped", "logical_id", "part_id", "striping",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 from core.clock import Clock
 from core.errors import BrokenInvariantError, ConfigurationError, StoreError
 from core.ledger.hashing import digest
-from core.ledger.ids import random_below, random_hex
+from core.ledger.ids import other_than, random_below, random_hex
 from core.ledger.store import DuplicateKeyStoreError, Store
 
 GENESIS_HASH = "0" * 64
@@ -117,7 +117,7 @@ class AuditLog:
                     existing = self.by_key(event_key)
                     if existing is not None:
                         return existing, False
-                self._affinity.stream = random_below(self.streams)  # lost the stream's next seq: take another
+                self._affinity.stream = other_than(stream, self.streams)  # lost the stream's next seq: take another
                 continue
             if self._store.witness is not None:
                 self._store.witness.record(stream, seq, candidate["hash"])

@@ -61,7 +61,7 @@ from core.ledger.entries import (
 )
 from core.ledger.money import DEFAULT_REGISTRY, Amount, AssetRegistry, from_minor, positive_amount
 from core.ledger.flags import FlagBatch
-from core.ledger.ids import random_below
+from core.ledger.ids import other_than, random_below
 from core.ledger.store import DuplicateKeyStoreError, Store
 from core.ledger.stripes import DEFAULT_STRIPING, Striping, family_query, is_striped, logical_id
 from core import validation  # a module reference: core.validation imports core.ledger in turn
@@ -207,7 +207,7 @@ class Ledger:
         return stripe
 
     def _move_stripe(self) -> None:
-        self._affinity.stripe = random_below(STRIPES_MAX)
+        self._affinity.stripe = other_than(self._stripe(), STRIPES_MAX)
 
     def _plan(self, request: EntryRequest, legs: list[Leg], heads: dict[str, Head]) -> tuple[list[dict], list[Shortfall]]:
         return plan_claims(request, legs, heads, self._stripe(), self.striping)

@@ -180,7 +180,13 @@ def entry_hash(document: dict) -> str:
 
 def new_entry_id(now: datetime) -> str:
     """Time-ordered unique id."""
-    return f"E{now:%Y%m%d%H%M%S}{now.microsecond // 1000:03d}{random_hex(10)}"
+    return f"{entry_id_floor(now)}{random_hex(10)}"
+
+
+def entry_id_floor(moment: datetime) -> str:
+    """The smallest entry id of `moment`'s millisecond: ids below it were made before it (by
+    their writer's clock), so `_id < floor` is an index range of older entries."""
+    return f"E{moment:%Y%m%d%H%M%S}{moment.microsecond // 1000:03d}"
 
 
 def claim_of(account_id: str, version: int) -> str:

@@ -44,3 +44,9 @@ def random_below(bound: int) -> int:
     if _seeded is not None:
         return _seeded.randrange(bound)
     return secrets.randbelow(bound)
+
+
+def other_than(current: int, bound: int) -> int:
+    """A random integer in [0, bound) other than `current` (a writer moving off a stripe or
+    stream it lost); `current` itself when it is the only one."""
+    return current if bound < 2 else (current + 1 + random_below(bound - 1)) % bound

@@ -344,3 +344,108 @@ def test_export_cli_writes_csv(platform, monkeypatch, capsys):
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [int(r["seq"]) for r in rows] == [2, 3]
     assert _run_cli(monkeypatch, platform, ["audit", "export", "--since", "yesterday"]) == 2
+
+
+# -- streams (HOT_ACCOUNTS.md: no single audit head) -------------------------------------------
+def _stream_events(store, stream: int) -> list[dict]:
+    return sorted(store.raw("audit").find({"stream": stream}), key=lambda e: e["seq"])
+
+
+def test_streams_concurrent_writers_spread_over_streams(platform):
+    """Writers keep the stream they last won and move at random when they lose one, so they
+    do not all wait on one head; every stream stays one unbroken chain."""
+    log = platform.ledger.audit
+    barrier = threading.Barrier(6)
+
+    def worker(number: int) -> None:
+        barrier.wait()
+        for index in range(10):
+            log.append(type="thread.event", actor=f"w{number}", data={"index": index})
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(platform.store.raw("audit").distinct("stream")) > 1
+    assert log.verify().ok and log.verify().events_checked == 60
+
+
+def test_streams_a_lost_sequence_number_moves_the_writer_to_another_stream(store, clock):
+    from core.ledger.audit import AuditLog
+
+    first, second = AuditLog(store, clock, streams=2), AuditLog(store, clock, streams=2)
+    first._affinity.stream = second._affinity.stream = 0
+    reads = []
+
+    def race(phase, collection, operation):  # the second writer inserts seq 1 of stream 0 between the first's read and insert
+        if phase == "after" and collection == "audit" and operation == "find_one" and not reads:
+            reads.append(1)
+            second.append(type="x", actor="b")
+    store.fault_hook = race
+    event, created = first.append(type="y", actor="a")
+    store.fault_hook = None
+    assert created and event["stream"] == 1 and event["seq"] == 1  # lost stream 0's seq 1, took stream 1
+    assert [e["seq"] for e in _stream_events(store, 0)] == [1] and store.log.duplicate_keys >= 1
+
+
+def test_streams_verify_names_the_stream_of_the_first_bad_event(platform):
+    _fill(platform, 4)
+    event = platform.store.raw("audit").find_one({"seq": 3})
+    platform.store.raw("audit").update_one({"_id": event["_id"]}, {"$set": {"actor": "mallory"}})
+    result = verify_audit(platform, ADMIN)
+    assert not result.ok and (result.first_bad_stream, result.first_bad_seq) == (event["stream"], 3)
+    assert result.first_bad == f"stream {event['stream']} seq 3"
+
+
+def test_streams_an_event_moved_in_the_display_order_is_caught(platform):
+    _fill(platform, 3)
+    event = platform.store.raw("audit").find_one({"seq": 2})
+    platform.store.raw("audit").update_one({"_id": event["_id"]}, {"$set": {"order": "0"}})  # shown first, chain untouched
+    result = verify_audit(platform, ADMIN)
+    assert not result.ok and result.first_bad_seq == 2 and "order" in result.problem
+
+
+def test_streams_witness_catches_the_deleted_tail_of_any_stream(store, clock, tmp_path):
+    from core.ledger.audit import AuditLog
+    from core.ledger.witness import Witness
+
+    store.witness = Witness(tmp_path / "witness.log", store.name)
+    log = AuditLog(store, clock, streams=4)
+    for stream in range(3):
+        log._affinity.stream = stream
+        for number in range(3):
+            log.append(type="console.action", actor="admin", target=f"s{stream}n{number}")
+    assert log.verify().ok and log.check_witness_tail().ok
+    store.raw("audit").delete_one({"stream": 1, "seq": 3})  # not the newest event overall: the newest of stream 1
+    for result in (log.verify(), log.check_witness_tail()):
+        assert not result.ok and (result.first_bad_stream, result.first_bad_seq) == (1, 3) and "deleted" in result.problem
+
+
+def test_streams_verify_since_checks_only_what_came_after_the_anchored_heads(store, clock):
+    from core.ledger.audit import AuditLog
+
+    log = AuditLog(store, clock, streams=2)
+    for stream in (0, 1):
+        log._affinity.stream = stream
+        log.append(type="before", actor="a")
+    anchored = log.heads()
+    assert log.verify_since(anchored).ok and log.verify_since(anchored).events_checked == 0
+    log._affinity.stream = 1
+    for _ in range(3):
+        log.append(type="after", actor="a")
+    assert log.verify_since(anchored).events_checked == 3
+    store.raw("audit").update_one({"stream": 1, "seq": 3}, {"$set": {"actor": "mallory"}})
+    result = log.verify_since(anchored)
+    assert not result.ok and (result.first_bad_stream, result.first_bad_seq) == (1, 3)
+    store.raw("audit").delete_many({"stream": 0})  # a whole stream gone behind the anchor
+    assert not log.verify_since(anchored).ok
+
+
+@pytest.mark.parametrize("streams", [0, 257, True, "4", None])
+def test_streams_count_is_validated(store, clock, streams):
+    from core.errors import ConfigurationError
+    from core.ledger.audit import AuditLog
+
+    with pytest.raises(ConfigurationError):
+        AuditLog(store, clock, streams=streams)

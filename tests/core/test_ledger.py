@@ -213,6 +213,56 @@ def test_two_leg_entry_costs_four_round_trips_and_a_replay_three(ledger, store):
         ("balances", "find"), ("entries", "insert_one"), ("entries", "find_one")]
 
 
+def test_writer_clears_its_own_flags_in_batches(ledger, store, clock):
+    """A writer clears the `unprojected` flags of the entries it projected: one update per
+    FLAG_BATCH_MAX entries (4 + 1/64 operations per two-leg entry), or at its next posting
+    once the oldest waits longer than FLAG_FLUSH_AFTER — never before projecting."""
+    from core.ledger.flags import FLAG_BATCH_MAX, FLAG_FLUSH_AFTER
+
+    store.log.reset()
+    for number in range(FLAG_BATCH_MAX):
+        deposit(ledger, f"u{number}", "1", key=f"batch{number}")
+    operations = [(r.collection, r.operation) for r in store.log.records]
+    assert len(operations) == 4 * FLAG_BATCH_MAX + 1 and operations[-1] == ("entries", "update_many")
+    assert store.log.records[-1].documents == FLAG_BATCH_MAX
+    assert store.raw("entries").count_documents({"unprojected": True}) == 0
+    deposit(ledger, "late", "1", key="late")
+    assert store.raw("entries").count_documents({"unprojected": True}) == 1  # in flight: waiting in the batch
+    clock.advance(FLAG_FLUSH_AFTER)
+    store.log.reset()
+    deposit(ledger, "later", "1", key="later")
+    assert [(r.collection, r.operation) for r in store.log.records][-1] == ("entries", "update_many")
+    assert store.raw("entries").count_documents({"unprojected": True}) == 0
+    deposit(ledger, "last", "1", key="last")
+    ledger.flush()
+    assert store.raw("entries").count_documents({"unprojected": True}) == 0
+
+
+def test_a_crash_losing_the_flag_batch_leaves_entries_for_recovery(store, clock):
+    writer = Ledger(store, clock)
+    for number in range(5):
+        deposit(writer, f"u{number}", "1", key=f"lost{number}")
+    del writer  # the process dies with its batch
+    assert store.raw("entries").count_documents({"unprojected": True}) == 5
+    report = Ledger(store, clock).recover()
+    assert len(report.entries_projected) == 5 and not report.poisoned
+    assert store.raw("entries").count_documents({"unprojected": True}) == 0
+
+
+def test_recover_reports_a_projection_edited_ahead_of_its_journal(store, clock):
+    """An edit that moves a projection past its journal is poisoned, not silently unflagged."""
+    writer = Ledger(store, clock)
+    deposit(writer, ALICE, "1", key="d1")
+    store.raw("balances").update_one({"_id": acct.user_available(ALICE, "BTC").id}, {"$set": {"version": 7, "balance_minor": 10**9}})
+    report = Ledger(store, clock).recover()
+    entry = writer.entry_by_key("d1").id
+    assert entry in report.poisoned and "ahead of its journal" in report.poisoned[entry]
+    assert store.raw("entries").count_documents({"unprojected": True}) == 1  # reported again until repaired
+    store.raw("balances").update_one({"_id": acct.user_available(ALICE, "BTC").id}, {"$set": {"version": 1, "balance_minor": 5}})
+    report = Ledger(store, clock).recover()
+    assert "edited" in report.poisoned[entry]
+
+
 def test_every_engine_query_is_index_covered(ledger, store, clock):
     store.log.reset()
     deposit(ledger, ALICE, "2")

@@ -97,6 +97,32 @@ def test_alerts_count_stuck_entries_and_pending_approvals(books, clock):
     assert reports.alerts(books, ADMIN).stuck_entries == 0
 
 
+def test_stuck_entries_alert_stays_right_with_many_entries_in_flight(books, clock, monkeypatch):
+    """With writers clearing their own flags in batches, the flagged set is mostly young
+    entries in flight (projected, flag not yet cleared). The alert reads only flagged
+    entries older than STUCK_AFTER — an index range of `_id` — so a crowd of young ones can
+    neither hide an old stuck entry from its bounded scan nor be counted as stuck."""
+    monkeypatch.setattr(reports, "STUCK_SCAN_MAX", 3)
+    def die_after_the_journal_insert(phase, collection, operation):
+        if phase == "after" and collection == "entries" and operation == "insert_one":
+            raise Crash("the writer died after its commit point")
+
+    books.store.fault_hook = die_after_the_journal_insert
+    with pytest.raises(Crash):
+        books.ledger.post(transfer_request("stuck", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap"))
+    books.store.fault_hook = None
+    clock.advance(timedelta(hours=1))
+    for number in range(12):  # in flight: projected, flags waiting in the writer's batch
+        deposit(books.ledger, f"crowd{number}", "1", "USDT", key=f"crowd-{number}")
+    assert books.store.raw("entries").count_documents({"unprojected": True}) >= 10  # more than the scan may read
+    books.store.log.reset()
+    assert reports.stuck_entries(books, clock.now()) == 1
+    scan = next(r for r in books.store.log.records if r.collection == "entries")
+    assert ("_id", "range") in scan.branches[0] and ("unprojected", "eq") in scan.branches[0]
+    assert scan.documents == 1  # the old one only: what a planner walks on (unprojected, _id) within the range
+    assert uncovered(books.store.log.records) == []
+
+
 def test_reports_issue_a_constant_number_of_indexed_queries(books, clock):
     def cost() -> int:
         books.store.log.reset()

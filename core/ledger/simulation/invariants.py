@@ -172,6 +172,9 @@ def check_quiescent(view: JournalView) -> None:
     _check_holds_exact(view, balances)
 
 
+HELD_KINDS = (AccountKind.USER_LOCKED.value, AccountKind.LIQUIDITY_RESERVED.value)
+
+
 def _check_holds_exact(view: JournalView, balances: dict[str, dict]) -> None:
     """Holds move exactly what they placed: a closing entry takes the placed amount off the
     held account, and every held account (a user's locked balance, the float's reserved side,
@@ -184,6 +187,8 @@ def _check_holds_exact(view: JournalView, balances: dict[str, dict]) -> None:
     held: dict[str, int] = defaultdict(int)
     for hold_id, place in placed.items():
         credit = [p for p in place["postings"] if p["amount_minor"] > 0]
+        if credit[0]["kind"] not in HELD_KINDS:
+            continue  # P2P escrow closes by its trade's entries: the flows' own checks judge it
         account, amount_minor = logical_id(credit[0]["account"]), sum(p["amount_minor"] for p in credit)
         close = closed.get(hold_id)
         if close is None:
@@ -194,7 +199,7 @@ def _check_holds_exact(view: JournalView, balances: dict[str, dict]) -> None:
             raise Violation(f"hold {hold_id} placed {amount_minor} on {account}, its {close['hold_action']} took {taken}")
     actual: dict[str, int] = defaultdict(int)
     for account_id, balance in balances.items():
-        if balance["kind"] in (AccountKind.USER_LOCKED.value, AccountKind.LIQUIDITY_RESERVED.value):
+        if balance["kind"] in HELD_KINDS:
             actual[logical_id(account_id)] += balance["balance_minor"]
     for account in set(held) | set(actual):
         if held.get(account, 0) != actual.get(account, 0):
