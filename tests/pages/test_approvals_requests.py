@@ -141,3 +141,17 @@ def test_typed_amounts_follow_one_rule_on_the_fees_page():
     _request_on_fees_page(at, topup, "USDT", "1,000")
     assert at.success and "1,000.000000 USDT" in at.success[0].value, [e.value for e in at.error]
     assert count() == pending + 1
+
+
+def test_declared_reserve_accepts_the_displayed_form_of_an_amount():
+    """Item 14: the same rule where a reserve is typed (Proof of liabilities)."""
+    at = open_page(signed_in("admin"), "proof_of_liabilities")
+    at.selectbox(key="pol_asset").select("GBP")
+    at.text_input(key="pol_amount").input("1,234,567.89")
+    at.text_input(key="pol_address").input("bank-statement-acct-01")
+    at.text_input(key="pol_evidence").input("statement 2026-11")
+    at.button(key="FormSubmitter:pol_declare-Declare reserve").click()
+    at.run()
+    assert not at.exception and at.success, [e.value for e in at.error]
+    declared = platform_of().store.collection("liabilities_reserves").find({}, limit=5)
+    assert [d["amount_minor"] for d in declared] == [123_456_789]
