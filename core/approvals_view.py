@@ -24,11 +24,12 @@ from core.platform import Platform
 
 DETAIL_TEXT_LENGTH_MAX = 300  # one detail value shown at most this long
 EFFECTS_REQUESTS_MAX = 200  # balance_effects reads the balances of at most this many requests at once
-# Which account a request of this kind draws from when it executes (a warning at request
-# time when it holds less than asked; the executor would refuse it at approval time).
+# Which account a request of this kind draws from when it executes, and what happens when
+# it holds less than asked (a warning before the request is made): a fee sweep is refused
+# when requested (core.flows.treasury); the executor would refuse a withdrawal of the float.
 SOURCE_ACCOUNTS = {
-    "treasury.fee_sweep": (acct.fees, "the fee wallet"),
-    "treasury.liquidity_withdrawal": (acct.liquidity, "the free liquidity float"),
+    "treasury.fee_sweep": (acct.fees, "the fee wallet", "a sweep of more than the fee wallet holds is refused"),
+    "treasury.liquidity_withdrawal": (acct.liquidity, "the free liquidity float", "approving it would fail"),
 }
 DETAIL_LABELS = {
     "user_id": "User", "account": "Account", "asset": "Asset", "destination": "Destination",
@@ -193,11 +194,11 @@ def request_warnings(platform: Platform, principal: Principal, people: dict, *, 
                         "Ask for another admin account first, or request a smaller amount.")
     source = SOURCE_ACCOUNTS.get(kind)
     if source is not None and asset and amount_minor is not None:
-        factory, label = source
+        factory, label, consequence = source
         held = platform.ledger.balance(factory(asset)).minor
         if held < amount_minor:
             warnings.append(f"{label.capitalize()} holds {amount_text(held, asset, platform.registry)}, less than the "
-                            f"{amount_text(amount_minor, asset, platform.registry)} requested: approving it would fail.")
+                            f"{amount_text(amount_minor, asset, platform.registry)} requested: {consequence}.")
     return warnings
 
 

@@ -46,10 +46,12 @@ MOVES = {
 FEE_SWEEP = "treasury.fee_sweep"
 
 
-def _refuse_sweep_beyond_wallet(platform: Platform, asset: str, amount_minor: int) -> None:
-    """Raises: SweepExceedsFeeWalletError when the fee wallet holds less than `amount_minor`."""
+def _refuse_sweep_beyond_wallet(platform: Platform, asset: str, amount_minor: int, idempotency_key: str) -> None:
+    """Raises: SweepExceedsFeeWalletError when the fee wallet holds less than `amount_minor`,
+    unless the request was made already (a replay returns the original, whatever the
+    wallet holds now: its key is looked up only then, so a sweep that fits costs one read)."""
     held = platform.ledger.balance(acct.fees(asset)).minor
-    if amount_minor > held:
+    if amount_minor > held and approvals.request_by_key(platform, idempotency_key) is None:
         registry = platform.registry
         raise SweepExceedsFeeWalletError(
             f"a fee sweep of {approvals_view.amount_text(amount_minor, asset, registry)} is more than the fee wallet "
@@ -71,8 +73,8 @@ def _request(
     require(principal, Permission.REQUEST_TREASURY)
     check_key(idempotency_key)
     value = positive_amount(amount, asset, platform.registry)
-    if kind == FEE_SWEEP and approvals.request_by_key(platform, idempotency_key) is None:
-        _refuse_sweep_beyond_wallet(platform, asset, value.minor)
+    if kind == FEE_SWEEP:
+        _refuse_sweep_beyond_wallet(platform, asset, value.minor, idempotency_key)
     payload = {
         "asset": asset,
         "amount_minor": value.minor,
