@@ -258,6 +258,13 @@ def open_request(
     return transitions.flush(platform.ledger.audit, collection, document)
 
 
+def request_by_key(platform: Platform, idempotency_key: str) -> dict | None:
+    """The request opened under `idempotency_key`, or None (one read of the unique key
+    index). For requesters that check a precondition only on a first request, never on a
+    replay (core.flows.treasury). The key was checked by the caller's boundary."""
+    return platform.store.collection(COLLECTION).find_one({"idempotency_key": idempotency_key})
+
+
 # -- deciding -----------------------------------------------------------------------------
 def _load(platform: Platform, request_id: object) -> dict:
     document = None

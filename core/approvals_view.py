@@ -14,19 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.validation import boundary
-from core.ledger import AssetRegistry, from_minor, parse_account_id
+from core import directory
+from core.validation import approval, boundary
+from core.ledger import Account, AssetRegistry, check_owner_id, from_minor, parse_account_id
 from core.ledger import accounts as acct
-from core.errors import LedgerError
+from core.errors import LedgerError, MalformedValueError, UnknownUserError
 from core.permissions import Permission, Principal, Role, require
 from core.platform import Platform
 
 DETAIL_TEXT_LENGTH_MAX = 300  # one detail value shown at most this long
-# Which account a request of this kind draws from when it executes (a warning at request
-# time when it holds less than asked; the executor would refuse it at approval time).
+EFFECTS_REQUESTS_MAX = 200  # balance_effects reads the balances of at most this many requests at once
+# Which account a request of this kind draws from when it executes, and what happens when
+# it holds less than asked (a warning before the request is made): a fee sweep is refused
+# when requested (core.flows.treasury); the executor would refuse a withdrawal of the float.
 SOURCE_ACCOUNTS = {
-    "treasury.fee_sweep": (acct.fees, "the fee wallet"),
-    "treasury.liquidity_withdrawal": (acct.liquidity, "the free liquidity float"),
+    "treasury.fee_sweep": (acct.fees, "the fee wallet", "a sweep of more than the fee wallet holds is refused"),
+    "treasury.liquidity_withdrawal": (acct.liquidity, "the free liquidity float", "approving it would fail"),
 }
 DETAIL_LABELS = {
     "user_id": "User", "account": "Account", "asset": "Asset", "destination": "Destination",
@@ -191,12 +194,109 @@ def request_warnings(platform: Platform, principal: Principal, people: dict, *, 
                         "Ask for another admin account first, or request a smaller amount.")
     source = SOURCE_ACCOUNTS.get(kind)
     if source is not None and asset and amount_minor is not None:
-        factory, label = source
+        factory, label, consequence = source
         held = platform.ledger.balance(factory(asset)).minor
         if held < amount_minor:
             warnings.append(f"{label.capitalize()} holds {amount_text(held, asset, platform.registry)}, less than the "
-                            f"{amount_text(amount_minor, asset, platform.registry)} requested: approving it would fail.")
+                            f"{amount_text(amount_minor, asset, platform.registry)} requested: {consequence}.")
     return warnings
+
+
+# What approving a request of each kind does to the balance an approver cares about:
+# (account, what to call it, signed change in minor units), from the request's payload.
+# Only the side the money leaves (or, for a credit, arrives in) on the platform's or the
+# user's books: the `external` and `adjustments` counterparts are the world's.
+def _moves(kind: str, payload: dict) -> list[tuple[Account, str, int]]:
+    asset, minor, user = payload.get("asset"), payload.get("amount_minor"), payload.get("user_id")
+    if not isinstance(asset, str) or isinstance(minor, bool) or not isinstance(minor, int):
+        return []
+    if kind == "treasury.fee_sweep":
+        return [(acct.fees(asset), f"The fee wallet ({asset})", -minor)]
+    if kind == "treasury.liquidity_withdrawal":
+        return [(acct.liquidity(asset), f"The free liquidity float ({asset})", -minor)]
+    if kind == "treasury.liquidity_topup":
+        return [(acct.liquidity(asset), f"The free liquidity float ({asset})", minor)]
+    if not isinstance(user, str):
+        return []
+    if kind in ("adjustment", "deposit.manual"):  # an adjustment's amount is signed: a debit is negative
+        return [(acct.user_available(user, asset), f"User {user}'s available {asset}", minor)]
+    if kind == "withdrawal":  # the held amount leaves the user's locked balance when it settles
+        return [(acct.user_locked(user, asset), f"User {user}'s locked {asset} (the withdrawal's hold)", -minor)]
+    return []
+
+
+@dataclass(frozen=True)
+class BalanceEffect:
+    """What approving a request would do to one balance: what it holds now, what it would
+    leave, and whether that is impossible (below zero where the ledger forbids it, so the
+    execution would be refused)."""
+
+    account_id: str
+    label: str  # "The fee wallet (BTC)", "User u0001's available BTC"
+    asset: str
+    now_minor: int
+    after_minor: int
+    impossible: bool
+
+
+def requests_checker(value: object, name: str) -> None:
+    """A list of approval request documents (at most EFFECTS_REQUESTS_MAX), each as core
+    hands it out (`core.validation.approval`)."""
+    if not isinstance(value, (list, tuple)) or len(value) > EFFECTS_REQUESTS_MAX:
+        raise MalformedValueError(f"{name} must be a list of at most {EFFECTS_REQUESTS_MAX} approval requests",
+                                  field=name, value=repr(value)[:80])
+    for item in value:
+        approval(item, name)
+
+
+@boundary(requests=requests_checker)
+def balance_effects(platform: Platform, principal: Principal, requests: list[dict]) -> dict[str, list[BalanceEffect]]:
+    """For each request that moves money (sweeps, liquidity moves, adjustments, manual
+    deposits, withdrawals), by request id: the balance it draws from or pays into, what it
+    holds now and what approving would leave. Other kinds (repairs, rebuilds) map to [].
+    One query for all of them (a page of the queue costs the same however many it shows).
+
+    Raises: PermissionDeniedError (needs APPROVE), MalformedValueError, InvalidAccountError
+        (a malformed user id in a payload), UnknownAssetError."""
+    require(principal, Permission.APPROVE)
+    moves = {request["_id"]: _moves(request.get("kind", ""), request["payload"]) for request in requests}
+    ids = sorted({account.id for found in moves.values() for account, _, _ in found})
+    held = {d["_id"]: d.get("balance_minor", 0) for d in platform.store.collection("balances").find(
+        {"_id": {"$in": ids}}, projection={"balance_minor": 1}, limit=len(ids))} if ids else {}
+    effects: dict[str, list[BalanceEffect]] = {}
+    for request_id, found in moves.items():
+        effects[request_id] = []
+        for account, label, change in found:
+            now = held.get(account.id, 0)
+            effects[request_id].append(BalanceEffect(account.id, label, account.asset, now, now + change,
+                                                     now + change < 0 and not account.may_go_negative))
+    return effects
+
+
+def effect_text(effect: BalanceEffect, registry: AssetRegistry) -> str:
+    """"The fee wallet (BTC) holds 0.01200000 BTC now; approving leaves 0.00200000 BTC." — or
+    says the approval would fail when it would leave less than zero."""
+    now, after = amount_text(effect.now_minor, effect.asset, registry), amount_text(effect.after_minor, effect.asset, registry)
+    text = f"{effect.label} holds {now} now; approving leaves {after}"
+    if effect.impossible:
+        return text + ": below zero, so approving it would fail (the ledger refuses it) unless the balance grows first."
+    return text + "."
+
+
+@boundary
+def adjustment_user(platform: Platform, principal: Principal, text: str) -> str:
+    """The user an adjustment typed on the console is for: `text` trimmed, refused unless the
+    user directory or the ledger knows that user (a typo would otherwise credit an account
+    nobody owns).
+
+    Raises: PermissionDeniedError (needs REQUEST_TREASURY), InvalidAccountError (not a user
+        id), UnknownUserError."""
+    require(principal, Permission.REQUEST_TREASURY)
+    user_id = check_owner_id(text.strip())
+    if directory.get_user(platform.store, principal, user_id) is None and not platform.ledger.user_balances(user_id):
+        raise UnknownUserError(f"there is no user {user_id}: not in the directory and nothing in the ledger",
+                               user_id=user_id)
+    return user_id
 
 
 COUNT_MAX = 100_000  # a queue count is exact up to this

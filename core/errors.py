@@ -54,6 +54,10 @@ class NonPositiveAmountError(InvalidAmountError):
     """The operation needs an amount above zero."""
 
 
+class EmptyAmountError(InvalidAmountError):
+    """No amount was given: the text is empty (or only padding)."""
+
+
 class UnknownAssetError(LedgerError):
     """The asset code is not in the registry."""
 
@@ -81,6 +85,11 @@ class IdempotencyConflictError(LedgerError):
 
 class InsufficientFundsError(LedgerError):
     """A debit would take a constrained account below zero; the entry was rejected."""
+
+
+class SweepExceedsFeeWalletError(InsufficientFundsError):
+    """A fee sweep asks for more than the fee wallet holds: refused when requested, since
+    its execution would be refused anyway."""
 
 
 class EntryNotFoundError(LedgerError):

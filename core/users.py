@@ -10,7 +10,9 @@ half a file. streamlit-authenticator's own `Hasher` imports streamlit, and nothi
 Demo accounts live in `demo/credentials.yaml` (marked `demo: true`); the console accepts
 them only on the embedded store — recognised by path, by marker, and by their published
 passwords' hashes, so a copy without the marker is refused too. Names the core reserves for
-its own actors (`core.permissions.RESERVED_PRINCIPAL_ROLES`) are never console accounts.
+its own actors (`core.permissions.RESERVED_PRINCIPAL_ROLES`) are never console accounts, and
+neither is any name starting `flowtest_` (RESERVED_PREFIXES): the flow-test sandbox acts
+under that prefix, so a person named like it would read as the sandbox in the audit trail.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ EMAIL_PATTERN = re.compile(r"\A[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,1
 # matches one of them is a demo login whatever file it sits in, so a real database refuses it.
 DEMO_PASSWORDS: tuple[str, ...] = ("demo-admin-2026", "demo-admin2-2026", "demo-support-2026", "demo-qa-2026")
 DISPLAY_NAME_LENGTH_MAX = 100
+# Whole families of names the core's own actors use (the flow-test sandbox's maker and
+# checkers today, whatever it adds tomorrow): reserved by prefix, case-insensitively.
+RESERVED_PREFIXES: tuple[str, ...] = ("flowtest_",)
 CREDENTIALS_FILE_BYTES_MAX = 1_000_000
 
 
@@ -128,7 +133,7 @@ def add_user(document: dict, *, username: str, name: str, email: str, role: str,
     """Return a copy of `document` with a new enabled account. Raises: ConsoleUserError."""
     if not isinstance(username, str) or not USERNAME_PATTERN.fullmatch(username):
         raise ConsoleUserError("username must be 2-64 of a-z, 0-9, _ . -", username=repr(username))
-    if is_reserved_name(username):
+    if _reserved(username):
         raise ReservedNameError(f"{username!r} is reserved for the core's own actors; choose another name", username=username)
     if username in document["usernames"]:
         raise ConsoleUserError(f"user {username!r} exists", username=username)
@@ -185,7 +190,12 @@ def console_credentials(document: dict) -> dict:
 def _person_name(username: object) -> bool:
     """A name a person may log in under: plain characters (files written by hand or by an
     older version may hold names `add` would refuse now) and never a reserved one."""
-    return isinstance(username, str) and bool(LOGIN_NAME_PATTERN.fullmatch(username)) and not is_reserved_name(username)
+    return isinstance(username, str) and bool(LOGIN_NAME_PATTERN.fullmatch(username)) and not _reserved(username)
+
+
+def _reserved(username: str) -> bool:
+    """A name no console account may take: one the core acts under, or one of its prefixes."""
+    return is_reserved_name(username) or username.lower().startswith(RESERVED_PREFIXES)
 
 
 _HASHES_CHECKED_AGAINST_DEMO: set[str] = set()  # bcrypt is slow on purpose: check each hash once per process

@@ -1,22 +1,34 @@
-"""Approvals (admin): the maker-checker queue and its history — approve or reject with a reason.
+"""Approvals (admin): the maker-checker queue and its history — approve or reject with a
+reason — and the form to request an adjustment (credit or debit a user), which lands in
+the same queue for a second admin.
 
 Core enforces the rules (never your own request, distinct approvers, expiry); this page
 shows them before anyone clicks: Approve is disabled on your own request (and says why),
-a request that can never gather enough approvers is flagged, and every decided request
-shows who decided, when and why (core.approvals_view reads what core.approvals recorded).
+a request that can never gather enough approvers is flagged, a request that moves money
+shows the balance it would leave (and says when approving would fail), and every decided
+request shows who decided, when and why (core.approvals_view reads what core.approvals
+recorded).
 """
 
 from __future__ import annotations
+
+import hashlib
+import uuid
 
 import pandas as pd
 import streamlit as st
 
 from core import approvals, approvals_view, directory
+from core.errors import LedgerError
+from core.flows import adjustment
+from core.ledger import amount as parse_amount
 from ui import (USER_LINK_COLUMN, amount, console_people, get_platform, link_to_user, page_state, pager, principal, refusals,
                 user_link_column, user_url, when)
 
 PREFIX = "approvals"
 STATES = ("pending", "approved", "rejected", "expired", "all")
+DIRECTIONS = ("Credit the user", "Debit the user")
+ADJUST_FIELDS = ("adjust_user", "adjust_amount", "adjust_reason")
 
 me = principal("approvals")
 platform = get_platform()
@@ -33,6 +45,58 @@ if st.session_state.get(f"{PREFIX}_filter") != (state, kind_choice):
 
 if message := st.session_state.pop(f"{PREFIX}_done", None):
     st.success(message)
+
+
+def draw_adjustment_form() -> None:
+    """Request an adjustment: plain keyed widgets (not st.form), so what was typed stays after
+    a refusal and the approver warning follows the amount; a success clears the form."""
+    if st.session_state.pop(f"{PREFIX}_adjust_clear", False):
+        for field in ADJUST_FIELDS:
+            st.session_state[f"{PREFIX}_{field}"] = ""
+    st.caption("Credits or debits a user's available balance against the platform's adjustments account. "
+               "Nothing moves until a different admin approves it below.")
+    columns = st.columns([2, 1, 2])
+    typed_user = columns[0].text_input("User id", key=f"{PREFIX}_adjust_user", max_chars=200, placeholder="e.g. u0001")
+    asset = columns[1].selectbox("Asset", platform.registry.codes(), key=f"{PREFIX}_adjust_asset")
+    direction = columns[2].radio("Direction", DIRECTIONS, key=f"{PREFIX}_adjust_direction", horizontal=True)
+    columns = st.columns([1, 2])
+    value = columns[0].text_input("Amount", key=f"{PREFIX}_adjust_amount", max_chars=40, placeholder="e.g. 1,250.50")
+    reason = columns[1].text_input("Reason", key=f"{PREFIX}_adjust_reason", max_chars=200)
+    text = value.strip()
+    signed = "-" + text if direction == DIRECTIONS[1] and text and text[0] not in "+-" else text
+    with refusals():
+        try:
+            typed = parse_amount(signed, asset, platform.registry).minor if text else None
+        except LedgerError:
+            typed = None  # the submit shows the refusal in plain words
+        for warning in approvals_view.request_warnings(platform, me, people, kind=adjustment.KIND, asset=asset, amount_minor=typed):
+            st.warning(warning)
+    if not st.button("Request adjustment", key=f"{PREFIX}_adjust_submit", type="primary"):
+        return
+    if text[:1] in ("+", "-"):
+        st.error("Type the amount without a sign: Credit or Debit says which way the money goes.")
+        return
+    # One key per form content (and per cleared form): a double click replays the same
+    # request, a corrected form after a refusal is a new request, never a conflict.
+    nonce = st.session_state.setdefault(f"{PREFIX}_adjust_nonce", uuid.uuid4().hex[:12])
+    content = hashlib.sha256("\x1f".join((typed_user.strip(), asset, signed, reason)).encode()).hexdigest()[:16]
+    with refusals():
+        user_id = approvals_view.adjustment_user(platform, me, typed_user)
+        request = adjustment.request_adjustment(platform, me, user_id=user_id, asset=asset, amount=signed, reason=reason,
+                                                idempotency_key=f"console:{me.name}:adjust:{nonce}:{content}")
+        verb = "credit" if request["amount_minor"] > 0 else "debit"
+        st.session_state[f"{PREFIX}_done"] = (
+            f"Adjustment {request['_id']} ({verb} {amount(abs(request['amount_minor']), asset)} for {user_id}) is waiting for "
+            f"{request['approvals_required']} approver(s) other than you.")
+        st.session_state.pop(f"{PREFIX}_adjust_nonce", None)  # the next request gets a new key
+        st.session_state[f"{PREFIX}_adjust_clear"] = True
+        st.cache_data.clear()
+        st.rerun()
+
+
+with st.expander("Request an adjustment (credit or debit a user)",
+                 expanded=any(st.session_state.get(f"{PREFIX}_{field}") for field in ADJUST_FIELDS)):
+    draw_adjustment_form()
 
 
 def approvers_text(document: dict) -> str:
@@ -90,13 +154,16 @@ def draw_details(document: dict, names: dict[str, str]) -> None:
                             "When": when(line.at), "Why": line.reason or "—"} for line in approvals_view.history(document)]))
 
 
-def draw_pending(document: dict, names: dict[str, str]) -> None:
-    """One pending request: details, warnings, and the decision controls (Approve disabled with
-    the reason when this admin may not approve it)."""
+def draw_pending(document: dict, names: dict[str, str], effects: list[approvals_view.BalanceEffect]) -> None:
+    """One pending request: details, the balance it would leave, warnings, and the decision
+    controls (Approve disabled with the reason when this admin may not approve it)."""
     label = (f"{document['kind']} · {amount(document.get('amount_minor'), document.get('asset')) or '—'} · requested by "
              f"{approvals_view.display_name(people, document['requested_by'])} · {document['_id']}")
     with st.expander(label):
         st.write(f"Why: {document.get('reason') or '—'} · expires {when(document.get('expires_at'))}")
+        for effect in effects:
+            text = approvals_view.effect_text(effect, platform.registry)
+            (st.warning if effect.impossible else st.info)(text)
         draw_details(document, names)
         given = [a.get("by") for a in document.get("approvals") or []]
         if approvals_view.approver_shortfall(people, document["requested_by"], document["approvals_required"], given):
@@ -139,8 +206,10 @@ with refusals():
 
     # every name the expanders show, in one bounded query (the listing is one page)
     names = directory.names_of(platform.store, me, [u for u in map(user_of, listing.items) if u]) if listing.items else {}
-    for document in [d for d in listing.items if d["state"] == "pending"]:
-        draw_pending(document, names)
+    waiting = [d for d in listing.items if d["state"] == "pending"]
+    effects = approvals_view.balance_effects(platform, me, waiting) if waiting else {}  # one read for the page
+    for document in waiting:
+        draw_pending(document, names, effects.get(document["_id"], []))
     decided = [d for d in listing.items if d["state"] != "pending"]
     if decided:
         st.subheader("Decision history")

@@ -134,6 +134,34 @@ def test_bench_text_and_results_file(result, tmp_path):
     assert json.loads(path.read_text())["ok"] == result["ok"]
 
 
+def _documented_flow_rows(path: str, heading: str) -> dict[str, list[str]]:
+    """The flow table under `heading` in a Markdown file: flow → its four figure cells."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / path).read_text(encoding="utf-8")
+    table = text.split(heading, 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.mark.parametrize("path,heading", [("docs/performance.md", "### Store round trips per flow"),
+                                          ("README.md", "#### Store round trips per flow")])
+def test_bench_documented_flow_costs_match_the_code(result, path, heading):
+    """Issue 22 item 22: the docs said swap and instant-buy execute cost 24 store operations
+    while the code did 21. Every flow's figures (ours at both sizes — each flow costs the same
+    at every size — legacy, ratio) must equal what the benchmark measures now."""
+    documented = _documented_flow_rows(path, heading)
+    base = result["labels"][0]
+    measured = {row["flow"]: [str(row["ops"][base])] * 2 + [
+        "—" if row["legacy_ops"] is None else str(row["legacy_ops"]),
+        "—" if row["ratio"] is None else f"{row['ratio']:.2f}"] for row in result["flows"]}
+    assert documented == measured, {flow: (documented.get(flow), figures) for flow, figures in measured.items()
+                                    if documented.get(flow) != figures}
+
+
 def test_bench_cli_refuses_unknown_size(capsys):
     assert cli.main(["bench", "--size", "huge"]) == cli.EXIT_USAGE
 

@@ -5,13 +5,21 @@ fee sweep (`platform.fees` → external: the owner takes revenue out), liquidity
 Only a fee sweep (entry type `treasury.fee_sweep`) and a referral commission ever debit
 the fee wallet; top-ups and withdrawals touch only the float, so revenue and float never
 mix. Entry keys are `approval:<request id>:execute`.
+
+A fee sweep larger than the fee wallet is refused when it is requested
+(SweepExceedsFeeWalletError): its execution would be refused anyway, and a request that can
+only fail should not sit in an approver's queue. (The wallet can still shrink between
+request and approval — another sweep, a referral payout —; execution then records the
+refusal as the request's failed result.) A replay of a request already made is not
+checked again: it returns the original, whatever the wallet holds now.
 """
 
 from __future__ import annotations
 
 from core.validation import boundary
 from core.ledger import accounts as acct
-from core import approvals
+from core import approvals, approvals_view
+from core.errors import SweepExceedsFeeWalletError
 from core.ledger import Account
 from core.ledger import make_request
 from core.flows.common import check_key, check_text
@@ -35,6 +43,23 @@ MOVES = {
 }
 
 
+FEE_SWEEP = "treasury.fee_sweep"
+
+
+def _refuse_sweep_beyond_wallet(platform: Platform, asset: str, amount_minor: int, idempotency_key: str) -> None:
+    """Raises: SweepExceedsFeeWalletError when the fee wallet holds less than `amount_minor`,
+    unless the request was made already (a replay returns the original, whatever the
+    wallet holds now: its key is looked up only then, so a sweep that fits costs one read)."""
+    held = platform.ledger.balance(acct.fees(asset)).minor
+    if amount_minor > held and approvals.request_by_key(platform, idempotency_key) is None:
+        registry = platform.registry
+        raise SweepExceedsFeeWalletError(
+            f"a fee sweep of {approvals_view.amount_text(amount_minor, asset, registry)} is more than the fee wallet "
+            f"holds ({approvals_view.amount_text(held, asset, registry)}): nothing was requested",
+            asset=asset, requested_minor=amount_minor, held_minor=held,
+        )
+
+
 def _request(
     platform: Platform,
     principal: Principal,
@@ -48,6 +73,8 @@ def _request(
     require(principal, Permission.REQUEST_TREASURY)
     check_key(idempotency_key)
     value = positive_amount(amount, asset, platform.registry)
+    if kind == FEE_SWEEP:
+        _refuse_sweep_beyond_wallet(platform, asset, value.minor, idempotency_key)
     payload = {
         "asset": asset,
         "amount_minor": value.minor,
@@ -77,7 +104,8 @@ def request_fee_sweep(
     destination: str = "",
 ) -> dict:
     """Ask to move fee revenue out to the owner. Returns the approval document.
-    Raises: PermissionDeniedError, amount errors, ReasonRequiredError, IdempotencyConflictError."""
+    Raises: PermissionDeniedError, amount errors, SweepExceedsFeeWalletError (more than the
+        fee wallet holds now), ReasonRequiredError, IdempotencyConflictError."""
     return _request(platform, principal, "treasury.fee_sweep", asset, amount, reason, idempotency_key, destination)
 
 

@@ -1,5 +1,9 @@
 """Exact money: the asset registry and the one constructor of amounts.
 
+Typed amounts follow one rule wherever they come from (a console form, the CLI, an API
+call): plain decimal text, optionally with thousands separators exactly as the console
+displays amounts ("1,234.5"). Refusals echo the text as typed.
+
 Amounts live as integers of minor units (an asset's scale fixes how many decimals a
 minor unit is). `amount()` is the single way to turn user input into an `Amount`; it
 refuses floats, NaN/Infinity, more decimals than the scale, unknown assets and values
@@ -17,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from core.errors import (
     AmountOverflowError,
     AssetMismatchError,
+    EmptyAmountError,
     ExcessPrecisionError,
     ExponentNotationError,
     FloatAmountError,
@@ -39,6 +44,12 @@ INT64_DIGITS = 19
 # Plain decimal text only: optional sign, ASCII digits, one optional point. No exponent
 # ("1e3" is not how anyone types 1000), no "_" separators, no non-ASCII digits.
 DECIMAL_TEXT_PATTERN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+# The same with thousands separators, exactly as the console displays amounts
+# ("1,234.56789012"): a comma only between groups of three digits of the whole part, never
+# in the fraction. "1,00" or "1,5" (a decimal comma?) is refused, never guessed at.
+GROUPED_TEXT_PATTERN = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
+THOUSANDS_SEPARATOR = ","
+SHOWN_LENGTH_MAX = 40  # a refusal names the amount in at most this many characters
 EXPONENT_TEXT_PATTERN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][+-]?[0-9]+")
 AMOUNT_TEXT_PADDING = " \t"  # a form may pad a number with spaces; nothing else is stripped
 
@@ -163,7 +174,8 @@ def to_decimal(value: object) -> Decimal:
 
     Raises: FloatAmountError for floats, NonFiniteAmountError for NaN/Infinity,
     ExponentNotationError for text like "1e3", TooManyDigitsError past AMOUNT_DIGITS_MAX,
-    InvalidAmountError for anything else that is not an exact number.
+    EmptyAmountError for empty text, InvalidAmountError for anything else that is not an
+    exact number (misplaced thousands separators included).
     """
     if isinstance(value, bool):
         raise InvalidAmountError(f"{value!r} is not an amount", value=value)
@@ -187,13 +199,25 @@ def to_decimal(value: object) -> Decimal:
 
 
 def _parse_text(value: str) -> Decimal:
-    """Plain decimal text → Decimal. `Decimal(text)` itself is exact whatever the context
-    (only arithmetic rounds), so the pattern is what keeps exponents and junk out."""
+    """Decimal text → Decimal: plain ("1234.5") or with thousands separators as the console
+    shows amounts ("1,234.5"). `Decimal(text)` itself is exact whatever the context (only
+    arithmetic rounds), so the patterns are what keep exponents and junk out.
+
+    Raises: EmptyAmountError (nothing typed), InvalidAmountError (too long, misplaced
+    separators, not a number), ExponentNotationError, NonFiniteAmountError."""
     text = value.strip(AMOUNT_TEXT_PADDING)
-    if not text or len(text) > AMOUNT_TEXT_LENGTH_MAX:
-        raise InvalidAmountError(f"amount text must be 1-{AMOUNT_TEXT_LENGTH_MAX} characters", value=value[:80])
+    if not text:
+        raise EmptyAmountError("enter an amount: none was given", value=value[:80])
+    if len(text) > AMOUNT_TEXT_LENGTH_MAX:
+        raise InvalidAmountError(f"an amount is at most {AMOUNT_TEXT_LENGTH_MAX} characters long", value=value[:80])
     if DECIMAL_TEXT_PATTERN.fullmatch(text):
         return Decimal(text)
+    if GROUPED_TEXT_PATTERN.fullmatch(text):
+        return Decimal(text.replace(THOUSANDS_SEPARATOR, ""))
+    if THOUSANDS_SEPARATOR in text and DECIMAL_TEXT_PATTERN.fullmatch(text.replace(THOUSANDS_SEPARATOR, "")):
+        raise InvalidAmountError(
+            f"{text!r}: a comma may only separate thousands (groups of three digits before the point, "
+            "e.g. 1,000 or 1,234.5); write a decimal point as '.'", value=text)
     if EXPONENT_TEXT_PATTERN.fullmatch(text):
         raise ExponentNotationError(f"{text!r}: write amounts as plain decimals, without an exponent", value=text)
     if text.lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
@@ -201,9 +225,21 @@ def _parse_text(value: str) -> Decimal:
     raise InvalidAmountError(f"{value!r} is not a decimal amount", value=value[:80])
 
 
-def _minor_units(number: Decimal, spec: Asset) -> int:
+def _shown(value: object, number: Decimal) -> str:
+    """The amount as a refusal names it: text exactly as typed (padding aside), so
+    "0.000000001" is echoed, never its Decimal form "1E-9"; any other value in plain
+    positional notation. Cut at SHOWN_LENGTH_MAX characters."""
+    if isinstance(value, str):
+        text = value.strip(AMOUNT_TEXT_PADDING)
+    else:  # positional only while it stays short: f"{Decimal('1E-999999999'):f}" is a billion characters
+        text = f"{number:f}" if abs(number.as_tuple().exponent) <= SHOWN_LENGTH_MAX else str(number)
+    return text if len(text) <= SHOWN_LENGTH_MAX else text[: SHOWN_LENGTH_MAX - 1] + "…"
+
+
+def _minor_units(number: Decimal, spec: Asset, value: object) -> int:
     """`number` in minor units of `spec`, exactly, with integer arithmetic only (no Decimal
-    context, so nothing can round and no exponent can raise decimal.Overflow).
+    context, so nothing can round and no exponent can raise decimal.Overflow). `value` is
+    what the caller gave: a refusal names it as typed (`_shown`).
 
     Raises: ExcessPrecisionError, AmountOverflowError."""
     sign, digits, exponent = number.as_tuple()
@@ -214,13 +250,13 @@ def _minor_units(number: Decimal, spec: Asset) -> int:
     if shift < 0:
         if -shift > len(digits) or coefficient % 10**-shift:
             raise ExcessPrecisionError(
-                f"{str(number)[:40]} has more than {spec.scale} decimals allowed for {spec.code}",
-                value=str(number)[:80], asset=spec.code, scale=spec.scale,
+                f"{_shown(value, number)} has more than {spec.scale} decimals allowed for {spec.code}",
+                value=_shown(value, number), asset=spec.code, scale=spec.scale,
             )
         minor = coefficient // 10**-shift
     else:
         if shift + len(digits) > INT64_DIGITS + 1:
-            raise AmountOverflowError(f"{spec.code} amount overflows int64 minor units", asset=spec.code, value=str(number)[:80])
+            raise AmountOverflowError(f"{spec.code} amount overflows int64 minor units", asset=spec.code, value=_shown(value, number))
         minor = coefficient * 10**shift
     return -minor if sign else minor
 
@@ -229,7 +265,8 @@ def amount(value: object, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY
     """The one constructor: an exact `Amount` of `asset` from a Decimal, int or decimal string.
 
     Args:
-        value: Decimal, int or plain decimal text in major units (e.g. "0.015").
+        value: Decimal, int or decimal text in major units (e.g. "0.015", or "1,000.5" with
+            thousands separators as the console displays amounts).
         asset: asset code from the registry.
         registry: the asset registry to resolve `asset` against.
     Returns: the Amount, signed as given.
@@ -237,7 +274,7 @@ def amount(value: object, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY
         TooManyDigitsError, ExcessPrecisionError, UnknownAssetError, AmountOverflowError.
     """
     spec = registry.get(asset)
-    return _checked(spec.code, _minor_units(to_decimal(value), spec), spec.scale)
+    return _checked(spec.code, _minor_units(to_decimal(value), spec, value), spec.scale)
 
 
 def from_minor(minor: int, asset: str, registry: AssetRegistry = DEFAULT_REGISTRY) -> Amount:

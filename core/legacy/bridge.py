@@ -2,7 +2,9 @@
 balance collections, normalised into exact records grouped by (user, currency).
 
 The old database (LEGACY_PLATFORM.md) is dirty: money as BSON doubles with binary noise or
-int32 zeros, text, NaN; duplicate (owner, currency) documents; `user_id` "None", an
+int32 zeros, text, NaN (a NaN or ±Infinity field states no amount: it is read like an
+absent field and reported as `non_finite_value`, so `total − locked` stands in for a NaN
+available exactly as it does for a missing one); duplicate (owner, currency) documents; `user_id` "None", an
 embedded document or a number; missing fields; timestamps in four shapes; currency codes
 with network suffixes; fee-counter documents and system owner ids; `_id`s of mixed BSON
 types. Values are made exact or refused in `core.legacy.values`. Nothing here crashes on a
@@ -11,9 +13,10 @@ malformed document, and no stored value is ever used as a query: it is reported 
 Three outcomes per document:
 - a **record** the comparison and the rebuild use (the *primary* of its collection for the
   pair, or a duplicate of it);
-- **held**: a user balance the bridge cannot read safely (an unparseable amount, or a
-  suffixed-currency copy beside a plain one): listed with its raw values for a human
-  decision, never written or deleted by a rebuild, never booked by an import;
+- **held**: a user balance the bridge cannot read safely (an unparseable amount, a
+  document whose only amounts are NaN/Infinity, or a suffixed-currency copy beside a plain
+  one): listed with its raw values for a human decision, never written or deleted by a
+  rebuild, never booked by an import;
 - **excluded**: not a user balance the ledger can hold (system owner, fee counter, nobody's
   or an invalid owner, an unknown currency), listed with its raw values.
 
@@ -38,6 +41,7 @@ from core.legacy.values import (  # noqa: F401 (re-exported: the bridge's bounda
     iso,
     legacy_decimal,
     legacy_time,
+    non_finite,
     normalise_currency,
     raw_text,
     scaled,
@@ -118,6 +122,7 @@ class LegacyRecord:
     values: dict[str, Decimal] = field(default_factory=dict)
     raw_values: dict[str, object] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)  # stored fields present but not a number
+    non_finite: list[str] = field(default_factory=list)  # stored fields holding NaN/±Infinity: read as absent
     raw_times: dict[str, object] = field(default_factory=dict)
     updated_at: datetime | None = None
     suffixed: bool = False
@@ -216,6 +221,10 @@ def read_record(spec: CollectionSpec, document: dict, registry: AssetRegistry, d
             continue
         raw = record.raw_values[logical] = document[stored]
         number = legacy_decimal(raw)
+        if number is None and non_finite(raw):
+            record.non_finite.append(stored)
+            note("non_finite_value", "warning", True, f"{stored} is {raw_text(raw)}: it states no amount, read as absent", stored)
+            continue
         if number is None:
             record.unreadable.append(stored)
             note("malformed_value", "warning", False, f"{stored} is not a number: {raw_text(raw)} ({type(raw).__name__})", stored)
@@ -228,6 +237,9 @@ def read_record(spec: CollectionSpec, document: dict, registry: AssetRegistry, d
         record.values[logical] = number
     if record.unreadable:
         record.held = f"unparseable {', '.join(record.unreadable)}: the bridge cannot read this document; a human decides"
+    elif record.non_finite and not record.holds_balance:
+        record.held = (f"{', '.join(record.non_finite)} not a finite number and no other amount stated: the bridge "
+                       "cannot read this document; a human decides")
     times = []
     for name in spec.timestamp_fields:
         if name in document:

@@ -140,7 +140,8 @@ def import_balances(
     report.not_booked += [dict(item, kind="held") for item in view.held_items() if item["collection"] == source]
     report.choices = [choice for choice in view.choices if choice["collection"] == source]
     for pair, by_collection in sorted(view.groups.items()):
-        _import_pair(platform, principal, report, pair, by_collection, ledger, existing)
+        held = view.held.get(pair, {}).get(source, [])
+        _import_pair(platform, principal, report, pair, by_collection, ledger, existing, held)
     if report.imported:
         platform.ledger.audit.append(
             type="legacy.import",
@@ -169,9 +170,15 @@ def _import_pair(
     by_collection: dict[str, list[LegacyRecord]],
     ledger: dict,
     existing: set[str],
+    held: list[LegacyRecord],
 ) -> None:
     user, currency = pair
     records = by_collection.get(report.source)
+    if not records and held:  # there is a document: say which, and why it cannot be read (listed in not_booked)
+        documents = ", ".join(record.document for record in held)
+        report.skipped.append({"user": user, "currency": currency, "document": documents,
+                               "reason": f"{report.source} document {documents} is held: {held[0].held}"})
+        return
     if not records:
         report.skipped.append({"user": user, "currency": currency, "reason": f"no {report.source} document"})
         return
@@ -199,6 +206,8 @@ def _import_pair(
                "document": primary.document}
     if primary.raw_currency != currency:
         planned["raw_currency"] = primary.raw_currency  # a network suffix (USDTTRC20) booked as its asset
+    if primary.non_finite:  # NaN/Infinity read as absent (dirt `non_finite_value`): say so beside what is booked
+        planned["read_as_absent"] = {stored: primary.raw_money()[stored] for stored in primary.non_finite}
     report.planned.append(planned)
     if report.dry_run:
         return

@@ -14,7 +14,8 @@ What a plan never does:
 - touch an excluded document (system owners, fee counters, unknown currencies);
 - create a missing collection, or populate a database with no balance document at all
   (refused: most likely the wrong `LEGACY_DB`);
-- abort for one pair: a pair it cannot plan (not in the ledger, a negative ledger balance,
+- abort for one pair: a pair it cannot plan (not in the ledger — "import it first", or,
+  when the import itself refuses the pair, the import's reason —, a negative ledger balance,
   a value a double cannot hold exactly, a held document of a pair the ledger does not
   know) is *refused* by name — user, currency, value, reason — and the rest proceeds.
 
@@ -52,6 +53,7 @@ from core.legacy.bridge import (
     read_legacy,
     scaled,
 )
+from core.legacy.opening import opening_values
 from core.legacy.reconcile import ledger_user_balances
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -174,7 +176,23 @@ def _pair_writes(view: LegacyView, pair: Pair, target: dict[str, int], scale: in
     return writes
 
 
-def _target(view: LegacyView, pair: Pair, values: dict[str, int] | None) -> dict[str, int]:
+def _not_importable(view: LegacyView, pair: Pair, scale: int) -> str | None:
+    """Why the import (from its default source) would book nothing for `pair`, in its own
+    words; None when it would book it. A plan that said "import it first" to a pair the
+    import refuses (a negative amount, say) sent the operator round in a circle."""
+    records = view.groups.get(pair, {}).get(AUTHORITATIVE_DEFAULT)
+    if not records:
+        return None  # importable from another source collection: "import it first" holds
+    primary = records[0]
+    values = opening_values(primary, scale)
+    if isinstance(values, str):
+        return f"import refuses {AUTHORITATIVE_DEFAULT} document {primary.document} ({values})"
+    if sum(values) == 0:
+        return f"import books nothing: {AUTHORITATIVE_DEFAULT} document {primary.document} says zero"
+    return None
+
+
+def _target(view: LegacyView, pair: Pair, values: dict[str, int] | None, scale: int) -> dict[str, int]:
     """What the pair's documents must say. Raises: PairRefused."""
     if values is None:  # the ledger never saw it: only an all-zero, fully readable legacy balance may be rewritten
         if view.held.get(pair):
@@ -185,7 +203,10 @@ def _target(view: LegacyView, pair: Pair, values: dict[str, int] | None) -> dict
                 for logical, number in sorted(record.values.items()):
                     if number != 0:
                         stored = SPECS[record.collection].fields[logical]
-                        raise PairRefused(f"{record.collection}.{stored} = {number}", "not in the ledger: import it first")
+                        refusal = _not_importable(view, pair, scale)
+                        reason = (f"not in the ledger, and {refusal}: importing it cannot fix this pair; a human "
+                                  "decides (correct the legacy document)") if refusal else "not in the ledger: import it first"
+                        raise PairRefused(f"{record.collection}.{stored} = {number}", reason)
         values = {"available": 0, "locked": 0}
     target = {"available": values["available"], "locked": values["locked"], "total": values["available"] + values["locked"]}
     if min(target.values()) < 0:
@@ -207,8 +228,9 @@ def compute_plan(platform: Platform, view: LegacyView) -> RebuildPlan:
     plan, ledger = RebuildPlan(held=view.held_items(), missing=list(view.missing)), ledger_user_balances(platform.store)
     for pair in sorted(set(view.groups) | set(view.held) | set(ledger)):
         try:
-            target = _target(view, pair, ledger.get(pair))
-            writes = _pair_writes(view, pair, target, platform.registry.get(pair[1]).scale)
+            scale = platform.registry.get(pair[1]).scale
+            target = _target(view, pair, ledger.get(pair), scale)
+            writes = _pair_writes(view, pair, target, scale)
         except PairRefused as refusal:
             plan.refused.append({"user": pair[0], "currency": pair[1], "value": refusal.value, "reason": refusal.reason})
             continue

@@ -56,6 +56,20 @@ def legacy_decimal(value: object) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+def non_finite(value: object) -> bool:
+    """True for a number that is not finite: a double or Decimal128 NaN or ±Infinity (what a
+    failed float computation stores). It states no amount at all, so the bridge reads it
+    like an absent field (and reports it); text such as "1,5" is not one of these — a human
+    may read a meaning into it, so it is held instead."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Decimal):
+        return not value.is_finite()
+    if type(value).__name__ == "Decimal128":
+        return not value.to_decimal().is_finite()
+    return False
+
+
 def scaled(number: Decimal, scale: int) -> Decimal:
     """The value in minor units, exactly (may carry a sub-minor residual)."""
     return number.scaleb(scale)

@@ -31,6 +31,9 @@ def test_flow_simulation_same_seed_same_run():
     assert simulate_flows(8, steps=300).trace != first.trace
 
 
+OWED_SEEDS_MAX = 40  # seeds searched for a commission owed after a sweep drained the wallet
+
+
 def test_flow_simulation_races_and_crashes_really_happen():
     outcomes: dict[str, int] = {}
     for seed in range(RACE_SEEDS):  # the seeds that show every race at least once (a sweep between a fee and its commission is rare)
@@ -44,8 +47,18 @@ def test_flow_simulation_races_and_crashes_really_happen():
     assert outcomes.get("resolver-buyer: ok", 0) and outcomes.get("resolver-seller: ok", 0)
     assert outcomes.get("executor: ok", 0) > 1  # many executors of the same quotes
     assert any(name.startswith("approver: approval_") for name in outcomes)  # approvers raced each other
-    assert outcomes["audit: referral owed"] > 0  # sweeps landed between a fee and its commission
     assert outcomes["journal: referral commissions"] > 0 and outcomes["journal: fee sweeps"] > 0
+    # A sweep landing between a fee and its commission is rarer (about one seed in ten, before
+    # and after fee sweeps were checked against the wallet when requested, issue 22): look
+    # further for it, deterministically, instead of trusting the first four seeds to hold one.
+    owed = outcomes["audit: referral owed"]
+    for seed in range(4, OWED_SEEDS_MAX):
+        if owed:
+            break
+        result = simulate_flows(seed, actors=len(ROLES), steps=600, crash_rate=0.05)
+        assert result.ok, result.report()
+        owed = result.stats["outcomes"]["audit: referral owed"]
+    assert owed > 0, f"no sweep landed between a fee and its commission in {OWED_SEEDS_MAX} seeds"
 
 
 @pytest.mark.parametrize("mutant", sorted(FLOW_MUTANTS))

@@ -104,12 +104,15 @@ def test_fee_sweep_moves_only_revenue(platform, clock):
         platform, SYSTEM, user_id="alice", asset="BTC", amount="0.5", destination="x", idempotency_key="w"
     )
     assert _minor(platform, acct.fees("BTC")) == 500_000
-    too_much = treasury.request_fee_sweep(platform, ADMIN, asset="BTC", amount="0.01", reason="r", idempotency_key="s0")
+    # each fits the wallet when requested; the second can no longer be paid once the first is
+    first = treasury.request_fee_sweep(platform, ADMIN, asset="BTC", amount="0.004", reason="r", idempotency_key="s0a")
+    late = treasury.request_fee_sweep(platform, ADMIN, asset="BTC", amount="0.004", reason="r", idempotency_key="s0b")
+    assert approvals.approve(platform, ADMIN_2, first["_id"])["result"]["ok"] is True
     before = {a: _minor(platform, a) for a in (acct.fees("BTC"), acct.external("BTC", "treasury"))}
-    assert approvals.approve(platform, ADMIN_2, too_much["_id"])["result"]["ok"] is False
+    assert approvals.approve(platform, ADMIN_2, late["_id"])["result"]["ok"] is False
     assert {a: _minor(platform, a) for a in before} == before
     sweep = treasury.request_fee_sweep(
-        platform, ADMIN, asset="BTC", amount="0.005", reason="r", idempotency_key="s1", destination="cold wallet"
+        platform, ADMIN, asset="BTC", amount="0.001", reason="r", idempotency_key="s1", destination="cold wallet"
     )
     done = approvals.approve(platform, ADMIN_2, sweep["_id"])
     assert platform.ledger.entry(done["result"]["entry_id"]).type == "treasury.fee_sweep"
@@ -125,3 +128,47 @@ def test_treasury_execution_happens_once_across_resumes(platform):
     before = world_state(platform.store)
     approvals.resume_approved(platform, SYSTEM)
     assert world_state(platform.store) == before
+
+
+def test_fee_sweep_beyond_the_fee_wallet_is_refused_when_requested(platform, clock):
+    """Issue 22 item 13: a 5 BTC sweep against a 0.012 BTC fee wallet was warned about, then
+    queued; the approver saw nothing. Refused in core at request time, by name, nothing written."""
+    from core.errors import InsufficientFundsError, SweepExceedsFeeWalletError
+
+    Sandbox(platform=platform, clock=clock).fund("alice", "BTC", "1.2")
+    for key in ("w1", "w2", "w3"):  # each below the approval threshold: settled at once, 1% fee
+        withdrawal.request_withdrawal(
+            platform, SYSTEM, user_id="alice", asset="BTC", amount="0.4", destination="x", idempotency_key=key
+        )
+    assert _minor(platform, acct.fees("BTC")) == 1_200_000  # 0.012 BTC
+    before = world_state(platform.store)
+    for too_much in ("5", "0.01200001"):
+        with pytest.raises(SweepExceedsFeeWalletError) as refusal:
+            treasury.request_fee_sweep(platform, ADMIN, asset="BTC", amount=too_much, reason="r", idempotency_key="big")
+        assert isinstance(refusal.value, InsufficientFundsError)
+        assert refusal.value.details == {"asset": "BTC", "requested_minor": amount_minor(too_much), "held_minor": 1_200_000}
+        assert "0.01200000 BTC" in refusal.value.message and "nothing was requested" in refusal.value.message
+    with pytest.raises(SweepExceedsFeeWalletError):  # an empty wallet of another asset
+        treasury.request_fee_sweep(platform, ADMIN, asset="ETH", amount="0.00000001", reason="r", idempotency_key="e")
+    assert world_state(platform.store) == before
+    exact = treasury.request_fee_sweep(platform, ADMIN, asset="BTC", amount="0.012", reason="r", idempotency_key="all")
+    assert exact["state"] == "pending"
+
+
+def test_fee_sweep_replay_returns_the_original_after_the_wallet_was_emptied(platform, clock):
+    """The check guards a first request only: replaying an executed sweep is not refused."""
+    Sandbox(platform=platform, clock=clock).fund("alice", "BTC", "1")
+    withdrawal.request_withdrawal(
+        platform, SYSTEM, user_id="alice", asset="BTC", amount="0.5", destination="x", idempotency_key="w"
+    )
+    request = dict(asset="BTC", amount="0.005", reason="r", idempotency_key="sweep-all")
+    sweep = treasury.request_fee_sweep(platform, ADMIN, **request)
+    assert approvals.approve(platform, ADMIN_2, sweep["_id"])["result"]["ok"]
+    assert _minor(platform, acct.fees("BTC")) == 0
+    assert treasury.request_fee_sweep(platform, ADMIN, **request)["_id"] == sweep["_id"]
+
+
+def amount_minor(text: str) -> int:
+    from core.ledger import amount
+
+    return amount(text, "BTC").minor

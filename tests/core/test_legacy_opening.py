@@ -130,3 +130,66 @@ def test_import_from_an_empty_or_incomplete_database_fails_by_name(legacy, platf
     assert cli.main(["legacy", "import", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["findings"][0]["kind"] == "missing_collection"
     assert plan_rebuild(platform, ADMIN, legacy).missing == ["wallets"]
+
+
+def _agreeing_copies(legacy, user: str, currency: str, amount: float) -> None:
+    """The three other collections agree on `amount` available, nothing locked."""
+    legacy.collection("crypto_balances").insert_one({"user_id": user, "currency": currency, "balance": amount,
+                                                     "locked_balance": 0.0})
+    legacy.collection("trader_balances").insert_one({"trader_id": user, "currency": currency, "available_balance": amount,
+                                                     "locked_balance": 0.0, "total_balance": amount})
+    legacy.collection("internal_balances").insert_one({"user_id": user, "currency": currency, "balance": amount,
+                                                       "locked_balance": 0.0})
+
+
+def test_import_reads_a_nan_available_like_an_absent_one(legacy, platform):
+    """Issue 22 item 21: `available_balance: NaN` beside a finite total booked nothing and said
+    "no wallets document" (false: it was held); the same document without the field booked
+    2 ETH. Both book total − locked (2 ETH, which the other three collections agree on), and
+    the NaN is reported: as dirt by reconcile, beside the booked row by import."""
+    from bson.decimal128 import Decimal128
+
+    legacy.collection("wallets").insert_many([
+        {"_id": "w-nan", "user_id": "u-nan", "currency": "ETH", "available_balance": float("nan"), "locked_balance": 0.0,
+         "total_balance": 2.0},
+        {"_id": "w-absent", "user_id": "u-absent", "currency": "ETH", "locked_balance": 0.0, "total_balance": 2.0},
+        {"_id": "w-d128", "user_id": "u-d128", "currency": "ETH", "available_balance": Decimal128("NaN"),
+         "locked_balance": 0.5, "total_balance": 2.5},
+    ])
+    for user in ("u-nan", "u-absent", "u-d128"):
+        _agreeing_copies(legacy, user, "ETH", 2.0)
+    dirt = {(d.document, d.kind) for d in reconcile(None, legacy, DEFAULT_REGISTRY).dirt}
+    assert {("w-nan", "non_finite_value"), ("w-d128", "non_finite_value")} <= dirt
+    report = import_balances(platform, ADMIN, legacy)
+    assert report.ok and report.skipped == [] and report.not_booked == [], (report.skipped, report.not_booked)
+    booked = {p["user"]: (p["available_minor"], p["locked_minor"]) for p in report.planned}
+    assert booked == {"u-nan": (200_000_000, 0), "u-absent": (200_000_000, 0), "u-d128": (200_000_000, 50_000_000)}
+    assert {p["user"]: p.get("read_as_absent") for p in report.planned} == {
+        "u-nan": {"available_balance": "nan"}, "u-absent": None, "u-d128": {"available_balance": "Decimal128('NaN')"}}
+    assert report.disagreements == [] or {d["user"] for d in report.disagreements} == {"u-d128"}
+    assert _minor(platform, "u-nan", "ETH") == _minor(platform, "u-absent", "ETH") == 200_000_000
+    platform.legacy = legacy
+    request = request_rebuild(platform, ADMIN, legacy, "rewrite the NaN from the ledger")
+    assert approvals.approve(platform, ADMIN2, request["_id"])["result"]["ok"]
+    assert legacy.raw("wallets").find_one({"_id": "w-nan"})["available_balance"] == 2.0  # the dirt is fixed
+    after = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
+    assert after.ok and not [d for d in after.dirt if d.kind == "non_finite_value"]
+
+
+def test_import_holds_a_document_whose_only_amounts_are_nan_and_names_it(legacy, platform):
+    """With no finite available or total there is nothing to read as absent: held, by name."""
+    legacy.collection("wallets").insert_many([
+        {"_id": "w-all-nan", "user_id": "u-all-nan", "currency": "ETH", "available_balance": float("nan"),
+         "locked_balance": 0.0, "total_balance": float("nan")},
+        {"_id": "w-inf", "user_id": "u-inf", "currency": "ETH", "available_balance": float("inf"), "locked_balance": 0.0},
+    ])
+    _agreeing_copies(legacy, "u-all-nan", "ETH", 2.0)
+    report = import_balances(platform, ADMIN, legacy)
+    assert report.planned == [] and _minor(platform, "u-all-nan", "ETH") == 0
+    held = {item["document"]: item for item in report.not_booked if item["kind"] == "held"}
+    assert set(held) == {"w-all-nan", "w-inf"}
+    assert "not a finite number" in held["w-all-nan"]["reason"]
+    assert held["w-all-nan"]["values"] == {"available_balance": "nan", "locked_balance": "0.0", "total_balance": "nan"}
+    assert not [s for s in report.skipped if s["reason"] == "no wallets document"]  # the document is named, not denied
+    skipped = {s["user"]: s for s in report.skipped}
+    assert skipped["u-all-nan"]["document"] == "w-all-nan" and "is held" in skipped["u-all-nan"]["reason"]

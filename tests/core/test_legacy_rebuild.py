@@ -217,3 +217,20 @@ def test_round_trip_on_the_dirty_fixture_writes_only_the_four_balance_collection
     assert written and {collection for collection, _ in written} <= set(SPECS)
     assert snapshot(legacy, directory) == directory_before
     assert {u for u, _ in manifest.truth} <= {p["user"] for p in report.planned}
+
+
+def test_a_pair_import_refuses_is_not_told_to_import_it_first(legacy, platform):
+    """Issue 22 item 21: a wallets balance import refuses (negative, 9 decimals) was told by
+    the plan to "import it first", which can never work: the plan says why import refuses it."""
+    legacy.collection("wallets").insert_many([
+        {**_wallet("u-negative", "BTC", -0.5), "_id": "w-neg"},
+        {**_wallet("u-precise", "BTC", "0.123456789", "0", "0.123456789"), "_id": "w-precise"},
+        {**_wallet("u-fine", "BTC", 0.25), "_id": "w-fine"},
+    ])
+    import_report = import_balances(platform, ADMIN, legacy, dry_run=True)
+    assert {item["user"] for item in import_report.not_booked} == {"u-negative", "u-precise"}
+    refused = {r["user"]: r["reason"] for r in plan_rebuild(platform, ADMIN, legacy).refused}
+    assert "import it first" not in refused["u-negative"] and "import it first" not in refused["u-precise"]
+    assert "negative amount" in refused["u-negative"] and "w-neg" in refused["u-negative"]
+    assert "more decimals" in refused["u-precise"] and "w-precise" in refused["u-precise"]
+    assert refused["u-fine"] == "not in the ledger: import it first"  # import would book it: still true

@@ -188,3 +188,60 @@ def test_amount_of_any_decimal_is_exact_or_named(value):
     except LedgerError:
         return
     assert result.to_decimal() == value
+
+
+# -- typed amounts (issue 22 item 14): one rule, the form the console displays, echoed as typed ---------------
+@pytest.mark.parametrize("text,minor", [("1,000", 100_000_000_000), ("1,234.56789012", 123_456_789_012),
+                                        ("-1,000,000.5", -100_000_050_000_000), ("+12,345.", 1_234_500_000_000),
+                                        (" 1,000\t", 100_000_000_000), ("999", 99_900_000_000)])
+def test_amount_accepts_thousands_separators_as_the_console_displays_them(text, minor):
+    assert amount(text, "BTC").minor == minor
+
+
+def test_amount_reads_back_what_the_console_displays():
+    from core.approvals_view import group_thousands
+
+    for minor in (1, 99_999_999, 100_000_000_000, 123_456_789_012_345, 2**63 - 1):
+        shown = group_thousands(from_minor(minor, "BTC").text())
+        assert amount(shown, "BTC").minor == minor, shown
+
+
+@pytest.mark.parametrize("text", ["1,00", "1,0000", ",100", "1,,000", "1000,000", "1,000,00", "0.000,001", "1,5",
+                                  "1.5,000", "1,000,", ",", "1 000", "1'000", "1.000,5", "1,000e3"])
+def test_amount_refuses_separators_out_of_place(text):
+    from core.errors import EmptyAmountError
+
+    with pytest.raises(InvalidAmountError) as refusal:
+        amount(text, "BTC")
+    assert not isinstance(refusal.value, EmptyAmountError)
+
+
+def test_amount_misplaced_comma_is_explained():
+    with pytest.raises(InvalidAmountError, match="comma may only separate thousands"):
+        amount("1,00", "BTC")
+
+
+def test_amount_excess_precision_echoes_the_text_as_typed():
+    """"0.000000001" was refused as "1E-9 has more than 8 decimals"."""
+    with pytest.raises(ExcessPrecisionError) as refusal:
+        amount("0.000000001", "BTC")
+    assert refusal.value.message.startswith("0.000000001 has more than 8 decimals") and "E" not in refusal.value.message
+    with pytest.raises(ExcessPrecisionError, match=r"^1,000\.123456789 has more"):
+        amount("1,000.123456789", "BTC")
+    with pytest.raises(ExcessPrecisionError, match=r"^0\.000000001 has more"):
+        amount(Decimal("1E-9"), "BTC")  # a Decimal in positional notation too
+    with pytest.raises(ExcessPrecisionError, match=r"^1E-999999999 has more"):
+        amount(Decimal("1E-999999999"), "BTC")  # never expanded to a billion characters
+
+
+@pytest.mark.parametrize("text", ["", " ", "\t", "  \t "])
+def test_amount_empty_text_asks_for_an_amount(text):
+    from core.errors import EmptyAmountError
+
+    with pytest.raises(EmptyAmountError, match="^enter an amount"):
+        amount(text, "BTC")
+
+
+def test_amount_too_long_text_says_so():
+    with pytest.raises(InvalidAmountError, match="at most 64 characters"):
+        amount("1" * 65, "BTC")

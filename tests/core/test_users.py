@@ -163,6 +163,37 @@ def test_reserved_and_look_alike_names_never_log_in():
     assert list(users.console_credentials(document)["usernames"]) == ["ann"]
 
 
+@pytest.mark.parametrize("username", ["flowtest_probe", "flowtest_", "flowtest_maker2", "flowtest_checker3"])
+def test_add_user_refuses_every_flowtest_prefixed_name(username):
+    """Issue 22 item 18: the whole `flowtest_` family is the sandbox's, not three exact names."""
+    from core.errors import ReservedNameError
+
+    with pytest.raises(ReservedNameError, match="reserved"):
+        users.add_user(users.empty_credentials(), username=username, name="X", email="x@x.io", role="admin", password=PASSWORD)
+
+
+def test_add_user_accepts_names_that_only_resemble_the_flowtest_prefix():
+    document = users.empty_credentials()
+    for username in ("flowtest", "flowtester", "my_flowtest_x", "flow_test_x"):
+        document = users.add_user(document, username=username, name="X", email="x@x.io", role="qa", password=PASSWORD)
+    assert set(document["usernames"]) == {"flowtest", "flowtester", "my_flowtest_x", "flow_test_x"}
+
+
+def test_flowtest_prefixed_names_never_log_in_from_a_hand_edited_file():
+    hashed = users.hash_password(PASSWORD)
+    document = {"usernames": {name: {"name": "X", "email": "x@x.io", "password": hashed, "roles": ["admin"]}
+                              for name in ("flowtest_probe", "FlowTest_Probe", "ann")}}
+    assert list(users.console_credentials(document)["usernames"]) == ["ann"]
+
+
+def test_users_cli_refuses_flowtest_probe_with_exit_2_and_writes_nothing(tmp_path: Path, monkeypatch):
+    path = tmp_path / "console.yaml"
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["users", "--file", str(path), "add", "flowtest_probe", "--name", "X", "--email", "x@x.io",
+                 "--role", "admin", "--password-stdin"]) == 2
+    assert not path.exists()
+
+
 def test_principal_refuses_reserved_names_in_another_role():
     from core.errors import InvalidPrincipalError, PermissionDeniedError
     from core.permissions import SYSTEM, Principal, check_principal
