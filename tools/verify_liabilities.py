@@ -369,7 +369,7 @@ def main(argv=None):
     def pattern(regex, what):
         def parse(value):
             if not regex.fullmatch(value.strip() if regex is not USER else value):
-                raise argparse.ArgumentTypeError(f"{value[:60]!r} is not {what}")
+                raise argparse.ArgumentTypeError(f"{value[:60]!r} is not a valid {what}")
             return value.strip()
         return parse
 
@@ -377,15 +377,15 @@ def main(argv=None):
     parser.add_argument("proof", nargs="?", help="a proof file (JSON) support gave you; or use --bundle")
     parser.add_argument("--bundle", help="the public bundle file of the snapshot (everyone downloads the same one)")
     parser.add_argument("--secret-file", help="a file holding your verification secret (default: asked for, or read from a pipe)")
-    parser.add_argument("--user", type=pattern(USER, "a user id (plain ASCII letters, digits, _ . @ -)"), help="YOUR user id")
-    parser.add_argument("--root", type=pattern(re.compile(r"[0-9a-fA-F]{64}"), "a root (64 hexadecimal digits)"),
+    parser.add_argument("--user", type=pattern(USER, "user id (plain ASCII letters, digits, _ . @ -)"), help="YOUR user id")
+    parser.add_argument("--root", type=pattern(re.compile(r"[0-9a-fA-F]{64}"), "root (64 hexadecimal digits)"),
                         help="the root the exchange PUBLISHED for this asset")
-    amount_text = pattern(re.compile(f"{MINOR.pattern}|{DISPLAY.pattern}"), "minor units or an amount such as 4,817.78417847")
+    amount_text = pattern(re.compile(f"{MINOR.pattern}|{DISPLAY.pattern}"), "amount: minor units or as displayed, e.g. 4,817.78417847")
     parser.add_argument("--total", type=amount_text, help="the total PUBLISHED for this asset: minor units, or as displayed")
     parser.add_argument("--balance", type=amount_text, help="the balance you see in your account (optional)")
-    parser.add_argument("--public-key", type=pattern(re.compile(r"[0-9a-fA-F]{64}"), "a public key (64 hexadecimal digits)"),
+    parser.add_argument("--public-key", type=pattern(re.compile(r"[0-9a-fA-F]{64}"), "public key (64 hexadecimal digits)"),
                         help="the statement key the exchange PUBLISHED (optional: the root commits to it)")
-    parser.add_argument("--asset", type=pattern(ASSET, "an asset code"), help="the asset to check (when you hold several)")
+    parser.add_argument("--asset", type=pattern(ASSET, "asset code"), help="the asset to check (when you hold several)")
     parser.add_argument("--save", help="write the proof you checked to this file (keep it: the signed statement is evidence)")
     try:
         args = parser.parse_args(argv)

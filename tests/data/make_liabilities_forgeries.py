@@ -93,16 +93,16 @@ def cases(published: dict, proofs: dict) -> list[dict]:
     case("the balance the user gave has more decimals than the asset", alice, 1, "", balance="1.500000001")
     # issue 21: someone else's proof
     case("bob handed alice's proof (issue 21)", alice, 1, "another user", user="bob")
-    case("a look-alike user id on the command line (Cyrillic o)", alice, 2, user=CYRILLIC_BOB)
-    case("a user id with a trailing newline on the command line", alice, 2, user="alice\n")
+    case("a look-alike user id on the command line (Cyrillic o)", alice, 2, "not a valid user id", user=CYRILLIC_BOB)
+    case("a user id with a trailing newline on the command line", alice, 2, "not a valid user id", user="alice\n")
     forged("proof relabelled with a look-alike user id", lambda p: p.update(user_id=CYRILLIC_BOB), reason="user id", user="bob")
     forged("proof relabelled to bob", lambda p: p.update(user_id="bob"), reason="signature", user="bob")
     # issue 21: no root, no check
-    case("no --root", alice, 2, root=None)
-    case("no --total", alice, 2, total=None)
-    case("no --user", alice, 2, user=None)
+    case("no --root", alice, 2, "give --root", root=None)
+    case("no --total", alice, 2, "give --total", total=None)
+    case("no --user", alice, 2, "give --user", user=None)
     fake = made_up_tree(published, alice)
-    case("a made-up tree signed by another key, without --root (issue 21)", fake, 2, root=None, total=None)
+    case("a made-up tree signed by another key, without --root (issue 21)", fake, 2, "give --root, --total", root=None, total=None)
     case("a made-up tree signed by another key, against the published root", fake, 1, "published root")
     case("a made-up tree, published statement key pinned", fake, 1, "", root=fake["root"], total=str(fake["total"]),
          public_key=published["public_key"])
@@ -171,8 +171,8 @@ def cases(published: dict, proofs: dict) -> list[dict]:
     case("a total other than the published one", alice, 1, "published total", total=str(btc["total"] - 1))
     case("the displayed total read as minor units", alice, 1, "published total", total=displayed.split(".")[0].replace(",", ""))
     case("a total with decimals beyond the asset's", alice, 1, "", total=displayed + "1")
-    case("a total that is not a number", alice, 2, total="1e9")
-    case("a root that is not hexadecimal", alice, 2, root="z" * 64)
+    case("a total that is not a number", alice, 2, "4,817.78417847", total="1e9")
+    case("a root that is not hexadecimal", alice, 2, "root (64 hexadecimal digits)", root="z" * 64)
     case("a statement key other than the published one", alice, 1, "key", public_key=fake["public_key"])
     return found
 
