@@ -69,7 +69,7 @@ def test_corpus_holds_every_attack_and_an_honest_base():
     honest = CORPUS["cases"][0]
     assert honest["exit"] == 0 and honest["proof"]["root"] == CORPUS["published"]["BTC"]["root"]
     assert sum(case["exit"] == 1 for case in CORPUS["cases"]) > 50
-    assert "secret" not in json.dumps(CORPUS).lower().replace("secret.", "")  # public data only
+    assert "secret" not in json.dumps(CORPUS).lower()  # public data only: no secret, no field named like one
 
 
 @pytest.mark.parametrize("case", CORPUS["cases"], ids=[case["name"] for case in CORPUS["cases"]])
