@@ -294,6 +294,11 @@ class InvalidReserveError(LedgerError):
     """A declared reserve is malformed (wallet address, evidence or time)."""
 
 
+class SecretAlreadyRevealedError(LedgerError):
+    """A user's proof-of-liabilities verification secret is shown once; it was shown already
+    (`revealed_by`, `generation`): an admin re-issues a new one instead."""
+
+
 # --- console reads (core.integrity per-user checks, core.approvals_view) ---------------
 class UnknownUserError(LedgerError):
     """No such user: not in the directory and nothing in the ledger (a typo, not a clean user)."""

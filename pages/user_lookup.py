@@ -120,6 +120,11 @@ with refusals():
             if prepared and prepared[0] == person.user_id:
                 st.download_button("Download liabilities proof", prepared[1], file_name=f"liabilities-proof-{person.user_id}.json",
                                    mime="application/json", key=f"{PREFIX}_pol_download")
+            # issue 21: the secret that opens this user's record in every public bundle — shown once, on this run only, audited
+            reason = st.text_input("Why the user needs their verification secret (e.g. the ticket)", key=f"{PREFIX}_pol_reason")
+            if st.button("Show verification secret (once)", key=f"{PREFIX}_pol_secret"):
+                st.code(liabilities.reveal_user_secret(platform, me, person.user_id, reason), language=None)
+                st.warning("Give this to the user only, through a channel only they read. It is not stored and will not be shown again.")
 
         st.subheader("Integrity and legacy comparison")
         if platform.legacy is None:

@@ -27,6 +27,18 @@ def test_bench_liabilities_trees_are_exact_and_proofs_logarithmic(result):
     assert large["proof_bytes"] < 2 * small["proof_bytes"]  # 5x the users, a few more steps
 
 
+def test_bench_liabilities_bundles_are_padded_equal_records_and_the_tool_opens_one(result):
+    for row in result["trees"]:
+        bundle = row["bundle"]
+        assert bundle["tool_ok"], bundle
+        assert bundle["record_count"] == 1 << (row["users"] - 1).bit_length()  # one record per user, padded
+        assert bundle["record_count"] * bundle["record_bytes"] < bundle["size_bytes"] < bundle["record_count"] * bundle["record_bytes"] + 2_000
+        assert bundle["tool_seconds"] > bundle["lookup_and_verify_seconds"] > 0
+    small, large = (row["bundle"] for row in result["trees"])
+    assert large["record_bytes"] - small["record_bytes"] == 3 * 48  # 3 more path steps: a record grows by log2 of the users
+    assert "public bundle" in section.text(result)
+
+
 def test_bench_liabilities_snapshot_ops_are_index_covered_and_grow_by_batches(result):
     small, large = result["snapshots"]
     assert small["uncovered"] == [] and large["uncovered"] == []
@@ -55,7 +67,7 @@ def test_bench_command_includes_the_liabilities_section(monkeypatch, tmp_path, c
     real_import = bench_command.importlib.import_module
     monkeypatch.setattr(bench_command.importlib, "import_module", lambda name: modules.get(name) or real_import(name))
     monkeypatch.setattr(section, "TREE_SIZES", (256,))
-    monkeypatch.setattr(section.run_liabilities_benchmark, "__defaults__", ((256,), (10,)))
+    monkeypatch.setattr(section.run_liabilities_benchmark, "__defaults__", ((256,), (10,), True))
     args = argparse.Namespace(size="small", skip_pages=True, out=str(tmp_path / "r.json"), json=False, markdown=False)
     assert bench_command.cmd_bench(args) == bench_command.EXIT_OK
     output = capsys.readouterr().out

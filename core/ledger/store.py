@@ -147,6 +147,7 @@ INDEXES: dict[str, list[IndexSpec]] = {
     "liabilities_leaves": [_index("snapshot_id", "asset", "chunk")],
     "liabilities_users": [_index("snapshot_id", "user_id")],
     "liabilities_reserves": [_index("asset", "-as_of"), _index("-declared_at")],
+    "liabilities_user_secrets": [_index("generation")],  # re-issued verification secrets (never the secret)
     # The legacy platform's collections (core.legacy, on LEGACY_DB): never unique — its
     # data has duplicates, and the bridge must read it as it is.
     "wallets": [_index("user_id", "currency")],

@@ -1,33 +1,34 @@
-"""Inclusion proofs: build one for a user, check one (the same rules as the stand-alone
-`tools/verify_liabilities.py`, written again here on top of core.liabilities.tree so the
-two implementations check each other in the tests), and re-check a whole stored snapshot.
+"""Inclusion proofs: build one for a user (signed statement included), export a user's proofs
+for support (audited), and re-check a whole stored snapshot. The format and its checks are
+in core.liabilities.verify; the sealed public bundle of every user's proofs is
+core.liabilities.bundle.
 
-A proof (JSON, format "proof-of-liabilities/1"):
-    {format, snapshot_id, taken_at, asset, scale, user_id, nonce, balance_minor, balance,
-     leaves: [{index, part, sum, hash, path: [{side, hash, sum}, ...]}], leaf_count, root, total}
-`side` is where the SIBLING sits. `balance_minor` is the sum of the user's leaves.
+A per-user export (JSON, format "proof-of-liabilities-export/2"):
+    {format, snapshot_id, user_id, proofs: [<proof-of-liabilities/2>, ...]}   one proof per asset held
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 
-from core.validation import boundary
-from core.errors import ProofNotFoundError, SnapshotTamperedError
-from core.ledger import AssetRegistry, check_owner_id, from_minor
+from core.errors import ConfigurationError, ProofNotFoundError, SnapshotTamperedError
+from core.ledger import check_owner_id
 from core.liabilities import tree
-from core.liabilities.snapshot import chunk_id, get_snapshot, user_document_id
+from core.liabilities.keys import LiabilitiesKeys, keys_for
+from core.liabilities.snapshot import FORMAT_VERSION, chunk_id, get_snapshot, user_document_id
+from core.liabilities.verify import FORMAT, minor_text, verify_proof
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
+from core.validation import boundary
 
-FORMAT = "proof-of-liabilities/1"
-BUNDLE_FORMAT = "proof-of-liabilities-bundle/1"
+EXPORT_FORMAT = "proof-of-liabilities-export/2"
 VERIFY_BATCH_SIZE = 1_000
 
 
 def top_tree(summary: dict) -> tree.MerkleSumTree:
-    """The small tree over an asset's chunk roots (its root is the published root)."""
+    """The small tree over an asset's chunk roots (its root is the tree root under the published root)."""
     return tree.MerkleSumTree([bytes.fromhex(h) for h, _ in summary["chunk_roots"]], [s for _, s in summary["chunk_roots"]])
 
 
@@ -38,31 +39,66 @@ def chunk_tree(chunk: dict, chunk_size: int) -> tree.MerkleSumTree:
     return tree.MerkleSumTree.from_leaves(commitments, list(chunk["sums"]))
 
 
-def proof_leaf(snapshot_id: str, asset: str, user_id: str, nonce: bytes, leaf: dict, chunk: tree.MerkleSumTree,
-               top: tree.MerkleSumTree) -> dict:
-    """One leaf of a proof: its position, part, sum, hash and the path through its chunk's
-    subtree and then the tree over the chunk roots."""
-    number, offset = divmod(leaf["index"], chunk.leaf_count)
-    commitment = tree.user_commitment(snapshot_id, asset, user_id, leaf["part"], nonce)
-    return {"index": leaf["index"], "part": leaf["part"], "sum": leaf["sum"], "hash": tree.leaf_hash(commitment, leaf["sum"]).hex(),
-            "path": [sibling.as_dict() for sibling in chunk.path(offset) + top.path(number)]}
+def leaf_path(index: int, chunk: tree.MerkleSumTree, top: tree.MerkleSumTree) -> list[tree.Sibling]:
+    """The siblings of leaf `index`: through its chunk's subtree, then the tree over the chunk roots."""
+    number, offset = divmod(index, chunk.leaf_count)
+    return chunk.path(offset) + top.path(number)
 
 
-def proof_document(snapshot: dict, summary: dict, user_id: str, nonce: bytes, leaves: list[dict], registry: AssetRegistry) -> dict:
-    """The proof JSON of one user and asset (see the module docstring for the format)."""
-    balance = sum(leaf["sum"] for leaf in leaves)
-    return {"format": FORMAT, "snapshot_id": snapshot["_id"], "taken_at": f"{snapshot['taken_at']:%Y-%m-%dT%H:%M:%S}Z",
-            "asset": summary["asset"], "scale": summary["scale"], "user_id": user_id, "nonce": nonce.hex(),
-            "balance_minor": balance, "balance": from_minor(balance, summary["asset"], registry).text(),
-            "leaves": leaves, "leaf_count": summary["leaf_count"], "root": summary["root"], "total": summary["total"]}
+def statement_signature(keys: LiabilitiesKeys, summary: dict, snapshot_id: str, user_id: str, balance: int,
+                        leaf_hashes: list[bytes]) -> bytes:
+    """The exchange's Ed25519 signature over one user's statement for one asset."""
+    message = tree.statement_message(snapshot_id, summary["asset"], user_id, summary["scale"], balance,
+                                     tree.leaf_commitment(leaf_hashes), bytes.fromhex(summary["root"]))
+    return keys.sign(message)
+
+
+def proof_document(snapshot_id: str, summary: dict, user_id: str, nonce: bytes, leaves: list[tuple[dict, list[tree.Sibling]]],
+                   keys: LiabilitiesKeys, public_key: str) -> dict:
+    """The proof JSON of one user and asset. `leaves`: ({index, part, sum}, path) in part order."""
+    head = tree.commitment_prefix(snapshot_id, summary["asset"], summary["scale"]) + user_id.encode() + b"\x00"
+    hashes = [tree.leaf_hash(hashlib.sha256(head + leaf["part"].to_bytes(4, "big") + nonce).digest(), leaf["sum"])
+              for leaf, _ in leaves]
+    balance = sum(leaf["sum"] for leaf, _ in leaves)
+    return {"format": FORMAT, "snapshot_id": snapshot_id, "asset": summary["asset"], "scale": summary["scale"],
+            "user_id": user_id, "nonce": nonce.hex(), "balance_minor": balance, "balance": minor_text(balance, summary["scale"]),
+            "leaves": [{"index": leaf["index"], "part": leaf["part"], "sum": leaf["sum"], "path": [s.as_dict() for s in path]}
+                       for leaf, path in leaves],
+            "leaf_count": summary["leaf_count"], "total": summary["total"], "root": summary["root"], "public_key": public_key,
+            "signature": statement_signature(keys, summary, snapshot_id, user_id, balance, hashes).hex()}
+
+
+def snapshot_keys(platform: Platform, snapshot: dict) -> LiabilitiesKeys:
+    """The configured keys, if they are the ones this snapshot's roots commit to.
+    Raises: ConfigurationError (no keys, or the statement key was changed since)."""
+    keys = keys_for(platform.store)
+    if snapshot.get("format") != FORMAT_VERSION:
+        raise ProofNotFoundError(f"snapshot {snapshot['_id']} was taken in an older format: take a new snapshot",
+                                 snapshot_id=snapshot["_id"])
+    if keys.public_key.hex() != snapshot["public_key"]:
+        raise ConfigurationError(f"the configured statement key is not the key snapshot {snapshot['_id']} committed to "
+                                 f"({snapshot['public_key'][:16]}…): proofs of it cannot be signed", snapshot_id=snapshot["_id"])
+    return keys
+
+
+def load_chunk(platform: Platform, snapshot: dict, summary: dict, number: int) -> tree.MerkleSumTree:
+    """A stored leaf chunk's subtree. Raises: SnapshotTamperedError (missing or malformed)."""
+    chunk = platform.store.collection("liabilities_leaves").find_one({"_id": chunk_id(snapshot, summary["asset"], number)})
+    if chunk is None:
+        raise SnapshotTamperedError(f"leaf chunk {number} of {summary['asset']} is missing", snapshot_id=snapshot["_id"])
+    try:
+        return chunk_tree(chunk, summary["chunk_size"])
+    except (tree.TreeError, KeyError, TypeError) as error:
+        raise SnapshotTamperedError(f"leaf chunk {number} of {summary['asset']} is malformed: {error}",
+                                    snapshot_id=snapshot["_id"]) from None
 
 
 def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | None = None) -> list[dict]:
-    """One proof per asset the user held. Reads: the user's document and one leaf chunk per
-    leaf. Raises: ProofNotFoundError, SnapshotTamperedError (a stored leaf no longer matches
-    the published root)."""
-    store = platform.store
-    person = store.collection("liabilities_users").find_one({"_id": user_document_id(snapshot, user_id)})
+    """One signed proof per asset the user held. Reads: the user's document and one leaf
+    chunk per leaf. Raises: ProofNotFoundError, ConfigurationError (keys), SnapshotTamperedError
+    (a stored leaf no longer matches the published root)."""
+    keys = snapshot_keys(platform, snapshot)
+    person = platform.store.collection("liabilities_users").find_one({"_id": user_document_id(snapshot, user_id)})
     leaves = [leaf for leaf in (person or {}).get("leaves", []) if asset is None or leaf["asset"] == asset]
     if not leaves:
         raise ProofNotFoundError(f"{user_id} has no {asset or 'liability'} in snapshot {snapshot['_id']}",
@@ -70,23 +106,14 @@ def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | 
     nonce = bytes.fromhex(person["nonce"])
     proofs = []
     for summary in snapshot["assets"]:
-        mine = [leaf for leaf in leaves if leaf["asset"] == summary["asset"]]
+        mine = sorted((leaf for leaf in leaves if leaf["asset"] == summary["asset"]), key=lambda item: item["part"])
         if not mine:
             continue
-        top, chunk_size, proof_leaves = top_tree(summary), summary["chunk_size"], []
-        for leaf in sorted(mine, key=lambda item: item["part"]):
-            number = leaf["index"] // chunk_size
-            chunk = store.collection("liabilities_leaves").find_one({"_id": chunk_id(snapshot, summary["asset"], number)})
-            if chunk is None:
-                raise SnapshotTamperedError(f"leaf chunk {number} of {summary['asset']} is missing", snapshot_id=snapshot["_id"])
-            try:
-                subtree = chunk_tree(chunk, chunk_size)
-            except (tree.TreeError, KeyError, TypeError) as error:
-                raise SnapshotTamperedError(f"leaf chunk {number} of {summary['asset']} is malformed: {error}",
-                                            snapshot_id=snapshot["_id"]) from None
-            proof_leaves.append(proof_leaf(snapshot["_id"], summary["asset"], user_id, nonce, leaf, subtree, top))
-        proof = proof_document(snapshot, summary, user_id, nonce, proof_leaves, platform.registry)
-        result = verify_proof(proof)
+        top = top_tree(summary)
+        paths = [(leaf, leaf_path(leaf["index"], load_chunk(platform, snapshot, summary, leaf["index"] // summary["chunk_size"]), top))
+                 for leaf in mine]
+        proof = proof_document(snapshot["_id"], summary, user_id, nonce, paths, keys, snapshot["public_key"])
+        result = verify_proof(proof, summary["root"], summary["total"], user_id=user_id)
         if not result.ok:  # the paired check: never hand out a proof that does not verify
             raise SnapshotTamperedError(f"stored leaves of {summary['asset']} no longer match the published root: {result.reason}",
                                         snapshot_id=snapshot["_id"], asset=summary["asset"])
@@ -97,11 +124,12 @@ def build_proofs(platform: Platform, user_id: str, snapshot: dict, asset: str | 
 @boundary
 def user_proof_bundle(platform: Platform, principal: Principal, user_id: str, *, snapshot_id: str | None = None,
                       asset: str | None = None) -> dict:
-    """Every proof of one user in a snapshot (default: the newest), as one JSON-ready bundle.
+    """Every proof of one user in a snapshot (default: the newest), as one JSON-ready export
+    (format EXPORT_FORMAT) — support's way to hand a user their proofs.
 
     Handing out a proof discloses the user's nonce, so it is audited (`liabilities.proof_exported`).
     Raises: PermissionDeniedError, InvalidAccountError (malformed user id),
-        SnapshotNotFoundError, ProofNotFoundError, SnapshotTamperedError.
+        SnapshotNotFoundError, ProofNotFoundError, ConfigurationError, SnapshotTamperedError.
     """
     require(principal, Permission.READ_USERS)
     check_owner_id(user_id)
@@ -109,85 +137,11 @@ def user_proof_bundle(platform: Platform, principal: Principal, user_id: str, *,
     proofs = build_proofs(platform, user_id, snapshot, asset)
     platform.ledger.audit.append(type="liabilities.proof_exported", actor=principal.name, role=principal.role.value,
                                  target=snapshot["_id"], user=user_id, data={"assets": [p["asset"] for p in proofs]})
-    return {"format": BUNDLE_FORMAT, "snapshot_id": snapshot["_id"], "user_id": user_id, "proofs": proofs}
+    return {"format": EXPORT_FORMAT, "snapshot_id": snapshot["_id"], "user_id": user_id, "proofs": proofs}
 
 
 def bundle_json(bundle: dict) -> str:
     return json.dumps(bundle, indent=2, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class ProofCheck:
-    ok: bool
-    reason: str = ""
-    root: str = ""
-    total: int = 0
-
-
-def _hex32(value: object, where: str) -> bytes:
-    try:
-        data = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        data = b""
-    if len(data) != tree.HASH_BYTES:
-        raise tree.TreeError(f"{where} is not 32 bytes of hexadecimal")
-    return data
-
-
-def _check_leaf(proof: dict, leaf: object, nonce: bytes, height: int, count: int) -> tuple[bytes, int, int]:
-    """(root, total, sum) a leaf's path leads to. Raises: tree.TreeError with the reason."""
-    if not isinstance(leaf, dict) or not isinstance(leaf.get("path"), list) or len(leaf["path"]) != height:
-        raise tree.TreeError(f"each leaf needs a path of {height} steps")
-    index, part = leaf.get("index"), leaf.get("part")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, part)) or not 0 <= index < count \
-            or not 0 <= part < tree.PART_LIMIT:
-        raise tree.TreeError("bad leaf index or part")
-    value = tree.check_sum(leaf.get("sum"), "leaf")
-    commitment = tree.user_commitment(proof["snapshot_id"], proof["asset"], proof["user_id"], part, nonce)
-    if leaf.get("hash") not in (None, tree.leaf_hash(commitment, value).hex()):
-        raise tree.TreeError("the leaf does not match this user id, nonce and balance")
-    path = []
-    for step, sibling in enumerate(leaf["path"]):
-        side = "left" if index >> step & 1 else "right"
-        if not isinstance(sibling, dict) or sibling.get("side") != side:
-            raise tree.TreeError(f"step {step} must have its sibling on the {side}")
-        path.append(tree.Sibling(side, _hex32(sibling.get("hash"), f"step {step} hash"), sibling.get("sum")))
-    root, total = tree.climb(tree.leaf_hash(commitment, value), value, path)
-    return root, total, value
-
-
-def verify_proof(proof: object, root: str | None = None, total: int | None = None) -> ProofCheck:
-    """Check one proof against its own root and total, and against the published ones if given."""
-    try:
-        if not isinstance(proof, dict) or proof.get("format") != FORMAT:
-            raise tree.TreeError(f"not a {FORMAT} proof")
-        for name in ("snapshot_id", "asset", "user_id"):
-            if not isinstance(proof.get(name), str) or not proof[name] or "\x00" in proof[name]:
-                raise tree.TreeError(f"field {name} is missing")
-        nonce, own_root = _hex32(proof.get("nonce"), "nonce"), _hex32(proof.get("root"), "root")
-        own_total, count = tree.check_sum(proof.get("total"), "total"), proof.get("leaf_count")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1 or count & (count - 1):
-            raise tree.TreeError("leaf_count must be a power of two")
-        leaves = proof.get("leaves")
-        if not isinstance(leaves, list) or not leaves or len({leaf.get("index") for leaf in leaves if isinstance(leaf, dict)}) != len(leaves):
-            raise tree.TreeError("the proof needs distinct leaves")
-        balance = 0
-        for leaf in leaves:
-            reached, reached_total, value = _check_leaf(proof, leaf, nonce, count.bit_length() - 1, count)
-            if reached != own_root or reached_total != own_total:
-                raise tree.TreeError("a path does not lead to the proof's root and total")
-            balance += value
-        if isinstance(proof.get("balance_minor"), bool) or proof.get("balance_minor") != balance:
-            raise tree.TreeError(f"the leaves add up to {balance}, not the stated balance")
-        if root is not None and own_root.hex() != root.strip().lower():
-            raise tree.TreeError("the root is not the published root")
-        if total is not None and own_total != total:
-            raise tree.TreeError(f"the total {own_total} is not the published total {total}")
-    except tree.TreeError as error:
-        return ProofCheck(False, str(error))
-    except UnicodeError:  # an id that cannot be encoded cannot be the one hashed into the leaf
-        return ProofCheck(False, "an id in the proof is not valid text")
-    return ProofCheck(True, root=own_root.hex(), total=own_total)
 
 
 @dataclass
@@ -207,6 +161,9 @@ def verify_snapshot(platform: Platform, principal: Principal, snapshot_id: str |
     require(principal, Permission.READ_PLATFORM)
     snapshot = get_snapshot(platform.store, snapshot_id)
     check = SnapshotCheck(snapshot["_id"])
+    if snapshot.get("format") != FORMAT_VERSION:
+        check.ok, check.problems = False, [f"snapshot {snapshot['_id']} was taken in an older format (no committed root)"]
+        return check
     sums: dict[str, list[int]] = {}
     for summary in snapshot["assets"]:
         asset, chunk_size = summary["asset"], summary["chunk_size"]
@@ -228,8 +185,10 @@ def verify_snapshot(platform: Platform, principal: Principal, snapshot_id: str |
         if chunk_roots != summary["chunk_roots"]:
             check.problems.append(f"{asset}: stored leaves do not give the published chunk roots")
         top = top_tree({"chunk_roots": chunk_roots})
-        if top.root.hex() != summary["root"] or top.total != summary["total"]:
-            check.problems.append(f"{asset}: stored leaves give root {top.root.hex()} total {top.total}, "
+        root = tree.published_root(snapshot["_id"], asset, summary["scale"], summary["leaf_count"], top.total,
+                                   bytes.fromhex(snapshot["public_key"]), top.root)
+        if root.hex() != summary["root"] or top.total != summary["total"]:
+            check.problems.append(f"{asset}: stored leaves give root {root.hex()} total {top.total}, "
                                   f"published {summary['root']} total {summary['total']}")
         sums[asset] = asset_sums
     user_totals: dict[str, int] = {asset: 0 for asset in sums}

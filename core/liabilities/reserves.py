@@ -18,8 +18,8 @@ from decimal import ROUND_DOWN, Decimal
 from core.validation import boundary, identifier, moment, raising, text
 from core import reports
 from core.clock import to_millis
-from core.errors import InvalidReserveError
-from core.ledger import amount
+from core.errors import IdempotencyConflictError, InvalidReserveError
+from core.ledger import DuplicateKeyStoreError, amount
 from core.liabilities.snapshot import SNAPSHOT_ID_PATTERN
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -28,6 +28,7 @@ WALLET_ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9:_.\-]{4,128}\Z")  # chain addr
 EVIDENCE_LENGTH_MAX = 500
 RESERVES_READ_MAX = 1_000
 RATIO_PLACES = Decimal("0.0001")
+DECLARED_FIELDS = ("asset", "amount_minor", "wallet_address", "as_of", "evidence")
 
 
 @boundary(wallet_address=raising(identifier, InvalidReserveError), evidence=raising(text, InvalidReserveError), as_of=raising(moment, InvalidReserveError))
@@ -38,9 +39,11 @@ def declare_reserve(platform: Platform, principal: Principal, *, asset: str, val
     Args:
         value: exact amount (Decimal, int or decimal text; floats refused) — zero allowed
             (a wallet found empty is evidence too), negatives refused.
-        declaration_id: optional idempotency key; a retry returns the first declaration.
-    Raises: PermissionDeniedError, InvalidReserveError, and core.ledger.amount's errors
-        (FloatAmountError, ExcessPrecisionError, UnknownAssetError, AmountOverflowError...).
+        declaration_id: optional idempotency key; a retry with the same declaration returns
+            the first one; the same id with anything different is refused (and the refused
+            attempt audited as `liabilities.reserve_refused`).
+    Raises: PermissionDeniedError, InvalidReserveError, IdempotencyConflictError, and
+        core.ledger.amount's errors (FloatAmountError, ExcessPrecisionError, UnknownAssetError...).
     """
     require(principal, Permission.MANAGE_LIABILITIES)
     exact = amount(value, asset, platform.registry)
@@ -57,12 +60,23 @@ def declare_reserve(platform: Platform, principal: Principal, *, asset: str, val
         raise InvalidReserveError("declaration id must be 1-64 of letters, digits, _.-", declaration_id=repr(declaration_id))
     declaration_id = declaration_id or f"reserve-{uuid.uuid4().hex[:16]}"
     reserves = platform.store.collection("liabilities_reserves")
+    declared = {"asset": exact.asset, "amount_minor": exact.minor, "wallet_address": wallet_address.strip(),
+                "as_of": to_millis(as_of), "evidence": evidence.strip()}
     existing = reserves.find_one({"_id": declaration_id})
     if existing is None:
-        existing = {"_id": declaration_id, "asset": exact.asset, "amount_minor": exact.minor, "wallet_address": wallet_address.strip(),
-                    "as_of": to_millis(as_of), "evidence": evidence.strip(), "declared_by": principal.name,
-                    "declared_at": now}
-        reserves.insert_one(existing)
+        try:
+            reserves.insert_one({"_id": declaration_id, **declared, "declared_by": principal.name, "declared_at": now})
+        except DuplicateKeyStoreError:  # a concurrent declaration under the same id won: compare with it below
+            pass
+        existing = reserves.find_one({"_id": declaration_id})
+    first = {key: existing[key] for key in DECLARED_FIELDS}
+    if first != declared:
+        platform.ledger.audit.append(type="liabilities.reserve_refused", actor=principal.name, role=principal.role.value,
+                                     target=declared["wallet_address"], before=first, after=declared,
+                                     data={"declaration_id": declaration_id, "reason": "idempotency_conflict"})
+        changed = sorted(key for key in DECLARED_FIELDS if first[key] != declared[key])
+        raise IdempotencyConflictError(f"declaration id {declaration_id} was used for a different declaration "
+                                       f"({', '.join(changed)} differ): nothing was declared", key=declaration_id, fields=changed)
     platform.ledger.audit.append(type="liabilities.reserve_declared", actor=principal.name, role=principal.role.value,
                                  target=existing["wallet_address"],
                                  after={k: existing[k] for k in ("asset", "amount_minor", "wallet_address", "as_of", "evidence")},

@@ -8,9 +8,13 @@ Storage (collections declared in core.ledger.store.INDEXES):
 - `liabilities_leaves`: the leaves in shuffled order, LEAF_CHUNK_SIZE per document
   (commitments as bytes, sums as integers). A proof rebuilds one chunk's subtree and the
   small tree over the chunk roots, so it costs a few reads whatever the user count.
-- `liabilities_users`: per user, the secret nonce and where their leaves are. This is the
-  only place a leaf is tied to a person; it never leaves the console except inside that
-  user's own proof.
+- `liabilities_users`: per user, the secret nonce, where their leaves are and which
+  generation of verification secret their bundle records are sealed to. This is the only
+  place a leaf is tied to a person; it never leaves the console except inside that user's
+  own proof (an audited export, or their sealed record in the public bundle).
+Format 2 (`FORMAT_VERSION`): leaves bind the scale, and the published root commits to the
+tree's size, total, asset, snapshot, scale and statement key (core.liabilities.tree). No
+user count is stored or published: the padded leaf count is all the tree says about it.
 Snapshots are taken by an admin and audited (`liabilities.snapshot`, event key
 `liabilities:snapshot:<id>`), so retrying after a crash records the action once.
 """
@@ -26,10 +30,12 @@ from operator import itemgetter
 from dataclasses import dataclass
 
 from core.validation import boundary
-from core.errors import InvalidFlowInputError, SnapshotNotFoundError
+from core.errors import InvalidFlowInputError, SnapshotNotFoundError, ensure
 from core.ledger import AssetRegistry, DuplicateKeyStoreError, Store
 from core.liabilities import tree
 from core.liabilities.cut import Cut, read_cut
+from core.liabilities.keys import keys_for
+from core.liabilities.reveal import reissued_generations
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 
@@ -40,6 +46,7 @@ SPLIT_PARTS_MAX = 8
 SNAPSHOT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}\Z")
 SNAPSHOT_LIST_MAX = 200
 STATE_PUBLISHED = "published"
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -77,7 +84,8 @@ def user_document_id(snapshot: dict, user_id: str) -> str:
 
 
 def build_asset_tree(snapshot_id: str, asset: str, users: dict[str, int], nonces: dict[str, bytes],
-                     split_parts: int, rng: random.Random, registry: AssetRegistry, build: str = "") -> AssetTree:
+                     split_parts: int, rng: random.Random, registry: AssetRegistry, build: str = "", *,
+                     public_key: bytes) -> AssetTree:
     """Leaves for every user (split, padded with zero leaves to a power of two, in a secret
     random order), then the chunk subtrees and the tree over the chunk roots.
 
@@ -86,7 +94,8 @@ def build_asset_tree(snapshot_id: str, asset: str, users: dict[str, int], nonces
     the secrets — a shuffle without a million calls to a random number generator. The
     commitment is `tree.user_commitment`, inlined with its constant prefix hoisted (the test
     suite checks every proof against the stand-alone verifier)."""
-    prefix = tree.USER_TAG + snapshot_id.encode() + b"\x00" + asset.encode() + b"\x00"
+    scale = registry.get(asset).scale
+    prefix = tree.commitment_prefix(snapshot_id, asset, scale)
     sha = hashlib.sha256
     leaves: list[tuple[bytes, int, str | None, int]] = []
     for user_id, balance in users.items():
@@ -111,9 +120,10 @@ def build_asset_tree(snapshot_id: str, asset: str, users: dict[str, int], nonces
                        "commitments": b"".join(commitments), "sums": sums})
     top = tree.MerkleSumTree([bytes.fromhex(h) for h, _ in chunk_roots], [s for _, s in chunk_roots])
     expected = sum(users.values())
-    assert top.total == expected, f"tree total {top.total} != liabilities {expected}"  # paired check of the build
-    summary = {"asset": asset, "scale": registry.get(asset).scale, "root": top.root.hex(), "total": top.total,
-               "leaf_count": size, "chunk_size": chunk_size, "users": len(users), "chunk_roots": chunk_roots}
+    ensure(top.total == expected, f"tree total {top.total} != liabilities {expected}", asset=asset)  # paired check of the build
+    root = tree.published_root(snapshot_id, asset, scale, size, top.total, public_key, top.root)
+    summary = {"asset": asset, "scale": scale, "root": root.hex(), "tree_root": top.root.hex(), "total": top.total,
+               "leaf_count": size, "chunk_size": chunk_size, "chunk_roots": chunk_roots}
     return AssetTree(summary, chunks, leaves)
 
 
@@ -134,8 +144,8 @@ def take_snapshot(platform: Platform, principal: Principal, *, split_parts: int 
         rng: randomness for nonces, splits, padding and shuffling (tests pass a seeded
             one; the default is the operating system's secret randomness).
     Returns: the published snapshot document (an existing one when the id was taken).
-    Raises: PermissionDeniedError, InvalidFlowInputError, SnapshotContendedError,
-        NegativeLiabilityError.
+    Raises: PermissionDeniedError, InvalidFlowInputError, ConfigurationError (no statement
+        key on a real database), SnapshotContendedError, NegativeLiabilityError.
     """
     require(principal, Permission.MANAGE_LIABILITIES)
     if isinstance(split_parts, bool) or not isinstance(split_parts, int) or not 1 <= split_parts <= SPLIT_PARTS_MAX:
@@ -143,6 +153,7 @@ def take_snapshot(platform: Platform, principal: Principal, *, split_parts: int 
     if snapshot_id is not None and (not isinstance(snapshot_id, str) or not SNAPSHOT_ID_PATTERN.match(snapshot_id)):
         raise InvalidFlowInputError("snapshot id must be 1-64 of letters, digits, _.-", snapshot_id=repr(snapshot_id))
     store = platform.store
+    keys = keys_for(store)  # refused before anything is read or written when the keys are missing
     if snapshot_id is not None and (existing := store.collection("liabilities_snapshots").find_one({"_id": snapshot_id})):
         _audit(platform, existing)
         return existing
@@ -159,17 +170,20 @@ def take_snapshot(platform: Platform, principal: Principal, *, split_parts: int 
     nonces = {user: entropy[i * tree.NONCE_BYTES:(i + 1) * tree.NONCE_BYTES] for i, user in enumerate(users)}
     summaries, positions = [], {user: [] for user in users}
     for asset, per_asset in cut.liabilities.items():
-        built = build_asset_tree(snapshot_id, asset, per_asset, nonces, split_parts, rng, platform.registry, build)
+        built = build_asset_tree(snapshot_id, asset, per_asset, nonces, split_parts, rng, platform.registry, build,
+                                 public_key=keys.public_key)
         for start in range(0, len(built.chunks), CHUNK_INSERT_BATCH):
             store.collection("liabilities_leaves").insert_many(built.chunks[start:start + CHUNK_INSERT_BATCH])
         for user, leaves in built.positions().items():
             positions[user] += leaves
         summaries.append(built.summary)
-    document = {"_id": snapshot_id, "build": build, "state": STATE_PUBLISHED, "taken_at": platform.clock.now(),
-                "taken_by": principal.name, "role": principal.role.value, "split_parts": split_parts, "users": len(users),
-                "cut": cut.position(), "assets": summaries}
+    document = {"_id": snapshot_id, "build": build, "format": FORMAT_VERSION, "state": STATE_PUBLISHED,
+                "taken_at": platform.clock.now(), "taken_by": principal.name, "role": principal.role.value,
+                "split_parts": split_parts, "public_key": keys.public_key.hex(), "cut": cut.position(), "assets": summaries}
+    generations = reissued_generations(store)  # the secret generation each user's bundle records are sealed to
     user_documents = [{"_id": user_document_id(document, user), "snapshot_id": snapshot_id, "build": build, "user_id": user,
-                       "nonce": nonces[user].hex(), "leaves": positions[user]} for user in users]
+                       "nonce": nonces[user].hex(), "generation": generations.get(user, 1), "leaves": positions[user]}
+                      for user in users]
     for start in range(0, len(user_documents), USER_INSERT_BATCH):
         store.collection("liabilities_users").insert_many(user_documents[start:start + USER_INSERT_BATCH])
     try:
@@ -191,7 +205,7 @@ def _drop_builds(store: Store, query: dict) -> None:
 def _audit(platform: Platform, document: dict) -> None:
     roots = {a["asset"]: {"root": a["root"], "total": a["total"], "leaf_count": a["leaf_count"]} for a in document["assets"]}
     platform.ledger.audit.append(type="liabilities.snapshot", actor=document["taken_by"], role=document["role"],
-                                 target=document["_id"], after={"roots": roots, "users": document["users"]},
+                                 target=document["_id"], after={"roots": roots, "public_key": document.get("public_key")},
                                  data={"cut": document["cut"], "split_parts": document["split_parts"]},
                                  event_key=f"liabilities:snapshot:{document['_id']}")
 
@@ -221,19 +235,22 @@ def list_snapshots(platform: Platform, principal: Principal, limit: int = 50) ->
     return documents
 
 
-ROOT_FIELDS = ("snapshot_id", "taken_at", "asset", "root", "total", "leaf_count", "users")
+ROOT_FIELDS = ("snapshot_id", "taken_at", "asset", "scale", "root", "total", "leaf_count", "public_key", "bundle_sha256")
 
 
 @boundary
 def published_roots(platform: Platform, principal: Principal, limit: int = 50) -> list[dict]:
     """One row per (snapshot, asset), newest snapshot first: what the exchange publishes so
-    users can compare the root and total of their proof. Raises: PermissionDeniedError."""
+    users can compare the root and total of their proof — with the statement key and, once
+    built, the bundle's SHA-256. No user count (the padded leaf count is public anyway).
+    Raises: PermissionDeniedError."""
     rows = []
     for snapshot in list_snapshots(platform, principal, limit):
         for summary in snapshot["assets"]:
             rows.append({"snapshot_id": snapshot["_id"], "taken_at": f"{snapshot['taken_at']:%Y-%m-%dT%H:%M:%S}Z",
-                         "asset": summary["asset"], "root": summary["root"], "total": summary["total"],
-                         "leaf_count": summary["leaf_count"], "users": summary["users"]})
+                         "asset": summary["asset"], "scale": summary["scale"], "root": summary["root"],
+                         "total": summary["total"], "leaf_count": summary["leaf_count"],
+                         "public_key": snapshot.get("public_key", ""), "bundle_sha256": (snapshot.get("bundle") or {}).get("sha256", "")})
     return rows
 
 

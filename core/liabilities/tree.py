@@ -7,17 +7,25 @@ hashes AND BOTH children's sums, the parent sum is their sum, and every sum is a
 in minor units that must be non-negative and below 2**128. A user who checks their path
 therefore checks every sum along it, and any reduction shows up as a different root.
 
-Byte layout (tools/verify_liabilities.py re-implements exactly this, and nothing else):
-- commitment(user) = SHA256("PoL-user" 0x00 snapshot_id 0x00 asset 0x00 user_id 0x00
+Byte layout, format 2 (tools/verify_liabilities.py re-implements exactly this, and nothing else):
+- commitment(user) = SHA256("PoL-user/2" 0x00 snapshot_id 0x00 asset 0x00 scale (1 byte) user_id 0x00
                             part (4 bytes, big-endian) nonce (32 bytes))
-  ids never contain NUL (they are checked against OWNER_ID_PATTERN-like patterns), so the
-  separators make the encoding unambiguous; the asset and snapshot are bound into every
-  leaf, so a leaf cannot be replayed in another asset's or another snapshot's tree.
+  ids are plain ASCII of fixed patterns (never NUL), so the separators make the encoding
+  unambiguous; snapshot, asset, scale and user are bound into every leaf, so a leaf cannot
+  be replayed in another asset's or snapshot's tree, shown under another name, or read
+  with another number of decimals.
 - leaf  = SHA256(0x00 commitment sum(16 bytes big-endian))
 - node  = SHA256(0x01 left_hash left_sum(16) right_hash right_sum(16)); node sum = left + right
   (0x00 / 0x01 separate leaves from nodes, so a node can never pass for a leaf.)
+- root  = SHA256("PoL-root/2" 0x00 snapshot_id 0x00 asset 0x00 scale(1) leaf_count(8) total(16)
+                 public_key(32) tree_root(32)): the PUBLISHED root. It commits to the tree's
+  size, its total, the asset, the snapshot, the scale and the key that signs statements, so
+  none of them can be shown differently to different users under one published root.
 - padding leaves have sum 0 and a commitment drawn from per-snapshot secret randomness,
   so they look exactly like a user's leaf and the tree does not reveal how many users it has.
+- statement = "PoL-statement/2" 0x00 snapshot_id 0x00 asset 0x00 user_id 0x00 scale(1)
+              balance(16) leaf_commitment(32) root(32), signed with Ed25519, where
+  leaf_commitment = SHA256("PoL-leaves/2" 0x00 leaf hashes of the user, in part order).
 
 Everything here is pure (no store) and linear: a tree of n leaves costs 2n SHA-256 calls
 on a few dozen bytes each, level by level, with no recursion.
@@ -35,7 +43,13 @@ HASH_BYTES = 32
 PART_LIMIT = 1 << 32
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
-USER_TAG = b"PoL-user\x00"
+USER_TAG = b"PoL-user/2\x00"
+ROOT_TAG = b"PoL-root/2\x00"
+STATEMENT_TAG = b"PoL-statement/2\x00"
+LEAVES_TAG = b"PoL-leaves/2\x00"
+SCALE_MAX = 18  # core.ledger.money.SCALE_MAX: one byte in every hash that binds it
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
 PAD_TAG = b"PoL-pad\x00"
 LEAVES_MAX = 1 << 26  # 67M leaves: far beyond any user base we serve; a bound, not a target
 
@@ -55,13 +69,36 @@ def check_sum(value: object, where: str) -> int:
     return value
 
 
-def user_commitment(snapshot_id: str, asset: str, user_id: str, part: int, nonce: bytes) -> bytes:
-    """H(user id, per-snapshot secret nonce), bound to the snapshot, the asset and the part."""
-    assert len(nonce) == NONCE_BYTES and 0 <= part < PART_LIMIT, "nonce and part are made by core"
-    return hashlib.sha256(
-        USER_TAG + snapshot_id.encode() + b"\x00" + asset.encode() + b"\x00" + user_id.encode() + b"\x00"
-        + part.to_bytes(4, "big") + nonce
-    ).digest()
+def commitment_prefix(snapshot_id: str, asset: str, scale: int) -> bytes:
+    """The constant head of every user commitment of one asset's tree."""
+    return USER_TAG + snapshot_id.encode() + b"\x00" + asset.encode() + b"\x00" + scale.to_bytes(1, "big")
+
+
+def user_commitment(snapshot_id: str, asset: str, scale: int, user_id: str, part: int, nonce: bytes) -> bytes:
+    """H(user id, per-snapshot secret nonce), bound to the snapshot, the asset, its scale and the part."""
+    assert len(nonce) == NONCE_BYTES and 0 <= part < PART_LIMIT and 0 <= scale <= SCALE_MAX, "made by core"
+    return hashlib.sha256(commitment_prefix(snapshot_id, asset, scale) + user_id.encode() + b"\x00"
+                          + part.to_bytes(4, "big") + nonce).digest()
+
+
+def published_root(snapshot_id: str, asset: str, scale: int, leaf_count: int, total: int, public_key: bytes,
+                   tree_root: bytes) -> bytes:
+    """The root the exchange publishes: the tree's root sealed with its size, total, asset,
+    snapshot, scale and statement key (see the module docstring)."""
+    assert len(public_key) == PUBLIC_KEY_BYTES and len(tree_root) == HASH_BYTES and 0 < leaf_count <= LEAVES_MAX
+    return hashlib.sha256(ROOT_TAG + snapshot_id.encode() + b"\x00" + asset.encode() + b"\x00" + scale.to_bytes(1, "big")
+                          + leaf_count.to_bytes(8, "big") + total.to_bytes(SUM_BYTES, "big") + public_key + tree_root).digest()
+
+
+def leaf_commitment(leaf_hashes: list[bytes]) -> bytes:
+    """One hash over a user's leaves (in part order): what a signed statement names."""
+    return hashlib.sha256(LEAVES_TAG + b"".join(leaf_hashes)).digest()
+
+
+def statement_message(snapshot_id: str, asset: str, user_id: str, scale: int, balance: int, leaves: bytes, root: bytes) -> bytes:
+    """The bytes the exchange signs for one user and asset (Ed25519)."""
+    return (STATEMENT_TAG + snapshot_id.encode() + b"\x00" + asset.encode() + b"\x00" + user_id.encode() + b"\x00"
+            + scale.to_bytes(1, "big") + balance.to_bytes(SUM_BYTES, "big") + leaves + root)
 
 
 def padding_commitment(secret: bytes, index: int) -> bytes:

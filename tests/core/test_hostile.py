@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import io
 import pkgutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -206,7 +207,7 @@ def build_world() -> World:
         "entry_filter": EntryFilter(), "stale_after": timedelta(seconds=60), "stuck_after": timedelta(minutes=5),
         "since": now - timedelta(days=1), "until": now, "now": now, "as_of": now,
         "document": {"usernames": {}}, "username": "newuser", "name": "New User", "email": "new@example.com",
-        "role": "admin", "password": "correct-horse-battery", "field_name": "type", "query": {},
+        "role": "admin", "password": "correct-horse-battery", "field_name": "type", "query": {}, "out": io.BytesIO(),
     }
     return World(platform, store, clock, valid)
 
@@ -305,8 +306,10 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "core.legacy.opening": ("import_balances",),
     "core.legacy.rebuild": ("execute_rebuild", "plan_rebuild", "request_rebuild"),
     "core.legacy.reconcile": ("reconcile_platform",),
+    "core.liabilities.bundle": ("build_bundle",),
     "core.liabilities.proofs": ("user_proof_bundle", "verify_snapshot"),
     "core.liabilities.reserves": ("declare_reserve", "declared_reserves", "solvency"),
+    "core.liabilities.reveal": ("reissue_user_secret", "reveal_user_secret"),
     "core.liabilities.snapshot": ("list_snapshots", "published_roots", "take_snapshot"),
     "core.reports": ("alerts", "audit_field_values", "count_audit_events", "fee_movements", "last_integrity",
                      "platform_totals", "treasury_entries"),

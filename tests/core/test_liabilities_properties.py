@@ -14,7 +14,7 @@ from core import liabilities, reports
 from core.clock import ManualClock
 from core.platform import Platform
 from tests.conftest import make_test_store
-from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT
+from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, pol_keys  # noqa: F401 (autouse fixture)
 from tests.helpers import deposit
 
 ASSETS = {"BTC": 8, "USDT": 6, "GBP": 2}
@@ -23,7 +23,7 @@ users = st.dictionaries(st.from_regex(r"[a-z][a-z0-9_.\-]{0,11}", fullmatch=True
                         min_size=1, max_size=10)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(users, st.integers(min_value=1, max_value=4), st.integers(min_value=0, max_value=2**32))
 def test_liabilities_every_proof_verifies_and_totals_equal_the_ledger(population, split_parts, seed):
     store = make_test_store()

@@ -12,6 +12,7 @@ from core import liabilities
 from core.errors import (
     ExcessPrecisionError,
     FloatAmountError,
+    IdempotencyConflictError,
     InvalidReserveError,
     LedgerError,
     PermissionDeniedError,
@@ -35,9 +36,43 @@ def test_reserve_is_stored_exactly_and_audited(platform):
     event = platform.ledger.audit.by_key("liabilities:reserve:r1")
     assert event["type"] == "liabilities.reserve_declared" and event["after"]["amount_minor"] == 123_456_789
     assert event["target"] == "bc1qcoldwallet0001"
-    again = declare(platform, value="9", declaration_id="r1")  # a retry returns the first declaration
-    assert again["amount_minor"] == 123_456_789
+    again = declare(platform, value=Decimal("1.23456789"), declaration_id="r1")  # a retry returns the first declaration
+    assert again == declared
     assert platform.store.collection("liabilities_reserves").count_documents({}) == 1
+    assert platform.store.collection("audit").count_documents({"type": "liabilities.reserve_declared"}) == 1
+
+
+@pytest.mark.parametrize("change", [{"value": "9"}, {"asset": "ETH"}, {"wallet_address": "bc1qotherwallet99"},
+                                    {"evidence": "another statement"}, {"as_of": None}])
+def test_reserve_id_reused_for_a_different_declaration_is_a_conflict_and_audited(platform, change):
+    """Issue 22 item 20: the same id with another value returned the first declaration silently."""
+    first = declare(platform, declaration_id="r1")
+    if "as_of" in change:
+        change = {"as_of": platform.clock.now() - timedelta(hours=2)}
+    with pytest.raises(IdempotencyConflictError) as refusal:
+        declare(platform, declaration_id="r1", **change)
+    assert refusal.value.details["key"] == "r1" and refusal.value.details["fields"]
+    assert platform.store.collection("liabilities_reserves").find({}) == [first]  # nothing else written
+    (refused,) = platform.store.collection("audit").find({"type": "liabilities.reserve_refused"})
+    assert refused["actor"] == "ada" and refused["data"] == {"declaration_id": "r1", "reason": "idempotency_conflict"}
+    assert refused["before"]["amount_minor"] == first["amount_minor"] and refused["after"] != refused["before"]
+    assert platform.ledger.audit.verify().ok
+
+
+def test_reserve_two_admins_racing_on_one_id_leave_one_declaration(platform):
+    raced = []
+
+    def the_other_admin_declares_first(phase, collection, operation):
+        if phase == "before" and collection == "liabilities_reserves" and operation == "insert_one" and not raced:
+            raced.append(True)
+            platform.store.fault_hook = None
+            declare(platform, declaration_id="r1", value="2")
+
+    platform.store.fault_hook = the_other_admin_declares_first
+    with pytest.raises(IdempotencyConflictError):
+        declare(platform, declaration_id="r1", value="3")
+    platform.store.fault_hook = None
+    assert raced and [d["amount_minor"] for d in platform.store.collection("liabilities_reserves").find({})] == [200_000_000]
 
 
 @pytest.mark.parametrize("value, error", [

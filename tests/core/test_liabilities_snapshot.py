@@ -3,6 +3,7 @@ the action is admin-only, audited and idempotent, and a stored snapshot can be r
 
 from __future__ import annotations
 
+import os
 import random
 from collections import Counter
 
@@ -28,6 +29,15 @@ QA = Principal(name="quinn", role=Role.QA)
 USERS = {"alice": {"BTC": "1.5"}, "bob": {"BTC": "2", "USDT": "100"}, "carol": {"USDT": "0.000001"}, "dave": {"ETH": "3.25"}}
 
 
+@pytest.fixture(autouse=True)
+def pol_keys(monkeypatch):
+    """Throw-away proof-of-liabilities keys: the embedded store makes its own; a real test
+    server (MONGODB_TEST_URI) needs them configured, as production does."""
+    if not os.environ.get("LEDGER_POL_SIGNING_KEY") and os.environ.get("MONGODB_TEST_URI"):
+        monkeypatch.setenv("LEDGER_POL_SIGNING_KEY", os.urandom(32).hex())
+        monkeypatch.setenv("LEDGER_POL_SECRET_KEY", os.urandom(32).hex())
+
+
 def fund(platform, users: dict[str, dict[str, str]] = USERS) -> None:
     """Deposits, plus a hold so locked funds are part of the picture."""
     for user, assets in users.items():
@@ -45,7 +55,7 @@ def test_snapshot_totals_equal_the_ledgers_user_liabilities(platform):
     fund(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN)
     assert {a["asset"]: a["total"] for a in snapshot["assets"]} == ledger_liabilities(platform)
-    assert snapshot["users"] == 4 and snapshot["taken_by"] == "ada" and snapshot["state"] == "published"
+    assert snapshot["taken_by"] == "ada" and snapshot["state"] == "published" and snapshot["format"] == 2
     assert snapshot["cut"]["attempts"] == 1 and snapshot["cut"]["accounts"] == 6  # alice has available and locked
 
 
@@ -105,6 +115,7 @@ def test_snapshot_is_audited_once_and_idempotent_by_id(platform):
     events = platform.store.collection("audit").find({"type": "liabilities.snapshot"})
     assert len(events) == 1 and events[0]["event_key"] == "liabilities:snapshot:eom-2026-01"
     assert events[0]["actor"] == "ada" and events[0]["after"]["roots"]["BTC"]["root"] == first["assets"][0]["root"]
+    assert "users" not in events[0]["after"] and events[0]["after"]["public_key"] == first["public_key"]
     assert platform.ledger.audit.verify().ok
 
 
@@ -146,16 +157,17 @@ def test_snapshot_reads_are_index_covered_and_bounded(platform):
     assert [r for r in uncovered(records) if r not in recovery] == []  # recovery's own read is the engine's business
     by_collection = Counter((r.collection, r.operation) for r in records) - recovery_ops
     # recovery first; two collects (one _id range per user kind each), one flagged-entry read, the newest entry,
-    # one leaf batch per asset, users, publish, audit
+    # one leaf batch per asset, the re-issued secret generations, users, publish, audit
     assert by_collection[("balances", "find")] == 4
     assert by_collection[("liabilities_leaves", "insert_many")] == 3
+    assert by_collection[("liabilities_user_secrets", "find")] == 1
     assert by_collection[("liabilities_users", "insert_many")] == 1
-    assert sum(by_collection.values()) <= 16
+    assert sum(by_collection.values()) <= 17
 
 
 def test_snapshot_of_an_empty_ledger_has_no_assets_and_no_proofs(platform):
     snapshot = liabilities.take_snapshot(platform, ADMIN)
-    assert snapshot["assets"] == [] and snapshot["users"] == 0
+    assert snapshot["assets"] == [] and "users" not in snapshot
     with pytest.raises(ProofNotFoundError):
         liabilities.user_proof_bundle(platform, SUPPORT, "alice")
 
@@ -215,7 +227,8 @@ def test_published_roots_newest_first_and_as_csv(platform, clock):
     rows = liabilities.published_roots(platform, ADMIN)
     assert [r["snapshot_id"] for r in rows][:1] == [second["_id"]] and rows[-1]["snapshot_id"] == first["_id"]
     csv = liabilities.roots_csv(rows).splitlines()
-    assert csv[0] == "snapshot_id,taken_at,asset,root,total,leaf_count,users" and len(csv) == len(rows) + 1
+    assert csv[0] == "snapshot_id,taken_at,asset,scale,root,total,leaf_count,public_key,bundle_sha256" and len(csv) == len(rows) + 1
+    assert all(set(row) == set(liabilities.snapshot.ROOT_FIELDS) for row in rows)  # issue 21: no user count published
     assert [s["_id"] for s in liabilities.list_snapshots(platform, ADMIN)] == [second["_id"], first["_id"]]
     with pytest.raises(PermissionDeniedError):
         liabilities.published_roots(platform, SUPPORT)

@@ -69,11 +69,32 @@ def test_tree_path_length_is_logarithmic_and_a_single_leaf_is_its_own_root():
         single.path(1)
 
 
-def test_tree_user_commitment_binds_snapshot_asset_user_and_part():
+def test_tree_user_commitment_binds_snapshot_asset_scale_user_and_part():
     nonce = b"\x07" * 32
-    base = tree.user_commitment("s1", "BTC", "alice", 0, nonce)
-    assert base != tree.user_commitment("s2", "BTC", "alice", 0, nonce)
-    assert base != tree.user_commitment("s1", "ETH", "alice", 0, nonce)
-    assert base != tree.user_commitment("s1", "BTC", "alicf", 0, nonce)
-    assert base != tree.user_commitment("s1", "BTC", "alice", 1, nonce)
-    assert base != tree.user_commitment("s1", "BTC", "alice", 0, b"\x08" * 32)
+    base = tree.user_commitment("s1", "BTC", 8, "alice", 0, nonce)
+    assert base != tree.user_commitment("s2", "BTC", 8, "alice", 0, nonce)
+    assert base != tree.user_commitment("s1", "ETH", 8, "alice", 0, nonce)
+    assert base != tree.user_commitment("s1", "BTC", 6, "alice", 0, nonce)  # issue 21: the scale is in the leaf
+    assert base != tree.user_commitment("s1", "BTC", 8, "alicf", 0, nonce)
+    assert base != tree.user_commitment("s1", "BTC", 8, "alice", 1, nonce)
+    assert base != tree.user_commitment("s1", "BTC", 8, "alice", 0, b"\x08" * 32)
+
+
+def test_tree_published_root_commits_to_size_total_asset_snapshot_scale_and_key():
+    key, inner = b"\x05" * 32, b"\x06" * 32
+    base = tree.published_root("s1", "BTC", 8, 1024, 5000, key, inner)
+    changed = [tree.published_root("s2", "BTC", 8, 1024, 5000, key, inner), tree.published_root("s1", "ETH", 8, 1024, 5000, key, inner),
+               tree.published_root("s1", "BTC", 6, 1024, 5000, key, inner), tree.published_root("s1", "BTC", 8, 2048, 5000, key, inner),
+               tree.published_root("s1", "BTC", 8, 1024, 5001, key, inner), tree.published_root("s1", "BTC", 8, 1024, 5000, b"\x04" * 32, inner),
+               tree.published_root("s1", "BTC", 8, 1024, 5000, key, b"\x07" * 32)]
+    assert len({base, *changed}) == 8  # issue 21: the same root cannot be shown with another size or total
+
+
+def test_tree_statement_binds_everything_the_user_is_shown():
+    leaves, root = tree.leaf_commitment([b"\x01" * 32]), b"\x02" * 32
+    base = tree.statement_message("s1", "BTC", "alice", 8, 150, leaves, root)
+    assert len({base, tree.statement_message("s1", "BTC", "alice", 6, 150, leaves, root),
+                tree.statement_message("s1", "BTC", "alice", 8, 151, leaves, root),
+                tree.statement_message("s1", "BTC", "bob", 8, 150, leaves, root),
+                tree.statement_message("s1", "BTC", "alice", 8, 150, tree.leaf_commitment([b"\x03" * 32]), root),
+                tree.statement_message("s1", "BTC", "alice", 8, 150, leaves, b"\x04" * 32)}) == 6
