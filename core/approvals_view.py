@@ -260,9 +260,7 @@ def balance_effects(platform: Platform, principal: Principal, requests: list[dic
         (a malformed user id in a payload), UnknownAssetError."""
     require(principal, Permission.APPROVE)
     moves = {request["_id"]: _moves(request.get("kind", ""), request["payload"]) for request in requests}
-    ids = sorted({account.id for found in moves.values() for account, _, _ in found})
-    held = {d["_id"]: d.get("balance_minor", 0) for d in platform.store.collection("balances").find(
-        {"_id": {"$in": ids}}, projection={"balance_minor": 1}, limit=len(ids))} if ids else {}
+    held = platform.ledger.balances_minor([account for found in moves.values() for account, _, _ in found])
     effects: dict[str, list[BalanceEffect]] = {}
     for request_id, found in moves.items():
         effects[request_id] = []

@@ -292,6 +292,13 @@ def account(value: object, name: str) -> None:
     check_asset_code(value.asset)
 
 
+def accounts(value: object, name: str) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) > LIST_ITEMS_MAX:
+        _refuse(name, value, f"a list of at most {LIST_ITEMS_MAX} accounts", InvalidAccountError)
+    for item in value:
+        account(item, name)
+
+
 def account_id(value: object, name: str) -> None:
     if not isinstance(value, str) or len(value) > 300:
         _refuse(name, value, "an account id kind:owner:asset", InvalidAccountError)
@@ -411,6 +418,7 @@ CHECKS: dict[str, Checker] = {
     "user_ids": users,
     "actor": actor,
     "account": account,
+    "accounts": accounts,
     "source": account,  # Ledger.place_hold; legacy import overrides it (a collection name)
     "held": account,
     "account_id": account_id,

@@ -83,16 +83,10 @@ class Sandbox:
 
     # -- evidence -------------------------------------------------------------------------
     def balances(self, accounts: Iterable[Account]) -> dict[str, dict]:
-        """account id → {minor, text} for `accounts`, read in one query."""
+        """account id → {minor, text} for `accounts` (logical: a hot account's stripes added
+        up), read in one query."""
         accounts = list(accounts)
-        documents = (
-            self.platform.store.collection("balances").find(
-                {"_id": {"$in": [a.id for a in accounts]}}, projection={"balance_minor": 1}
-            )
-            if accounts
-            else []
-        )
-        held = {d["_id"]: d["balance_minor"] for d in documents}
+        held = self.platform.ledger.balances_minor(accounts)
         registry = self.platform.registry
         return {
             a.id: {"minor": held.get(a.id, 0), "text": from_minor(held.get(a.id, 0), a.asset, registry).text()}
@@ -122,7 +116,8 @@ class Sandbox:
             "state": entry["state"],
             "postings": [
                 {
-                    "account": p["account"],
+                    "account": p.get("logical", p["account"]),  # the logical account (its stripe is in `stored`)
+                    **({"stored": p["account"]} if p.get("logical", p["account"]) != p["account"] else {}),
                     "amount_minor": p["amount_minor"],
                     "amount": from_minor(p["amount_minor"], p["asset"], registry).text(),
                 }
@@ -295,7 +290,7 @@ def fee_accounting(store: Store) -> dict[str, dict[str, int]]:
             else:
                 row["other"] += amount_minor
     for balance in scan(store.collection("balances"), {"kind": AccountKind.FEES.value}):
-        rows[balance["asset"]]["wallet"] = balance["balance_minor"]
+        rows[balance["asset"]]["wallet"] += balance["balance_minor"]  # every stripe of the fee wallet
     return {asset: dict(row) for asset, row in sorted(rows.items())}
 
 

@@ -44,8 +44,8 @@ def lift(finding: Finding, **where: object) -> IntegrityFinding:
     values = asdict(finding)
     if "account" not in where and ":" in finding.subject:
         try:
-            account = parse_account_id(finding.subject)
-            where = {"account": account.id, "user": account.owner if account.is_user else None, **where}
+            account = parse_account_id(finding.subject)  # the stored account (a hot account's stripe) is named as found
+            where = {"account": finding.subject, "user": account.owner if account.is_user else None, **where}
         except InvalidAccountError:
             pass
     return IntegrityFinding(**values, **where)

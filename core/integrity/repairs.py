@@ -48,27 +48,27 @@ def request_projection_repair(platform: Platform, principal: Principal, account_
         silently hand back someone else's request).
     """
     require(principal, Permission.REQUEST_REPAIR)
-    account = parse_account_id(account_id)
-    document = platform.store.collection("balances").find_one({"_id": account.id})
+    account = parse_account_id(account_id)  # a stored account: a plain id, or one stripe `<id>#k` of a hot account
+    document = platform.store.collection("balances").find_one({"_id": account_id})
     actual = document["balance_minor"] if document else 0
-    version, expected, head_hash = journal_head(platform.store, account.id)
+    version, expected, head_hash = journal_head(platform.store, account_id)
     if document is not None and (document.get("version"), actual, document.get("head_hash")) == (version, expected, head_hash) \
             or document is None and version == 0:
-        raise RepairNotNeededError(f"{account.id} already equals the journal ({actual})", account=account.id)
+        raise RepairNotNeededError(f"{account_id} already equals the journal ({actual})", account=account_id)
     waiting = platform.store.collection(approvals.COLLECTION).find_one(
-        {"kind": REPAIR_KIND, "state": "pending", "payload.account": account.id}, sort=[("requested_at", -1)])
+        {"kind": REPAIR_KIND, "state": "pending", "payload.account": account_id}, sort=[("requested_at", -1)])
     if waiting is not None and waiting["requested_by"] != principal.name:
         raise RepairAlreadyRequestedError(
             f"{waiting['requested_by']} already asked for this repair ({waiting['_id']}); it is waiting for approval",
-            request_id=waiting["_id"], requested_by=waiting["requested_by"], account=account.id)
+            request_id=waiting["_id"], requested_by=waiting["requested_by"], account=account_id)
     return approvals.request_approval(
         platform,
         principal,
         kind=REPAIR_KIND,
         asset=account.asset,
         amount_minor=abs(actual - expected),
-        payload={"account": account.id, "actual_minor": actual, "expected_minor": expected},
-        idempotency_key=f"{REPAIR_KIND}:{account.id}:{actual}:{expected}:{principal.name}",  # per requester
+        payload={"account": account_id, "actual_minor": actual, "expected_minor": expected},
+        idempotency_key=f"{REPAIR_KIND}:{account_id}:{actual}:{expected}:{principal.name}",  # per requester
         reason=reason,
     )
 
@@ -82,21 +82,22 @@ def execute_projection_repair(platform: Platform, approval: dict, principal: Pri
     overwritten (the attempt is retried on the new state). Re-running is a no-op.
     Raises: InvalidAccountError, StoreError when contended for REPAIR_ATTEMPTS_MAX tries.
     """
-    account = parse_account_id(approval["payload"]["account"])
+    stored = approval["payload"]["account"]  # the stored account repaired: a plain id or one stripe `<id>#k`
+    account = parse_account_id(stored)
     balances = platform.store.collection("balances")
     for _ in range(REPAIR_ATTEMPTS_MAX):
-        document = balances.find_one({"_id": account.id})
+        document = balances.find_one({"_id": stored})
         before = document["balance_minor"] if document else 0
-        version, after, head_hash = journal_head(platform.store, account.id)
+        version, after, head_hash = journal_head(platform.store, stored)
         if document is not None and (document.get("version"), before, document.get("head_hash")) == (version, after, head_hash):
-            return {"account": account.id, "before_minor": before, "after_minor": after, "changed": False}
+            return {"account": stored, "before_minor": before, "after_minor": after, "changed": False}
         if document is None and version == 0:
-            return {"account": account.id, "before_minor": 0, "after_minor": 0, "changed": False}
+            return {"account": stored, "before_minor": 0, "after_minor": 0, "changed": False}
         platform.ledger.audit.append(
             type="repair.projection",
             actor=principal.name,
             role=principal.role.value,
-            target=account.id,
+            target=stored,
             user=account.owner if account.is_user else None,
             before={"balance_minor": before, "version": (document or {}).get("version", 0)},
             after={"balance_minor": after, "version": version},
@@ -106,16 +107,16 @@ def execute_projection_repair(platform: Platform, approval: dict, principal: Pri
         head = {"version": version, "balance_minor": after, "head_hash": head_hash}
         if document is None:
             try:
-                balances.insert_one({"_id": account.id, "kind": account.kind.value, "owner": account.owner,
+                balances.insert_one({"_id": stored, "kind": account.kind.value, "owner": account.owner,
                                      "asset": account.asset, **head})
-                return {"account": account.id, "before_minor": before, "after_minor": after, "changed": True}
+                return {"account": stored, "before_minor": before, "after_minor": after, "changed": True}
             except DuplicateKeyStoreError:
                 continue
-        guard = {"_id": account.id, "version": document.get("version"), "balance_minor": before,
+        guard = {"_id": stored, "version": document.get("version"), "balance_minor": before,
                  "head_hash": document.get("head_hash")}
         if balances.find_one_and_update(guard, {"$set": head}) is not None:
-            return {"account": account.id, "before_minor": before, "after_minor": after, "changed": True}
-    raise StoreError(f"repair of {account.id} stayed contended", account=account.id)
+            return {"account": stored, "before_minor": before, "after_minor": after, "changed": True}
+    raise StoreError(f"repair of {stored} stayed contended", account=stored)
 
 
 approvals.register_executor(REPAIR_KIND, execute_projection_repair)

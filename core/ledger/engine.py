@@ -476,6 +476,22 @@ class Ledger:
         document = self._balances.find_one({"_id": account.id})
         return from_minor(document["balance_minor"] if document else 0, account.asset, self.registry)
 
+    def balances_minor(self, accounts: list[Account]) -> dict[str, int]:
+        """Logical account id → projected balance in minor units, for several logical
+        accounts in one read (the stripes of a hot account added up; zero if never used)."""
+        validation.arguments(accounts=accounts)  # boundary (core.validation)
+        if not accounts:
+            return {}
+        plain = sorted({a.id for a in accounts if not is_striped(a)})
+        families = [family_query(a) for a in {a.id: a for a in accounts if is_striped(a)}.values()]
+        branches = ([{"_id": {"$in": plain}}] if plain else []) + families
+        documents = self._balances.find(branches[0] if len(branches) == 1 else {"$or": branches}, projection={"balance_minor": 1},
+                                        limit=len(plain) + STRIPES_MAX * len(families))
+        totals = {a.id: 0 for a in accounts}
+        for document in documents:
+            totals[logical_id(document["_id"])] = totals.get(logical_id(document["_id"]), 0) + document["balance_minor"]
+        return totals
+
     def balances_of_kind(self, kind: AccountKind) -> dict[str, int]:
         """Logical account id → balance in minor units for every account of `kind` (the
         parts of a striped account added up)."""

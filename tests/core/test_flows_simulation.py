@@ -12,7 +12,7 @@ from core.flowtests.simulation import FLOW_MUTANTS, ROLES, simulate_flows
 CI_SEEDS = 60  # the suite's budget for flows: every role, crashes, clocks skewed by minutes
 BLOCKS = 6
 MUTANT_SEEDS_MAX = 10
-RACE_SEEDS = 5
+RACE_SEEDS = 4
 
 
 @pytest.mark.parametrize("block", range(BLOCKS))
@@ -36,7 +36,7 @@ OWED_SEEDS_MAX = 40  # seeds searched for a commission owed after a sweep draine
 
 def test_flow_simulation_races_and_crashes_really_happen():
     outcomes: dict[str, int] = {}
-    for seed in range(RACE_SEEDS):  # the seeds that show every race at least once (a sweep between a fee and its commission is rare)
+    for seed in range(RACE_SEEDS):
         result = simulate_flows(seed, actors=len(ROLES), steps=600, crash_rate=0.05)
         assert result.ok, result.report()
         for name, count in result.stats["outcomes"].items():
@@ -52,7 +52,7 @@ def test_flow_simulation_races_and_crashes_really_happen():
     # and after fee sweeps were checked against the wallet when requested, issue 22): look
     # further for it, deterministically, instead of trusting the first four seeds to hold one.
     owed = outcomes["audit: referral owed"]
-    for seed in range(4, OWED_SEEDS_MAX):
+    for seed in range(RACE_SEEDS, OWED_SEEDS_MAX):
         if owed:
             break
         result = simulate_flows(seed, actors=len(ROLES), steps=600, crash_rate=0.05)

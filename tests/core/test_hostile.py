@@ -185,7 +185,7 @@ def build_world() -> World:
     valid = {
         "platform": platform, "principal": ADMIN, "store": store, "log_store": store, "legacy": store,
         "user_id": "alice", "seller": "alice", "buyer": "bob", "user_ids": ["alice", "bob"], "actor": "ann",
-        "account": acct.user_available("alice", "BTC"), "source": acct.user_available("alice", "BTC"),
+        "account": acct.user_available("alice", "BTC"), "accounts": [acct.fees("BTC"), acct.user_available("alice", "BTC")], "source": acct.user_available("alice", "BTC"),
         "held": acct.user_locked("alice", "BTC"), "account_id": acct.user_available("alice", "BTC").id,
         "kind": "adjustment", "idempotency_key": "hostile-fresh-1", "key": "hostile-fresh-1",
         "hold_id": held["_id"], "entry_id": entry_id, "request_id": held["approval_id"], "run_id": "run_1",
@@ -279,7 +279,7 @@ EXTRA_VALID = {"core.ledger.stripes.striping": {"counts": {"platform.fees": 8}},
 # to what discovery finds, so a new public function fails until it is listed here (and is
 # then fuzzed like the rest).
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
-    "Ledger": ("balance", "balances_of_kind", "consume_hold", "entries", "entry", "entry_by_key", "hold",
+    "Ledger": ("balance", "balances_minor", "balances_of_kind", "consume_hold", "entries", "entry", "entry_by_key", "hold",
                "open_holds", "place_hold", "place_user_hold", "release_hold", "user_balances"),
     "core.approvals": ("approve", "expire_due", "get_approval", "list_approvals", "open_request", "reject",
                        "request_approval", "resume_approved"),

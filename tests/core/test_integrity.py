@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from core.ledger import logical_id
+
 from core.ledger import accounts as acct
 from core import approvals, cli, integrity
 from core.ledger.entries import entry_hash, make_request
@@ -342,7 +344,7 @@ def test_check_names_entry_edited_and_rehashed(platform):
     report = check_platform(platform, ADMIN)
     assert not report.ok
     assert {f.kind for f in report.findings} <= {"chain_broken", "projection_mismatch"}
-    assert {f.account or f.subject for f in report.findings} == {"external:world:BTC", "user.available:u2:BTC"}
+    assert {logical_id(f.account or f.subject) for f in report.findings} == {"external:world:BTC", "user.available:u2:BTC"}
     user_report = check_user(platform, SUPPORT, "u2")
     assert not user_report.ok and {f.account for f in user_report.findings} == {"user.available:u2:BTC"}
 
@@ -715,3 +717,26 @@ def test_a_projection_edited_behind_the_anchor_stays_reported_until_repaired(pla
     approvals.approve(platform, ADMIN2, request["_id"], "checked against the journal")
     assert check_platform(platform, ADMIN).ok  # full once more (the last run was critical), and clean
     assert check_platform(platform, ADMIN).mode == "incremental"
+
+
+def test_repair_of_one_stripe_of_the_fee_wallet_touches_only_that_stripe(platform):
+    """A hot account is stored in stripes: integrity names the stripe whose projection was
+    edited, and its repair rebuilds that stripe from the journal, nothing else."""
+    ledger = platform.ledger
+    for stripe in (3, 4):
+        ledger._affinity.stripe = stripe
+        ledger.post(transfer_request(f"fee-{stripe}", acct.opening("USDT"), acct.fees("USDT"), "5", "swap",
+                                     metadata={"fee_minor": 5_000_000}))
+    ledger.flush()
+    assert check_platform(platform, ADMIN, full=True).ok
+    edited = "platform.fees:platform:USDT#3"
+    platform.store.raw("balances").update_one({"_id": edited}, {"$inc": {"balance_minor": 7}})
+    report = check_platform(platform, ADMIN, full=True)
+    assert {f.account or f.subject for f in report.findings if f.kind == "projection_mismatch"} == {edited}
+    request = request_projection_repair(platform, SUPPORT, edited, "stripe 3 edited outside the ledger")
+    assert request["payload"]["account"] == edited
+    done = approvals.approve(platform, ADMIN, request["_id"], "checked the journal")
+    assert done["result"]["changed"] and done["result"]["account"] == edited
+    assert ledger.balance(acct.fees("USDT")).minor == 10_000_000
+    assert platform.store.raw("balances").find_one({"_id": "platform.fees:platform:USDT#4"})["balance_minor"] == 5_000_000
+    assert check_platform(platform, ADMIN, full=True).ok

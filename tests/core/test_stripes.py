@@ -173,3 +173,13 @@ def test_stripes_configuration_accepts_kinds_by_name():
 def test_stripes_ledger_refuses_a_striping_that_is_not_validated(store, clock):
     with pytest.raises(ConfigurationError):
         Ledger(store, clock, striping={"platform.fees": 4})
+
+
+def test_stripes_balances_minor_reads_several_logical_accounts_at_once(ledger, store):
+    fund_stripe(ledger, 0, "1")
+    fund_stripe(ledger, 5, "2")
+    ledger.post(transfer_request("u", acct.opening("BTC"), acct.user_available("ann", "BTC"), "0.5"))
+    store.log.reset()
+    assert ledger.balances_minor([FLOAT, acct.user_available("ann", "BTC"), acct.fees("BTC")]) == {
+        FLOAT.id: 300_000_000, acct.user_available("ann", "BTC").id: 50_000_000, acct.fees("BTC").id: 0}
+    assert store.log.count == 1 and uncovered(store.log.records) == []
