@@ -44,7 +44,11 @@ class AuditFilter:
     until: datetime | None = None  # exclusive
 
     def query(self) -> dict:
-        """The store filter. Raises: InvalidFilterError for non-text values or a bad window."""
+        """The store filter. Raises: InvalidFilterError for non-text values or a bad window.
+
+        "text*" matches every value starting with "text" (escaped, anchored: an index range);
+        a type family ("approval.*") is an equality on the stored `family` instead, so the
+        trail's time order still comes from the index."""
         query: dict = {}
         for name in ("actor", "user", "type", "target"):
             value = getattr(self, name)
@@ -53,8 +57,12 @@ class AuditFilter:
             if not isinstance(value, str) or len(value) > FILTER_TEXT_LENGTH_MAX:
                 raise InvalidFilterError(
                     f"audit filter {name} must be text of at most {FILTER_TEXT_LENGTH_MAX} characters", field=name)
-            # "text*" matches every value starting with "text" (escaped, anchored: an index range)
-            query[name] = {"$regex": "^" + re.escape(value[:-1])} if value.endswith(PREFIX_MARK) and len(value) > 1 else value
+            if not (value.endswith(PREFIX_MARK) and len(value) > 1):
+                query[name] = value
+            elif name == "type" and value[:-1].count(".") == 1 and value[:-1].endswith("."):
+                query["family"] = value[:-2]
+            else:
+                query[name] = {"$regex": "^" + re.escape(value[:-1])}
         window: dict = {}
         for name, operator in (("since", "$gte"), ("until", "$lt")):
             value = getattr(self, name)
@@ -68,6 +76,14 @@ class AuditFilter:
         if window:
             query["order"] = window
         return query
+
+
+def display_order(query: dict) -> list[tuple[str, int]]:
+    """Newest first — grouped by value when a field is matched by a prefix (a range on that
+    field's index cannot also give the time order without sorting every match in memory;
+    grouped, the index gives both: O(the page) read)."""
+    ranged = next((name for name, value in query.items() if isinstance(value, dict) and "$regex" in value), None)
+    return [(ranged, 1), ("order", -1)] if ranged else [("order", -1)]
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,7 @@ def query_events(log_store: Store, audit_filter: AuditFilter, *, page: int = 0, 
     index whose next key is `order`, and a time window is a range of `order`)."""
     _check_page(page, page_size)
     query = audit_filter.query()
-    documents = log_store.collection("audit").find(query or {"order": {"$gte": ""}}, sort=[("order", -1)],
+    documents = log_store.collection("audit").find(query or {"order": {"$gte": ""}}, sort=display_order(query),
                                                     skip=page * page_size, limit=page_size + 1)
     return AuditPage([_public(d) for d in documents[:page_size]], page, page_size, len(documents) > page_size)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.validation import audit_query, boundary, moment, raising
+from core.audit import AuditFilter
+from core.validation import boundary, moment, raising
 from core.ledger import AccountKind
 from core.errors import InvalidStateError
 from core.ledger import AssetRegistry, from_minor
@@ -231,25 +232,61 @@ AUDIT_VALUES_MAX = 500  # distinct values listed at most
 AUDIT_COUNT_MAX = 100_000  # an audit page count is exact up to this
 
 
+AUDIT_VOCABULARY = "audit_vocabulary"  # the pick lists' values and, per audit stream, the last event folded into them
+VOCABULARY_SYNC_MAX = 5_000  # new events one read folds in (a backlog catches up in steps of this)
+
+
 @boundary
 def audit_field_values(platform: Platform, principal: Principal, field_name: str) -> list[str]:
     """The distinct values of an audit field (event types, actors), for pick lists.
 
-    `$sort` on the field then `$group` by it: a real server answers it with a DISTINCT_SCAN
-    of the field's index (`type, -order` / `actor, -order`), not a scan of the trail.
+    Kept in one vocabulary document with, per audit stream, the last sequence number folded
+    into it: a read folds in only the events appended since (O(new events), never a scan of
+    the trail; a backlog — the first read of a large trail — in steps of VOCABULARY_SYNC_MAX).
     Raises: PermissionDeniedError, InvalidStateError (a field not offered)."""
     require(principal, Permission.READ_AUDIT)
     if field_name not in AUDIT_VALUE_FIELDS:
         raise InvalidStateError(f"audit values are listed for {', '.join(AUDIT_VALUE_FIELDS)} only", field=str(field_name))
-    rows = platform.store.collection("audit").aggregate([
-        {"$sort": {field_name: 1}}, {"$group": {"_id": f"${field_name}"}}, {"$limit": AUDIT_VALUES_MAX},
-    ])
-    return sorted(str(row["_id"]) for row in rows if isinstance(row.get("_id"), str))
+    vocabulary = sync_audit_vocabulary(platform)
+    return sorted(str(value) for value in vocabulary.get(field_name, []) if isinstance(value, str))[:AUDIT_VALUES_MAX]
 
 
-@boundary(query=audit_query)
-def count_audit_events(platform: Platform, principal: Principal, query: dict) -> int:
-    """How many events a filter (`AuditFilter.query()`) matches, exact up to AUDIT_COUNT_MAX.
-    Raises: PermissionDeniedError."""
+def sync_audit_vocabulary(platform: Platform, steps_max: int = 1) -> dict:
+    """Fold the events appended since the last sync into the vocabulary (each stream from
+    its watermark, at most `steps_max` × VOCABULARY_SYNC_MAX events). Safe beside any number
+    of syncs and appenders: values are added with `$addToSet`, watermarks moved with `$max`,
+    both order-independent. Returns the vocabulary (fields → values)."""
+    collection = platform.store.collection(AUDIT_VOCABULARY)
+    state = collection.find_one({"_id": "audit"}) or {}
+    values = {name: set(state.get(name) or []) for name in AUDIT_VALUE_FIELDS}
+    marks = {int(stream): seq for stream, seq in (state.get("marks") or {}).items()}
+    for _ in range(steps_max):
+        behind = [(stream, seq) for stream, (seq, _) in sorted(platform.ledger.audit.heads().items()) if seq > marks.get(stream, 0)]
+        if not behind:
+            break
+        branches = [{"stream": stream, "seq": {"$gt": marks.get(stream, 0), "$lte": seq}} for stream, seq in behind]
+        events = platform.store.collection("audit").find(
+            branches[0] if len(branches) == 1 else {"$or": branches}, sort=[("stream", 1), ("seq", 1)],
+            projection={"stream": 1, "seq": 1, **{name: 1 for name in AUDIT_VALUE_FIELDS}}, limit=VOCABULARY_SYNC_MAX)
+        if not events:  # a head without its events: the chain was cut (integrity reports it)
+            break
+        added = {name: sorted({e.get(name) for e in events if isinstance(e.get(name), str)} - values[name]) for name in AUDIT_VALUE_FIELDS}
+        moved = {f"marks.{e['stream']}": e["seq"] for e in events}  # sorted by (stream, seq): the last one per stream wins
+        collection.update_one({"_id": "audit"}, {"$addToSet": {name: {"$each": items} for name, items in added.items()},
+                                                  "$max": moved}, upsert=True)
+        for name, items in added.items():
+            values[name].update(items)
+        marks.update({int(key.split(".")[1]): seq for key, seq in moved.items()})
+        if len(events) < VOCABULARY_SYNC_MAX:
+            break
+    return {name: sorted(items) for name, items in values.items()}
+
+
+@boundary
+def count_audit_events(platform: Platform, principal: Principal, audit_filter: AuditFilter) -> int:
+    """How many events `audit_filter` matches, exact up to AUDIT_COUNT_MAX (a count walks
+    the keys of the index the filter leads; a time window is a range of `order`).
+    Raises: PermissionDeniedError, InvalidFilterError."""
     require(principal, Permission.READ_AUDIT)
+    query = audit_filter.query()
     return platform.store.collection("audit").count_documents(query or {"order": {"$gte": ""}}, limit=AUDIT_COUNT_MAX)

@@ -343,31 +343,6 @@ def audit_filter(value: object, name: str) -> None:
         _optional(moment)(getattr(value, field), f"{name}.{field}")
 
 
-AUDIT_QUERY_FIELDS = frozenset({"actor", "user", "type", "target"})
-
-
-def audit_query(value: object, name: str) -> None:
-    """A store filter as `AuditFilter.query()` builds it, and nothing else: plain text per
-    field or an anchored, escaped prefix `{"$regex": "^..."}`, and an `at` window of
-    datetimes. Anything else a caller hands in could be an operator."""
-    if not isinstance(value, dict):
-        _refuse(name, value, "an audit filter query")
-    for field, condition in value.items():
-        if field in AUDIT_QUERY_FIELDS:
-            if isinstance(condition, dict):
-                pattern = condition.get("$regex")
-                if set(condition) != {"$regex"} or not isinstance(pattern, str) or not pattern.startswith("^"):
-                    _refuse(f"{name}.{field}", condition, "text or an anchored prefix")
-                text(pattern, f"{name}.{field}")
-            else:
-                text(condition, f"{name}.{field}")
-        elif field == "at" and isinstance(condition, dict) and condition and set(condition) <= {"$gte", "$lt"}:
-            for bound in condition.values():
-                moment(bound, f"{name}.at")
-        else:
-            _refuse(f"{name} field", field, "actor, user, type, target or at")
-
-
 def _platform_class() -> type:
     from core.platform import Platform
 

@@ -85,7 +85,7 @@ with refusals():
 
     page, page_size = page_state(f"{PREFIX}_events")
     events = audit.search_audit(platform, me, audit_filter, page=page, page_size=page_size)
-    total = reports.count_audit_events(platform, me, audit_filter.query())
+    total = reports.count_audit_events(platform, me, audit_filter)
     people = console_people()
     users = {e.get("user") for e in events.items if e.get("user")}
     names = directory.names_of(platform.store, me, sorted(users)) if can(me, Permission.READ_USERS) else {}

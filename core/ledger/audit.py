@@ -10,7 +10,8 @@ colliding. No chain can fork, and a crash mid-append leaves the whole event or n
 
 Events may carry an `event_key` (unique too), so an action keyed deterministically is
 recorded exactly once, whoever records it. The trail's display order is time, then
-stream, then sequence: `order`, one sortable key derived from the three (and checked).
+stream, then sequence: `order`, one sortable key derived from the three; `family` is the
+type's family (before its first dot), for family filters. Both derived keys are checked.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def event_hash(event: dict, prev_hash: str) -> str:
 def order_key(at: datetime, stream: int = 0, seq: int = 0) -> str:
     """The trail's display order as one sortable text: time, then stream, then sequence."""
     return f"{at:%Y%m%d%H%M%S}{at.microsecond // 1000:03d}:{stream:03d}:{seq:012d}"
+
+
+def family_of(event_type: object) -> str | None:
+    """An event type's family — the part before its first dot ("approval" for
+    "approval.approved"; None without a dot) — stored beside it so a family filter
+    ("approval.*") is an index equality."""
+    family, dot, _ = str(event_type).partition(".")
+    return family if dot else None
 
 
 def where(stream: int | None, seq: int | None) -> str:
@@ -108,7 +117,8 @@ class AuditLog:
             stream = self._stream()
             head = self._events.find_one({"stream": stream}, sort=[("stream", -1), ("seq", -1)], projection={"seq": 1, "hash": 1})
             seq, prev_hash = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS_HASH)
-            candidate = dict(event, stream=stream, seq=seq, prev_hash=prev_hash, order=order_key(event["at"], stream, seq))
+            candidate = dict(event, stream=stream, seq=seq, prev_hash=prev_hash, order=order_key(event["at"], stream, seq),
+                             family=family_of(type))
             candidate["hash"] = event_hash(candidate, prev_hash)
             try:
                 self._events.insert_one(candidate)
@@ -247,6 +257,8 @@ class _Walk:
             self.checked += 1
         if not isinstance(event.get("at"), datetime) or event.get("order") != order_key(event["at"], stream, seq):
             return self._fail(stream, seq, f"event {where(stream, seq)} was moved in the display order (order key differs)")
+        if event.get("family") != family_of(event.get("type")):
+            return self._fail(stream, seq, f"event {where(stream, seq)} was hidden from its type's family (family differs)")
         if self.witnessed.get((stream, seq), event.get("hash")) != event.get("hash"):
             return self._fail(stream, seq, f"event {where(stream, seq)} differs from the one the witness recorded")
         self.prev_hash, self.expected = event.get("hash"), seq + 1

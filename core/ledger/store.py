@@ -72,6 +72,7 @@ INDEXES: dict[str, list[IndexSpec]] = {
         # (field, created_at, _id): the pages sort by (created_at, _id), served without a blocking sort
         _index("accounts", "-created_at", "-_id"),
         _index("user_ids", "-created_at", "-_id"),
+        _index("user_ids", "hold_action", "-created_at", "-_id"),  # a user's hold placements, newest first (open_holds)
         _index("type", "-created_at", "-_id"),
         _index("state", "created_at", "_id"),
         _index("-created_at", "-_id"),
@@ -91,6 +92,7 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("-order"),  # the trail newest first; a time window is a range of `order`
         _index("actor", "-order"),
         _index("type", "-order"),
+        _index("family", "-order"),  # "approval.*": every type of a family, newest first
         _index("target", "-order"),
         _index("user", "-order"),
     ],
@@ -131,8 +133,8 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("user_id"),
         _index("referred_by", "user_id"),
     ],
-    "ledger_anchors": [  # core.ledger.anchor: account heads fixed by integrity runs
-        _index("anchor"),
+    "ledger_anchors": [  # core.ledger.anchor: account heads fixed by integrity runs, one anchor's chunks in order
+        _index("anchor", "_id"),
     ],
     "integrity_runs": [  # core.integrity
         _index("-started_at", "-_id"),

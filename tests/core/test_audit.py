@@ -184,6 +184,7 @@ def test_verify_forged_event_with_recomputed_hash_breaks_the_next_link(platform)
         "prev_hash": previous["hash"],
     }
     forged["order"] = order_key(forged["at"], forged["stream"], 3)
+    forged["family"] = None  # "x" has no family
     forged["hash"] = event_hash(forged, previous["hash"])
     raw.insert_one(forged)
     for event in originals:
@@ -449,3 +450,32 @@ def test_streams_count_is_validated(store, clock, streams):
 
     with pytest.raises(ConfigurationError):
         AuditLog(store, clock, streams=streams)
+
+
+def test_family_filter_is_an_index_equality_in_time_order(platform):
+    """"approval.*" reads the stored family (an index equality), so the page is newest first
+    and a planner reads only the page; other prefixes group by value (an index range)."""
+    from core.audit import display_order
+    from core.ledger.store import uncovered
+
+    _fill(platform, 6)
+    platform.ledger.audit.append(type="test", actor="alice")  # a type without a family dot is its own family
+    query = AuditFilter(type="test.*").query()
+    assert query == {"family": "test"} and display_order(query) == [("order", -1)]
+    page = search_audit(platform, ADMIN, AuditFilter(type="test.*"))
+    assert [e["type"] for e in page.items] and all(e["type"].startswith("test.") for e in page.items)
+    assert [e["order"] for e in page.items] == sorted((e["order"] for e in page.items), reverse=True)
+    prefix = AuditFilter(target="t*").query()
+    assert display_order(prefix) == [("target", 1), ("order", -1)]
+    platform.store.log.reset()
+    search_audit(platform, ADMIN, AuditFilter(target="t*"))
+    search_audit(platform, ADMIN, AuditFilter(actor="alice", since=platform.clock.now() - timedelta(hours=1)))
+    assert uncovered(platform.store.log.records) == []
+
+
+def test_event_hidden_from_its_family_is_caught(platform):
+    _fill(platform, 3)
+    event = platform.store.raw("audit").find_one({"seq": 2})
+    platform.store.raw("audit").update_one({"_id": event["_id"]}, {"$set": {"family": "other"}})
+    result = verify_audit(platform, ADMIN)
+    assert not result.ok and result.first_bad_seq == 2 and "family" in result.problem

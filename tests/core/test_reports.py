@@ -173,3 +173,33 @@ def test_a_report_reads_the_rollup_generation_and_its_state_in_one_round_trip(bo
         assert [r.operation for r in state_reads] == ["find", "find"], rebuilt  # one per report
         assert books.store.log.count == 8  # per report: state, the unfolded tail, its heads, the rollups
         assert uncovered(books.store.log.records) == []
+
+
+def test_audit_pick_lists_fold_in_only_the_events_appended_since(books, clock):
+    """The pick lists' values come from a vocabulary kept per audit stream behind a
+    watermark: a read examines the new events only, never the whole trail."""
+    log = books.ledger.audit
+    for number in range(30):
+        log.append(type=f"test.kind{number % 3}", actor=f"actor{number % 4}")
+    assert {"test.kind0", "test.kind1", "test.kind2"} <= set(reports.audit_field_values(books, ADMIN, "type"))
+    assert {f"actor{n}" for n in range(4)} <= set(reports.audit_field_values(books, ADMIN, "actor"))
+    log.append(type="late.arrival", actor="newcomer")
+    books.store.log.reset()
+    assert "late.arrival" in reports.audit_field_values(books, ADMIN, "type")
+    reads = [r for r in books.store.log.records if r.collection == "audit"]
+    assert sum(r.documents for r in reads if r.operation == "find") == 1  # the one new event
+    assert uncovered(books.store.log.records) == []
+    books.store.log.reset()
+    assert "newcomer" in reports.audit_field_values(books, ADMIN, "actor")
+    assert not [r for r in books.store.log.records if r.collection == "audit" and r.operation == "find"]  # nothing new
+
+
+def test_audit_pick_lists_catch_up_a_backlog_in_bounded_steps(books, monkeypatch):
+    monkeypatch.setattr(reports, "VOCABULARY_SYNC_MAX", 4)
+    for number in range(10):
+        books.ledger.audit.append(type=f"backlog.t{number}", actor="a")
+    first = reports.audit_field_values(books, ADMIN, "type")
+    assert len([t for t in first if t.startswith("backlog.")]) < 10  # one bounded step
+    for _ in range(3):
+        values = reports.audit_field_values(books, ADMIN, "type")
+    assert {f"backlog.t{n}" for n in range(10)} <= set(values)
