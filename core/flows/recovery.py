@@ -41,13 +41,8 @@ REFERRAL_PENDING = {
         ("p2p_trades", p2p.resume_trade),
     )
 }
-# every state of every flow collection, to find outboxes a crash left behind
-FLOW_STATES = {
-    "withdrawals": ("requested", "held", "awaiting_approval", "approved", "settled", "rejecting", "rejected", "failed"),
-    "deposits": ("confirming", "credited"),
-    "quotes": ("new", "open", "executing", "executed", "expiring", "expired", "failed"),
-    "p2p_trades": ("new", "open", "paid", "disputed", "closing", *p2p.CLOSED),
-}
+# flow collections whose documents carry an audit outbox (core.transitions)
+OUTBOX_COLLECTIONS = ("withdrawals", "deposits", "quotes", "p2p_trades")
 
 
 @dataclass
@@ -120,9 +115,9 @@ def resume_all(
 def _flush_outboxes(platform: Platform, report: FlowRecoveryReport) -> int:
     """Append every audit event a crash left between a state change and its flush."""
     sweep = approvals.flush_waiting_events(platform)
-    for collection_name, states in FLOW_STATES.items():
+    for collection_name in OUTBOX_COLLECTIONS:
         collection = platform.store.collection(collection_name)
-        for document in transitions.waiting(collection, states):
+        for document in transitions.waiting(collection):
             sweep.run(document["_id"], lambda d=document, c=collection: transitions.flush(platform.ledger.audit, c, d))
     report.failed.update(sweep.failed)
     return len(sweep.done)

@@ -108,27 +108,43 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("state", "-requested_at", "-_id"),
         _index("kind", "-requested_at", "-_id"),
         _index("-requested_at", "-_id"),
+        _index("state", "expires_at"),  # expire_due: the pending requests that are due
+        _index("state", "close_done"),  # expire_due: close hooks a crash cut short
+        _index("state", "result"),  # resume_approved: approved without a result (null: a whole-value key)
+        _index("state", "result.ok"),  # resume_approved: approved with a failed result
+        _index("state", "approvals.by"),  # resume_approved: pending requests that carry votes
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "quotes": [  # core.flows.quotes
         _index("state", "expires_at"),
         _index("state", "_id"),  # sweeps scan a state in id order
         _index("user", "-created_at"),
+        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
+        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "p2p_trades": [  # core.flows.p2p
         _index("state", "payment_due_at"),
         _index("state", "_id"),
         _index("seller", "-created_at"),
         _index("buyer", "-created_at"),
+        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
+        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "withdrawals": [  # core.flows.withdrawal
         _index("state", "created_at"),
         _index("state", "_id"),
         _index("user", "-created_at"),
+        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
+        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "deposits": [  # core.flows.deposit
         _index("state", "created_at"),
         _index("state", "_id"),
         _index("user", "-created_at"),
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "users": [  # the exchange's user directory (read-only, not ours to constrain; core.directory)
         _index("user_id"),
