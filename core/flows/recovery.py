@@ -6,7 +6,9 @@ audit event a crash left in a document's outbox is appended (core.transitions); 
 flow document in a non-terminal, non-waiting state is driven on (its next entry is keyed,
 its state change a compare-and-set), finished flows whose referral commission is still
 owed are settled again (paid when the fee wallet allows), approvals are executed or
-corrected, and due approvals and quotes are expired. Every item is isolated: one that
+corrected, due approvals and quotes are expired, and any hold left open behind a finished
+flow (placed by a caller that found the flow refused and died before releasing it) is
+released (core.flows.holds). Every item is isolated: one that
 fails is reported in `failed` and the rest go on. Safe to run at any time, any number of
 times, beside live writers (nothing here depends on clocks or staleness).
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from core import approvals, transitions
-from core.flows import deposit, p2p, quotes, referral, withdrawal
+from core.flows import deposit, holds, p2p, quotes, referral, withdrawal
 from core.ledger import RECOVERY_STALE_AFTER
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -55,6 +57,8 @@ class FlowRecoveryReport:
     approvals_expired: int = 0
     quotes_expired: int = 0
     commissions_owed: int = 0
+    holds_released: list[str] = field(default_factory=list)  # flows whose stranded hold this run released
+    holds_awaiting_placer: list[str] = field(default_factory=list)  # finished flows naming a placer that placed nothing yet
     failed: dict[str, dict] = field(default_factory=dict)  # item id → {"error", "message"}
 
     @property
@@ -71,6 +75,8 @@ class FlowRecoveryReport:
             "approvals_expired": self.approvals_expired,
             "quotes_expired": self.quotes_expired,
             "commissions_owed": self.commissions_owed,
+            "holds_released": list(self.holds_released),
+            "holds_awaiting_placer": list(self.holds_awaiting_placer),
             "failed": dict(self.failed),
         }
 
@@ -106,6 +112,9 @@ def resume_all(
         setattr(report, name, len(sweep.done))
         report.failed.update(sweep.failed)
     report.commissions_owed = len(referral.owed_commissions(platform))
+    stranded = holds.release_stranded(platform, principal)
+    report.holds_released, report.holds_awaiting_placer = stranded.released, stranded.waiting
+    report.failed.update(stranded.failed)
     tail = platform.ledger.recover(stale_after=stale_after)  # confirm what the sweeps above journaled themselves
     report.entries_driven += len(tail.entries_projected)
     report.entries_poisoned.update(tail.poisoned)
