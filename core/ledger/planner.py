@@ -263,14 +263,46 @@ def examine(raw: Any, collection: str, operation: str, query: Mapping | None, so
     wanted = None if operation in ("update_many", "delete_many", "aggregate") else (
         skip + 1 if operation in ONE_DOCUMENT else (skip + limit if limit else None))
     branches = _branch_terms(query)
-    plans = [_cheapest(raw, collection, terms, ordered, wanted if len(branches) == 1 else None,
+    if len(branches) == 1 and (by_id := _by_id(raw, branches[0])) is not None:
+        return by_id  # the unique `_id` index: nothing is cheaper, no need to look further
+    documents = _Documents(raw)
+    plans = [_cheapest(documents, collection, terms, ordered, wanted if len(branches) == 1 else None,
                        counting=operation == "count_documents") for terms in branches]
     if any(plan is None for plan in plans):  # one branch without an index: the whole `$or` is a collection scan
-        return _collection_scan(raw, query, ordered, wanted)
+        return _collection_scan(documents, query, ordered, wanted)
     return Examined(sum(p.keys for p in plans), sum(p.documents for p in plans), "+".join(p.index for p in plans))
 
 
-def _cheapest(raw: Any, collection: str, terms: list[tuple[str, Any]], sort: tuple[tuple[str, int], ...],
+class _Documents:
+    """The collection's documents, read once per estimate (the embedded store copies every
+    document it returns), matched in memory with mongomock's own filter semantics."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._all: list | None = None
+
+    @property
+    def all(self) -> list:
+        if self._all is None:
+            self._all = list(self._raw.find({}))
+        return self._all
+
+    def matching(self, query: Mapping) -> list:
+        from mongomock.filtering import filter_applies
+
+        return [d for d in self.all if filter_applies(query, d)] if query else list(self.all)
+
+
+def _by_id(raw: Any, terms: list[tuple[str, Any]]) -> Examined | None:
+    """A branch that names documents by `_id` (a value or `$in`): the keys and documents it examines."""
+    ids = [value for key, value in terms if key == "_id" and _how(value) in ("eq", "in")]
+    if not ids:
+        return None
+    found = len(list(raw.find({"_id": ids[0]}, {"_id": 1})))
+    return Examined(found, found, "_id_1")
+
+
+def _cheapest(documents: _Documents, collection: str, terms: list[tuple[str, Any]], sort: tuple[tuple[str, int], ...],
               wanted: int | None, *, counting: bool) -> Examined | None:
     how = {key: _term_how(key, value) for key, value in terms}
     matching: set | None = None
@@ -281,20 +313,21 @@ def _cheapest(raw: Any, collection: str, terms: list[tuple[str, Any]], sort: tup
         if not bounded and not (ordered and not spec.sparse):
             continue  # neither bounds nor order: never chosen
         if matching is None:
-            matching = {d["_id"] for d in raw.find(_conjunction(terms), {"_id": 1})}
-        plan = _walk(raw, collection, spec, terms, bounded, sort if ordered else (), matching,
+            matching = {d["_id"] for d in documents.matching(_conjunction(terms))}
+        plan = _walk(documents, collection, spec, terms, bounded, sort if ordered else (), matching,
                      None if sort and not ordered else wanted, counting=counting)
         if best is None or plan.keys + plan.documents < best.keys + best.documents:
             best = plan
     return best
 
 
-def _walk(raw: Any, collection: str, spec: IndexSpec, terms: list[tuple[str, Any]], bounded: tuple[str, ...],
-          sort: tuple[tuple[str, int], ...], matching: set, wanted: int | None, *, counting: bool) -> Examined:
+def _walk(documents: _Documents, collection: str, spec: IndexSpec, terms: list[tuple[str, Any]],
+          bounded: tuple[str, ...], sort: tuple[tuple[str, int], ...], matching: set, wanted: int | None, *,
+          counting: bool) -> Examined:
     """Walk the keys of `spec` inside the bounds in index order until `wanted` documents
     match the whole filter (all of them when `wanted` is None)."""
     bounds = [(key, value) for key, value in terms if key in bounded]
-    candidates = list(raw.find(_conjunction([(k, _bound_of(v)) for k, v in bounds]))) if bounds else list(raw.find({}))
+    candidates = documents.matching(_conjunction([(k, _bound_of(v)) for k, v in bounds]))
     if spec.sparse:
         candidates = [d for d in candidates if _values(d, spec.keys[0][0])]
     _order(candidates, sort or spec.keys)
@@ -309,17 +342,18 @@ def _walk(raw: Any, collection: str, spec: IndexSpec, terms: list[tuple[str, Any
     return Examined(keys, documents, spec.name)
 
 
-def _collection_scan(raw: Any, query: Mapping | None, sort: tuple[tuple[str, int], ...], wanted: int | None) -> Examined:
+def _collection_scan(documents: _Documents, query: Mapping | None, sort: tuple[tuple[str, int], ...],
+                     wanted: int | None) -> Examined:
     if sort or wanted is None:
-        return Examined(0, raw.count_documents({}), "COLLSCAN")
-    matching = {d["_id"] for d in raw.find(query or {}, {"_id": 1})}
-    documents = found = 0
-    for document in raw.find({}, {"_id": 1}):
-        documents += 1
+        return Examined(0, len(documents.all), "COLLSCAN")
+    matching = {d["_id"] for d in documents.matching(query or {})}
+    walked = found = 0
+    for document in documents.all:
+        walked += 1
         found += document["_id"] in matching
         if found >= wanted:
             break
-    return Examined(0, documents, "COLLSCAN")
+    return Examined(0, walked, "COLLSCAN")
 
 
 def _conjunction(terms: list[tuple[str, Any]]) -> dict:
