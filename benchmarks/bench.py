@@ -8,9 +8,11 @@ benchmark measures what transfers:
 2. every query shape issued during the whole run, checked against `core.store.INDEXES`
    with MongoDB's `notablescan` rule (`core.store.uncovered`);
 3. scaling: store operations and documents read by the integrity checks (full, and
-   incremental after NEW_ENTRIES new entries), the user-balance read and each console page
-   on data sets 1x and 10x (and 50x for the pages): a page must read as many documents
-   whatever the size of the journal (issue 15);
+   incremental after NEW_ENTRIES new entries), recovery, the user-balance read and each
+   console page on data sets 1x, 10x and 50x: a page must read as many documents whatever
+   the size of the journal (issue 15) — and, by the planner model (core.ledger.planner),
+   examine as many index keys and documents (issue 19) — also in the state between folds
+   and recoveries (`BenchSize.dirty_entries` entries posted since the last fold and recovery);
 4. throughput and peak memory on the embedded store (labelled as such).
 Budgets (issue 6) are reported met / not met; the exit code is 1 when any is missed.
 """
@@ -36,7 +38,7 @@ from core.ledger import accounts as acct
 from core import approvals, integrity, rollups
 from core.clock import ManualClock, SystemClock
 from core.ledger.entries import make_request
-from core.flows import adjustment, instant, p2p, referral, swap, withdrawal
+from core.flows import adjustment, instant, p2p, recovery, referral, swap, withdrawal
 from core.ledger.engine import Ledger
 from core.ledger.money import amount
 from core.permissions import SYSTEM, Principal, Role
@@ -45,8 +47,9 @@ from core.ledger.store import OperationRecord, Store
 
 RESULTS_PATH = Path("bench-results.json")
 SCALE_FACTOR = 10
-PAGE_SCALE_FACTOR = 50  # the pages are also measured on a data set this many copies large
+PAGE_SCALE_FACTOR = 50  # pages and checks are also measured on a data set this many copies large (flows are not)
 NEW_ENTRIES = 20  # entries posted between the full check and the measured incremental one
+DIRTY = " (entries unfolded)"  # the suffix of a page or check measured after BenchSize.dirty_entries unfolded entries
 OPEN_ESCROWS = 12  # open trades of the "active P2P seller" whose user-lookup page is measured
 SUPPORT = Principal(name="bench-support", role=Role.SUPPORT)
 FLOW_COLLECTIONS = ("deposits", "withdrawals", "quotes", "p2p_trades", "approvals")
@@ -59,11 +62,12 @@ class BenchSize:
     name: str
     chunk: dataset.ChunkSize
     throughput_entries: int
+    dirty_entries: int = 1_000  # posted without a fold or a recovery: pages and checks are measured in that state too
 
 
 SIZES: dict[str, BenchSize] = {
     # `tiny` is the test suite's size (seconds); `small` and `medium` are the command's.
-    "tiny": BenchSize("tiny", dataset.ChunkSize(users=4, deposits_per_user=2, actions_per_user=2), 40),
+    "tiny": BenchSize("tiny", dataset.ChunkSize(users=4, deposits_per_user=2, actions_per_user=2), 40, dirty_entries=100),
     "small": BenchSize("small", dataset.ChunkSize(users=5, deposits_per_user=3, actions_per_user=6), 200),
     "medium": BenchSize("medium", dataset.ChunkSize(users=50, deposits_per_user=3, actions_per_user=6), 400),
 }
@@ -75,6 +79,9 @@ class Measurement:
     seconds: float
     breakdown: dict[str, int]
     documents: int = 0  # documents the operations returned or matched
+    keys_examined: int | None = None  # what a real server would examine (planner model), when measured
+    documents_examined: int | None = None
+    examined_by_shape: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,17 +103,29 @@ class Run:
         store.log.reset()
 
 
-def measure(run: Run, store: Store, action: Callable[[], Any]) -> tuple[Any, Measurement]:
-    """Run `action` and count the store operations it issued (their shapes join the coverage check)."""
+def measure(run: Run, store: Store, action: Callable[[], Any], *, examine: bool = False) -> tuple[Any, Measurement]:
+    """Run `action` and count the store operations it issued (their shapes join the coverage
+    check); with `examine`, also what a real server would examine for them (planner model)."""
+    from benchmarks.pages import examined
+
     run.fold(store)
+    store.log.examine = examine
     started = time.perf_counter()
-    result = action()
+    try:
+        result = action()
+    finally:
+        store.log.examine = False
     seconds = time.perf_counter() - started
     records = list(store.log.records)
     assert store.log.complete, "the operation log dropped records: the measurement would undercount"
     run.fold(store)
-    return result, Measurement(len(records), round(seconds, 4), dict(Counter(category(r) for r in records)),
-                               sum(r.documents for r in records))
+    measurement = Measurement(len(records), round(seconds, 4), dict(Counter(category(r) for r in records)),
+                              sum(r.documents for r in records))
+    if examine:
+        found = examined(records)
+        measurement.keys_examined, measurement.documents_examined = found["keys_examined"], found["documents_examined"]
+        measurement.examined_by_shape = found["examined_by_shape"]
+    return result, measurement
 
 
 def category(record: OperationRecord) -> str:
@@ -206,34 +225,56 @@ def _measure_referral(run: Run, platform: Platform, payer: str, referrer: str, f
 
 def measure_reads_and_checks(run: Run, label: str, platform: Platform, probe: str) -> None:
     """The two-leg entry, the user-balance read, the per-user check, the full platform check,
-    then — after NEW_ENTRIES new entries on as many users — the incremental platform check."""
+    then — after NEW_ENTRIES new entries on as many users — the incremental platform check,
+    and recovery (`flows recover`) with nothing to do."""
     store = platform.store
     entry = make_request(idempotency_key=f"bench-{label}-two-leg", type="bench.transfer", actor="system",
                          postings=({"account": acct.external("USDT"), "amount": -amount("1", "USDT")},
                                    {"account": acct.user_available(probe, "USDT"), "amount": amount("1", "USDT")}))
-    measurements = {"two_leg_entry": measure(run, store, lambda: platform.ledger.post(entry))[1],
-                    "two_leg_replay": measure(run, store, lambda: platform.ledger.post(entry))[1],
-                    "user_balances": measure(run, store, lambda: platform.ledger.user_balances(probe))[1]}
+    measurements = {"two_leg_entry": measure(run, store, lambda: platform.ledger.post(entry), examine=True)[1],
+                    "two_leg_replay": measure(run, store, lambda: platform.ledger.post(entry), examine=True)[1],
+                    "user_balances": measure(run, store, lambda: platform.ledger.user_balances(probe), examine=True)[1]}
     user_report, measurements["integrity.user"] = measure(
-        run, store, lambda: integrity.check_user(platform, SUPPORT, probe))
+        run, store, lambda: integrity.check_user(platform, SUPPORT, probe), examine=True)
     platform_report, measurements["integrity.platform"] = measure(
-        run, store, lambda: integrity.check_platform(platform, SUPPORT, full=True))
-    for number in range(NEW_ENTRIES):
-        platform.ledger.post(make_request(
-            idempotency_key=f"bench-{label}-new-{number}", type="bench.transfer", actor="system",
-            postings=({"account": acct.external("USDT"), "amount": -amount("1", "USDT")},
-                      {"account": acct.user_available(f"newcomer{number}", "USDT"), "amount": amount("1", "USDT")})))
+        run, store, lambda: integrity.check_platform(platform, SUPPORT, full=True))  # O(journal) by design: not examined
+    post_transfers(platform, f"bench-{label}-new", NEW_ENTRIES)
     run.fold(store)
     incremental, measurements["integrity.platform.incremental"] = measure(
-        run, store, lambda: integrity.check_platform(platform, SUPPORT))
+        run, store, lambda: integrity.check_platform(platform, SUPPORT), examine=True)
+    _, measurements["recovery"] = measure(run, store, lambda: recovery.resume_all(platform, SYSTEM), examine=True)
     for name, measurement in measurements.items():
         run.checks.setdefault(name, {})[label] = measurement
-    run.integrity_ok[label] = {"user": {"ok": user_report.ok, "findings": len(user_report.findings)},
+    run.integrity_ok.setdefault(label, {}).update({"user": {"ok": user_report.ok, "findings": len(user_report.findings)},
                                "platform": {"ok": platform_report.ok, "findings": len(platform_report.findings),
                                             "kinds": sorted({f.kind for f in platform_report.findings})},
                                "incremental": {"ok": incremental.ok, "mode": incremental.mode,
                                                "entries_checked": incremental.entries_checked,
-                                               "accounts_checked": incremental.accounts_checked}}
+                                               "accounts_checked": incremental.accounts_checked}})
+
+
+def post_transfers(platform: Platform, prefix: str, count: int) -> None:
+    """`count` two-leg entries, each crediting one of NEW_ENTRIES users from the outside world
+    (the same entries at every size)."""
+    for number in range(count):
+        platform.ledger.post(make_request(
+            idempotency_key=f"{prefix}-{number}", type="bench.transfer", actor="system",
+            postings=({"account": acct.external("USDT"), "amount": -amount("1", "USDT")},
+                      {"account": acct.user_available(f"newcomer{number % NEW_ENTRIES}", "USDT"),
+                       "amount": amount("1", "USDT")})))
+
+
+def measure_dirty_checks(run: Run, label: str, platform: Platform) -> None:
+    """The state between folds and recoveries (`BenchSize.dirty_entries` entries posted since, still
+    flagged unfolded and unprojected): recovery, then the incremental platform check."""
+    store = platform.store
+    _, recovered = measure(run, store, lambda: recovery.resume_all(platform, SYSTEM), examine=True)
+    incremental, checked = measure(run, store, lambda: integrity.check_platform(platform, SUPPORT), examine=True)
+    run.checks.setdefault(f"recovery{DIRTY}", {})[label] = recovered
+    run.checks.setdefault(f"integrity.platform.incremental{DIRTY}", {})[label] = checked
+    run.integrity_ok.setdefault(label, {})["incremental_dirty"] = {
+        "ok": incremental.ok, "mode": incremental.mode, "entries_checked": incremental.entries_checked,
+        "accounts_checked": incremental.accounts_checked}
 
 
 def open_escrows(platform: Platform, seller: str, buyer: str, count: int) -> None:
@@ -245,7 +286,8 @@ def open_escrows(platform: Platform, seller: str, buyer: str, count: int) -> Non
                        idempotency_key=f"bench-escrow-{seller}-{number}")
 
 
-def measure_console(run: Run, label: str, platform: Platform, probe: str, busiest: str, trader: str) -> None:
+def measure_console(run: Run, label: str, platform: Platform, probe: str, busiest: str, trader: str,
+                    suffix: str = "") -> None:
     from benchmarks.pages import measure_pages
 
     pages, frame_records = measure_pages(platform, probe, {"user with most holds in the data set": busiest,
@@ -253,7 +295,7 @@ def measure_console(run: Run, label: str, platform: Platform, probe: str, busies
     run.shapes.update(frame_records)
     for stem, result in pages.items():
         run.shapes.update(result.pop("records"))
-        run.pages.setdefault(stem, {})[label] = result
+        run.pages.setdefault(stem + suffix, {})[label] = result
     platform.store.log.reset()
 
 
@@ -334,8 +376,7 @@ def throughput(entries: int, threads: int) -> dict:
 
 # -- one whole run ----------------------------------------------------------------------------------------------------
 def build_data_sets(run: Run, size: BenchSize, pages: bool) -> dict[str, tuple[Platform, dataset.Chunk]]:
-    """The chunk through the services, then the 10x set (and, for the pages, the 50x set)
-    from renamed copies of it."""
+    """The chunk through the services, then the 10x and 50x sets from renamed copies of it."""
     base_label, scaled_label = labels(size)
     started = time.perf_counter()
     chunk = dataset.build_chunk(size.chunk, Store.embedded_store("bench-base"))
@@ -348,7 +389,7 @@ def build_data_sets(run: Run, size: BenchSize, pages: bool) -> dict[str, tuple[P
     run.data_sets[base_label]["actions"] = dict(chunk.actions, refused=chunk.refusals)
     chunk.busiest = busiest_user(documents["entries"])
     result = {base_label: (chunk.platform, chunk)}
-    factors = [(scaled_label, SCALE_FACTOR)] + ([(page_label(size), PAGE_SCALE_FACTOR)] if pages else [])
+    factors = [(scaled_label, SCALE_FACTOR), (page_label(size), PAGE_SCALE_FACTOR)]  # checks run at 50x too
     for label, factor in factors:
         started = time.perf_counter()
         scaled_store = Store.embedded_store(f"bench-x{factor}")
@@ -392,23 +433,27 @@ def run_benchmark(size_name: str = "medium", *, pages: bool = True) -> dict:
     run = Run()
     data_sets = build_data_sets(run, size, pages)
     for label, (platform, chunk) in data_sets.items():
-        seller, buyer = chunk.unreferred[0], chunk.unreferred[1]
+        seller, buyer, trader = chunk.unreferred[0], chunk.unreferred[1], chunk.unreferred[2]
         if pages:
-            trader = chunk.unreferred[2]
             open_escrows(platform, trader, buyer, OPEN_ESCROWS)
             run.fold(platform.store)
             measure_console(run, label, platform, seller, chunk.busiest, trader)
-        if label == page_label(size):
-            continue  # the largest set is for the pages only
         measure_reads_and_checks(run, label, platform, seller)
-        measure_flows(run, label, platform, seller, buyer)
+        post_transfers(platform, f"bench-{label}-dirty", size.dirty_entries)  # no fold, no recovery after them
+        run.fold(platform.store)
+        if pages:
+            measure_console(run, label, platform, seller, chunk.busiest, trader, suffix=DIRTY)
+        measure_dirty_checks(run, label, platform)
+        if label != page_label(size):  # flows are measured at 1x and 10x
+            measure_flows(run, label, platform, seller, buyer)
     measure_legacy(run)
     throughput_result = {"label": "embedded store (mongomock, one process-wide lock): NOT a real-server figure",
                          "one_thread": throughput(size.throughput_entries, 1),
                          "four_threads": throughput(size.throughput_entries, 4)}
     result = report(run, size_name, labels(size), pages, throughput_result,
-                    page_labels=(*labels(size), page_label(size)) if pages else labels(size))
+                    page_labels=(*labels(size), page_label(size)))
     result["throughput"]["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["dirty_entries"] = size.dirty_entries
     result["seconds_total"] = round(time.perf_counter() - started, 1)
     result["generated_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     result["host"] = {"python": host.python_version(), "machine": host.machine()}

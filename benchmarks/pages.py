@@ -101,6 +101,24 @@ def _signed_in(store) -> tuple[object, list]:
     return at, list(store.log.records)
 
 
+def shape_of(record) -> str:
+    """A record's query shape in a line (where examined keys and documents go)."""
+    branches = " | ".join(",".join(f"{name}:{how}" for name, how in branch) for branch in record.branches) or "{}"
+    order = ",".join(f"{name}{'' if direction > 0 else '↓'}" for name, direction in record.sort)
+    return f"{record.collection}.{record.operation} {{{branches}}}" + (f" sort {order}" if order else "")
+
+
+def examined(records: list) -> dict:
+    """Index keys and documents a real server would examine for `records` (planner model,
+    core.ledger.planner), in all and per query shape."""
+    by_shape: Counter = Counter()
+    for record in records:
+        by_shape[shape_of(record)] += (record.keys_examined or 0) + (record.documents_examined or 0)
+    return {"keys_examined": sum(r.keys_examined or 0 for r in records),
+            "documents_examined": sum(r.documents_examined or 0 for r in records),
+            "examined_by_shape": dict(by_shape)}
+
+
 def _documents_by(records: list) -> dict[str, int]:
     """Documents read per collection.operation (where a page's reads go)."""
     found: Counter = Counter()
@@ -136,8 +154,9 @@ def measure_pages(platform: Platform, probe_user: str,
                   more_users: dict[str, str] | None = None) -> tuple[dict[str, dict], list]:
     """Run every `renders_for` render in a fresh signed-in session, caches cleared first.
 
-    Returns: (per render: ops, documents read, seconds, the operation breakdown, the records
-    for the index-coverage check and any exception; the records of the unmeasured runs)."""
+    Returns: (per render: ops, documents read, index keys and documents a real server would
+    examine, seconds, the operation breakdown, the records for the index-coverage check and
+    any exception; the records of the unmeasured runs)."""
     store = platform.store
     results: dict[str, dict] = {}
     unmeasured: list = []
@@ -153,15 +172,19 @@ def measure_pages(platform: Platform, probe_user: str,
             unmeasured += first + list(store.log.records)
             clear_page_caches()
             store.log.reset()
+            store.log.examine = True
             started = time.perf_counter()
-            at.run()
+            try:
+                at.run()
+            finally:
+                store.log.examine = False
             seconds = time.perf_counter() - started
             records = list(store.log.records)
             errors = [str(getattr(e, "value", e))[:300] for e in at.exception] + [str(e.value)[:300] for e in at.error]
             results[render.name] = {"ops": len(records), "seconds": round(seconds, 3), "records": records,
                                     "documents": sum(r.documents for r in records if r.operation != "count_documents"),
                                     "keys_counted": sum(r.documents for r in records if r.operation == "count_documents"),
-                                    "documents_breakdown": _documents_by(records),
+                                    "documents_breakdown": _documents_by(records), **examined(records),
                                     "breakdown": dict(Counter(f"{r.collection}.{r.operation}" for r in records)),
                                     "errors": errors}
     return results, unmeasured

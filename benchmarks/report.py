@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.ledger.store import uncovered, uncovered_reasons
+from core.ledger.planner import uncovered, uncovered_reasons
 
 if TYPE_CHECKING:
     from benchmarks.bench import Measurement, Run
@@ -15,6 +15,9 @@ REPLAY_OPS_MAX = 3
 PAGE_OPS_MAX = 12
 PLATFORM_CHECK_RATIO_MAX = 11
 PAGE_DOCUMENTS_TOLERANCE = 0.10  # documents a page reads may differ this much from 1x to 10x (and 50x)
+EXAMINED_TOLERANCE = 0.10  # keys and documents a page or the incremental check examines: the same band (issue 19)
+EXAMINED_CHECKS = ("integrity.platform.incremental",)  # checks whose examined keys and documents must stay flat
+GROWING_SHAPES_LISTED = 3
 # The incremental check reads the new entries, per account touched its last verified link,
 # projection and rollup head, plus a fixed part (state and pass documents, the rollup
 # totals per kind and asset, reserved balances, audit events since the anchor).
@@ -106,16 +109,42 @@ def flow_rows(run: Run, labels: tuple[str, str]) -> list[dict]:
     return rows
 
 
-def _series(measurements: Steps, name: str, labels: tuple[str, str]) -> dict:
+def _series(measurements: Steps, name: str, labels: tuple[str, ...]) -> dict:
     found = measurements.get(name, {})
     ops = {label: found[label].ops for label in labels if label in found}
     documents = {label: found[label].documents for label in labels if label in found}
     seconds = {label: found[label].seconds for label in labels if label in found}
-    base, scaled = labels
+    base, scaled = labels[:2]
     ratio = round(ops[scaled] / ops[base], 2) if ops.get(base) and scaled in ops else None
     documents_ratio = round(documents[scaled] / documents[base], 2) if documents.get(base) and scaled in documents else None
-    return {"ops": ops, "documents": documents, "seconds": seconds, "ops_ratio": ratio, "documents_ratio": documents_ratio,
-            "breakdown": found[base].breakdown if base in found else {}}
+    series = {"ops": ops, "documents": documents, "seconds": seconds, "ops_ratio": ratio,
+              "documents_ratio": documents_ratio, "breakdown": found[base].breakdown if base in found else {}}
+    if any(found[label].keys_examined is not None for label in labels if label in found):
+        series.update(_examined({label: {"keys_examined": found[label].keys_examined,
+                                         "documents_examined": found[label].documents_examined,
+                                         "examined_by_shape": found[label].examined_by_shape}
+                                 for label in labels if label in found}))
+    return series
+
+
+def _examined(by_label: dict[str, dict]) -> dict:
+    """Keys and documents examined per data set, and the query shapes that grow most from
+    the first data set to the last (where a figure that is not flat comes from)."""
+    labels = list(by_label)
+    first, last = by_label[labels[0]].get("examined_by_shape", {}), by_label[labels[-1]].get("examined_by_shape", {})
+    growth = sorted(((last.get(shape, 0) - first.get(shape, 0), shape) for shape in set(first) | set(last)), reverse=True)
+    return {"keys_examined": {label: found.get("keys_examined") for label, found in by_label.items()},
+            "documents_examined": {label: found.get("documents_examined") for label, found in by_label.items()},
+            "growing_shapes": [f"{shape}: {first.get(shape, 0)} → {last.get(shape, 0)}"
+                               for grew, shape in growth[:GROWING_SHAPES_LISTED] if grew > 0]}
+
+
+def examined_flat(series: dict) -> bool:
+    """Keys and documents examined stay within EXAMINED_TOLERANCE of the first data set's."""
+    keys, documents = list(series.get("keys_examined", {}).values()), list(series.get("documents_examined", {}).values())
+    return (len(keys) > 1 and None not in keys + documents
+            and all(v <= base * (1 + EXAMINED_TOLERANCE) for values in (keys, documents) for base, v in
+                    ((values[0], v) for v in values[1:])))
 
 
 def flat(values: list[int]) -> bool:
@@ -175,13 +204,31 @@ def budgets(result: dict, pages_measured: bool) -> list[dict]:
                                 f"(±{PAGE_DOCUMENTS_TOLERANCE:.0%})", "met": met,
                       "measured": {"ops": values, "documents": documents, "keys_counted": page.get("keys_counted")},
                       **({"errors": page["errors"]} if page["errors"] else {})})
+    found += examined_budgets(result)
+    return found
+
+
+def examined_budgets(result: dict) -> list[dict]:
+    """Issue 19: each page, and the incremental check (also between folds and recoveries),
+    examines as many index keys and documents at 1×, 10× and 50× (±EXAMINED_TOLERANCE) by the
+    planner model; where not, the query shapes that grow are named."""
+    found = []
+    named = [(f"page {stem}", page) for stem, page in result["pages"].items()]
+    named += [(f"check {name}", series) for name, series in result["checks"].items()
+              if name.split(" (")[0] in EXAMINED_CHECKS]
+    for name, series in named:
+        met = examined_flat(series)
+        found.append({"budget": f"{name}: index keys and documents examined flat (±{EXAMINED_TOLERANCE:.0%}) at every size",
+                      "met": met, "measured": {"keys": series.get("keys_examined"),
+                                               "documents": series.get("documents_examined"),
+                                               **({} if met else {"growing": series.get("growing_shapes")})}})
     return found
 
 
 def _pages(run: Run, base: str) -> dict[str, dict]:
     result = {}
     for stem, by_label in run.pages.items():
-        result[stem] = {"ops": {label: r["ops"] for label, r in by_label.items()},
+        result[stem] = {**_examined(by_label), "ops": {label: r["ops"] for label, r in by_label.items()},
                         "documents": {label: r["documents"] for label, r in by_label.items()},
                         "keys_counted": {label: r.get("keys_counted", 0) for label, r in by_label.items()},
                         "documents_breakdown": {label: r.get("documents_breakdown", {}) for label, r in by_label.items()},
@@ -198,11 +245,11 @@ def report(run: Run, size_name: str, labels: tuple[str, str], pages_measured: bo
     missing = [{"collection": r.collection, "operation": r.operation, "filter_fields": list(r.filter_fields),
                 "sort_fields": list(r.sort_fields), "branches": [list(map(list, b)) for b in r.branches],
                 "reason": reason} for r, reason in zip(uncovered(shapes), uncovered_reasons(shapes))]
-    check_names = ("two_leg_entry", "two_leg_replay", "user_balances", "integrity.user", "integrity.platform", "integrity.platform.incremental")
+    check_names = list(run.checks)  # in the order they were measured
     result = {
         "size": size_name, "labels": list(labels), "page_labels": list(page_labels or labels), "data_sets": run.data_sets,
         "flows": flow_rows(run, labels),
-        "checks": {name: _series(run.checks, name, labels) for name in check_names},
+        "checks": {name: _series(run.checks, name, tuple(page_labels or labels)) for name in check_names},
         "integrity_findings": run.integrity_ok,
         "errors": run.errors,
         "pages": _pages(run, labels[0]),
@@ -245,6 +292,7 @@ def text(result: dict) -> str:
         for stem, page in result["pages"].items():
             lines.append(_row(stem, *[page["ops"].get(x) for x in page_labels],
                               *[page["documents"].get(x) for x in page_labels], width=14))
+    lines += ["", *examined_text(result)]
     coverage = result["index_coverage"]
     lines += ["", f"index coverage: {coverage['query_shapes']} query shapes, "
                   f"{len(coverage['uncovered'])} without a covering index"]
@@ -270,6 +318,27 @@ def text(result: dict) -> str:
 
 def _value(value: object) -> str:
     return "—" if value is None else str(value)
+
+
+def examined_rows(result: dict) -> list[tuple[str, dict, bool | None]]:
+    """(name, series, flat or None when not budgeted) for every check and page measured with
+    the planner model."""
+    rows = [(name, series, examined_flat(series) if name.split(" (")[0] in EXAMINED_CHECKS else None)
+            for name, series in result["checks"].items() if series.get("keys_examined")]
+    rows += [(f"page {stem}", page, examined_flat(page)) for stem, page in result["pages"].items()
+             if page.get("keys_examined")]
+    return rows
+
+
+def examined_text(result: dict) -> list[str]:
+    labels = result.get("page_labels") or result["labels"]
+    lines = [_row("examined (planner model: index keys / documents)", *[f"keys {x}" for x in labels],
+                  *[f"docs {x}" for x in labels], "flat", width=14)]
+    for name, series, is_flat in examined_rows(result):
+        lines.append(_row(name, *[series["keys_examined"].get(x) for x in labels],
+                          *[series["documents_examined"].get(x) for x in labels],
+                          {True: "yes", False: "NO", None: ""}[is_flat], width=14))
+    return lines
 
 
 # -- markdown (docs/performance.md) ----------------------------------------------------------------------------
@@ -298,6 +367,13 @@ def markdown(result: dict) -> str:
             cells = ([page["ops"].get(x) for x in page_labels] + [page["documents"].get(x) for x in page_labels]
                      + [page["seconds"].get(x) for x in page_labels])
             lines.append(f"| {stem} | " + " | ".join(_cell(c) for c in cells) + " |")
+    labels = result.get("page_labels") or [base, scaled]
+    lines += ["", "| page or check | " + " | ".join([f"keys {x}" for x in labels] + [f"docs {x}" for x in labels])
+              + " | flat (±10%) |", "|---|" + "---:|" * (2 * len(labels)) + "---|"]
+    for name, series, is_flat in examined_rows(result):
+        cells = [series["keys_examined"].get(x) for x in labels] + [series["documents_examined"].get(x) for x in labels]
+        lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cells) + " | "
+                     + {True: "yes", False: "**no**", None: "—"}[is_flat] + " |")
     lines += ["", "| budget | met | measured |", "|---|---|---|"]
     verdicts = {True: "met", False: "**not met**", None: "not measured"}
     lines += [f"| {b['budget']} | {verdicts[b['met']]} | {b['measured']} |" for b in result["budgets"]]

@@ -581,6 +581,8 @@ def expire_due(platform: Platform, principal: Principal) -> SweepReport:
         require(principal, Permission.APPROVE)
     collection = platform.store.collection(COLLECTION)
     report = SweepReport()
+    # served by (state, expires_at) and (state, close_done): each read examines the requests it
+    # returns, not the pending backlog nor every request ever expired or rejected
     due = collection.find({"state": "pending", "expires_at": {"$lte": platform.clock.now()}}, limit=RESUME_BATCH_MAX)
     for document in due:
         expired = report.run(document["_id"], lambda d=document: _expire_if_due(platform, principal, d))
@@ -603,8 +605,12 @@ def resume_approved(platform: Platform, principal: Principal) -> SweepReport:
     if principal.role is not Role.SYSTEM:
         require(principal, Permission.APPROVE)
     collection = platform.store.collection(COLLECTION)
+    # each read is served by an index whose bounds hold only what it is after — (state, result),
+    # (state, approvals.by), (state, result.ok) — so it examines what it returns, not every
+    # request ever approved nor the whole pending backlog
     documents = collection.find({"state": "approved", "result": None}, limit=RESUME_BATCH_MAX)
-    documents += [d for d in collection.find({"state": "pending"}, limit=RESUME_BATCH_MAX) if _unfinished(d)]
+    documents += [d for d in collection.find({"state": "pending", "approvals.by": {"$gt": ""}}, limit=RESUME_BATCH_MAX)
+                  if _unfinished(d)]  # voted on; the ones with enough votes are an old layout's leftovers
     documents += collection.find({"state": "approved", "result.ok": False}, limit=RESUME_BATCH_MAX)
     report = SweepReport()
     for document in documents:

@@ -89,10 +89,17 @@ def change_and_flush(audit: AuditLog, collection: Collection, query: dict, updat
     return flush(audit, collection, change(collection, query, update, audit_event))
 
 
-def waiting(collection: Collection, states: tuple[str, ...], limit: int = FLUSH_BATCH_MAX) -> list[dict]:
-    """Documents in one of `states` whose outbox still holds events (a crash came between a
-    change and its flush). The filter leads with `state`, which every flow collection indexes."""
-    return collection.find({"state": {"$in": list(states)}, f"{OUTBOX}.0": {"$exists": True}}, limit=limit)
+def waiting(collection: Collection, states: tuple[str, ...] | None = None, limit: int = FLUSH_BATCH_MAX) -> list[dict]:
+    """Documents whose outbox still holds events (a crash came between a change and its
+    flush), only those in one of `states` when given. Served by the sparse index on the
+    outbox's event keys (`<collection>: audit_outbox.event_key`), which holds only the
+    documents with an event waiting: the read examines what it returns, however many
+    documents the collection holds (a filter on `state`, or `audit_outbox.0` exists, would
+    walk every document of those states)."""
+    query: dict = {f"{OUTBOX}.event_key": {"$gt": ""}}  # event keys are non-empty text: the range is every waiting event
+    if states is not None:
+        query["state"] = {"$in": list(states)}
+    return collection.find(query, limit=limit)
 
 
 ERROR_TEXT_MAX = 300

@@ -17,11 +17,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from core.validation import internal
 from core.ledger import Account, check_owner_id
 from core import transitions
+from core.flows import holds
 from core.errors import (
     FlowDecisionConflictError,
     FlowNotFoundError,
-    HoldClosedError,
-    HoldNotFoundError,
     InsufficientFundsError,
     InvalidFlowInputError,
 )
@@ -127,21 +126,25 @@ def step(
     extra: dict | None = None,
     match: dict | None = None,
     user: str | None = None,
+    also: dict | None = None,
 ) -> dict:
     """A mechanical step whose outcome the document already fixes (a hold placed, an escrow
     moved the way `closing_to` says): one compare-and-set from one of `allowed_from` —
     plus `match`, the decision the step carries out — to `to_state`, with its audit event
-    `<what>:<id>:<to_state>` queued in the same update (core.transitions).
+    `<what>:<id>:<to_state>` queued in the same update (core.transitions). `also` adds
+    update operators the event does not echo (e.g. the hold's placer names, core.flows.holds).
 
     Returns the document after the step. When the compare-and-set loses, another caller
     took the same step (its entries are the same keyed entries), so the current document
     is returned as it is and the caller carries on from its real state: helping is safe
     because the step decides nothing. Nothing here ever reports a step it did not take."""
     audit, document_id = platform.ledger.audit, document["_id"]
+    update: dict = {"$set": {"state": to_state, **(extra or {})}}
+    for operator, fields in (also or {}).items():
+        update[operator] = {**update.get(operator, {}), **fields}
     for state in allowed_from:
         changed = transitions.change_and_flush(
-            audit, collection, {"_id": document_id, "state": state, **(match or {})},
-            {"$set": {"state": to_state, **(extra or {})}},
+            audit, collection, {"_id": document_id, "state": state, **(match or {})}, update,
             transitions.event(
                 key=f"{what}:{document_id}:{to_state}", type=f"{what}.{to_state}", actor=principal.name,
                 role=principal.role.value, target=document_id, user=user, before={"state": state},
@@ -235,40 +238,53 @@ def decide(
 @internal
 def hold_for_flow(platform: Platform, principal: Principal, collection: Collection, document: dict, *,
                   what: str, source: Account, held: Account, amount_minor: int, memo: str, metadata: dict,
-                  from_state: str, held_state: str, entry_field: str, refused_state: str, refused_reason: dict) -> dict:
+                  from_state: str, held_state: str, entry_field: str, refused_state: str, refused_reason: dict,
+                  placer: str | None = None) -> dict:
     """Place a flow's hold (hold id = the flow's id) and move its document on: to `held_state`
     recording the hold entry in `entry_field`, or — when the source is short — to
     `refused_state` with `refused_reason`, re-raising InsufficientFundsError.
 
     Safe to re-run after a crash: the hold's key is derived from the flow id, and both
-    steps are guarded on `from_state`. A refusal is not durable (funds may arrive a moment
-    later for a concurrent caller), so whoever finds the flow refused while the hold exists
-    releases it: a refused flow never keeps money aside."""
+    steps are guarded on `from_state`. Who may place it (core.flows.holds): `placer` is the
+    caller's name when the document's insert named it; otherwise the caller names itself
+    first, by a compare-and-set that holds only while the flow is in `from_state` — a caller
+    that finds the flow moved on places nothing and returns it as it is. The hold step
+    clears every name; the refusal takes out only the refuser's. A refusal is not durable
+    (funds may arrive a moment later for a concurrent caller), so whoever finds the flow
+    refused while the hold exists releases it and clears the names; a placer that dies
+    first leaves its name, and recovery's `holds.release_stranded` releases the hold."""
+    document_id = document["_id"]
+    if placer is None or placer not in (document.get(holds.PLACERS) or []):
+        placer = holds.new_placer()
+        registered = holds.register(collection, document, from_state, placer)
+        if registered is None:  # the flow left `from_state`: its hold is someone else's business now
+            return transitions.flush(platform.ledger.audit, collection, load(collection, document_id, what))
+        document = registered
     try:
         entry = platform.ledger.place_hold(
-            hold_id=document["_id"], source=source, held=held,
+            hold_id=document_id, source=source, held=held,
             amount=from_minor(amount_minor, source.asset, platform.registry),
-            actor=principal.name, flow_ref=document["_id"], memo=memo, metadata=metadata,
+            actor=principal.name, flow_ref=document_id, memo=memo, metadata=metadata,
         )
     except InsufficientFundsError:
         current = step(platform, principal, collection, document, refused_state, allowed_from=(from_state,),
-                       what=what, extra=refused_reason)
+                       what=what, extra=refused_reason, also={"$pull": {holds.PLACERS: placer}})
         if current["state"] != refused_state:
-            return current  # a concurrent caller placed the hold: the flow went on
-        release_refused_hold(platform, principal, document["_id"])
+            return current  # a concurrent caller placed the hold (and cleared the names): the flow went on
+        if placer in (current.get(holds.PLACERS) or []):
+            holds.forget(collection, document_id, placer)  # another caller's refusal came first
+        release_refused_hold(platform, principal, document_id, collection)
         raise
     current = step(platform, principal, collection, document, held_state, allowed_from=(from_state,), what=what,
-                   extra={entry_field: entry.id})
+                   extra={entry_field: entry.id}, also={"$set": {holds.PLACERS: []}})
     if current["state"] == refused_state:
-        release_refused_hold(platform, principal, document["_id"])
+        release_refused_hold(platform, principal, document_id, collection)
     return current
 
 
 @internal
-def release_refused_hold(platform: Platform, principal: Principal, hold_id: str) -> None:
-    """Release the hold of a flow that was refused meanwhile (no-op when none was placed)."""
-    try:
-        platform.ledger.release_hold(hold_id=hold_id, actor=principal.name, entry_type="hold.release",
-                                     memo="flow refused meanwhile")
-    except (HoldNotFoundError, HoldClosedError):
-        pass
+def release_refused_hold(platform: Platform, principal: Principal, hold_id: str, collection: Collection) -> None:
+    """Release the hold of a flow that was refused meanwhile, and clear its placer names
+    once the hold is closed (no-op when none was placed: the names of placers still on
+    their way stay, core.flows.holds)."""
+    holds.release_behind(platform, principal, collection, hold_id)

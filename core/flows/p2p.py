@@ -35,7 +35,7 @@ from core.errors import (
     TradeClosedError,
     TradeDecisionConflictError,
 )
-from core.flows import referral
+from core.flows import holds, referral
 from core.flows.common import (
     check_key,
     check_text,
@@ -99,6 +99,7 @@ def open_trade(
                 account=acct.user_available(seller, asset).id,
             )
     now = platform.clock.now()
+    placer = holds.new_placer()  # this call may place the escrow (core.flows.holds)
     document = {
         "_id": trade_id,
         "idempotency_key": idempotency_key,
@@ -118,25 +119,26 @@ def open_trade(
         "escrow_entry_id": None,
         "close_entry_id": None,
         "referral_done": False,
+        holds.PLACERS: [placer],
     }
     document, _ = insert_or_existing(collection, document, ("seller", "buyer", "asset", "amount_minor"))
-    return _drive(platform, principal, document)
+    return _drive(platform, principal, document, placer)
 
 
-def _escrow(platform: Platform, principal: Principal, document: dict) -> dict:
+def _escrow(platform: Platform, principal: Principal, document: dict, placer: str | None) -> dict:
     asset = document["asset"]
     return hold_for_flow(
         platform, principal, platform.store.collection(COLLECTION), document, what="p2p",
         source=acct.user_available(document["seller"], asset), held=acct.escrow(document["_id"], asset),
         amount_minor=document["amount_minor"], memo="p2p escrow", metadata={"trade_id": document["_id"]},
         from_state="new", held_state="open", entry_field="escrow_entry_id",
-        refused_state="cancelled", refused_reason={"close_reason": "escrow_refused"},
+        refused_state="cancelled", refused_reason={"close_reason": "escrow_refused"}, placer=placer,
     )
 
 
-def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
+def _drive(platform: Platform, principal: Principal, document: dict, placer: str | None = None) -> dict:
     if document["state"] == "new":
-        document = _escrow(platform, principal, document)
+        document = _escrow(platform, principal, document, placer)
     if document["state"] == "closing":
         entry = _close_escrow(platform, principal, document)
         document = step(

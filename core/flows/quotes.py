@@ -40,7 +40,7 @@ from core.errors import (
     SlippageExceededError,
 )
 from core.errors import ensure
-from core.flows import referral
+from core.flows import holds, referral
 from core.flows.common import check_user, decide, decision, flow_id, hold_for_flow, insert_or_existing, load, step
 from core.ledger import from_minor
 from core.permissions import Permission, Principal, require
@@ -48,6 +48,7 @@ from core.platform import Platform
 from core.transitions import SweepReport
 
 COLLECTION = "quotes"
+TERMINAL = ("executed", "expired", "failed")
 EXPIRE_BATCH_MAX = 500
 KINDS = ("swap", "instant_buy", "instant_sell")
 
@@ -101,6 +102,7 @@ def create_quote(
                 available_minor=free,
             )
     now = platform.clock.now()
+    placer = holds.new_placer()  # this call may place the reservation (core.flows.holds)
     document = {
         "_id": quote_id,
         "idempotency_key": idempotency_key,
@@ -129,15 +131,16 @@ def create_quote(
         "decision": None,
         "decisions": [],
         "referral_done": False,
+        holds.PLACERS: [placer],
     }
     same = ("kind", "user", "pay_asset", "pay_minor", "receive_asset")
     document, _ = insert_or_existing(collection, document, same)
     if document["state"] == "new":
-        document = _reserve(platform, principal, document)
+        document = _reserve(platform, principal, document, placer)
     return document
 
 
-def _reserve(platform: Platform, principal: Principal, document: dict) -> dict:
+def _reserve(platform: Platform, principal: Principal, document: dict, placer: str | None = None) -> dict:
     asset = document["reserved_asset"]
     try:
         return hold_for_flow(
@@ -145,7 +148,7 @@ def _reserve(platform: Platform, principal: Principal, document: dict) -> dict:
             source=acct.liquidity(asset), held=acct.liquidity_reserved(asset), amount_minor=document["reserved_minor"],
             memo=f"{document['kind']} quote reservation", metadata={"quote_id": document["_id"]},
             from_state="new", held_state="open", entry_field="reserve_entry_id",
-            refused_state="failed", refused_reason={"close_reason": "float_short"},
+            refused_state="failed", refused_reason={"close_reason": "float_short"}, placer=placer,
         )
     except InsufficientFundsError as error:
         raise InsufficientLiquidityError(

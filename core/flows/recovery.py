@@ -6,7 +6,9 @@ audit event a crash left in a document's outbox is appended (core.transitions); 
 flow document in a non-terminal, non-waiting state is driven on (its next entry is keyed,
 its state change a compare-and-set), finished flows whose referral commission is still
 owed are settled again (paid when the fee wallet allows), approvals are executed or
-corrected, and due approvals and quotes are expired. Every item is isolated: one that
+corrected, due approvals and quotes are expired, and any hold left open behind a finished
+flow (placed by a caller that found the flow refused and died before releasing it) is
+released (core.flows.holds). Every item is isolated: one that
 fails is reported in `failed` and the rest go on. Safe to run at any time, any number of
 times, beside live writers (nothing here depends on clocks or staleness).
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from core import approvals, transitions
-from core.flows import deposit, p2p, quotes, referral, withdrawal
+from core.flows import deposit, holds, p2p, quotes, referral, withdrawal
 from core.ledger import RECOVERY_STALE_AFTER
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -41,13 +43,8 @@ REFERRAL_PENDING = {
         ("p2p_trades", p2p.resume_trade),
     )
 }
-# every state of every flow collection, to find outboxes a crash left behind
-FLOW_STATES = {
-    "withdrawals": ("requested", "held", "awaiting_approval", "approved", "settled", "rejecting", "rejected", "failed"),
-    "deposits": ("confirming", "credited"),
-    "quotes": ("new", "open", "executing", "executed", "expiring", "expired", "failed"),
-    "p2p_trades": ("new", "open", "paid", "disputed", "closing", *p2p.CLOSED),
-}
+# flow collections whose documents carry an audit outbox (core.transitions)
+OUTBOX_COLLECTIONS = ("withdrawals", "deposits", "quotes", "p2p_trades")
 
 
 @dataclass
@@ -60,6 +57,8 @@ class FlowRecoveryReport:
     approvals_expired: int = 0
     quotes_expired: int = 0
     commissions_owed: int = 0
+    holds_released: list[str] = field(default_factory=list)  # flows whose stranded hold this run released
+    holds_awaiting_placer: list[str] = field(default_factory=list)  # finished flows naming a placer that placed nothing yet
     failed: dict[str, dict] = field(default_factory=dict)  # item id → {"error", "message"}
 
     @property
@@ -76,6 +75,8 @@ class FlowRecoveryReport:
             "approvals_expired": self.approvals_expired,
             "quotes_expired": self.quotes_expired,
             "commissions_owed": self.commissions_owed,
+            "holds_released": list(self.holds_released),
+            "holds_awaiting_placer": list(self.holds_awaiting_placer),
             "failed": dict(self.failed),
         }
 
@@ -111,6 +112,9 @@ def resume_all(
         setattr(report, name, len(sweep.done))
         report.failed.update(sweep.failed)
     report.commissions_owed = len(referral.owed_commissions(platform))
+    stranded = holds.release_stranded(platform, principal)
+    report.holds_released, report.holds_awaiting_placer = stranded.released, stranded.waiting
+    report.failed.update(stranded.failed)
     tail = platform.ledger.recover(stale_after=stale_after)  # confirm what the sweeps above journaled themselves
     report.entries_driven += len(tail.entries_projected)
     report.entries_poisoned.update(tail.poisoned)
@@ -120,9 +124,9 @@ def resume_all(
 def _flush_outboxes(platform: Platform, report: FlowRecoveryReport) -> int:
     """Append every audit event a crash left between a state change and its flush."""
     sweep = approvals.flush_waiting_events(platform)
-    for collection_name, states in FLOW_STATES.items():
+    for collection_name in OUTBOX_COLLECTIONS:
         collection = platform.store.collection(collection_name)
-        for document in transitions.waiting(collection, states):
+        for document in transitions.waiting(collection):
             sweep.run(document["_id"], lambda d=document, c=collection: transitions.flush(platform.ledger.audit, c, d))
     report.failed.update(sweep.failed)
     return len(sweep.done)

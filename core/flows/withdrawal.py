@@ -19,7 +19,7 @@ from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Entry
 from core.errors import AmountTooSmallError, HoldClosedError, InsufficientFundsError
-from core.flows import referral
+from core.flows import holds, referral
 from core.flows.common import (
     check_key,
     check_text,
@@ -88,6 +88,7 @@ def request_withdrawal(
                 needed_minor=value.minor,
                 available_minor=available.minor,
             )
+    placer = holds.new_placer()  # this call may place the hold (core.flows.holds)
     document = {
         "_id": withdrawal_id,
         "idempotency_key": idempotency_key,
@@ -106,18 +107,20 @@ def request_withdrawal(
         "settle_entry_id": None,
         "release_entry_id": None,
         "referral_done": False,
+        holds.PLACERS: [placer],
     }
     document, _ = insert_or_existing(collection, document, ("user", "asset", "amount_minor", "destination"))
-    return _drive(platform, principal, document)
+    return _drive(platform, principal, document, placer)
 
 
-def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
-    """Take the withdrawal as far as it can go without a human decision."""
+def _drive(platform: Platform, principal: Principal, document: dict, placer: str | None = None) -> dict:
+    """Take the withdrawal as far as it can go without a human decision (`placer`: this
+    caller's name when the document's insert named it, core.flows.holds)."""
     collection = platform.store.collection(COLLECTION)
     while True:
         state = document["state"]
         if state == "requested":
-            document = _hold(platform, principal, document)
+            document = _hold(platform, principal, document, placer)
         elif state == "held" and document["approvals_needed"]:
             approval = approvals.open_request(
                 platform,
@@ -163,14 +166,14 @@ def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
             return document  # awaiting_approval or terminal
 
 
-def _hold(platform: Platform, principal: Principal, document: dict) -> dict:
+def _hold(platform: Platform, principal: Principal, document: dict, placer: str | None) -> dict:
     user, asset = document["user"], document["asset"]
     return hold_for_flow(
         platform, principal, platform.store.collection(COLLECTION), document, what="withdrawal",
         source=acct.user_available(user, asset), held=acct.user_locked(user, asset), amount_minor=document["amount_minor"],
         memo="withdrawal hold", metadata={"withdrawal_id": document["_id"]},
         from_state="requested", held_state="held", entry_field="hold_entry_id",
-        refused_state="failed", refused_reason={"failure": "insufficient_funds"},
+        refused_state="failed", refused_reason={"failure": "insufficient_funds"}, placer=placer,
     )
 
 

@@ -1,5 +1,6 @@
-"""Flow-test scenarios: concurrent double-spends and the seeded chaos run (random
-operations of every kind, with crashes injected at random writes, then recovery)."""
+"""Flow-test scenarios: concurrent double-spends, a hold stranded behind a refused flow
+(issue 19) and the seeded chaos run (random operations of every kind, with crashes
+injected at random writes, then recovery)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from core.flowtests.sandbox import (
     MAKER,
     Sandbox,
     ScenarioCheckError,
+    expect,
     expect_equal,
     fees_booked_once,
     platform_accounts,
     user_accounts,
 )
+from core.flowtests.choreography import HeldFlow, strand_sequence
 from core.flowtests.scenarios import scenario
 from core.flowtests.scenarios_robustness import CrashAt, SimulatedCrash
 from core.permissions import SYSTEM
@@ -115,6 +118,85 @@ def flow_simulation_scenario(sb: Sandbox) -> None:
             return f"seed {seed}: {result.operations} store operations, every invariant held"
 
         sb.step(f"flow simulation, seed {seed}", [], run)
+
+
+# -- a hold stranded behind a finished flow (issue 19) --------------------------------------------------
+def _held_flows(sb: Sandbox) -> list[tuple[str, str, HeldFlow, list]]:
+    """(name, the state its refusal leaves, the flow, accounts to show) for a withdrawal, a
+    P2P trade and a swap quote of stella's; her BTC (the float's ETH) goes to a parking
+    account and back."""
+    pf, stella, parking = sb.platform, acct.user_available("stella", "BTC"), acct.user_available("parking", "BTC")
+    float_eth, parked_eth = acct.liquidity("ETH"), acct.user_available("parking", "ETH")
+
+    def move(source, destination, value):
+        return lambda platform, key: _transfer(platform, sb.key(key), source, destination, value)
+
+    return [
+        ("withdrawal", "failed", HeldFlow("withdrawals", lambda platform: withdrawal.request_withdrawal(
+            platform, SYSTEM, user_id="stella", asset="BTC", amount="0.4", destination="bc1q",
+            idempotency_key="stranded-wd"), move(stella, parking, "1"), move(parking, stella, "1")),
+         user_accounts("stella", "BTC")),
+        ("P2P trade", "cancelled", HeldFlow("p2p_trades", lambda platform: p2p.open_trade(
+            platform, SYSTEM, seller="stella", buyer="bob", asset="BTC", amount="0.4", idempotency_key="stranded-p2p"),
+            move(stella, parking, "1"), move(parking, stella, "1")), user_accounts("stella", "BTC")),
+        ("swap quote", "failed", HeldFlow("quotes", lambda platform: swap.quote_swap(
+            platform, SYSTEM, user_id="stella", from_asset="BTC", to_asset="ETH", amount="0.1",
+            idempotency_key="stranded-quote"), move(float_eth, parked_eth, "40"), move(parked_eth, float_eth, "40")),
+         platform_accounts("ETH")),
+    ]
+
+
+def _transfer(platform, key: str, source, destination, value: str) -> None:
+    from core.ledger import amount, make_request
+
+    platform.ledger.post(make_request(idempotency_key=key, type="sandbox.transfer", actor="sandbox", postings=(
+        {"account": source, "amount": -amount(value, source.asset)},
+        {"account": destination, "amount": amount(value, destination.asset)})))
+
+
+@scenario("stranded_holds")
+def stranded_holds_scenario(sb: Sandbox) -> None:
+    """Issue 19, with paused threads (core.flowtests.choreography): a first call writes the
+    flow and is refused (the funds were spent meanwhile), failing it; a retry with the same
+    key, which read the flow before, names itself a placer of the hold, places it once the
+    funds are back, and dies before releasing it. Integrity reports the hold stranded;
+    recovery releases it (one `hold:<id>:close` entry) and integrity reports it no more."""
+    pf = sb.platform
+    sb.fund("stella", "BTC", "1")
+    sb.top_up("ETH", "40")
+    for name, refused, flow, seen in _held_flows(sb):
+        def strand(name=name, refused=refused, flow=flow) -> str:
+            outcomes = strand_sequence(pf, flow)
+            document = pf.store.collection(flow.collection).find_one({"idempotency_key": {"$regex": "^stranded-"},
+                                                                      "state": refused})
+            expect(document is not None, f"the {name} was refused ({outcomes.get('first')!r})")
+            expect(pf.ledger.hold(document["_id"])[1] is None, f"the {name}'s hold is open behind it")
+            return (f"first call refused ({type(outcomes['first']).__name__}), the {name} is {refused}; the retry "
+                    f"placed hold {pf.ledger.hold(document['_id'])[0].id} and died ({outcomes['retry']})")
+
+        sb.step(f"{name}: refused, then its hold placed by a retry that dies", seen, strand)
+        sb.step(f"{name}: integrity reports the stranded hold", seen,
+                partial(_stranded_reported, sb, flow.collection, True))
+        sb.step(f"{name}: recovery releases it", seen, partial(_stranded_released, sb, flow.collection))
+        sb.step(f"{name}: integrity reports it no more", seen, partial(_stranded_reported, sb, flow.collection, False))
+
+
+def _stranded_reported(sb: Sandbox, collection: str, wanted: bool) -> str:
+    """What every platform integrity run reports about stranded holds (the finder the
+    incremental and full checks both call; tests/core/test_flows_holds.py runs the checks)."""
+    from core.integrity.stranded import stranded_hold_findings
+
+    found = [f for f in stranded_hold_findings(sb.platform, sb.clock.now(), timedelta(0)) if f.collection == collection]
+    expect(bool(found) == wanted, f"stranded_hold findings for {collection}: {[f.message for f in found]}")
+    return f"{found[0].kind} ({found[0].severity}): {found[0].message}" if found else "no stranded hold"
+
+
+def _stranded_released(sb: Sandbox, collection: str) -> str:
+    report = recovery.resume_all(sb.platform, SYSTEM, stale_after=timedelta(0))
+    expect(len(report.holds_released) == 1 and report.ok, f"recovery released {report.holds_released}")
+    closing = sb.platform.ledger.entry_by_key(f"hold:{report.holds_released[0]}:close")
+    expect(closing is not None and closing.type == "hold.release", "the release is the hold's one keyed close")
+    return f"released {report.holds_released[0]} with {closing.id} ({closing.type})"
 
 
 # -- chaos ------------------------------------------------------------------------------------------

@@ -5,7 +5,11 @@ scheduler (one store operation at a time, crashes at operation boundaries, clock
 by minutes): depositors sending duplicate notices, several approvers (and rejecters) of
 the same requests at once, many executors of the same swap and instant buy/sell quotes, P2P buyers, sellers and
 two admins resolving the same disputes in opposite directions, withdrawers whose fees owe
-referral commissions, a fee sweeper draining the fee wallet, and recoverers. A crashed
+referral commissions, a fee sweeper draining the fee wallet, recoverers, and the
+stranded-hold sequence of issue 19: retriers sending the same withdrawal, P2P trade and
+quote keys again and again while a shuffler spends the funds behind them and brings them
+back (the user's balance, the float), so a retry can place a hold after its flow was
+refused — and crash before releasing it. A crashed
 actor restarts as a new process (new clock skew), runs recovery half of the time, and
 retries the same request.
 
@@ -14,7 +18,8 @@ caller's decision (a loser must get an error, never someone else's outcome). At
 quiescence (after a final recovery) core.flowtests.simulation_checks verifies: each flow
 and approval executed at most once and consistently with the journal, every state change
 with exactly one audit event naming the real actor and decision, no owed commission
-dropped, money conserved per asset, the audit chain intact.
+dropped, no hold left open behind a finished flow, money conserved per asset, the audit
+chain intact.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import Any
 
 from core import approvals
 from core.errors import LedgerError
-from core.flows import adjustment, deposit, instant, p2p, quotes, recovery, swap, treasury, withdrawal
+from core.flows import adjustment, deposit, holds, instant, p2p, quotes, recovery, swap, treasury, withdrawal
 from core.flowtests import simulation_checks as checks
 from core.ledger import accounts as acct
+from core.ledger import make_request
 from core.ledger.simulation import (
     ActorContext,
     ManualBase,
@@ -44,7 +50,7 @@ from core.ledger import Store
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 
-DEFAULT_ACTORS = 8
+DEFAULT_ACTORS = 11
 DEFAULT_STEPS = 500
 DEFAULT_CRASH_RATE = 0.02
 DEFAULT_SKEW_MINUTES = 2  # quotes live 30 s and approvals 24 h: minutes of skew still let both race
@@ -55,11 +61,16 @@ RESOLVERS = {"buyer": Principal(name="ann", role=Role.ADMIN), "seller": Principa
 APPROVERS = (Principal(name="cat", role=Role.ADMIN), Principal(name="dov", role=Role.ADMIN),
              Principal(name="eli", role=Role.ADMIN))
 SELLER, BUYER, TRADER, WITHDRAWER, REFERRER = "sam", "bea", "qui", "wes", "gus"
+RETRIER, PARKING = "ria", "pat"  # the stranded-hold sequence: ria's funds and the float come and go
+RETRY_MOVE_ON = 0.5  # after a call came back, a retrier moves to the next key this often (else sends it again)
+RETRY_AMOUNT = "0.3"
 TRADES = 4
 QUOTES = 3
 PAYMENTS = 4
 ROLES = ("resolver-buyer", "resolver-seller", "executor", "approver", "buyer", "seller", "withdrawer", "sweeper",
-         "depositor", "recoverer", "executor", "approver", "withdrawer", "sweeper", "approver")
+         "retrier", "shuffler", "retrier", "retrier", "depositor", "recoverer", "shuffler", "executor", "approver",
+         "withdrawer", "sweeper", "approver")
+STRANDED_ROLES = ("retrier", "shuffler", "retrier", "shuffler", "recoverer", "retrier")  # the stranded-hold sequence alone
 
 
 def setup(store: Store, base: ManualBase) -> dict:
@@ -71,7 +82,7 @@ def setup(store: Store, base: ManualBase) -> dict:
         {"user_id": TRADER, "referred_by": REFERRER},
     ])
     for user, asset, amount in ((SELLER, "BTC", "2"), (TRADER, "BTC", "0.7"), (TRADER, "GBP", "900"),
-                                (WITHDRAWER, "BTC", "1"), ("uma", "BTC", "1")):
+                                (WITHDRAWER, "BTC", "1"), ("uma", "BTC", "1"), (RETRIER, "BTC", RETRY_AMOUNT)):
         deposit.record_deposit(platform, SYSTEM, user_id=user, asset=asset, amount=amount, provider="setup",
                                payment_id=f"setup-{user}-{asset}", confirmations=12,
                                idempotency_key=f"setup-{user}-{asset}")
@@ -199,10 +210,64 @@ def _act_sweeper(platform: Platform, context: ActorContext, pools: dict) -> Any:
     return approvals.approve(platform, context.rng.choice(APPROVERS), request["_id"], "sweep")
 
 
+def _act_retrier(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    """Send ria's current key again — a withdrawal, a P2P trade or a quote, by turns. Every
+    retrier walks the same sequence of keys, moving to the next once in a while after a call
+    came back, so several send one key at once: while the shuffler has
+    her funds (or the float) away, a first call is refused and fails its flow, and a retry
+    that read the flow before may place the hold once the funds are back."""
+    principal = _backend(context)
+    number = context.state.get("key", 0) + context.rng.randrange(2)  # two neighbouring keys race for ria's funds
+    kind = ("wd", "trade", "quote")[number % 3]
+    key = f"ria-{kind}-{number}"
+    try:
+        if kind == "wd":
+            return withdrawal.request_withdrawal(platform, principal, user_id=RETRIER, asset="BTC",
+                                                 amount=RETRY_AMOUNT, destination="bc1q", idempotency_key=key)
+        if kind == "trade":
+            return p2p.open_trade(platform, principal, seller=RETRIER, buyer=BUYER, asset="BTC", amount=RETRY_AMOUNT,
+                                  idempotency_key=key)
+        return swap.quote_swap(platform, principal, user_id=RETRIER, from_asset="BTC", to_asset="ETH",
+                               amount=RETRY_AMOUNT, idempotency_key=key)
+    finally:
+        if context.rng.random() < RETRY_MOVE_ON:
+            context.state["key"] = context.state.get("key", 0) + 1
+
+
+def _act_shuffler(platform: Platform, context: ActorContext, pools: dict) -> Any:
+    """Spend ria's BTC (or the free ETH float) and bring it back, pay ria a new deposit, or
+    cancel one of her open trades (its escrow comes back to her)."""
+    number, choice = context.rng.randrange(1_000_000), context.rng.random()
+    if choice < 0.3:
+        return deposit.record_deposit(platform, _backend(context), user_id=RETRIER, asset="BTC", amount=RETRY_AMOUNT,
+                                      provider="chain", payment_id=f"ria-{number}:0", confirmations=12,
+                                      idempotency_key=f"ria-{number}:0")
+    if choice < 0.6:
+        trades = platform.store.collection(p2p.COLLECTION).find({"seller": RETRIER, "state": "open"}, limit=1)
+        return p2p.cancel_trade(platform, _backend(context), trade_id=trades[0]["_id"], user_id=BUYER) if trades else None
+    pairs = ((acct.user_available(RETRIER, "BTC"), acct.user_available(PARKING, "BTC")),
+             (acct.liquidity("ETH"), acct.user_available(PARKING, "ETH")))
+    home, away = pairs[int(choice < 0.8)]
+    source, destination = (home, away) if platform.ledger.balance(away).minor == 0 else (away, home)
+    value = platform.ledger.balance(source)
+    if not value.minor:
+        return None
+    return platform.ledger.post(make_request(
+        idempotency_key=f"shuffle-{context.name}-{number}", type="sim.shuffle", actor=_backend(context).name,
+        postings=({"account": source, "amount": -value}, {"account": destination, "amount": value})))
+
+
+def _recover(platform: Platform, world: dict) -> Any:
+    report = recovery.resume_all(platform, SYSTEM)
+    if report.holds_released:
+        _count(world, "recovery: stranded holds released")
+    return report
+
+
 def _act_recoverer(platform: Platform, context: ActorContext, pools: dict) -> Any:
     choice = context.rng.random()
     if choice < 0.5:
-        return recovery.resume_all(platform, SYSTEM)
+        return _recover(platform, context.state["world"])
     if choice < 0.7:
         return p2p.cancel_timed_out(platform, _backend(context))
     if choice < 0.85:
@@ -214,6 +279,7 @@ ACTIONS: dict[str, Callable[[Platform, ActorContext, dict], Any]] = {
     "resolver-buyer": _act_resolver("buyer"), "resolver-seller": _act_resolver("seller"), "buyer": _act_buyer,
     "seller": _act_seller, "executor": _act_executor, "approver": _act_approver, "depositor": _act_depositor,
     "withdrawer": _act_withdrawer, "sweeper": _act_sweeper, "recoverer": _act_recoverer,
+    "retrier": _act_retrier, "shuffler": _act_shuffler,
 }
 
 
@@ -225,11 +291,12 @@ def _script(role: str, world: dict) -> Callable[[ActorContext], None]:
 
     def script(context: ActorContext) -> None:
         retry_state = None
+        context.state["world"] = world
         while context.budget():
             platform = Platform.open(world["store"], context.clock)
             try:
                 if context.state.pop("restarted", False) and context.rng.random() < 0.5:
-                    recovery.resume_all(platform, SYSTEM)
+                    _recover(platform, world)
                 if retry_state is not None:
                     context.rng.setstate(retry_state)  # the same request again
                 retry_state = context.rng.getstate()
@@ -259,14 +326,16 @@ def _count_journal(world: dict, store: Store) -> None:
     for label, count in (("audit: referral owed", audit.count_documents({"type": "referral.owed"})),
                          ("journal: referral commissions", entries.count_documents({"type": "referral.commission"})),
                          ("journal: fee sweeps", entries.count_documents({"type": "treasury.fee_sweep"})),
+                         ("journal: holds released behind refused flows",
+                          entries.count_documents({"type": holds.RELEASE_TYPE, "memo": holds.RELEASE_MEMO})),
                          ("journal: quote executions", entries.count_documents({"hold_action": "consume",
                                                                                   "flow_ref": {"$regex": "^q_"}}))):
         _count(world, label) if count else None
         world.setdefault("outcomes", {})[label] = count
 
 
-def flow_workload(actors: int = DEFAULT_ACTORS) -> Callable[[random.Random], Workload]:
-    """K actors with the roles in ROLES (cycled)."""
+def flow_workload(actors: int = DEFAULT_ACTORS, roles: tuple[str, ...] = ROLES) -> Callable[[random.Random], Workload]:
+    """K actors with the roles in `roles` (cycled)."""
 
     def build(rng: random.Random) -> Workload:
         world: dict = {}
@@ -277,11 +346,11 @@ def flow_workload(actors: int = DEFAULT_ACTORS) -> Callable[[random.Random], Wor
         def finish(store: Store, base: ManualBase) -> None:
             platform = Platform.open(store, base)
             for _ in range(2):  # the second pass finds nothing left (or reports what cannot finish)
-                report = recovery.resume_all(platform, SYSTEM)
+                report = _recover(platform, world)
             if report.failed or report.entries_poisoned:
                 raise Violation(f"final recovery could not finish: {report.failed or report.entries_poisoned}")
 
-        scripts = [(f"{ROLES[i % len(ROLES)]}-{i}", _script(ROLES[i % len(ROLES)], world)) for i in range(actors)]
+        scripts = [(f"{roles[i % len(roles)]}-{i}", _script(roles[i % len(roles)], world)) for i in range(actors)]
         return Workload(setup=set_up, scripts=scripts, finish=finish,
                         at_quiescence=[lambda store: checks.check_flows(Platform.open(store, world["base"])),
                                        lambda store: _count_journal(world, store)],
@@ -292,14 +361,15 @@ def flow_workload(actors: int = DEFAULT_ACTORS) -> Callable[[random.Random], Wor
 
 def simulate_flows(seed: int, *, actors: int = DEFAULT_ACTORS, steps: int = DEFAULT_STEPS,
                    crash_rate: float = DEFAULT_CRASH_RATE, skew_minutes: int = DEFAULT_SKEW_MINUTES,
-                   mutant: str | None = None) -> SimulationResult:
+                   mutant: str | None = None, roles: tuple[str, ...] = ROLES) -> SimulationResult:
     """One seeded run of the flow workload (optionally with a known-bad flow layer).
     Raises: KeyError for an unknown mutant name."""
     with (FLOW_MUTANTS[mutant]() if mutant else _nothing()):
-        result = run_simulation(seed, flow_workload(actors), steps=steps, crash_rate=crash_rate,
+        result = run_simulation(seed, flow_workload(actors, roles), steps=steps, crash_rate=crash_rate,
                                 skew_minutes=skew_minutes)
     result.command = (f"simulate_flows({seed}, actors={actors}, steps={steps}, crash_rate={crash_rate}, "
-                      f"skew_minutes={skew_minutes}, mutant={mutant!r})")
+                      f"skew_minutes={skew_minutes}, mutant={mutant!r}"
+                      + (f", roles={roles!r})" if roles != ROLES else ")"))
     return result
 
 

@@ -4,6 +4,8 @@
 - every state change has exactly one audit event, naming the real actor and decision;
   no event names a decision the document does not carry; no outbox left unflushed;
 - no owed referral commission was silently dropped;
+- no hold is left open behind a finished flow (a hold placed after its flow was refused
+  is released, by its placer or by recovery, with the one `hold.release` keyed close);
 - the audit chain verifies. (Money conserved per asset is the engine's own quiescence check.)
 
 Reads the raw collections: the checker runs alone, after every actor ended.
@@ -12,7 +14,7 @@ Reads the raw collections: the checker runs alone, after every actor ended.
 from __future__ import annotations
 
 from core import transitions
-from core.flows import p2p, referral
+from core.flows import holds, p2p, referral
 from core.ledger.simulation import Violation
 from core.platform import Platform
 
@@ -75,6 +77,16 @@ def _close_entry(entries: dict, hold_id: str) -> dict | None:
     return entries.get(f"hold:{hold_id}:close")
 
 
+def _refused_hold_settled(what: str, document: dict, entries: dict) -> None:
+    """A refused flow holds nothing: no hold, or a hold placed late and released."""
+    placed, closing = entries.get(f"hold:{document['_id']}:place"), _close_entry(entries, document["_id"])
+    if placed is not None and closing is None:
+        raise Violation(f"{what} {document['_id']} is {document['state']} but its hold {placed['_id']} is still open "
+                        "(stranded behind a finished flow)")
+    if closing is not None and (placed is None or closing["type"] != holds.RELEASE_TYPE):
+        raise Violation(f"{what} {document['_id']} is {document['state']} but its hold closed as {closing['type']}")
+
+
 def _check_trades(store, events: dict, entries: dict) -> None:
     for trade in store.raw("p2p_trades").find({}).limit(DOCUMENTS_MAX):
         state, trade_id = trade["state"], trade["_id"]
@@ -82,7 +94,9 @@ def _check_trades(store, events: dict, entries: dict) -> None:
         if state in ("new", "closing"):
             raise Violation(f"trade {trade_id} left {state} after recovery")
         closing = _close_entry(entries, trade_id)
-        if state in p2p.CLOSED and trade.get("close_reason") != "escrow_refused":
+        if trade.get("close_reason") == "escrow_refused":
+            _refused_hold_settled("trade", trade, entries)
+        elif state in p2p.CLOSED:
             wanted = DECISION_STATES["p2p_trades"][state]
             if (trade.get("decision") or {}).get("name") != wanted or trade["decision"]["to"] != state:
                 raise Violation(f"trade {trade_id} is {state} but its deciding decision is {trade.get('decision')}")
@@ -101,6 +115,9 @@ def _check_quotes(store, events: dict, entries: dict) -> None:
         closing = _close_entry(entries, quote_id)  # the execution (consume, with the payment) or the expiry
         if state in ("new", "executing", "expiring"):
             raise Violation(f"quote {quote_id} left {state} after recovery")
+        if state == "failed":
+            _refused_hold_settled("quote", quote, entries)
+            continue
         wanted = {"executed": "consume", "expired": "release", "open": None, "failed": None}[state]
         if (closing["hold_action"] if closing else None) != wanted or (
                 state == "executed" and quote.get("pay_entry_id") != closing["_id"]):
@@ -122,6 +139,8 @@ def _check_withdrawals(store, events: dict, entries: dict) -> None:
                             f"{closing['type'] if closing else 'nothing'}")
         if state == "awaiting_approval" and closing is not None:
             raise Violation(f"withdrawal {withdrawal_id} awaits approval but its hold was closed")
+        if state == "failed":
+            _refused_hold_settled("withdrawal", document, entries)
         if state != "failed":
             _stepped("withdrawal", document, events, state)
         _agrees_with_approval(store, document)

@@ -41,6 +41,7 @@ from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and th
     lift,
 )
 from core.integrity.full import full_findings
+from core.integrity.stranded import fold_duplicates, stranded_hold_findings
 from core.integrity.incremental import STATE, check_incremental, current_anchor, save_anchor
 from core import rollups
 from core.ledger import Page
@@ -156,6 +157,9 @@ def check_platform(
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
     report.findings += _owed_commission_findings(platform)
+    if report.mode == "incremental":  # the full check joins every open hold with its flow (core.integrity.full)
+        report.findings += stranded_hold_findings(platform, now, stuck_after)
+    report.findings = _deduplicated(fold_duplicates(report.findings))
     critical = any(f.severity == "critical" for f in report.findings)
     if critical or report.mode == "full":  # only a clean full run clears it: an incremental one may not look where it was
         platform.store.collection(STATE).update_one({"_id": CRITICAL_STATE_ID}, {"$set": {"critical": critical, "at": now}},
@@ -256,6 +260,7 @@ def check_user(
         a for a in set(balances) | set(view.applied) if a.startswith(f"{AccountKind.USER_LOCKED.value}:{user_id}:")
     }
     findings += hold_findings(view, locked)
+    findings += stranded_hold_findings(platform, now, stuck_after, view.open_holds, named=False)
     if legacy is not None:
         from core.legacy import user_legacy_findings  # the bridge is optional
 

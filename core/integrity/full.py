@@ -19,6 +19,7 @@ from core.integrity.checks import (
     journal_view,
     reservation_findings,
 )
+from core.integrity.stranded import stranded_hold_findings
 from core.ledger import AccountKind, Store, self_check
 from core.platform import Platform
 
@@ -35,6 +36,7 @@ def full_findings(platform: Platform, now: datetime, stuck_after: timedelta) -> 
     findings += hold_findings(view, locked)
     findings += reservation_findings(platform.store, view, now)
     findings += escrow_findings(platform.store, view)
+    findings += stranded_hold_findings(platform, now, stuck_after, view.open_holds)
     findings += fee_findings(view)
     findings += rollup_findings(platform.store)
     findings += audit_findings(platform)

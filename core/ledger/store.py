@@ -5,7 +5,8 @@ embedded in-process `mongomock` store. Every operation:
 - runs behind one process-wide lock when embedded (mongomock is not thread-safe; the
   lock gives the single-document atomicity a real server gives);
 - is counted, and its query shape recorded, so tests and the benchmark can measure round
-  trips and check that a declared index serves every query;
+  trips and check that a declared index serves every query (`core.ledger.planner`, which
+  also estimates, when `OperationLog.examine` is on, what a real server would examine);
 - passes a fault hook first and after, so tests can crash the "process" at any step;
 - translates pymongo errors into core errors (`DuplicateKeyStoreError`, `StoreError`).
 Results are materialised as lists inside the lock; no pymongo type leaves this module.
@@ -14,7 +15,6 @@ Results are materialised as lists inside the lock; no pymongo type leaves this m
 from __future__ import annotations
 
 import os
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +28,15 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core.errors import ConfigurationError, StoreError
+from core.ledger import planner
+from core.ledger.planner import (  # noqa: F401 (re-exported: the checker's historical home)
+    RANGE_OPERATORS,
+    Term,
+    filter_fields,
+    query_branches,
+    uncovered,
+    uncovered_reasons,
+)
 from core.ledger.witness import WITNESS_ENV, Witness
 
 # On a replica set the single-document guarantees the engine rests on (a unique index
@@ -101,27 +110,43 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("state", "-requested_at", "-_id"),
         _index("kind", "-requested_at", "-_id"),
         _index("-requested_at", "-_id"),
+        _index("state", "expires_at"),  # expire_due: the pending requests that are due
+        _index("state", "close_done"),  # expire_due: close hooks a crash cut short
+        _index("state", "result"),  # resume_approved: approved without a result (null: a whole-value key)
+        _index("state", "result.ok"),  # resume_approved: approved with a failed result
+        _index("state", "approvals.by"),  # resume_approved: pending requests that carry votes
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "quotes": [  # core.flows.quotes
         _index("state", "expires_at"),
         _index("state", "_id"),  # sweeps scan a state in id order
         _index("user", "-created_at"),
+        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
+        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "p2p_trades": [  # core.flows.p2p
         _index("state", "payment_due_at"),
         _index("state", "_id"),
         _index("seller", "-created_at"),
         _index("buyer", "-created_at"),
+        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
+        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "withdrawals": [  # core.flows.withdrawal
         _index("state", "created_at"),
         _index("state", "_id"),
         _index("user", "-created_at"),
+        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
+        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "deposits": [  # core.flows.deposit
         _index("state", "created_at"),
         _index("state", "_id"),
         _index("user", "-created_at"),
+        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
     ],
     "users": [  # the exchange's user directory (read-only, not ours to constrain; core.directory)
         _index("user_id"),
@@ -159,9 +184,6 @@ INDEXES: dict[str, list[IndexSpec]] = {
 }
 
 
-Term = tuple[str, str]  # (field, how it is matched: eq, in, range, prefix, regex, other)
-
-
 @dataclass(frozen=True)
 class OperationRecord:
     """One store round trip: collection, operation, the shape of its query and what it read.
@@ -169,7 +191,10 @@ class OperationRecord:
     `branches` is the filter in disjunctive form: one conjunction of (field, how) terms per
     `$or` branch (one branch without `$or`), so each branch can be judged on its own;
     `sort` the requested order with directions. `documents` counts the documents the
-    operation returned or matched (not part of the shape: equal shapes compare equal)."""
+    operation returned or matched; `keys_examined`, `documents_examined` and `index` are
+    what a real server would examine and use (`core.ledger.planner.examine`), filled in
+    only while the log's `examine` is on (none of these is part of the shape: equal shapes
+    compare equal)."""
 
     collection: str
     operation: str
@@ -178,13 +203,18 @@ class OperationRecord:
     branches: tuple[tuple[Term, ...], ...] = ((),)
     sort: tuple[tuple[str, int], ...] = ()
     documents: int = field(default=0, compare=False)
+    keys_examined: int | None = field(default=None, compare=False)
+    documents_examined: int | None = field(default=None, compare=False)
+    index: str | None = field(default=None, compare=False)
 
 
 @dataclass
 class Tally:
-    """What a running operation reports back to its record (documents returned or matched)."""
+    """What a running operation reports back to its record (documents returned or matched,
+    and what a real server would have examined for it)."""
 
     documents: int = 0
+    examined: planner.Examined | None = None
 
 
 @dataclass
@@ -198,6 +228,7 @@ class OperationLog:
     records_max: int = 200_000
     dropped: int = 0
     duplicate_keys: int = 0  # inserts and upserts a unique index refused (lost claims, lost audit sequence numbers)
+    examine: bool = False  # estimate keys and documents examined per operation (embedded store; costs a scan each)
 
     @property
     def count(self) -> int:
@@ -221,71 +252,6 @@ class OperationLog:
     def reset(self) -> None:
         self.records.clear()
         self.dropped = self.duplicate_keys = 0
-
-
-def filter_fields(query: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The field names a query filters on (operators of `$and`/`$or` flattened)."""
-    names: set[str] = set()
-    for key, value in (query or {}).items():
-        if key in ("$and", "$or", "$nor") and isinstance(value, list):
-            for branch in value:
-                names.update(filter_fields(branch))
-        elif not key.startswith("$"):
-            names.add(key)
-    return tuple(sorted(names))
-
-
-RANGE_OPERATORS = frozenset({"$gt", "$gte", "$lt", "$lte"})
-
-
-def _how(value: Any) -> str:
-    """How a field is matched, as a query planner sees it: `eq` (a value, `$eq`, `$all`,
-    `$elemMatch`), `in`, `range`, `prefix` (a case-sensitive regex anchored with ^ and a
-    literal start), `regex` (any other regex: a scan of the index at best), `other`
-    (`$ne`, `$nin`, `$exists`, `$not`...: no index bounds)."""
-    if isinstance(value, re.Pattern):
-        return _regex_how(value.pattern, value.flags & re.IGNORECASE)
-    if not isinstance(value, Mapping) or not any(str(k).startswith("$") for k in value):
-        return "eq"
-    operators = set(value)
-    if "$regex" in operators:
-        pattern = value["$regex"]
-        options = str(value.get("$options", ""))
-        return _regex_how(pattern.pattern if isinstance(pattern, re.Pattern) else str(pattern), "i" in options)
-    if operators <= {"$eq", "$all", "$elemMatch"}:
-        return "eq"
-    if operators == {"$in"}:
-        return "in"
-    if operators <= RANGE_OPERATORS:
-        return "range"
-    return "other"
-
-
-def _regex_how(pattern: str, ignore_case: object) -> str:
-    """`prefix` when the regex starts with ^ and a literal character (an escaped one counts),
-    case-sensitive: the index serves it as a range of keys."""
-    if not pattern.startswith("^") or ignore_case or len(pattern) < 2:
-        return "regex"
-    first = pattern[1]
-    if first == "\\":
-        return "prefix" if len(pattern) > 2 and not pattern[2].isalnum() else "regex"
-    return "regex" if first in ".[(*?+|$^{)" else "prefix"
-
-
-def query_branches(query: Mapping[str, Any] | None) -> tuple[tuple[Term, ...], ...]:
-    """The filter in disjunctive form: each `$or` branch joined with the other terms."""
-    branches: list[list[Term]] = [[]]
-    for key, value in (query or {}).items():
-        if key == "$and" and isinstance(value, list):
-            for part in value:
-                branches = [b + list(p) for b in branches for p in query_branches(part)]
-        elif key == "$or" and isinstance(value, list):
-            branches = [b + list(p) for b in branches for part in value for p in query_branches(part)]
-        elif key.startswith("$"):
-            branches = [b + [(key, "other")] for b in branches]  # $nor, $expr, $where: no index bounds
-        else:
-            branches = [b + [(key, _how(value))] for b in branches]
-    return tuple(tuple(sorted(set(b))) for b in branches)
 
 
 FaultHook = Callable[[str, str, str], None]  # (phase "before"|"after", collection, operation)
@@ -388,13 +354,17 @@ class Store:
 
     # -- the guard every operation passes ------------------------------------------------
     @contextmanager
-    def _guard(self, collection: str, operation: str, query: Mapping | None = None, sort: Sequence | None = None) -> Iterator[Tally]:
+    def _guard(self, collection: str, operation: str, query: Mapping | None = None, sort: Sequence | None = None,
+               limit: int | None = None, skip: int = 0, distinct_on: str | None = None) -> Iterator[Tally]:
         if self.fault_hook is not None:
             self.fault_hook("before", collection, operation)
         tally = Tally()
         try:
             if self.embedded:
                 with EMBEDDED_LOCK:
+                    if self.log.enabled and self.log.examine and operation != "create_index":  # before it changes anything
+                        tally.examined = planner.examine(self._database[collection], collection, operation, query, sort,
+                                                         limit=limit, skip=skip, distinct_on=distinct_on)
                     yield tally
             else:
                 yield tally
@@ -406,8 +376,11 @@ class Store:
         finally:
             if self.log.enabled and operation != "create_index":
                 ordered = tuple((str(key), int(direction)) for key, direction in (sort or ()))
+                examined = tally.examined
                 self.log.append(OperationRecord(collection, operation, filter_fields(query), tuple(k for k, _ in ordered),
-                                                query_branches(query), ordered, tally.documents))
+                                                query_branches(query), ordered, tally.documents,
+                                                examined and examined.keys, examined and examined.documents,
+                                                examined and examined.index))
         if self.fault_hook is not None:
             self.fault_hook("after", collection, operation)
 
@@ -497,7 +470,7 @@ class Collection:
 
     def find(self, query: dict, *, sort: list | None = None, skip: int = 0, limit: int = QUERY_LIMIT_MAX, projection: dict | None = None) -> list[dict]:
         assert 0 < limit <= QUERY_LIMIT_MAX, "every read has a limit"
-        with self._store._guard(self.name, "find", query, sort) as tally:
+        with self._store._guard(self.name, "find", query, sort, limit, skip) as tally:
             cursor = self._raw.find(query, projection, **self._store.session_options())
             if sort:
                 cursor = cursor.sort(sort)
@@ -532,7 +505,7 @@ class Collection:
             return tally.documents
 
     def count_documents(self, query: dict, *, limit: int = QUERY_LIMIT_MAX) -> int:
-        with self._store._guard(self.name, "count_documents", query) as tally:
+        with self._store._guard(self.name, "count_documents", query, None, limit) as tally:
             tally.documents = self._raw.count_documents(query, limit=limit, **self._store.session_options())
             return tally.documents  # a count walks this many index keys
 
@@ -541,87 +514,7 @@ class Collection:
         first = pipeline[0] if pipeline else {}
         query = first.get("$match")
         sort = list(first["$sort"].items()) if "$sort" in first else None
-        with self._store._guard(self.name, "aggregate", query, sort) as tally:
+        with self._store._guard(self.name, "aggregate", query, sort, distinct_on=planner.distinct_scan_key(pipeline)) as tally:
             rows = list(self._raw.aggregate(pipeline, **self._store.session_options()))
             tally.documents = len(rows)  # rows returned; the documents a $group consumed are not seen here
             return rows
-
-
-WRITES_WITHOUT_FILTER = ("insert_one", "insert_many", "drop_database", "list_collections")
-USABLE_LEADING = frozenset({"eq", "in", "range", "prefix"})  # gives the index scan bounds
-EQUALITY = frozenset({"eq", "in"})  # `$in` then a sort on the next key: a merge of sorted runs, not a blocking sort
-
-
-def _indexes_of(collection: str) -> list[tuple[tuple[str, int], ...]]:
-    return [(("_id", 1),)] + [spec.keys for spec in INDEXES.get(collection, [])]
-
-
-def _serves_filter(keys: tuple[tuple[str, int], ...], branch: tuple[Term, ...]) -> bool:
-    return any(name == keys[0][0] and how in USABLE_LEADING for name, how in branch)
-
-
-def _serves_sort(keys: tuple[tuple[str, int], ...], branch: tuple[Term, ...], sort: tuple[tuple[str, int], ...]) -> bool:
-    """MongoDB's rule: the sort keys, in order and with all directions equal or all
-    inverted, follow the index keys left after the ones the filter matches by equality."""
-    how = dict(branch)
-    position = 0
-    while position < len(keys) and how.get(keys[position][0]) in EQUALITY and keys[position][0] not in dict(sort):
-        position += 1
-    window = keys[position:position + len(sort)]
-    if [k for k, _ in window] != [k for k, _ in sort]:
-        return False
-    ratios = {direction * wanted for (_, direction), (_, wanted) in zip(window, sort)}
-    return len(ratios) == 1
-
-
-def _branch_problem(collection: str, branch: tuple[Term, ...], sort: tuple[tuple[str, int], ...]) -> str | None:
-    indexes = _indexes_of(collection)
-    if not branch:  # no filter: an index walk in sort order, or a collection scan
-        if not sort or not any(_serves_sort(keys, branch, sort) for keys in indexes):
-            return "no filter and no index order: a collection scan"
-        return None
-    filtering = [keys for keys in indexes if _serves_filter(keys, branch)]
-    if not filtering:
-        return f"no index leads with a bounded field of {dict(branch)}"
-    if sort and not any(_serves_sort(keys, branch, sort) for keys in filtering):
-        return f"sort {list(sort)} is not served by an index that also serves {dict(branch)}: a blocking in-memory sort"
-    return None
-
-
-def _shape(record: OperationRecord) -> tuple[tuple[tuple[Term, ...], ...], tuple[tuple[str, int], ...]]:
-    """The record's branches and sort; a record built by hand from field names only reads
-    as equality on each field and an ascending sort."""
-    branches = record.branches
-    if branches == ((),) and record.filter_fields:
-        branches = (tuple((name, "eq") for name in record.filter_fields),)
-    return branches, record.sort or tuple((name, 1) for name in record.sort_fields)
-
-
-def uncovered(records: Sequence[OperationRecord]) -> list[OperationRecord]:
-    """The recorded operations a query planner could not serve from a declared index
-    (MongoDB's `notablescan` rule, and no blocking sort):
-    - each `$or` branch is judged on its own: it needs an index whose leading key the branch
-      bounds — by equality, `$in`, a range, or a case-sensitive regex anchored with `^`
-      (an unanchored or case-insensitive regex, `$ne`, `$exists`... bound nothing);
-    - a sort must come from that index: after the keys the branch matches by equality, the
-      sort keys in order, directions all equal or all inverted;
-    - no filter at all is served only by an index walk in the requested order.
-    Inserts need no index."""
-    result = []
-    for record in records:
-        if record.operation in WRITES_WITHOUT_FILTER:
-            continue
-        branches, sort = _shape(record)
-        if any(_branch_problem(record.collection, branch, sort) for branch in branches):
-            result.append(record)
-    return sorted(set(result), key=lambda r: (r.collection, r.operation, r.filter_fields, r.sort))
-
-
-def uncovered_reasons(records: Sequence[OperationRecord]) -> list[str]:
-    """`uncovered`, each with the planner's reason (for reports)."""
-    reasons = []
-    for record in uncovered(records):
-        branches, sort = _shape(record)
-        problems = {p for b in branches if (p := _branch_problem(record.collection, b, sort))}
-        reasons.append(f"{record.collection}.{record.operation} {record.branches} sort {list(record.sort)}: {'; '.join(sorted(problems))}")
-    return reasons

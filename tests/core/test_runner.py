@@ -37,6 +37,7 @@ REQUIRED = [
     "crash_recovery",
     "concurrent_double_spend",
     "flow_simulation",
+    "stranded_holds",
     "chaos",
 ]
 QA = Principal(name="quinn", role=Role.QA)
