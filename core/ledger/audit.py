@@ -24,7 +24,7 @@ from typing import Any
 from core.clock import Clock
 from core.errors import BrokenInvariantError, ConfigurationError, StoreError
 from core.ledger.hashing import digest
-from core.ledger.ids import other_than, random_below, random_hex
+from core.ledger.ids import first_slot, other_than, random_hex
 from core.ledger.store import DuplicateKeyStoreError, Store
 
 GENESIS_HASH = "0" * 64
@@ -89,7 +89,7 @@ class AuditLog:
     def _stream(self) -> int:
         stream = getattr(self._affinity, "stream", None)
         if stream is None or stream >= self.streams:
-            stream = self._affinity.stream = random_below(self.streams)
+            stream = self._affinity.stream = first_slot(self.streams)
         return stream
 
     def append(

@@ -61,7 +61,7 @@ from core.ledger.entries import (
 )
 from core.ledger.money import DEFAULT_REGISTRY, Amount, AssetRegistry, from_minor, positive_amount
 from core.ledger.flags import FlagBatch
-from core.ledger.ids import other_than, random_below
+from core.ledger.ids import first_slot, other_than
 from core.ledger.store import DuplicateKeyStoreError, Store
 from core.ledger.stripes import DEFAULT_STRIPING, Striping, family_query, is_striped, logical_id
 from core import validation  # a module reference: core.validation imports core.ledger in turn
@@ -203,7 +203,7 @@ class Ledger:
         """This thread's stripe: kept while it wins, changed at random when it loses."""
         stripe = getattr(self._affinity, "stripe", None)
         if stripe is None:
-            stripe = self._affinity.stripe = random_below(STRIPES_MAX)
+            stripe = self._affinity.stripe = first_slot(STRIPES_MAX)
         return stripe
 
     def _move_stripe(self) -> None:

@@ -8,6 +8,7 @@ the same interleaving.
 
 from __future__ import annotations
 
+import itertools
 import random
 import secrets
 import threading
@@ -44,6 +45,19 @@ def random_below(bound: int) -> int:
     if _seeded is not None:
         return _seeded.randrange(bound)
     return secrets.randbelow(bound)
+
+
+_SLOTS = itertools.count()
+
+
+def first_slot(bound: int) -> int:
+    """Where a new writer (thread) starts among `bound` stripes or streams: the process's
+    writers take the slots in turn, so they start apart instead of colliding by chance (a
+    seeded simulation draws at random, to stay a function of its seed). Only speed depends
+    on it: any slot is safe."""
+    if _seeded is not None:
+        return _seeded.randrange(bound)
+    return next(_SLOTS) % bound
 
 
 def other_than(current: int, bound: int) -> int:
