@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
@@ -35,28 +38,120 @@ PRINCIPAL_KEY = "app_principal"
 PEOPLE_KEY = "app_people"
 NEXT_PAGE_KEY = "app_next_page"  # the page a signed-out visitor asked for (opened after login)
 USER_PARAM = "user"  # ?user=<id> opens User lookup on that person
+RUN_PARAM = "run"  # ?run=<id> opens Integrity on that stored run
+USER_CHOICES_MAX = 10  # people offered when a user field's text is not an id
 CACHE_TTL_SECONDS = 30
 CACHE_ENTRIES_MAX = 64
 PAGE_SIZES = (25, 50, 100)
+PAGE_SIZE_BOX_PX = 90
 
 
-@st.cache_resource(show_spinner="Opening the ledger…")
-def get_platform() -> Platform:
+PROGRESS_POLL_SECONDS = 0.5  # how often a page waiting for the ledger updates its progress message
+
+
+@st.cache_resource(show_spinner=False)
+def get_store() -> Store:
+    """The process's store: the configured MongoDB (connected, indexes ensured), or a fresh
+    embedded one. Fast: the frame needs it before the login form (banner, which credentials
+    are allowed). Raises: StoreError when the database cannot be reached (not cached)."""
+    return Store.from_environment()
+
+
+class PlatformLoad:
+    """The platform being opened in a background thread, so the login form never waits for
+    it (issue 22): the demo data (or `recover()` and the directory refresh on a real
+    database) loads behind the form, and only a page that needs data waits, with progress.
+
+    `phase` and the timestamps are written by the loading thread and read by the pages
+    (plain attribute reads); `done` is set once, with `platform` or `error`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.phase = "starting"
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.platform: Platform | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ledger-platform-load", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.platform = open_platform(self.store, self)
+        except BaseException as error:  # noqa: BLE001 — handed to the page that waits, shown there
+            self.error = error
+        finally:
+            self.finished = time.monotonic()
+            self.done.set()
+            state = "failed" if self.error is not None else "ready"
+            print(f"ledger console: the ledger is {state} after {self.finished - self.started:.1f} s", file=sys.stderr, flush=True)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+
+def open_platform(store: Store, load: PlatformLoad) -> Platform:
     """One platform per process: the configured MongoDB, or the embedded demo store.
 
     Runs `recover()` once at start-up (finishes any entry a crash left mid-way). On the
     embedded store it loads the demo data (`LEDGER_DEMO_SIZE`, default the committed snapshot).
-    Raises: StoreError when the database cannot be reached (not cached; the next run retries).
+    Raises: StoreError, ConfigurationError.
     """
-    store = Store.from_environment()
     if store.embedded:
-        platform = open_demo_platform(store, os.environ.get(DEMO_SIZE_ENV, "").strip() or "snapshot")
+        size = os.environ.get(DEMO_SIZE_ENV, "").strip() or "snapshot"
+        load.phase = f"loading the demo data ({size})"
+        platform = open_demo_platform(store, size)
     else:
+        load.phase = "opening the database"
         platform = Platform.open(store, SystemClock())
         platform.legacy = open_legacy_store_if_configured()  # LEGACY_MONGODB_URI / LEGACY_DB, read-only
+    load.phase = "finishing entries a crash left mid-way (recover)"
     platform.ledger.recover()
+    load.phase = "indexing the user directory"
     index_directory(platform)
     return platform
+
+
+@st.cache_resource(show_spinner=False)
+def platform_load() -> PlatformLoad:
+    """Start opening the platform in the background (once per process: the first run of any
+    session starts it, and the login form is drawn in that same run)."""
+    load = PlatformLoad(get_store())
+    load.thread.start()
+    return load
+
+
+def platform_ready() -> bool:
+    """Whether the ledger has finished loading (successfully or not): no wait."""
+    return platform_load().done.is_set()
+
+
+def get_platform() -> Platform:
+    """The process's platform, waiting for the background load if it is still running.
+    A failed load is not kept: the next call starts again on a fresh store.
+    Raises: StoreError, ConfigurationError (from the load)."""
+    load = platform_load()
+    load.done.wait()
+    if load.error is not None:
+        platform_load.clear()
+        get_store.clear()
+        raise load.error
+    assert load.platform is not None
+    return load.platform
+
+
+def wait_for_platform() -> Platform:
+    """`get_platform`, showing a progress message while the ledger is still loading (the
+    page opens by itself when it is ready). Raises: as `get_platform`."""
+    load = platform_load()
+    if not load.done.is_set():
+        message = st.empty()
+        while not load.done.wait(PROGRESS_POLL_SECONDS):
+            message.info(f"Opening the ledger: {load.phase} — {load.seconds:,.0f} s so far. "
+                         "This page opens by itself when the data is ready.", icon=":material/hourglass_top:")
+        message.empty()
+    return get_platform()
 
 
 def index_directory(platform: Platform) -> None:
