@@ -325,6 +325,34 @@ def user_link_column(label: str = USER_LINK_COLUMN) -> dict:
     return {label: st.column_config.LinkColumn(label, display_text=r"user=(.*)$", help="Opens this user in User lookup")}
 
 
+def user_field(key: str, label: str, help: str, *, prefix_allowed: bool = False) -> str | None:
+    """A user text field that accepts what User lookup accepts: the id with surrounding spaces
+    or in another case (" U0001 " → u0001, an upper-case UUID → the stored one); for other
+    text (part of an email or name) it offers the matching people to pick from. Text that
+    matches nobody is returned as typed (trimmed): the caller's own refusal names it. With
+    `prefix_allowed`, "text*" (a prefix filter) is returned unchanged. Returns None when empty."""
+    text = st.text_input(label, key=key, max_chars=directory.SEARCH_TEXT_LENGTH_MAX, help=help)
+    wanted = text.strip()
+    me = st.session_state.get(PRINCIPAL_KEY)
+    if not wanted or (prefix_allowed and wanted.endswith("*")) or not isinstance(me, Principal):
+        return wanted or None
+    try:
+        found = directory.find_users(get_platform().store, me, wanted, page_size=USER_CHOICES_MAX)
+    except LedgerError:
+        return wanted  # not searchable text, or the role may not read the directory: the id as typed
+    exact = [person for person in found.items if person.user_id.casefold() == wanted.casefold()]
+    if exact:
+        if exact[0].user_id != wanted:
+            st.caption(f"{exact[0].name} ({exact[0].user_id})")
+        return exact[0].user_id
+    if not found.items:
+        return wanted
+    people = {person.user_id: f"{person.name} · {person.user_id} · {person.email}" for person in found.items}
+    more = f" (first {len(people)} of {found.total:,})" if found.total > len(people) else ""
+    return st.selectbox(f"“{wanted}” is not a user id — people matching it{more}", list(people), key=f"{key}_choice",
+                        format_func=people.get)
+
+
 def link_to_user(user_id: str, name: str = "", key: str | None = None) -> None:
     """A link (same tab) to User lookup showing `user_id`."""
     label = f"Open {name} ({user_id}) in User lookup" if name else f"Open {user_id} in User lookup"
@@ -379,7 +407,7 @@ def findings_frame(findings: list[dict], names: dict[str, str]) -> pd.DataFrame:
             "Collection": finding.get("collection") or "", "Field": finding.get("field") or "",
             "Expected": value("expected"), "Actual": value("actual"), "Difference": value("difference"),
             "Message": finding_message(finding, names),
-            USER_LINK_COLUMN: user_url(user_id) if user_id else None,
+            USER_LINK_COLUMN: user_url(user_id) if user_id else "",  # never a grey "None"
         })
     return pd.DataFrame(rows)
 
@@ -390,7 +418,8 @@ def show_findings(findings: list[dict], names: dict[str, str], key: str) -> None
         st.success("No findings.")
         return
     frame = findings_frame(findings, names)
-    frame = frame.drop(columns=[c for c in ("Collection", "Field") if not frame[c].astype(bool).any()])  # ledger-only findings
+    frame = frame.drop(columns=[c for c in ("Collection", "Field", USER_LINK_COLUMN)  # ledger-only, or no user to open
+                                if not frame[c].astype(bool).any()])
     st.dataframe(frame, hide_index=True, key=key,
                  column_config={"Message": st.column_config.TextColumn("Message", width="large"), **user_link_column()})
     if len(findings) > FINDINGS_SHOWN_MAX:

@@ -22,12 +22,12 @@ def test_integrity_platform_run_is_stored_and_shown():
     platform = platform_of()
     runs_before = platform.store.collection("integrity_runs").count_documents({})
     run_platform_check(at)
-    assert any("Latest run: platform at " in s.value and " UTC" in s.value for s in at.subheader)
+    assert any(s.value.startswith("Run: platform at ") and " UTC by Sam Support (support) — OK" in s.value for s in at.subheader)
     assert any("No findings" in s.value for s in at.success)
     assert platform.store.collection("integrity_runs").count_documents({}) == runs_before + 1
     history = frame_with(at, "Scope")
     assert len(history) >= 1 and history["Result"].iloc[0] == "OK"
-    assert history["Started"].iloc[0].endswith(" UTC") and history["By"].iloc[0] == "support"
+    assert history["Started"].iloc[0].endswith(" UTC") and history["By"].iloc[0] == "Sam Support (support)"  # a name, as elsewhere
 
 
 def test_integrity_trend_counts_on_a_whole_number_axis_from_zero():
