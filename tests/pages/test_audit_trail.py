@@ -58,7 +58,8 @@ def test_audit_trail_csv_belongs_to_the_filter_shown():
     at.button(key="audit_prepare").click()
     at.run()
     assert not at.exception
-    filter_seen, csv_text = at.session_state["audit_csv"]
+    prepared = at.session_state["audit_csv"]
+    filter_seen, csv_text = prepared["filter"], prepared["csv"]
     assert filter_seen[0] == first
     assert {line.split(",")[3] for line in csv_text.splitlines()[1:]} == {first}
     assert at.get("download_button") and "password" not in csv_text.lower()
