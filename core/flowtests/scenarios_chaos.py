@@ -24,6 +24,7 @@ from core.flowtests.sandbox import (
     user_accounts,
 )
 from core.flowtests.scenarios import scenario
+from core.flowtests.wording import readable_message
 from core.flowtests.scenarios_robustness import CrashAt, SimulatedCrash
 from core.permissions import SYSTEM
 from core.ledger import scan
@@ -278,7 +279,7 @@ def _chaos_run(sb: Sandbox, operation: Callable[[], object], crash_at: int | Non
         operation()
         notes.append("done")
     except LedgerError as error:
-        notes.append(f"refused ({error.code}: {error.message[:120]})")
+        notes.append(f"refused ({error.code}: {readable_message(error, pf.registry)[:160]})")
     return "; ".join(notes)
 
 
