@@ -277,15 +277,17 @@ def pager(prefix: str, has_more: bool, shown: int = 0, total: int | None = None)
     The caption says which rows are shown and, when known, of how many."""
     page_key, size_key = f"{prefix}_page", f"{prefix}_page_size"
     st.session_state.setdefault(page_key, 0)
-    columns = st.columns([1, 1, 2, 4])
-    page_size = columns[2].selectbox("Rows per page", PAGE_SIZES, key=size_key, label_visibility="collapsed")
-    if columns[0].button("◀ Previous", key=f"{prefix}_prev", disabled=st.session_state[page_key] == 0):
+    # one row of controls sized to their text, wrapping onto a second line in a narrow window
+    # (equal columns squeezed "◀ Previous" to "◀.." at 900 px)
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    if row.button("◀ Previous", key=f"{prefix}_prev", disabled=st.session_state[page_key] == 0):
         st.session_state[page_key] -= 1
         st.rerun()
-    if columns[1].button("Next ▶", key=f"{prefix}_next", disabled=not has_more):
+    if row.button("Next ▶", key=f"{prefix}_next", disabled=not has_more):
         st.session_state[page_key] += 1
         st.rerun()
-    columns[3].caption(page_caption(st.session_state[page_key], page_size, shown, has_more, total))
+    page_size = row.selectbox("Rows per page", PAGE_SIZES, key=size_key, label_visibility="collapsed", width=PAGE_SIZE_BOX_PX)
+    row.caption(page_caption(st.session_state[page_key], page_size, shown, has_more, total), width="content")
     return st.session_state[page_key], page_size
 
 
