@@ -122,9 +122,9 @@ def people_of(credentials: dict) -> dict:
 
 NARROW_WINDOW_PX = 1100  # at or below this window width, pages get the whole width (issue 22: readable at 900 px)
 # Streamlit collapses the sidebar by itself only below 768 px. In a narrower window than
-# NARROW_WINDOW_PX the frame collapses it once per browser tab (the ☰ button opens it
-# again, and it then stays open) and narrows the page margins, so tables and charts get
-# the width. CSS and a few lines of script in the page itself: no outside request.
+# NARROW_WINDOW_PX the frame collapses it when the page loads (the » button opens it again,
+# and it stays open while moving between pages) and narrows the page margins, so tables
+# and charts get the width. CSS and a few lines of script in the page itself: no outside request.
 NARROW_WINDOW_LAYOUT = f"""
 <style>
 @media (max-width: {NARROW_WINDOW_PX}px) {{
@@ -133,9 +133,10 @@ NARROW_WINDOW_LAYOUT = f"""
 </style>
 <script>
 (() => {{
-  const done = "ledger-console-narrow-sidebar";
-  if (window.innerWidth > {NARROW_WINDOW_PX} || window.sessionStorage.getItem(done)) return;
-  window.sessionStorage.setItem(done, "1");
+  // once per page load: Streamlit opens the sidebar again on every load, and a person who
+  // opens it by hand keeps it open while moving between pages
+  if (window.innerWidth > {NARROW_WINDOW_PX} || window.ledgerConsoleNarrowDone) return;
+  window.ledgerConsoleNarrowDone = true;
   const collapse = (triesLeft) => {{
     const sidebar = document.querySelector('[data-testid="stSidebar"]');
     const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
@@ -173,6 +174,10 @@ def sign_in(auth, credentials: dict) -> Principal | None:
             st.title("Ledger console")
             if auth.demo:
                 st.caption("Demo logins: see docs/console.md (admin, admin2, support, qa).")
+            load = platform_load()
+            if not load.done.is_set():
+                st.caption(f"The ledger is loading in the background ({load.phase}, {load.seconds:,.0f} s so far): "
+                           "you can log in now; your first page opens when it is ready.")
 
             def on_login(event: dict) -> None:
                 audit_login("console.login", event.get("username") or "", (event.get("roles") or [""])[0])
