@@ -162,7 +162,8 @@ def readable_amounts(value: Any, registry: AssetRegistry, asset: str | None = No
     """`value` with every integer `<name>_minor` of a known asset written as `<name>`: exact
     decimal text with the asset ("amount_minor": 500000 of BTC → "amount": "0.00500000 BTC"),
     as the console shows it. The asset is the dict's own `asset` (else the enclosing one's);
-    a `_minor` value without a known asset stays as it is. Pure."""
+    a `_minor` value without a known asset stays as it is, an absent one (None) is written
+    as `<name>`: null. Pure."""
     if isinstance(value, (list, tuple)):
         return [readable_amounts(item, registry, asset) for item in value]
     if not isinstance(value, dict):
@@ -171,8 +172,12 @@ def readable_amounts(value: Any, registry: AssetRegistry, asset: str | None = No
     asset = own if isinstance(own, str) and own in registry.codes() else asset
     result = {}
     for key, item in value.items():
-        if (isinstance(key, str) and key.endswith(MINOR_SUFFIX) and len(key) > len(MINOR_SUFFIX) and asset
-                and isinstance(item, int) and not isinstance(item, bool) and key.removesuffix(MINOR_SUFFIX) not in value):
+        amount_key = isinstance(key, str) and key.endswith(MINOR_SUFFIX) and len(key) > len(MINOR_SUFFIX) \
+            and key.removesuffix(MINOR_SUFFIX) not in value
+        if amount_key and item is None:  # no amount (a request that moves none): no unit to speak of
+            result[key.removesuffix(MINOR_SUFFIX)] = None
+            continue
+        if amount_key and asset and isinstance(item, int) and not isinstance(item, bool):
             try:
                 result[key.removesuffix(MINOR_SUFFIX)] = f"{from_minor(item, asset, registry).text()} {asset}"
                 continue
