@@ -34,7 +34,8 @@ FAILED_LOGIN_DELAY_DEFAULT = 1.0
 ATTEMPT_KEY = "app_login_attempt"
 SIGNED_OUT_KEY = "app_signed_out"  # this run logged out: say so instead of rerunning
 HOME_PATH = "home"  # the hidden default page's own address ("/" is where it is served)
-LOGOUT_KEY = "app_logout_requested"  # set by the sidebar's Log out button, acted on before anything is drawn
+LOGOUT_KEY = "app_logout_requested"
+LOGIN_AUDIT_KEY = "app_login_to_audit"  # a login not yet in the audit trail (written when the ledger is ready)  # set by the sidebar's Log out button, acted on before anything is drawn
 PAGE_ICON = str(Path(__file__).resolve().parent / "static" / "icon.png")  # served by the console itself, never a font host
 USERNAME_AUDIT_LENGTH_MAX = 64
 
@@ -76,14 +77,16 @@ def stop_with(title: str, message: str) -> None:
     st.stop()
 
 
-def audit_login(event_type: str, username: str, role: str = "") -> None:
+def audit_login(event_type: str, username: str, role: str = "") -> bool:
     """Logins and failed logins go to the audit trail (never the password). The trail is in
-    the ledger: when it is still loading, this waits for it with a progress message."""
+    the ledger: when it is still loading, this waits for it with a progress message.
+    Returns whether the event was written."""
     try:
         wait_for_platform().ledger.audit.append(type=event_type, actor=username or "anonymous", role=role or "none",
                                                 target=username, data={"source": "console"})
     except (StoreError, ConfigurationError):
-        pass  # the login itself is unaffected; the error page shows on the next page that needs data
+        return False  # the login itself is unaffected; the error page shows on the next page that needs data
+    return True
 
 
 def watch_login_attempts(authenticator: stauth.Authenticate) -> None:
@@ -179,8 +182,8 @@ def sign_in(auth, credentials: dict) -> Principal | None:
                 st.caption(f"The ledger is loading in the background ({load.phase}, {load.seconds:,.0f} s so far): "
                            "you can log in now; your first page opens when it is ready.")
 
-            def on_login(event: dict) -> None:
-                audit_login("console.login", event.get("username") or "", (event.get("roles") or [""])[0])
+            def on_login(event: dict) -> None:  # audited once the page list is drawn (the ledger may still be loading)
+                st.session_state[LOGIN_AUDIT_KEY] = (event.get("username") or "", (event.get("roles") or [""])[0])
 
             authenticator.login(location="main", key="app_login", callback=on_login)
             status = st.session_state.get("authentication_status")
@@ -298,6 +301,8 @@ def main() -> None:
     draw_sidebar(principal, pages)
     try:
         wait_for_platform()
+        if (pending := st.session_state.get(LOGIN_AUDIT_KEY)) and audit_login("console.login", *pending):
+            del st.session_state[LOGIN_AUDIT_KEY]  # kept for the next run if the database did not answer
         navigation.run()
     except StoreError as error:
         st.error(f"The database cannot be reached: {error.message}. Nothing was changed; retry in a moment.")
