@@ -177,10 +177,10 @@ def sign_in(auth, credentials: dict) -> Principal | None:
             st.title("Ledger console")
             if auth.demo:
                 st.caption("Demo logins: see docs/console.md (admin, admin2, support, qa).")
-            load = platform_load()
+            load, note = platform_load(), st.empty()  # always one slot: the form keeps its place when the note goes
             if not load.done.is_set():
-                st.caption(f"The ledger is loading in the background ({load.phase}, {load.seconds:,.0f} s so far): "
-                           "you can log in now; your first page opens when it is ready.")
+                note.caption(f"The ledger is loading in the background ({load.phase}, {load.seconds:,.0f} s so far): "
+                             "you can log in now; your first page opens when it is ready.")
 
             def on_login(event: dict) -> None:  # audited once the page list is drawn (the ledger may still be loading)
                 st.session_state[LOGIN_AUDIT_KEY] = (event.get("username") or "", (event.get("roles") or [""])[0])

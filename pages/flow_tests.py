@@ -130,9 +130,8 @@ def draw_step(step: dict, index: int, scenario: str) -> None:
 names = runner.list_scenarios()
 memory = last_runs()
 mine = memory.get(me.name)
-if CHOSEN_KEY not in st.session_state:  # a new session (a reload): the person's last selection, else every scenario
-    remembered = [name for name in (mine.chosen if mine else names) if name in names]
-    st.session_state[CHOSEN_KEY] = remembered if mine else names
+if CHOSEN_KEY not in st.session_state and mine is not None:  # a new session (a reload): the person's last selection
+    st.session_state[CHOSEN_KEY] = [name for name in mine.chosen if name in names]
 if REPORT_KEY not in st.session_state and mine is not None and mine.report is not None:
     st.session_state[REPORT_KEY] = mine.report
     st.session_state[f"{PREFIX}_report_at"] = mine.finished_at
@@ -147,7 +146,8 @@ def select_all() -> None:
     remember_selection()
 
 
-chosen = st.multiselect("Scenarios", names, key=CHOSEN_KEY, on_change=remember_selection)
+chosen = st.multiselect("Scenarios", names, default=None if CHOSEN_KEY in st.session_state else names, key=CHOSEN_KEY,
+                        on_change=remember_selection)  # every scenario unless this person chose otherwise
 count_column, all_column = st.columns([3, 1], vertical_alignment="center")
 count_column.caption(f"All {len(names)} scenarios are selected; remove any you do not want." if len(chosen) == len(names) else
                      f"{len(chosen)} of {len(names)} scenarios selected.")
