@@ -222,8 +222,8 @@ with refusals():
     page, page_size = page_state(f"{PREFIX}_history")
     runs = integrity.history(platform, me, page=page, page_size=min(page_size, integrity.HISTORY_PAGE_SIZE_MAX))
     run_names = names_for([r["scope"].removeprefix("user:") for r in runs.items if r["scope"].startswith("user:")])
-    labels = {r["_id"]: f"{when(r['started_at'])} · {scope_text(r['scope'], run_names)} · "
-                        f"{'OK' if r['ok'] else r['severity']} ({r['counts']['findings']:,} findings)" for r in runs.items}
+    labels = {r["_id"]: f"{when(r['started_at'])} · {scope_text(r['scope'], run_names)} · {'OK' if r['ok'] else r['severity']} "
+                        f"({r['counts']['findings']:,} finding{'' if r['counts']['findings'] == 1 else 's'})" for r in runs.items}
     if runs.items:
         st.dataframe(pd.DataFrame([{"Started": when(r["started_at"]), "Scope": scope_text(r["scope"], run_names),
                                     "Mode": r.get("mode") or "full", "By": approvals_view.display_name(people, r.get("actor")),
