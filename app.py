@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import streamlit as st
 import streamlit_authenticator as stauth
 
 from core.errors import ConfigurationError, StoreError
-from core.permissions import Principal
+from core.permissions import Principal, Role
 from core.users import COOKIE_KEY_ENV, CREDENTIALS_ENV, console_credentials, load_credentials, resolve_console_auth, role_of
-from ui import NEXT_PAGE_KEY, PAGES, PEOPLE_KEY, PRINCIPAL_KEY, get_platform
+from ui import NEXT_PAGE_KEY, PAGES, PEOPLE_KEY, PRINCIPAL_KEY, get_platform, get_store, platform_load, wait_for_platform
 
 COOKIE_NAME = "ledger_console"
 LOGIN_SLEEP_ENV = "LEDGER_LOGIN_SLEEP_TIME"
@@ -32,6 +33,10 @@ FAILED_LOGIN_DELAY_ENV = "LEDGER_FAILED_LOGIN_DELAY"
 FAILED_LOGIN_DELAY_DEFAULT = 1.0
 ATTEMPT_KEY = "app_login_attempt"
 SIGNED_OUT_KEY = "app_signed_out"  # this run logged out: say so instead of rerunning
+HOME_PATH = "home"  # the hidden default page's own address ("/" is where it is served)
+LOGOUT_KEY = "app_logout_requested"
+LOGIN_AUDIT_KEY = "app_login_to_audit"  # a login not yet in the audit trail (written when the ledger is ready)  # set by the sidebar's Log out button, acted on before anything is drawn
+PAGE_ICON = str(Path(__file__).resolve().parent / "static" / "icon.png")  # served by the console itself, never a font host
 USERNAME_AUDIT_LENGTH_MAX = 64
 
 
@@ -72,13 +77,16 @@ def stop_with(title: str, message: str) -> None:
     st.stop()
 
 
-def audit_login(platform, event_type: str, username: str, role: str = "") -> None:
-    """Logins and failed logins go to the audit trail (never the password)."""
+def audit_login(event_type: str, username: str, role: str = "") -> bool:
+    """Logins and failed logins go to the audit trail (never the password). The trail is in
+    the ledger: when it is still loading, this waits for it with a progress message.
+    Returns whether the event was written."""
     try:
-        platform.ledger.audit.append(type=event_type, actor=username or "anonymous", role=role or "none",
-                                     target=username, data={"source": "console"})
-    except StoreError:
-        pass  # the login itself is unaffected; the database error page will show on the next read
+        wait_for_platform().ledger.audit.append(type=event_type, actor=username or "anonymous", role=role or "none",
+                                                target=username, data={"source": "console"})
+    except (StoreError, ConfigurationError):
+        return False  # the login itself is unaffected; the error page shows on the next page that needs data
+    return True
 
 
 def watch_login_attempts(authenticator: stauth.Authenticate) -> None:
@@ -115,7 +123,42 @@ def people_of(credentials: dict) -> dict:
                           for username, user in credentials.get("usernames", {}).items()}}
 
 
-def sign_in(platform, auth, credentials: dict) -> Principal | None:
+NARROW_WINDOW_PX = 1100  # at or below this window width, pages get the whole width (issue 22: readable at 900 px)
+# Streamlit collapses the sidebar by itself only below 768 px. In a narrower window than
+# NARROW_WINDOW_PX the frame collapses it when the page loads (the » button opens it again,
+# and it stays open while moving between pages) and narrows the page margins, so tables
+# and charts get the width. CSS and a few lines of script in the page itself: no outside request.
+NARROW_WINDOW_LAYOUT = f"""
+<style>
+@media (max-width: {NARROW_WINDOW_PX}px) {{
+  [data-testid="stMainBlockContainer"] {{ padding-left: 1.5rem; padding-right: 1.5rem; }}
+}}
+</style>
+<script>
+(() => {{
+  // once per page load: Streamlit opens the sidebar again on every load, and a person who
+  // opens it by hand keeps it open while moving between pages
+  if (window.innerWidth > {NARROW_WINDOW_PX} || window.ledgerConsoleNarrowDone) return;
+  window.ledgerConsoleNarrowDone = true;
+  const collapse = (triesLeft) => {{
+    const sidebar = document.querySelector('[data-testid="stSidebar"]');
+    const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (sidebar && button && sidebar.getAttribute("data-collapsed") === "false") button.click();
+    else if (triesLeft > 0) window.setTimeout(() => collapse(triesLeft - 1), 100);
+  }};
+  collapse(30);
+}})();
+</script>
+"""
+
+
+def request_logout() -> None:
+    """The sidebar's Log out button: the next run signs out before it draws the sidebar, so
+    no stale name or button is left in it."""
+    st.session_state[LOGOUT_KEY] = True
+
+
+def sign_in(auth, credentials: dict) -> Principal | None:
     """Draw the login form (or recognise the session or its login cookie) and return the
     principal, if any. A cookie (LEDGER_COOKIE_EXPIRY_DAYS, default half a day) keeps the
     session across a reload or a typed URL."""
@@ -134,14 +177,18 @@ def sign_in(platform, auth, credentials: dict) -> Principal | None:
             st.title("Ledger console")
             if auth.demo:
                 st.caption("Demo logins: see docs/console.md (admin, admin2, support, qa).")
+            load, note = platform_load(), st.empty()  # always one slot: the form keeps its place when the note goes
+            if not load.done.is_set():
+                note.caption(f"The ledger is loading in the background ({load.phase}, {load.seconds:,.0f} s so far): "
+                             "you can log in now; your first page opens when it is ready.")
 
-            def on_login(event: dict) -> None:
-                audit_login(platform, "console.login", event.get("username") or "", (event.get("roles") or [""])[0])
+            def on_login(event: dict) -> None:  # audited once the page list is drawn (the ledger may still be loading)
+                st.session_state[LOGIN_AUDIT_KEY] = (event.get("username") or "", (event.get("roles") or [""])[0])
 
             authenticator.login(location="main", key="app_login", callback=on_login)
             status = st.session_state.get("authentication_status")
             if status is False:
-                audit_login(platform, "console.login_failed", st.session_state.pop(ATTEMPT_KEY, ""))
+                audit_login("console.login_failed", st.session_state.pop(ATTEMPT_KEY, ""))
                 time.sleep(number_setting(FAILED_LOGIN_DELAY_ENV, FAILED_LOGIN_DELAY_DEFAULT))
                 st.error("Username or password is incorrect.")
         if not status:
@@ -149,6 +196,13 @@ def sign_in(platform, auth, credentials: dict) -> Principal | None:
         slot.empty()  # signed in: the form goes and the asked-for page follows in this same run
         if cookie_wanted:
             authenticator.cookie_controller.set_cookie_now()
+    if st.session_state.pop(LOGOUT_KEY, False):
+        # Signed out now, before the sidebar is drawn (it disappears). No rerun: the cookie
+        # component `logout` draws must reach the browser to delete the login cookie, or a
+        # reload would sign the person back in.
+        authenticator.logout(location="unrendered")
+        st.session_state[SIGNED_OUT_KEY] = True
+        return None
     username = st.session_state.get("username") or ""
     user = credentials["usernames"].get(username) or {}
     role = role_of(user.get("roles")) if not user.get("disabled") else None
@@ -156,15 +210,35 @@ def sign_in(platform, auth, credentials: dict) -> Principal | None:
         authenticator.logout(location="unrendered")
         st.error("This account is disabled or has no console role.")
         return None
-    with st.sidebar:
-        st.markdown(f"**{st.session_state.get('name') or username}**  \n`{username}` · role **{role.value}**")
-        authenticator.logout("Log out", location="sidebar", key="app_logout")
-    if not st.session_state.get("authentication_status"):
-        # Signed out just now. No rerun: the cookie component drawn by `logout` must reach the
-        # browser to delete the login cookie, or a reload would sign the person back in.
-        st.session_state[SIGNED_OUT_KEY] = True
-        return None
     return Principal(name=username, role=role)
+
+
+def draw_sidebar(principal: Principal, pages: list) -> None:
+    """The role's pages (links drawn by the frame, not Streamlit's own page list: that list
+    would first show the raw file names of the pages/ folder — see `main`), then who is
+    signed in and the Log out button."""
+    with st.sidebar:
+        if len(pages) > 1:  # one page needs no menu
+            for page in pages:
+                st.page_link(page)
+            st.divider()
+        st.markdown(f"**{st.session_state.get('name') or principal.name}**  \n`{principal.name}` · role **{principal.role.value}**")
+        st.button("Log out", key="app_logout", on_click=request_logout)
+        st.html(NARROW_WINDOW_LAYOUT, unsafe_allow_javascript=True)
+
+
+def unavailable_page(stem: str, role: Role):
+    """A hidden page under the address of a page `role` may not open: a typed URL says so
+    instead of Streamlit's "Page not found" (the real page is never registered)."""
+    title = PAGES[stem][0]
+
+    def page() -> None:
+        st.title("Not available")
+        st.warning(f"The {title} page is not available to the {role.value} role. "
+                   "The pages you can open are listed in the sidebar.", icon=":material/block:")
+
+    page.__name__ = f"unavailable_{stem}"
+    return st.Page(page, title=f"{title} (not available)", url_path=stem, visibility="hidden")
 
 
 def signed_out_navigation() -> None:
@@ -180,9 +254,12 @@ def signed_out_navigation() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Ledger console", page_icon=":material/account_balance:", layout="wide")
+    st.set_page_config(page_title="Ledger console", page_icon=PAGE_ICON, layout="wide")
     try:
-        platform = get_platform()
+        store = get_store()
+        load = platform_load()  # the ledger loads in the background: the login form does not wait for it
+        if load.done.is_set() and load.error is not None:
+            get_platform()  # a load that already failed: say why now, before anyone logs in
     except StoreError as error:
         stop_with("The database cannot be reached.", f"{error.message}. Check MONGODB_URI and that the server is up; "
                   "nothing was changed. Reload this page to retry.")
@@ -190,17 +267,17 @@ def main() -> None:
     except ConfigurationError as error:
         stop_with("The console is not configured.", error.message)
         return
-    if platform.store.embedded:
+    if store.embedded:
         st.info("Demo store — in memory, nothing is persisted", icon=":material/science:")
     try:
-        auth = resolve_console_auth(embedded=platform.store.embedded,
+        auth = resolve_console_auth(embedded=store.embedded,
                                     credentials_path=setting(CREDENTIALS_ENV, "credentials_path"),
                                     cookie_key=setting(COOKIE_KEY_ENV, "cookie_key"))
         credentials = load_credentials(auth.credentials_path)
     except ConfigurationError as error:
         stop_with("The console refuses to start.", error.message)
         return
-    principal = sign_in(platform, auth, credentials)
+    principal = sign_in(auth, credentials)
     if principal is None:
         st.session_state.pop(PRINCIPAL_KEY, None)
         if st.session_state.pop(SIGNED_OUT_KEY, False):
@@ -211,12 +288,26 @@ def main() -> None:
         return
     st.session_state[PRINCIPAL_KEY] = principal
     st.session_state[PEOPLE_KEY] = people_of(credentials)
-    pages = [st.Page(f"pages/{stem}.py", title=title, icon=icon) for stem, (title, icon, roles) in PAGES.items() if principal.role in roles]
-    navigation = st.navigation(pages)
+    allowed = [stem for stem, (_, _, roles) in PAGES.items() if principal.role in roles]
+    pages = [st.Page(f"pages/{stem}.py", title=PAGES[stem][0], icon=PAGES[stem][1]) for stem in allowed]
+    hidden = [unavailable_page(stem, principal.role) for stem in PAGES if stem not in allowed]
+    # "/" shows the role's first page through a hidden default page: Streamlit serves its
+    # default page at "/" only, so /overview (a bookmark, a typed URL) would be "Page not found".
+    home = st.Page(f"pages/{allowed[0]}.py", title=PAGES[allowed[0]][0], url_path=HOME_PATH, default=True, visibility="hidden")
+    # Registered before any wait, so the sidebar lists the role's pages at once. Streamlit's own
+    # sidebar list is off (client.showSidebarNavigation): on a fresh server's first run it lists
+    # the pages/ folder's raw file names ("app, approvals, audit trail…") before this call.
+    navigation = st.navigation([home, *pages, *hidden], position="hidden")
+    draw_sidebar(principal, pages)
     try:
+        wait_for_platform()
+        if (pending := st.session_state.get(LOGIN_AUDIT_KEY)) and audit_login("console.login", *pending):
+            del st.session_state[LOGIN_AUDIT_KEY]  # kept for the next run if the database did not answer
         navigation.run()
     except StoreError as error:
         st.error(f"The database cannot be reached: {error.message}. Nothing was changed; retry in a moment.")
+    except ConfigurationError as error:
+        st.error(f"The console is not configured: {error.message}")
 
 
 main()

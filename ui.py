@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
@@ -35,28 +38,120 @@ PRINCIPAL_KEY = "app_principal"
 PEOPLE_KEY = "app_people"
 NEXT_PAGE_KEY = "app_next_page"  # the page a signed-out visitor asked for (opened after login)
 USER_PARAM = "user"  # ?user=<id> opens User lookup on that person
+RUN_PARAM = "run"  # ?run=<id> opens Integrity on that stored run
+USER_CHOICES_MAX = 10  # people offered when a user field's text is not an id
 CACHE_TTL_SECONDS = 30
 CACHE_ENTRIES_MAX = 64
 PAGE_SIZES = (25, 50, 100)
+PAGE_SIZE_BOX_PX = 90
 
 
-@st.cache_resource(show_spinner="Opening the ledger…")
-def get_platform() -> Platform:
+PROGRESS_POLL_SECONDS = 0.5  # how often a page waiting for the ledger updates its progress message
+
+
+@st.cache_resource(show_spinner=False)
+def get_store() -> Store:
+    """The process's store: the configured MongoDB (connected, indexes ensured), or a fresh
+    embedded one. Fast: the frame needs it before the login form (banner, which credentials
+    are allowed). Raises: StoreError when the database cannot be reached (not cached)."""
+    return Store.from_environment()
+
+
+class PlatformLoad:
+    """The platform being opened in a background thread, so the login form never waits for
+    it (issue 22): the demo data (or `recover()` and the directory refresh on a real
+    database) loads behind the form, and only a page that needs data waits, with progress.
+
+    `phase` and the timestamps are written by the loading thread and read by the pages
+    (plain attribute reads); `done` is set once, with `platform` or `error`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.phase = "starting"
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.platform: Platform | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="ledger-platform-load", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.platform = open_platform(self.store, self)
+        except BaseException as error:  # noqa: BLE001 — handed to the page that waits, shown there
+            self.error = error
+        finally:
+            self.finished = time.monotonic()
+            self.done.set()
+            state = "failed" if self.error is not None else "ready"
+            print(f"ledger console: the ledger is {state} after {self.finished - self.started:.1f} s", file=sys.stderr, flush=True)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+
+def open_platform(store: Store, load: PlatformLoad) -> Platform:
     """One platform per process: the configured MongoDB, or the embedded demo store.
 
     Runs `recover()` once at start-up (finishes any entry a crash left mid-way). On the
     embedded store it loads the demo data (`LEDGER_DEMO_SIZE`, default the committed snapshot).
-    Raises: StoreError when the database cannot be reached (not cached; the next run retries).
+    Raises: StoreError, ConfigurationError.
     """
-    store = Store.from_environment()
     if store.embedded:
-        platform = open_demo_platform(store, os.environ.get(DEMO_SIZE_ENV, "").strip() or "snapshot")
+        size = os.environ.get(DEMO_SIZE_ENV, "").strip() or "snapshot"
+        load.phase = f"loading the demo data ({size})"
+        platform = open_demo_platform(store, size)
     else:
+        load.phase = "opening the database"
         platform = Platform.open(store, SystemClock())
         platform.legacy = open_legacy_store_if_configured()  # LEGACY_MONGODB_URI / LEGACY_DB, read-only
+    load.phase = "finishing entries a crash left mid-way (recover)"
     platform.ledger.recover()
+    load.phase = "indexing the user directory"
     index_directory(platform)
     return platform
+
+
+@st.cache_resource(show_spinner=False)
+def platform_load() -> PlatformLoad:
+    """Start opening the platform in the background (once per process: the first run of any
+    session starts it, and the login form is drawn in that same run)."""
+    load = PlatformLoad(get_store())
+    load.thread.start()
+    return load
+
+
+def platform_ready() -> bool:
+    """Whether the ledger has finished loading (successfully or not): no wait."""
+    return platform_load().done.is_set()
+
+
+def get_platform() -> Platform:
+    """The process's platform, waiting for the background load if it is still running.
+    A failed load is not kept: the next call starts again on a fresh store.
+    Raises: StoreError, ConfigurationError (from the load)."""
+    load = platform_load()
+    load.done.wait()
+    if load.error is not None:
+        platform_load.clear()
+        get_store.clear()
+        raise load.error
+    assert load.platform is not None
+    return load.platform
+
+
+def wait_for_platform() -> Platform:
+    """`get_platform`, showing a progress message while the ledger is still loading (the
+    page opens by itself when it is ready). Raises: as `get_platform`."""
+    load = platform_load()
+    if not load.done.is_set():
+        message = st.empty()
+        while not load.done.wait(PROGRESS_POLL_SECONDS):
+            message.info(f"Opening the ledger: {load.phase} — {load.seconds:,.0f} s so far. "
+                         "This page opens by itself when the data is ready.", icon=":material/hourglass_top:")
+        message.empty()
+    return get_platform()
 
 
 def index_directory(platform: Platform) -> None:
@@ -182,15 +277,17 @@ def pager(prefix: str, has_more: bool, shown: int = 0, total: int | None = None)
     The caption says which rows are shown and, when known, of how many."""
     page_key, size_key = f"{prefix}_page", f"{prefix}_page_size"
     st.session_state.setdefault(page_key, 0)
-    columns = st.columns([1, 1, 2, 4])
-    page_size = columns[2].selectbox("Rows per page", PAGE_SIZES, key=size_key, label_visibility="collapsed")
-    if columns[0].button("◀ Previous", key=f"{prefix}_prev", disabled=st.session_state[page_key] == 0):
+    # one row of controls sized to their text, wrapping onto a second line in a narrow window
+    # (equal columns squeezed "◀ Previous" to "◀.." at 900 px)
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    if row.button("◀ Previous", key=f"{prefix}_prev", disabled=st.session_state[page_key] == 0):
         st.session_state[page_key] -= 1
         st.rerun()
-    if columns[1].button("Next ▶", key=f"{prefix}_next", disabled=not has_more):
+    if row.button("Next ▶", key=f"{prefix}_next", disabled=not has_more):
         st.session_state[page_key] += 1
         st.rerun()
-    columns[3].caption(page_caption(st.session_state[page_key], page_size, shown, has_more, total))
+    page_size = row.selectbox("Rows per page", PAGE_SIZES, key=size_key, label_visibility="collapsed", width=PAGE_SIZE_BOX_PX)
+    row.caption(page_caption(st.session_state[page_key], page_size, shown, has_more, total), width="content")
     return st.session_state[page_key], page_size
 
 
@@ -228,6 +325,34 @@ USER_LINK_COLUMN = "Open user"
 def user_link_column(label: str = USER_LINK_COLUMN) -> dict:
     """column_config for a column of `user_url` values: shows the id, opens User lookup."""
     return {label: st.column_config.LinkColumn(label, display_text=r"user=(.*)$", help="Opens this user in User lookup")}
+
+
+def user_field(key: str, label: str, help: str, *, prefix_allowed: bool = False) -> str | None:
+    """A user text field that accepts what User lookup accepts: the id with surrounding spaces
+    or in another case (" U0001 " → u0001, an upper-case UUID → the stored one); for other
+    text (part of an email or name) it offers the matching people to pick from. Text that
+    matches nobody is returned as typed (trimmed): the caller's own refusal names it. With
+    `prefix_allowed`, "text*" (a prefix filter) is returned unchanged. Returns None when empty."""
+    text = st.text_input(label, key=key, max_chars=directory.SEARCH_TEXT_LENGTH_MAX, help=help)
+    wanted = text.strip()
+    me = st.session_state.get(PRINCIPAL_KEY)
+    if not wanted or (prefix_allowed and wanted.endswith("*")) or not isinstance(me, Principal):
+        return wanted or None
+    try:
+        found = directory.find_users(get_platform().store, me, wanted, page_size=USER_CHOICES_MAX)
+    except LedgerError:
+        return wanted  # not searchable text, or the role may not read the directory: the id as typed
+    exact = [person for person in found.items if person.user_id.casefold() == wanted.casefold()]
+    if exact:
+        if exact[0].user_id != wanted:
+            st.caption(f"{exact[0].name} ({exact[0].user_id})")
+        return exact[0].user_id
+    if not found.items:
+        return wanted
+    people = {person.user_id: f"{person.name} · {person.user_id} · {person.email}" for person in found.items}
+    more = f" (first {len(people)} of {found.total:,})" if found.total > len(people) else ""
+    return st.selectbox(f"“{wanted}” is not a user id — people matching it{more}", list(people), key=f"{key}_choice",
+                        format_func=people.get)
 
 
 def link_to_user(user_id: str, name: str = "", key: str | None = None) -> None:
@@ -284,7 +409,7 @@ def findings_frame(findings: list[dict], names: dict[str, str]) -> pd.DataFrame:
             "Collection": finding.get("collection") or "", "Field": finding.get("field") or "",
             "Expected": value("expected"), "Actual": value("actual"), "Difference": value("difference"),
             "Message": finding_message(finding, names),
-            USER_LINK_COLUMN: user_url(user_id) if user_id else None,
+            USER_LINK_COLUMN: user_url(user_id) if user_id else "",  # never a grey "None"
         })
     return pd.DataFrame(rows)
 
@@ -295,7 +420,8 @@ def show_findings(findings: list[dict], names: dict[str, str], key: str) -> None
         st.success("No findings.")
         return
     frame = findings_frame(findings, names)
-    frame = frame.drop(columns=[c for c in ("Collection", "Field") if not frame[c].astype(bool).any()])  # ledger-only findings
+    frame = frame.drop(columns=[c for c in ("Collection", "Field", USER_LINK_COLUMN)  # ledger-only, or no user to open
+                                if not frame[c].astype(bool).any()])
     st.dataframe(frame, hide_index=True, key=key,
                  column_config={"Message": st.column_config.TextColumn("Message", width="large"), **user_link_column()})
     if len(findings) > FINDINGS_SHOWN_MAX:

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.validation import boundary
-from core.errors import InvalidFilterError
+from core.errors import InvalidFilterError, LedgerError
 from core.permissions import Permission, Principal, require
-from core.ledger import Store
+from core.ledger import AssetRegistry, Store, from_minor
 from core.ledger import GENESIS_HASH, AuditLog, VerifyResult, event_hash  # noqa: F401 (re-exported)
 from core.ledger.audit import order_key
 
@@ -76,6 +76,25 @@ class AuditFilter:
         if window:
             query["order"] = window
         return query
+
+    def matches(self, event: dict) -> bool:
+        """Whether `event` (a stored event's fields) is one this filter selects, by the same
+        rules as `query()` (exact, or "text*" by prefix; `since` inclusive, `until` exclusive).
+        Lets a caller tell whether an event it appended itself is in the filtered set."""
+        self.query()  # the same refusals as the store filter
+        for name in ("actor", "user", "type", "target"):
+            wanted, value = getattr(self, name), event.get(name)
+            if wanted is None or wanted == "":
+                continue
+            if wanted.endswith(PREFIX_MARK) and len(wanted) > 1:
+                if not (isinstance(value, str) and value.startswith(wanted[:-1])):
+                    return False
+            elif value != wanted:
+                return False
+        at = event.get("at")
+        if self.since is not None and not (isinstance(at, datetime) and at >= self.since):
+            return False
+        return self.until is None or (isinstance(at, datetime) and at < self.until)
 
 
 def display_order(query: dict) -> list[tuple[str, int]]:
@@ -151,12 +170,48 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
 
 
-def events_csv(events: Iterator[dict] | list[dict]) -> str:
-    """CSV text (header + one row per event) of the given events."""
+READABLE_COLUMNS = ("before", "after", "data")  # structured columns whose amounts are written with asset and decimals
+MINOR_SUFFIX = "_minor"
+
+
+def readable_amounts(value: Any, registry: AssetRegistry, asset: str | None = None) -> Any:
+    """`value` with every integer `<name>_minor` of a known asset written as `<name>`: exact
+    decimal text with the asset ("amount_minor": 500000 of BTC → "amount": "0.00500000 BTC"),
+    as the console shows it. The asset is the dict's own `asset` (else the enclosing one's);
+    a `_minor` value without a known asset stays as it is, an absent one (None) is written
+    as `<name>`: null. Pure."""
+    if isinstance(value, (list, tuple)):
+        return [readable_amounts(item, registry, asset) for item in value]
+    if not isinstance(value, dict):
+        return value
+    own = value.get("asset")
+    asset = own if isinstance(own, str) and own in registry.codes() else asset
+    result = {}
+    for key, item in value.items():
+        amount_key = isinstance(key, str) and key.endswith(MINOR_SUFFIX) and len(key) > len(MINOR_SUFFIX) \
+            and key.removesuffix(MINOR_SUFFIX) not in value
+        if amount_key and item is None:  # no amount (a request that moves none): no unit to speak of
+            result[key.removesuffix(MINOR_SUFFIX)] = None
+            continue
+        if amount_key and asset and isinstance(item, int) and not isinstance(item, bool):
+            try:
+                result[key.removesuffix(MINOR_SUFFIX)] = f"{from_minor(item, asset, registry).text()} {asset}"
+                continue
+            except LedgerError:
+                pass  # beyond the ledger's range: the raw number stays
+        result[key] = readable_amounts(item, registry, asset)
+    return result
+
+
+def events_csv(events: Iterator[dict] | list[dict], registry: AssetRegistry | None = None) -> str:
+    """CSV text (header + one row per event) of the given events. With `registry`, amounts
+    in the structured columns are written with their asset and decimals (`readable_amounts`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for event in events:
+        if registry is not None:
+            event = {**event, **{column: readable_amounts(event.get(column), registry) for column in READABLE_COLUMNS}}
         writer.writerow([_cell(event.get(column)) for column in CSV_COLUMNS])
     return buffer.getvalue()
 
@@ -170,22 +225,46 @@ def search_audit(platform: Platform, principal: Principal, audit_filter: AuditFi
     return query_events(platform.store, audit_filter, page=page, page_size=page_size)
 
 
+@dataclass(frozen=True)
+class AuditExport:
+    """A prepared CSV export and what it accounts for.
+
+    `matching` is how many events matched the filter just after the export, the export's
+    own `audit.export` event included when the filter selects it: while the filter's count
+    is still `matching`, the file holds every matching event (up to `rows`); once the count
+    differs, events arrived and the file is stale (issue 22). None when the file was cut at
+    `rows_max` (the count at export time is then the caller's reference)."""
+
+    csv: str
+    rows: int
+    matching: int | None
+
+
 @boundary
-def export_audit_csv(platform: Platform, principal: Principal, audit_filter: AuditFilter = AuditFilter(), *,
-                     rows_max: int = EXPORT_ROWS_MAX) -> str:
-    """The matching events (oldest first, at most `rows_max`) as CSV; the export itself is
-    audited. Raises: PermissionDeniedError, InvalidFilterError."""
+def export_audit(platform: Platform, principal: Principal, audit_filter: AuditFilter = AuditFilter(), *,
+                 rows_max: int = EXPORT_ROWS_MAX) -> AuditExport:
+    """The matching events (oldest first, at most `rows_max`) as CSV, amounts with asset and
+    decimals; the export itself is audited. Raises: PermissionDeniedError, InvalidFilterError."""
     require(principal, Permission.READ_AUDIT)
     if isinstance(rows_max, bool) or not isinstance(rows_max, int) or not (1 <= rows_max <= EXPORT_ROWS_MAX):
         raise InvalidFilterError(f"rows_max must be 1..{EXPORT_ROWS_MAX}")
     events = list(iter_events(platform.store, audit_filter, rows_max))
-    platform.ledger.audit.append(
+    event, _ = platform.ledger.audit.append(
         type="audit.export", actor=principal.name, role=principal.role.value, target="audit",
         data={"rows": len(events), "filter": {k: getattr(audit_filter, k) for k in ("actor", "user", "type", "target")
                                               if getattr(audit_filter, k)},
               "since": audit_filter.since, "until": audit_filter.until},
     )
-    return events_csv(events)
+    matching = None if len(events) >= rows_max else len(events) + int(audit_filter.matches(event))
+    return AuditExport(events_csv(events, platform.registry), len(events), matching)
+
+
+@boundary
+def export_audit_csv(platform: Platform, principal: Principal, audit_filter: AuditFilter = AuditFilter(), *,
+                     rows_max: int = EXPORT_ROWS_MAX) -> str:
+    """The CSV text of `export_audit` (the CLI's `audit export`).
+    Raises: PermissionDeniedError, InvalidFilterError."""
+    return export_audit(platform, principal, audit_filter, rows_max=rows_max).csv
 
 
 @boundary

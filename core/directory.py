@@ -9,10 +9,13 @@ value or an escaped, anchored regex (never an operator).
 
 Search: `users` is the exchange's and read-only, and a case-insensitive regex cannot use an
 index. So we keep our own collection `directory_search` — `{_id: user_id, keys: [lowercase
-id, lowercase email, each lowercase word of the name]}` — built and refreshed from `users`
-(`refresh_search_keys`), with a multikey index on `keys` (then `_id`, for a stable order). A search lower-cases the
-text, splits it into words, and asks for documents with a key starting with each word: an
-anchored, escaped, case-sensitive prefix regex (`^word`), which the index serves as a range.
+id, lowercase email, each lowercase word of the name], name: lowercase name}` — built and
+refreshed from `users` (`refresh_search_keys`), with a multikey index on `keys` (then `_id`,
+for a stable order). A search lower-cases the text, splits it into words, and asks for
+documents with a key starting with each word: an anchored, escaped, case-sensitive prefix
+regex (`^word`), which the index serves as a range. Up to SEARCH_ORDER_MAX matches are read
+and ranked — exact matches of a word first, then by name — so support sees the person they
+typed before the rest; beyond that (a one-letter search) the index order pages on the server.
 
 Keeping the keys fresh costs a search O(people added), never O(people): `directory_state`
 holds a watermark, the `_id` of the newest person whose keys we wrote. Each search first
@@ -41,6 +44,7 @@ SEARCH_TEXT_LENGTH_MAX = 100
 SEARCH_RESULTS_MAX = 25  # one page of search results at most
 SEARCH_WORDS_MAX = 5  # words of one search text (each must prefix some key)
 SEARCH_COUNT_MAX = 10_000  # the result count is exact up to this, then shown as "10,000+"
+SEARCH_ORDER_MAX = 500  # up to this many matches are ordered best match first, then by name; beyond, in index order
 SEARCH_COLLECTION = "directory_search"
 STATE_COLLECTION = "directory_state"  # {_id: "users", watermark: newest users._id whose keys are written}
 STATE_ID = "users"
@@ -75,14 +79,16 @@ class DirectoryUser:
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of matches, in the search index's order. `total` is exact up to SEARCH_COUNT_MAX
-    (`total_capped` says when there are at least that many)."""
+    """One page of matches. `total` is exact up to SEARCH_COUNT_MAX (`total_capped` says when
+    there are at least that many). `ordered`: best match first, then by name (up to
+    SEARCH_ORDER_MAX matches); else the search index's order."""
 
     items: list[DirectoryUser]
     total: int
     total_capped: bool
     page: int
     page_size: int
+    ordered: bool = True
 
     @property
     def has_more(self) -> bool:
@@ -122,6 +128,20 @@ def search_keys(document: dict) -> list[str]:
     return sorted({key for key in keys if key})
 
 
+def search_document(document: dict) -> dict:
+    """What `directory_search` keeps for a person: the keys, and the lower-case name the
+    matches are ordered by. Pure."""
+    return {"keys": search_keys(document), "name": " ".join(str(document.get("name") or "").lower().split())}
+
+
+def match_order(document: dict, words: list[str]) -> tuple:
+    """How a search document ranks for the searched `words`: more words that equal a key
+    exactly first (the id "u0002" before "u00021", the surname "walker" before "walkerson"),
+    then by name, then by id. Pure."""
+    keys = set(document.get("keys") or ())
+    return (-sum(word in keys for word in words), str(document.get("name") or ""), str(document.get("_id")))
+
+
 @boundary
 def refresh_search_keys(store: Store, principal: Principal) -> int:
     """Bring `directory_search` in line with `users`: add or update every changed person's
@@ -131,23 +151,24 @@ def refresh_search_keys(store: Store, principal: Principal) -> int:
     Returns the number of search documents written or removed. Raises: PermissionDeniedError."""
     require(principal, Permission.READ_USERS)
     users, search = store.collection("users"), store.collection(SEARCH_COLLECTION)
-    wanted: dict[str, list[str]] = {}
+    wanted: dict[str, dict] = {}
     last_id = None
     while len(wanted) < REFRESH_USERS_MAX:
         query = {} if last_id is None else {"_id": {"$gt": last_id}}
         batch = users.find(query, sort=[("_id", 1)], limit=REFRESH_BATCH_SIZE, projection=KEY_SOURCE_PROJECTION)
         for document in batch:
             if isinstance(document.get("user_id"), str) and document["user_id"]:
-                wanted[document["user_id"]] = search_keys(document)
+                wanted[document["user_id"]] = search_document(document)
         if batch:
             last_id = batch[-1]["_id"]
         if len(batch) < REFRESH_BATCH_SIZE:
             break
-    have = {d["_id"]: d.get("keys") for d in search.find({}, sort=[("_id", 1)], projection={"_id": 1, "keys": 1})}
+    have = {d["_id"]: {"keys": d.get("keys"), "name": d.get("name")}
+            for d in search.find({}, sort=[("_id", 1)], projection={"_id": 1, "keys": 1, "name": 1})}
     changed = 0
-    for user_id, keys in wanted.items():
-        if have.get(user_id) != keys:
-            search.update_one({"_id": user_id}, {"$set": {"keys": keys}}, upsert=True)
+    for user_id, wanted_document in wanted.items():
+        if have.get(user_id) != wanted_document:
+            search.update_one({"_id": user_id}, {"$set": wanted_document}, upsert=True)
             changed += 1
     gone = [user_id for user_id in have if user_id not in wanted]
     if gone:
@@ -175,7 +196,7 @@ def sync_search_keys(store: Store, principal: Principal) -> int:
     indexed = 0
     for document in batch:
         if isinstance(document.get("user_id"), str) and document["user_id"]:
-            search.update_one({"_id": document["user_id"]}, {"$set": {"keys": search_keys(document)}}, upsert=True)
+            search.update_one({"_id": document["user_id"]}, {"$set": search_document(document)}, upsert=True)
             indexed += 1
     if state is None:
         store.collection(STATE_COLLECTION).update_one({"_id": STATE_ID}, {"$setOnInsert": {"watermark": batch[-1]["_id"]}},
@@ -190,7 +211,9 @@ def sync_search_keys(store: Store, principal: Principal) -> int:
 def find_users(store: Store, principal: Principal, text: object, *, page: int = 0,
                page_size: int = SEARCH_RESULTS_MAX) -> SearchPage:
     """People with, for every word of `text`, a key (id, email or a word of the name)
-    starting with it — case-insensitive, in index order, one page at a time.
+    starting with it — case-insensitive, one page at a time: best match first (words that
+    equal an id, email or name word), then by name (`match_order`), when there are at most
+    SEARCH_ORDER_MAX matches (one bounded read of them); beyond that, in index order.
 
     Each word is lower-cased, escaped (`re.escape`) and anchored, so `.*`, `$where` or
     `{"$ne": ""}` typed into a search box match literally. The search keys are rebuilt
@@ -207,13 +230,19 @@ def find_users(store: Store, principal: Principal, text: object, *, page: int = 
     query = clauses[0] if len(clauses) == 1 else {"$and": clauses}
     search = store.collection(SEARCH_COLLECTION)
     total = search.count_documents(query, limit=SEARCH_COUNT_MAX)
-    # ordered by the (keys, _id) index itself, so the prefix range and the order are one index walk
-    ids = [d["_id"] for d in search.find(query, sort=[("keys", 1), ("_id", 1)], skip=page * page_size, limit=page_size,
-                                         projection={"_id": 1})]
+    ordered = total <= SEARCH_ORDER_MAX
+    if ordered:  # every match (bounded), ranked here: best match first, then by name
+        matches = search.find(query, sort=[("keys", 1), ("_id", 1)], limit=SEARCH_ORDER_MAX,
+                              projection={"_id": 1, "keys": 1, "name": 1})
+        matches.sort(key=lambda document: match_order(document, words))
+        ids = [d["_id"] for d in matches[page * page_size:(page + 1) * page_size]]
+    else:  # too many to rank: the (keys, _id) index order itself, so the prefix range and the order are one index walk
+        ids = [d["_id"] for d in search.find(query, sort=[("keys", 1), ("_id", 1)], skip=page * page_size, limit=page_size,
+                                             projection={"_id": 1})]
     found = {d.get("user_id"): d for d in store.collection("users").find(
         {"user_id": {"$in": ids}}, projection=USER_PROJECTION, limit=max(1, len(ids)))} if ids else {}
     items = [_user(found[user_id]) for user_id in ids if user_id in found]
-    return SearchPage(items, total, total >= SEARCH_COUNT_MAX, page, page_size)
+    return SearchPage(items, total, total >= SEARCH_COUNT_MAX, page, page_size, ordered)
 
 
 @boundary(text=raising(text, InvalidSearchError))

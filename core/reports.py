@@ -217,14 +217,16 @@ def pending_approvals(platform: Platform) -> int | None:
 
 @boundary
 def last_integrity(platform: Platform, principal: Principal) -> dict | None:
-    """The newest stored platform integrity run as {ok, findings, at, severity}, or None."""
+    """The newest stored platform integrity run as {ok, findings, at, severity, run_id} (the
+    run's id lets the Overview link to its findings), or None."""
     from core import integrity  # imported here: integrity builds on the ledger, reports only reads it
 
     points = integrity.trend(platform, principal, points=1, scope="platform")
     if not points:
         return None
     last = points[-1]
-    return {"ok": last["ok"], "findings": last["critical"] + last["warning"], "at": last["started_at"], "severity": last["severity"]}
+    return {"ok": last["ok"], "findings": last["critical"] + last["warning"], "at": last["started_at"], "severity": last["severity"],
+            "run_id": last["run_id"]}
 
 
 AUDIT_VALUE_FIELDS = ("type", "actor")  # audit fields the console offers as a pick list

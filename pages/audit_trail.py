@@ -15,10 +15,13 @@ import streamlit as st
 
 from core import approvals_view, audit, directory, reports
 from core.permissions import Permission, can
-from ui import USER_LINK_COLUMN, amount, console_people, get_platform, page_state, pager, principal, refusals, user_link_column, user_url, when
+from ui import (USER_LINK_COLUMN, amount, console_people, get_platform, page_state, pager, principal, refusals, user_field,
+                user_link_column, user_url, when)
 
 PREFIX = "audit"
 EXPORT_ROWS = 5_000  # one download at most; narrow the filter for more
+EXPORT_RECHECK_SECONDS = 5  # while a CSV is ready, how often the page checks for new matching events
+CSV_KEY, STALE_KEY = f"{PREFIX}_csv", f"{PREFIX}_csv_stale"
 ANY = "(any)"
 DATA_TEXT_MAX = 300
 
@@ -56,6 +59,35 @@ def data_text(event: dict) -> str:
     return "; ".join(parts)[:DATA_TEXT_MAX]
 
 
+def export_panel(audit_filter: audit.AuditFilter, shown_filter: tuple) -> None:
+    """The prepared file's download, while it still holds every matching event: withdrawn when
+    the filter changed or the filter's count moved since it was made (then the whole page
+    reruns, so the table shows the new events too)."""
+    prepared = st.session_state.get(CSV_KEY)
+    if prepared and prepared["filter"] != shown_filter:
+        st.session_state.pop(CSV_KEY, None)  # never serve a file made for another filter
+        st.session_state.pop(STALE_KEY, None)
+        st.warning("The filter changed since the CSV was prepared: prepare it again for the rows shown.")
+        return
+    if stale := st.session_state.get(STALE_KEY):
+        st.warning(f"{stale} since the CSV was prepared, so it was withdrawn: prepare it again to include them.")
+    if not prepared:
+        return
+    count = reports.count_audit_events(platform, me, audit_filter)
+    if count != prepared["matching"]:
+        st.session_state.pop(CSV_KEY, None)
+        change = count - prepared["matching"]
+        st.session_state[STALE_KEY] = (f"{change:,} new matching event{'' if change == 1 else 's'} arrived" if change > 0 else
+                                       f"{-change:,} matching event{'' if change == -1 else 's'} left the trail")
+        st.rerun()  # the whole page: the table and its count show what changed
+    wanted = "-".join(part for part in (audit_filter.actor, audit_filter.type, audit_filter.user, audit_filter.target) if part)
+    file_name = "audit" + (f"-{wanted}" if wanted else "") + ".csv"
+    st.download_button("Download CSV", prepared["csv"], file_name=file_name.replace("*", "all").replace("/", "_"),
+                       mime="text/csv", key=f"{PREFIX}_download")
+    st.caption(f"{prepared['rows']:,} events (at most {EXPORT_ROWS:,}), oldest first, amounts with asset and decimals. "
+               "The export itself is audited. The file is withdrawn if matching events arrive.")
+
+
 with refusals():
     types = reports.audit_field_values(platform, me, "type")
     actors = reports.audit_field_values(platform, me, "actor")
@@ -63,8 +95,9 @@ with refusals():
     actor = columns[0].selectbox("Actor", [ANY, *actors], key=f"{PREFIX}_actor")
     event_type = columns[1].selectbox("Event type", type_options(types), key=f"{PREFIX}_type",
                                       help="A family such as approval.* takes every type in it")
-    user = columns[2].text_input("User id", key=f"{PREFIX}_user", max_chars=audit.FILTER_TEXT_LENGTH_MAX,
-                                 help="Exact id, or the start of ids followed by * (u00*)")
+    with columns[2]:
+        user = user_field(f"{PREFIX}_user", "User", prefix_allowed=True,
+                          help="An id in any case, part of an email or name (pick the person), or the start of ids followed by * (u00*)")
     target = columns[3].text_input("Target", key=f"{PREFIX}_target", max_chars=audit.FILTER_TEXT_LENGTH_MAX,
                                    help="Exact target, or its start followed by * (apr_*)")
     today = platform.clock.now().date()
@@ -77,7 +110,7 @@ with refusals():
     if isinstance(window, (list, tuple)) and len(window) == 2:
         since, until = datetime.combine(window[0], time()), datetime.combine(window[1] + timedelta(days=1), time())
     audit_filter = audit.AuditFilter(actor=None if actor == ANY else actor, type=None if event_type == ANY else event_type,
-                                     user=user.strip() or None, target=target.strip() or None, since=since, until=until)
+                                     user=user or None, target=target.strip() or None, since=since, until=until)
     shown_filter = (audit_filter.actor, audit_filter.type, audit_filter.user, audit_filter.target, since, until)
     if st.session_state.get(f"{PREFIX}_filter_seen") != shown_filter:
         st.session_state[f"{PREFIX}_filter_seen"] = shown_filter
@@ -91,10 +124,11 @@ with refusals():
     names = directory.names_of(platform.store, me, sorted(users)) if can(me, Permission.READ_USERS) else {}
     if events.items:
         st.dataframe(pd.DataFrame([{
+            # who, what and whom first: in a narrow window the long target ids and the data scroll into view last
             "Event": f"{e['stream']}/{e['seq']}", "At (UTC)": when(e["at"]), "Type": e["type"], "Actor": approvals_view.display_name(people, e["actor"]),
-            "Role": e.get("role"), "Target": e.get("target"),
             "User": f"{names[e['user']]} ({e['user']})" if e.get("user") in names else (e.get("user") or ""),
-            USER_LINK_COLUMN: user_url(e["user"]) if e.get("user") else None, "Data": data_text(e),
+            USER_LINK_COLUMN: user_url(e["user"]) if e.get("user") else "", "Target": e.get("target"),
+            "Role": e.get("role"), "Data": data_text(e),
         } for e in events.items]), hide_index=True, key=f"{PREFIX}_table", column_config=user_link_column())
     else:
         st.info("No events match.")
@@ -117,15 +151,10 @@ with refusals():
         verify_column.caption(f"Witness {witness.path}: newest recorded event {f'{witness.last_stream}/{witness.last_seq}' if witness.last_seq else '—'}, "
                               "still in the chain.")
     if export_column.button("Prepare CSV export of this filter", key=f"{PREFIX}_prepare"):
-        st.session_state[f"{PREFIX}_csv"] = (shown_filter, audit.export_audit_csv(platform, me, audit_filter, rows_max=EXPORT_ROWS))
-    prepared = st.session_state.get(f"{PREFIX}_csv")
-    if prepared and prepared[0] != shown_filter:
-        st.session_state.pop(f"{PREFIX}_csv", None)  # never serve a file made for another filter
-        export_column.warning("The filter changed since the CSV was prepared: prepare it again for the rows shown.")
-    elif prepared:
-        wanted = "-".join(part for part in (audit_filter.actor, audit_filter.type, audit_filter.user, audit_filter.target) if part)
-        file_name = "audit" + (f"-{wanted}" if wanted else "") + ".csv"
-        export_column.download_button("Download CSV", prepared[1], file_name=file_name.replace("*", "all").replace("/", "_"),
-                                       mime="text/csv", key=f"{PREFIX}_download")
-        export_column.caption(f"For the filter shown: {total:,} matching events (at most {EXPORT_ROWS:,}), oldest first; "
-                              "the export itself is audited.")
+        export = audit.export_audit(platform, me, audit_filter, rows_max=EXPORT_ROWS)
+        matching = export.matching if export.matching is not None else reports.count_audit_events(platform, me, audit_filter)
+        st.session_state[CSV_KEY] = {"filter": shown_filter, "csv": export.csv, "rows": export.rows, "matching": matching}
+        st.session_state.pop(STALE_KEY, None)
+    with export_column:
+        ready = bool(st.session_state.get(CSV_KEY))
+        st.fragment(export_panel, run_every=EXPORT_RECHECK_SECONDS if ready else None)(audit_filter, shown_filter)

@@ -26,8 +26,8 @@ from ui import (amount, chart_number, console_people, get_platform, load_fee_mov
                 refusals, when)
 
 PREFIX = "fees"
-PANELS = (("fee_wallet", "Fee wallet", "#2e7d32"), ("liquidity_free", "Liquidity (free)", "#1f5f8b"),
-          ("liquidity_reserved", "Liquidity (reserved)", "#7e57c2"))
+PANELS = (("fee_wallet", "Fee wallet", "#2e7d32"), ("liquidity_free", "Liquidity free", "#1f5f8b"),
+          ("liquidity_reserved", "Liquidity reserved", "#7e57c2"))
 REQUESTS = {"Fee sweep (fee wallet → treasury)": ("treasury.fee_sweep", treasury.request_fee_sweep),
             "Liquidity top-up (treasury → float)": ("treasury.liquidity_topup", treasury.request_liquidity_topup),
             "Liquidity withdrawal (float → treasury)": ("treasury.liquidity_withdrawal", treasury.request_liquidity_withdrawal)}
@@ -39,16 +39,20 @@ st.title("Fees & liquidity")
 
 
 def panels_figure(row: dict, asset: str) -> go.Figure:
-    """One panel per balance, each on its own axis, labelled with the exact amount."""
-    figure = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[title for _, title, _ in PANELS], horizontal_spacing=0.12)
+    """One panel per balance, each on its own axis, titled with its name and exact amount.
+    The amounts are in the titles (two short lines each), not on the bars: plotly shrinks a
+    bar's outside label to the bar's width, to about 5 px in a 900 px window."""
+    titles = [f"{title}<br><b>{money(row[key], asset)}</b>" for key, title, _ in PANELS]
+    figure = make_subplots(rows=1, cols=len(PANELS), subplot_titles=titles, horizontal_spacing=0.1)
     for column, (key, title, colour) in enumerate(PANELS, start=1):
         value = chart_number(row[key], asset)
-        figure.add_bar(x=[title], y=[value], marker_color=colour, text=[f"{money(row[key], asset)} {asset}"],
-                       textposition="outside", cliponaxis=False, showlegend=False, width=[0.5], row=1, col=column)
-        figure.update_yaxes(title_text=asset if column == 1 else None, rangemode="tozero", range=[0, (value or 1) * 1.25],
+        figure.add_bar(x=[title], y=[value], marker_color=colour, hovertext=[f"{money(row[key], asset)} {asset}"],
+                       showlegend=False, width=[0.5], row=1, col=column)
+        figure.update_yaxes(title_text=asset if column == 1 else None, rangemode="tozero", range=[0, (value or 1) * 1.1],
                             row=1, col=column)
         figure.update_xaxes(showticklabels=False, row=1, col=column)
-    figure.update_layout(title=f"{asset}: fee wallet and liquidity, each on its own scale", height=340, margin={"t": 70, "b": 20})
+    figure.update_annotations(font_size=13)  # the subplot titles
+    figure.update_layout(title=f"{asset}: each balance on its own scale", height=360, margin={"t": 90, "b": 20, "l": 50, "r": 10})
     return figure
 
 

@@ -4,12 +4,16 @@ Each scenario runs in its own fresh sandbox store through the production service
 functions (core.runner); the console's ledger is never touched, only the run is audited.
 Evidence is shown as an operator reads it: only the accounts a step changed, before and
 after in decimals with the asset and a change column; a failing scenario opens by itself.
+Each person's selection and last report are kept for the console process (a reload, a new
+tab or a new login shows them again; a restart forgets them — the JSON download keeps a run).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -17,12 +21,47 @@ import streamlit as st
 from core import approvals_view, runner
 from core.ledger import parse_account_id
 from core.errors import LedgerError
-from ui import amount, get_platform, principal, refusals
+from ui import amount, get_platform, principal, refusals, when
 
 PREFIX = "flows"
+CHOSEN_KEY, REPORT_KEY = f"{PREFIX}_chosen", f"{PREFIX}_report"
+REMEMBERED_PEOPLE_MAX = 50  # console accounts whose last run is kept (the oldest is forgotten first)
 NUMBER = re.compile(r"-?\d+")
 # "expected (1000000, 99000000), got (1200000, 98800000)" or "expected 5, got 7": bare integers only
 EXPECTED_GOT = re.compile(r"expected \(?-?\d+(?:, -?\d+)*\)?, got \(?-?\d+(?:, -?\d+)*\)?")
+
+@dataclass
+class Remembered:
+    chosen: list[str]
+    report: dict | None = None
+    finished_at: str = ""
+
+
+class LastRuns:
+    """Per console account, the scenarios picked and the last report, for the whole process
+    (a reload starts a new session, which would otherwise forget both). Thread-safe, bounded."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_person: dict[str, Remembered] = {}
+
+    def get(self, name: str) -> Remembered | None:
+        with self._lock:
+            return self._by_person.get(name)
+
+    def put(self, name: str, chosen: list[str], report: dict | None = None, finished_at: str | None = None) -> None:
+        with self._lock:
+            previous = self._by_person.pop(name, None)
+            self._by_person[name] = Remembered(list(chosen), report if report is not None else (previous.report if previous else None),
+                                               finished_at if finished_at is not None else (previous.finished_at if previous else ""))
+            while len(self._by_person) > REMEMBERED_PEOPLE_MAX:
+                self._by_person.pop(next(iter(self._by_person)))
+
+
+@st.cache_resource(show_spinner=False)
+def last_runs() -> LastRuns:
+    return LastRuns()
+
 
 me = principal("flow_tests")
 st.title("Flow tests")
@@ -89,7 +128,30 @@ def draw_step(step: dict, index: int, scenario: str) -> None:
 
 
 names = runner.list_scenarios()
-chosen = st.multiselect("Scenarios (all are selected; remove any you do not want)", names, default=names, key=f"{PREFIX}_chosen")
+memory = last_runs()
+mine = memory.get(me.name)
+if CHOSEN_KEY not in st.session_state and mine is not None:  # a new session (a reload): the person's last selection
+    st.session_state[CHOSEN_KEY] = [name for name in mine.chosen if name in names]
+if REPORT_KEY not in st.session_state and mine is not None and mine.report is not None:
+    st.session_state[REPORT_KEY] = mine.report
+    st.session_state[f"{PREFIX}_report_at"] = mine.finished_at
+
+
+def remember_selection() -> None:
+    memory.put(me.name, st.session_state.get(CHOSEN_KEY) or [])
+
+
+def select_all() -> None:
+    st.session_state[CHOSEN_KEY] = list(names)
+    remember_selection()
+
+
+chosen = st.multiselect("Scenarios", names, default=None if CHOSEN_KEY in st.session_state else names, key=CHOSEN_KEY,
+                        on_change=remember_selection)  # every scenario unless this person chose otherwise
+count_column, all_column = st.columns([3, 1], vertical_alignment="center")
+count_column.caption(f"All {len(names)} scenarios are selected; remove any you do not want." if len(chosen) == len(names) else
+                     f"{len(chosen)} of {len(names)} scenarios selected.")
+all_column.button("Select all", key=f"{PREFIX}_select_all", on_click=select_all, disabled=len(chosen) == len(names))
 if st.button("Run selected", key=f"{PREFIX}_run", type="primary", disabled=not chosen):
     with st.status(f"Running {len(chosen)} scenario(s)…", expanded=True) as status:
         bar = st.progress(0.0, text="Starting…")
@@ -98,19 +160,25 @@ if st.button("Run selected", key=f"{PREFIX}_run", type="primary", disabled=not c
             text = f"{done}/{total} done — running {name}" if name else f"{done}/{total} run — writing the report…"
             bar.progress(done / max(total, 1), text=text)
 
+        st.session_state[REPORT_KEY] = None  # a refused run shows no earlier report (and restores none)
         with refusals():
             report = runner.run_scenarios(list(chosen), progress=progress, platform=get_platform(), principal=me)
-            st.session_state[f"{PREFIX}_report"] = report.as_dict()
-        finished = st.session_state.get(f"{PREFIX}_report")
+            finished_at = when(get_platform().clock.now())
+            st.session_state[REPORT_KEY] = report.as_dict()
+            st.session_state[f"{PREFIX}_report_at"] = finished_at
+            memory.put(me.name, list(chosen), st.session_state[REPORT_KEY], finished_at)
+        finished = st.session_state.get(REPORT_KEY)
         if finished:
             bar.progress(1.0, text=f"{len(chosen)}/{len(chosen)} done — report ready")
         status.update(label="Finished" if finished else "Refused", state="complete" if finished else "error", expanded=False)
 
-report = st.session_state.get(f"{PREFIX}_report")
+report = st.session_state.get(REPORT_KEY)
 if report:
     passed = sum(s["ok"] for s in report["scenarios"])
+    finished_at = st.session_state.get(f"{PREFIX}_report_at")
     (st.success if report["ok"] else st.error)(
-        f"{passed}/{len(report['scenarios'])} scenarios passed in {report['duration_ms']:,} ms")
+        f"{passed}/{len(report['scenarios'])} scenarios passed in {report['duration_ms']:,} ms"
+        + (f" · run finished {finished_at}" if finished_at else ""))
     st.download_button("Download JSON report", json.dumps(report, indent=2, sort_keys=True, default=str),
                        file_name="flow-tests.json", mime="application/json", key=f"{PREFIX}_download")
     st.dataframe(pd.DataFrame([{"Scenario": s["name"], "Result": "PASS" if s["ok"] else "FAIL", "Steps": len(s["steps"]),

@@ -2,7 +2,7 @@
 
 The last integrity run is shown with its time next to the live "books balance" signal;
 when they disagree the page says why (the run is older than the problem) and links to
-Integrity. The revenue chart draws fees, referral payouts and sweeps in distinct colours
+Integrity; when that run found problems, the alert links to that run's findings. The revenue chart draws fees, referral payouts and sweeps in distinct colours
 and the net line it promises.
 """
 
@@ -15,12 +15,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import reports
-from ui import chart_number, get_platform, load_fee_movements, load_totals, money, principal, refusals, when
+from ui import RUN_PARAM, chart_number, get_platform, load_fee_movements, load_totals, money, principal, refusals, when
 
 PREFIX = "overview"
 TOTAL_LABELS = {
     "user_liabilities": "User liabilities", "fee_wallet": "Fee wallet", "liquidity_free": "Liquidity (free)",
-    "liquidity_reserved": "Liquidity (reserved)", "escrow": "Escrow", "external": "External (chain, bank, treasury)",
+    "liquidity_reserved": "Liquidity (reserved)", "escrow": "Escrow", "external": "External",
 }
 # Fee-wallet movements by entry type → (chart series, colour); anything else is fee income.
 SERIES = {"referral.commission": ("referral payouts", "#ef6c00"), "treasury.fee_sweep": ("sweeps", "#c62828")}
@@ -47,8 +47,10 @@ def revenue_figure(points: list[reports.RevenuePoint], asset: str) -> go.Figure:
     net = [sum(series[name].get(day, 0) for name in series) for day in days]
     figure.add_scatter(x=days, y=[chart_number(value, asset) for value in net], name="net", mode="lines+markers",
                        line={"color": NET_COLOUR, "width": 3})
-    figure.update_layout(barmode="relative", height=380, margin={"t": 50, "b": 30}, legend_title_text="",
-                         title=f"Fee wallet per day ({asset}): net = fees booked − referral payouts − sweeps")
+    figure.update_layout(barmode="relative", height=400, margin={"t": 70, "b": 30, "l": 50, "r": 10}, legend_title_text="",
+                         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0},
+                         title={"text": f"Fee wallet per day ({asset})<br><sup>net = fees booked − referral payouts − sweeps</sup>",
+                                "y": 0.97})
     figure.update_yaxes(title=asset, zeroline=True, zerolinecolor="#888")
     return figure
 
@@ -70,6 +72,9 @@ with refusals():
     columns[2].page_link("pages/integrity.py", label="Open Integrity", icon=":material/verified:")
     for note in alerts.notes:
         st.warning(note)
+    if last is not None and not last.get("ok") and last.get("run_id"):  # the alert opens the run it is about
+        st.page_link("pages/integrity.py", label=f"Open the findings of that run ({when(last['at'])})",
+                     icon=":material/manage_search:", query_params={RUN_PARAM: last["run_id"]})
     if unbalanced and (last is None or last.get("ok")):
         since = f"the last integrity run ({when(last['at'])}) found nothing, so the difference appeared after it" if last else \
             "no integrity run has looked at it yet"
@@ -87,7 +92,7 @@ with refusals():
         table = pd.DataFrame([{"Asset": row["asset"], **{label: money(row[key], row["asset"]) for key, label in TOTAL_LABELS.items()},
                                "Books balance": "yes" if row["asset"] not in unbalanced else "NO — see Integrity"} for row in totals])
         st.dataframe(table, hide_index=True, key=f"{PREFIX}_totals")
-        st.caption("Amounts in each row's asset. External is the world's side (negative when money came in). "
+        st.caption("Amounts in each row's asset. External is the world's side — chain, bank, treasury (negative when money came in). "
                    "Books balance: every account of the asset sums to zero right now.")
 
     st.subheader("Fee revenue over time")

@@ -1,7 +1,7 @@
 """User lookup (admin, support): find a person, see balances, holds, entries, integrity.
 
 Search is a case-insensitive prefix over user ids, emails and every word of a name
-(core.directory), counted and paged. `?user=<id>` opens one person directly: the links
+(core.directory), counted and paged, best match first, then by name. `?user=<id>` opens one person directly: the links
 from Audit trail, Integrity and Approvals land here.
 """
 
@@ -55,7 +55,8 @@ with refusals():
         else:
             count = f"{found.total:,}+" if found.total_capped else f"{found.total:,}"
             first = results_page * RESULTS_PAGE_SIZE + 1
-            st.caption(f"{count} user(s) match · showing {first:,}–{first + len(found.items) - 1:,} · "
+            order = "best match first, then by name" if found.ordered else "in id order (narrow the search to sort by name)"
+            st.caption(f"{count} user(s) match · {order} · showing {first:,}–{first + len(found.items) - 1:,} · "
                        f"page {results_page + 1:,} of {found.pages:,}")
             labels = {f"{u.name} · {u.user_id} · {u.email}": u.user_id for u in found.items}
             choice = st.radio("Matches", list(labels), key=f"{PREFIX}_choice_{results_page}")

@@ -18,6 +18,7 @@ from core import approvals
 from core.ledger import Account, AccountKind
 from core.clock import ManualClock
 from core.flows import deposit, treasury
+from core.flowtests.wording import readable_refusal
 from core.ledger import from_minor
 from core.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
@@ -178,9 +179,9 @@ class Sandbox:
             ok, detail = False, str(error)
         except Exception as error:  # noqa: BLE001 - any failure of the action is the evidence
             if expect_error is not None and isinstance(error, expect_error):
-                detail = f"refused as expected: {type(error).__name__}: {error}"
+                detail = f"refused as expected: {readable_refusal(error, self.platform.registry)}"
             else:
-                ok, detail = False, f"{type(error).__name__}: {error}"
+                ok, detail = False, readable_refusal(error, self.platform.registry)
         finally:
             store.fault_hook = outer_hook
         duration_ms = int((time.perf_counter() - started) * 1000)

@@ -129,7 +129,7 @@ def manual_deposit_scenario(sb: Sandbox) -> None:
         done = approvals.approve(pf, CHECKER, request["_id"], "matches statement")
         expect(done["state"] == "approved" and done["result"]["ok"], f"approval result {done['result']}")
         expect_equal(available_minor(sb, "alice", "GBP"), 25_000, "alice's GBP")
-        return "checker approved: bank −250.00 → alice +250.00"
+        return "checker approved: bank −250.00 GBP → alice +250.00 GBP"
 
     sb.step("a second admin approves", seen, approved)
 
@@ -166,7 +166,7 @@ def withdrawal_approved_scenario(sb: Sandbox) -> None:
         expect_equal(sb.minor(acct.user_locked("alice", "BTC")), 0, "alice's locked BTC")
         expect_equal(sb.minor(acct.fees("BTC")), 1_000_000, "fee wallet BTC")
         expect_equal(sb.minor(acct.external("BTC")), -200_000_000 + 99_000_000, "external BTC")
-        return "settled: locked −1 → external +0.99, fees +0.01"
+        return "settled: locked −1 BTC → external +0.99 BTC, fees +0.01 BTC"
 
     sb.step("checker approves → settle", seen, approve)
     sb.refuse(
@@ -228,7 +228,7 @@ def withdrawal_two_approvers_scenario(sb: Sandbox) -> None:
         approvals.approve(sb.platform, CHECKER_2, document["approval_id"], "second look")
         expect_equal(sb.minor(acct.fees("BTC")), 6_000_000, "fee wallet BTC (1% of 6)")
         expect_equal(available_minor(sb, "alice", "BTC"), 200_000_000, "alice's BTC left")
-        return "two distinct approvers: settled, external +5.94, fees +0.06"
+        return "two distinct approvers: settled, locked −6 BTC → external +5.94 BTC, fees +0.06 BTC"
 
     sb.step("second approver → settle", seen, second)
 

@@ -34,7 +34,7 @@ def referral_scenario(sb: Sandbox) -> None:
         withdraw_alice(sb, "0.2", "wd-referral")
         expect_equal(sb.minor(acct.fees("BTC")), 100_000, "fee wallet after the 50% commission (0.002 − 0.001)")
         expect_equal(available_minor(sb, "gus", "BTC"), 100_000, "golden referrer's commission")
-        return "fee 0.002 BTC; golden referrer gus gets 50% = 0.001"
+        return "fee 0.002 BTC; golden referrer gus gets 50% = 0.001 BTC"
 
     sb.step("golden referral on a withdrawal fee", seen, golden)
 
@@ -71,7 +71,7 @@ def adjustment_scenario(sb: Sandbox) -> None:
     def approve_credit() -> str:
         approvals.approve(pf, CHECKER, credit["_id"], "ok")
         expect_equal(available_minor(sb, "alice", "USDT"), 25_000_000, "alice's USDT")
-        return "adjustments −25 → alice +25"
+        return "adjustments −25 USDT → alice +25 USDT"
 
     sb.step("approve credit", seen, approve_credit)
     debit = sb.step(
@@ -113,6 +113,6 @@ def fee_sweep_scenario(sb: Sandbox) -> None:
         expect_equal(sb.minor(acct.fees("BTC")), 100_000, "fee wallet after the sweep")
         expect_equal(sb.minor(acct.liquidity("BTC")), 0, "the float is untouched")
         expect(not fees_booked_once(pf.store), f"fee identity: {fees_booked_once(pf.store)}")
-        return "fees −0.004 → external(treasury); wallet = credits − referral − sweeps"
+        return "fees −0.004 BTC → external (treasury); wallet = credits − referral − sweeps"
 
     sb.step("approve sweep", seen, approve)

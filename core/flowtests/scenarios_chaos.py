@@ -27,6 +27,7 @@ from core.flowtests.sandbox import (
 )
 from core.flowtests.choreography import HeldFlow, strand_sequence
 from core.flowtests.scenarios import scenario
+from core.flowtests.wording import readable_message
 from core.flowtests.scenarios_robustness import CrashAt, SimulatedCrash
 from core.permissions import SYSTEM
 from core.ledger import scan
@@ -360,7 +361,7 @@ def _chaos_run(sb: Sandbox, operation: Callable[[], object], crash_at: int | Non
         operation()
         notes.append("done")
     except LedgerError as error:
-        notes.append(f"refused ({error.code}: {error.message[:120]})")
+        notes.append(f"refused ({error.code}: {readable_message(error, pf.registry)[:160]})")
     return "; ".join(notes)
 
 

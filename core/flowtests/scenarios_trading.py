@@ -56,7 +56,7 @@ def swap_scenario(sb: Sandbox) -> None:
         expect_equal(sb.minor(acct.fees("BTC")), 150_000, "fee wallet BTC")
         expect_equal(sb.minor(acct.liquidity("BTC")), 9_850_000, "float BTC (no fee in it)")
         expect_equal(sb.minor(acct.liquidity_reserved("ETH")), 0, "reserved ETH")
-        return "alice −0.1 BTC → float +0.0985, fees +0.0015; reserved 1.97 ETH → alice"
+        return "alice −0.1 BTC → float +0.0985 BTC, fees +0.0015 BTC; reserved 1.97 ETH → alice"
 
     sb.step("execute", seen, execute)
 
@@ -121,7 +121,7 @@ def instant_sell_scenario(sb: Sandbox) -> None:
         expect_equal(sb.minor(acct.fees("GBP")), 4_680, "fee wallet GBP")
         expect_equal(sb.minor(acct.liquidity("BTC")), 10_000_000, "float BTC")
         expect_equal(sb.minor(acct.liquidity("GBP")), 1_000_000 - 468_000, "float GBP")
-        return "alice −0.1 BTC → float; float −4680.00 GBP → alice 4633.20 + fees 46.80; spread 120.00 GBP in the float"
+        return "alice −0.1 BTC → float; float −4680.00 GBP → alice 4633.20 GBP + fees 46.80 GBP; spread 120.00 GBP in the float"
 
     sb.step("execute", seen, execute)
 
@@ -195,7 +195,7 @@ def p2p_release_scenario(sb: Sandbox) -> None:
         expect_equal(available_minor(sb, "bea", "BTC"), 49_500_000, "buyer's BTC (0.5 − 1%)")
         expect_equal(sb.minor(acct.fees("BTC")), 500_000, "fee wallet")
         expect_equal(sb.minor(acct.escrow(trade["_id"], "BTC")), 0, "escrow")
-        return "escrow 0.5 → buyer 0.495, fees 0.005"
+        return "escrow 0.5 BTC → buyer 0.495 BTC, fees 0.005 BTC"
 
     sb.step("seller releases", seen, release)
     sb.refuse(
@@ -258,7 +258,7 @@ def _dispute(sb: Sandbox, to: str) -> None:
         expect_equal(sb.minor(acct.escrow(trade["_id"], "BTC")), 0, "escrow")
         if to == "buyer":
             expect_equal(available_minor(sb, "bea", "BTC"), 49_500_000, "buyer's BTC")
-            return "resolved to buyer: escrow → buyer 0.495, fees 0.005"
+            return "resolved to buyer: escrow 0.5 BTC → buyer 0.495 BTC, fees 0.005 BTC"
         expect_equal(available_minor(sb, "sam", "BTC"), 100_000_000, "seller's BTC")
         return "resolved to seller: escrow → seller, no fee"
 

@@ -284,7 +284,7 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "core.approvals": ("approve", "expire_due", "get_approval", "list_approvals", "open_request", "reject",
                        "request_approval", "resume_approved"),
     "core.approvals_view": ("adjustment_user", "balance_effects", "count_requests", "request_warnings"),
-    "core.audit": ("export_audit_csv", "search_audit", "verify_audit", "witness_status"),
+    "core.audit": ("export_audit", "export_audit_csv", "search_audit", "verify_audit", "witness_status"),
     "core.directory": ("find_users", "get_user", "names_of", "referrals_of", "refresh_search_keys", "search_users",
                        "sync_search_keys"),
     "core.flows.adjustment": ("request_adjustment",),

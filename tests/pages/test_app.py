@@ -258,3 +258,52 @@ def test_app_core_jargon_is_said_in_plain_words():
     assert "int64" not in overflow and "minor units" not in overflow and "too large" in overflow
     precision = plain(ExcessPrecisionError("0.123456789 has more decimals than BTC allows", asset="BTC"))
     assert precision.startswith("BTC amounts have at most 8 decimals")
+
+
+def test_app_login_form_is_drawn_while_the_ledger_is_still_loading(monkeypatch):
+    """Issue 22: the login form does not wait for the ledger. The demo load is held back
+    here; the form must still be drawn, with a word that the ledger is loading."""
+    import threading
+
+    import ui
+
+    gate = threading.Event()
+    real = ui.open_demo_platform
+
+    def held_back(store, size):
+        gate.wait(60)
+        return real(store, size)
+
+    monkeypatch.setattr(ui, "open_demo_platform", held_back)
+    try:
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.run()
+        assert not at.exception
+        assert [t.label for t in at.text_input] == ["Username", "Password"]
+        assert any("loading in the background" in c.value for c in at.caption)
+        assert not ui.platform_load().done.is_set()  # the form was drawn before the ledger was ready
+    finally:
+        gate.set()
+    ui.platform_load().done.wait(60)
+    at.run()  # once loaded, the login page no longer mentions it
+    assert not any("loading in the background" in c.value for c in at.caption)
+
+
+def test_app_logout_leaves_no_sidebar():
+    """Issue 22: after Log out the sidebar is empty (it disappears), not a stale name and button."""
+    at = signed_in("admin")
+    assert at.sidebar.children  # page links, who is signed in, Log out
+    at.sidebar.button(key="app_logout").click()
+    at.run()
+    assert not at.exception
+    assert any("signed out" in i.value for i in at.info)
+    assert not at.sidebar.children, [type(child).__name__ for child in at.sidebar.children.values()]
+
+
+def test_app_sidebar_lists_the_roles_pages_as_links():
+    """The frame draws the role's page links itself (Streamlit's own list is off: on a fresh
+    server it first shows the pages/ folder's raw file names)."""
+    at = signed_in("support")
+    links = [link.proto.label for link in at.sidebar.get("page_link")]
+    assert links == ["User lookup", "Integrity", "Audit trail"]
+    assert not signed_in("qa").sidebar.get("page_link")  # one page needs no menu

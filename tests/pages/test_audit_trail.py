@@ -58,7 +58,8 @@ def test_audit_trail_csv_belongs_to_the_filter_shown():
     at.button(key="audit_prepare").click()
     at.run()
     assert not at.exception
-    filter_seen, csv_text = at.session_state["audit_csv"]
+    prepared = at.session_state["audit_csv"]
+    filter_seen, csv_text = prepared["filter"], prepared["csv"]
     assert filter_seen[0] == first
     assert {line.split(",")[3] for line in csv_text.splitlines()[1:]} == {first}
     assert at.get("download_button") and "password" not in csv_text.lower()
@@ -106,3 +107,80 @@ def test_audit_trail_shows_the_witness_and_a_truncated_tail(tmp_path):
         assert any("deleted" in e.value for e in at.error)
     finally:
         platform.store.witness = None
+
+
+# -- issue 22 ----------------------------------------------------------------------------------
+def csv_rows(text: str) -> list[dict]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_audit_trail_prepared_csv_is_withdrawn_when_a_matching_event_arrives():
+    at = open_page(signed_in("admin"), "audit_trail")
+    platform = platform_of()
+    at.text_input(key="audit_user").input("u0003")
+    at.run()
+    at.button(key="audit_prepare").click()
+    at.run()
+    assert not at.exception and at.get("download_button")
+    prepared = at.session_state["audit_csv"]
+    matching = platform.store.collection("audit").count_documents({"user": "u0003"})
+    assert len(csv_rows(prepared["csv"])) == prepared["rows"] == matching
+    platform.ledger.audit.append(type="console.note", actor="admin2", role="admin", target="note", user="u0003")  # another admin
+    at.run()
+    assert not at.exception
+    assert not at.get("download_button")  # the 25-row file is not served beside a count of 26
+    assert any("1 new matching event arrived since the CSV was prepared" in w.value for w in at.warning)
+    at.button(key="audit_prepare").click()
+    at.run()
+    assert len(csv_rows(at.session_state["audit_csv"]["csv"])) == matching + 1 and at.get("download_button")
+    assert not any("new matching event" in w.value for w in at.warning)
+    platform.ledger.audit.append(type="console.note", actor="admin2", role="admin", target="note", user="u0004")
+    at.run()
+    assert at.get("download_button")  # an event for someone else leaves the file as it is
+
+
+def test_audit_trail_csv_of_a_filter_its_own_export_matches_stays_ready():
+    """The export is itself audited (target "audit"): for a filter that selects that event it
+    is counted in, so the file is not withdrawn by its own export."""
+    at = open_page(signed_in("admin"), "audit_trail")
+    at.text_input(key="audit_target").input("audit")  # the target of every audit.export event
+    at.run()
+    at.button(key="audit_prepare").click()
+    at.run()
+    at.run()
+    assert not at.exception and at.get("download_button")
+
+
+def test_audit_trail_user_field_accepts_what_user_lookup_accepts():
+    at = open_page(signed_in("support"), "audit_trail")
+    platform = platform_of()
+    for typed in (" U0003 ", "u0003 "):
+        at.text_input(key="audit_user").input(typed)
+        at.run()
+        assert not at.exception
+        users = set(frame_with(at, "Seq")["User"])
+        assert len(users) == 1 and users.pop().endswith("(u0003)"), typed
+    person = platform.store.collection("users").find_one({"user_id": "u0003"})
+    at.text_input(key="audit_user").input(person["email"][:6].upper())  # part of the email: pick the person
+    at.run()
+    choice = at.selectbox(key="audit_user_choice")
+    assert f"{person['name']} · u0003 · {person['email']}" in choice.options
+    choice.set_value("u0003")
+    at.run()
+    assert {name.rsplit("(", 1)[1] for name in frame_with(at, "Seq")["User"]} == {"u0003)"}
+
+
+def test_audit_trail_csv_amounts_carry_their_asset_and_decimals():
+    at = open_page(signed_in("admin"), "audit_trail")
+    at.selectbox(key="audit_type").select("approval.requested")
+    at.run()
+    at.button(key="audit_prepare").click()
+    at.run()
+    rows = csv_rows(at.session_state["audit_csv"]["csv"])
+    data = [row["data"] for row in rows]
+    assert rows and not any("_minor" in text for text in data), data[:2]
+    with_amounts = [text for text in data if '"amount"' in text and '"amount": null' not in text]  # a rebuild moves no amount
+    assert with_amounts and all(re.search(r'"amount": "\d+\.\d+ [A-Z]{3,4}"', text) for text in with_amounts), with_amounts[:2]

@@ -6,6 +6,7 @@ request could never complete."""
 from __future__ import annotations
 
 import json
+import re
 
 from core.ledger import accounts as acct
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
@@ -52,10 +53,11 @@ def test_fees_liquidity_chart_gives_each_balance_its_own_panel_and_axis():
     """A 0.01 BTC fee wallet must stay visible beside a 40 BTC float: separate panels."""
     at = open_page(signed_in("admin"), "fees_liquidity")
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert [trace["x"] for trace in spec["data"]] == [["Fee wallet"], ["Liquidity (free)"], ["Liquidity (reserved)"]]
+    assert [trace["x"] for trace in spec["data"]] == [["Fee wallet"], ["Liquidity free"], ["Liquidity reserved"]]
     assert [trace.get("yaxis", "y") for trace in spec["data"]] == ["y", "y2", "y3"]  # one scale each
     assert len({trace["marker"]["color"] for trace in spec["data"]}) == 3
-    assert all(trace["text"][0] for trace in spec["data"])  # each bar labelled with its exact amount
+    titles = [annotation["text"] for annotation in spec["layout"]["annotations"]]  # the panel titles
+    assert len(titles) == 3 and all(re.search(r"<br><b>[\d,]+\.\d+</b>$", title) for title in titles)  # each with its exact amount
 
 
 def test_fees_liquidity_revenue_by_flow_and_recent_moves_carry_their_asset():

@@ -4,9 +4,11 @@ asset and a change column; a failing scenario opens by itself with a decimal mes
 
 from __future__ import annotations
 
+import re
+
 from core import runner
 from tests.helpers import snapshot
-from tests.pages.conftest import frame_with, platform_of, signed_in
+from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
 
 
 def test_flow_tests_every_scenario_is_preselected():
@@ -69,3 +71,39 @@ def test_flow_tests_failure_is_expanded_in_decimals(monkeypatch):
     assert list(evidence["Account"]) == ["fees BTC", "alice · available BTC"]  # bob did not change: hidden
     assert list(evidence["Change"]) == ["+0.01200000 BTC", "+0.99000000 BTC"]
     assert any("1 watched account(s) unchanged" in c.value for c in at.caption)
+
+
+# -- issue 22 ----------------------------------------------------------------------------------
+def test_flow_tests_evidence_says_amounts_with_their_asset_and_times_with_their_zone():
+    at = signed_in("qa")
+    at.multiselect(key="flows_chosen").set_value(["withdrawal_two_approvers", "expired_quote", "chaos"])
+    at.button(key="flows_run").click()
+    at.run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "external +5.94 BTC, fees +0.06 BTC" in text
+    assert re.search(r"expired at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text)
+    assert "minor units" not in text
+    assert not re.search(r"(?<![\w.,])\d{7,}(?![\w.,])", text)  # no bare minor-unit numbers (chaos refusals too)
+    assert re.search(r"holds \d+\.\d{8} BTC, the quote needs \d+\.\d{8} BTC", text)
+
+
+def test_flow_tests_selection_count_and_the_last_report_survive_a_reload():
+    names = runner.list_scenarios()
+    at = signed_in("qa")
+    assert any(c.value == f"All {len(names)} scenarios are selected; remove any you do not want." for c in at.caption)
+    at.multiselect(key="flows_chosen").set_value(["deposit", "swap"])
+    at.run()
+    assert any(c.value == f"2 of {len(names)} scenarios selected." for c in at.caption)
+    at.button(key="flows_run").click()
+    at.run()
+    assert any("2/2 scenarios passed" in s.value for s in at.success)
+    reloaded = signed_in("qa")  # a reload: a new session of the same person
+    assert reloaded.multiselect(key="flows_chosen").value == ["deposit", "swap"]
+    assert any("2/2 scenarios passed" in s.value for s in reloaded.success)
+    assert list(frame_with(reloaded, "Scenario")["Scenario"]) == ["deposit", "swap"]
+    reloaded.button(key="flows_select_all").click()
+    reloaded.run()
+    assert reloaded.multiselect(key="flows_chosen").value == names
+    other = open_page(signed_in("admin"), "flow_tests")
+    assert "flows_report" not in other.session_state and not other.success  # another person's run is theirs alone

@@ -91,3 +91,15 @@ def test_overview_last_run_with_one_finding_reads_naturally_and_points_to_integr
     assert any(m.label == "Last integrity run" and m.value == "1 finding" for m in at.metric)
     assert any("found 1 problem:" in w.value for w in at.warning)
     assert any("cannot show" in i.value and "Integrity" in i.value for i in at.info)
+
+
+def test_overview_integrity_alert_links_to_the_run_it_is_about():
+    from tests.pages.test_integrity import plant_drift_and_check_as_support
+
+    at = signed_in("admin")
+    run_id = plant_drift_and_check_as_support()
+    at.run()
+    assert not at.exception
+    assert any("found 1 problem" in w.value for w in at.warning)
+    links = [link.proto for link in at.get("page_link") if link.proto.query_string]
+    assert [(link.page, link.query_string) for link in links] == [("integrity", f"run={run_id}")]

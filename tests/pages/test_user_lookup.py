@@ -105,3 +105,19 @@ def test_user_lookup_finds_a_legacy_user_and_runs_their_integrity_check():
         findings = frame_with(at, "Severity")
         assert all(text.endswith(tuple(" " + c for c in ("GBP", "USD", "EUR", "BTC", "ETH", "USDT", "USDC", "SOL", "XRP", "LTC")))
                    for text in findings["Expected"] if text)
+
+
+def test_user_lookup_matches_best_match_first_then_by_name():
+    """Issue 22: an evident order. A surname typed in full finds its owners first (by name),
+    then the names it only starts."""
+    platform = platform_of()
+    at = open_page(signed_in("support"), "user_lookup")
+    platform.store.collection("users").insert_many([
+        {"user_id": "q1", "email": "amy.q@example.com", "name": "Amy Quixoteson"},
+        {"user_id": "q2", "email": "zed.q@example.com", "name": "Zed Quixote"},
+        {"user_id": "q3", "email": "bob.q@example.com", "name": "Bob Quixote"},
+        {"user_id": "q4", "email": "al.q@example.com", "name": "Al Quixotey"},
+    ])
+    search(at, "quixote")
+    assert [option.split(" · ")[1] for option in matches(at)] == ["q3", "q2", "q4", "q1"]  # Bob, Zed; then Al, Amy
+    assert any("best match first, then by name" in c.value for c in at.caption)
