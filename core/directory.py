@@ -231,14 +231,15 @@ def find_users(store: Store, principal: Principal, text: object, *, page: int = 
     search = store.collection(SEARCH_COLLECTION)
     total = search.count_documents(query, limit=SEARCH_COUNT_MAX)
     ordered = total <= SEARCH_ORDER_MAX
+    # No sort is asked of the store: `keys` is multikey, and a sort on a multikey field the
+    # filter bounds by a range is a blocking sort of every match (SERVER-31898). The prefix
+    # range alone is one index walk that examines what it returns.
     if ordered:  # every match (bounded), ranked here: best match first, then by name
-        matches = search.find(query, sort=[("keys", 1), ("_id", 1)], limit=SEARCH_ORDER_MAX,
-                              projection={"_id": 1, "keys": 1, "name": 1})
+        matches = search.find(query, limit=SEARCH_ORDER_MAX, projection={"_id": 1, "keys": 1, "name": 1})
         matches.sort(key=lambda document: match_order(document, words))
         ids = [d["_id"] for d in matches[page * page_size:(page + 1) * page_size]]
-    else:  # too many to rank: the (keys, _id) index order itself, so the prefix range and the order are one index walk
-        ids = [d["_id"] for d in search.find(query, sort=[("keys", 1), ("_id", 1)], skip=page * page_size, limit=page_size,
-                                             projection={"_id": 1})]
+    else:  # too many to rank: pages in the index walk's own order (the page says so)
+        ids = [d["_id"] for d in search.find(query, skip=page * page_size, limit=page_size, projection={"_id": 1})]
     found = {d.get("user_id"): d for d in store.collection("users").find(
         {"user_id": {"$in": ids}}, projection=USER_PROJECTION, limit=max(1, len(ids)))} if ids else {}
     items = [_user(found[user_id]) for user_id in ids if user_id in found]

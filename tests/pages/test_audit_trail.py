@@ -161,7 +161,7 @@ def test_audit_trail_user_field_accepts_what_user_lookup_accepts():
         at.text_input(key="audit_user").input(typed)
         at.run()
         assert not at.exception
-        users = set(frame_with(at, "Seq")["User"])
+        users = set(frame_with(at, "Event")["User"])
         assert len(users) == 1 and users.pop().endswith("(u0003)"), typed
     person = platform.store.collection("users").find_one({"user_id": "u0003"})
     at.text_input(key="audit_user").input(person["email"][:6].upper())  # part of the email: pick the person
@@ -170,7 +170,7 @@ def test_audit_trail_user_field_accepts_what_user_lookup_accepts():
     assert f"{person['name']} · u0003 · {person['email']}" in choice.options
     choice.set_value("u0003")
     at.run()
-    assert {name.rsplit("(", 1)[1] for name in frame_with(at, "Seq")["User"]} == {"u0003)"}
+    assert {name.rsplit("(", 1)[1] for name in frame_with(at, "Event")["User"]} == {"u0003)"}
 
 
 def test_audit_trail_csv_amounts_carry_their_asset_and_decimals():
