@@ -48,7 +48,7 @@ from core.ledger import take_anchor, verify_anchor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair  # noqa: F401
-from core.ledger import STUCK_AFTER, scan
+from core.ledger import STUCK_AFTER, JournalRead, close_journal, scan
 from core.ledger import Store
 
 RUNS = "integrity_runs"
@@ -219,8 +219,11 @@ def check_user(
 ) -> IntegrityReport:
     """The per-user checks in a constant number of queries whatever the number of users:
     the user's balance documents (by `owner`), the user's entries (by `user_ids`) — each
-    user account's hash chain verified from genesis and its projection against the chain's
-    head — and, with `legacy`, one query per legacy collection.
+    user account's hash chain verified from genesis and its projection, re-read after the
+    journal, against the chain's head — and, with `legacy`, one query per legacy collection.
+    The journal read is closed like the platform check's (issue 19): a version of the user's
+    accounts below one it saw, or the place of a hold whose close it saw, is fetched by a
+    targeted read (none on a quiet ledger), so the holds and chains it judges are one cut.
 
     Raises: PermissionDeniedError, InvalidAccountError (bad user id), UnknownUserError (no
         such user in the directory nor the ledger: refused, no run stored).
@@ -229,6 +232,7 @@ def check_user(
     check_owner_id(user_id)
     started, now = time.monotonic(), platform.clock.now()
     user_kinds = (AccountKind.USER_AVAILABLE.value, AccountKind.USER_LOCKED.value)
+    user_prefixes = tuple(f"{kind}:{user_id}:" for kind in user_kinds)
     balances = {
         d["_id"]: d
         for d in platform.store.collection("balances").find({"owner": user_id})
@@ -237,13 +241,20 @@ def check_user(
     view, closed, findings = JournalView(), set(), []
     links: dict[str, list] = defaultdict(list)
     entries: dict[str, dict] = {}
-    for entry in scan(platform.store.collection("entries"), {"user_ids": user_id}):
+
+    def take(entry: dict) -> None:
         absorb(view, entry, closed)
         entries[entry["_id"]] = entry
-        findings += entry_findings(entry)
+        findings.extend(entry_findings(entry))
         for posting in entry.get("postings", []):
             if posting.get("owner") == user_id and posting.get("kind") in user_kinds:
                 links[posting["account"]].append((posting, entry))
+
+    read = JournalRead(in_scope=lambda account: account.startswith(user_prefixes))
+    for entry in scan(platform.store.collection("entries"), {"user_ids": user_id}):
+        if read.add(entry):
+            take(entry)
+    close_journal(platform.store, read, take)  # an entry inserted behind the scan's cursor is never a hole (issue 19)
     if not balances and not view.entries and not _in_directory(platform, user_id):
         raise UnknownUserError(f"there is no user {user_id}: not in the directory and nothing in the ledger", user_id=user_id)
     heads = {}
