@@ -53,6 +53,14 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
     """The active generation's last completed pass and the unfolded postings after its
     watermark (only those of `accounts` when given). When more than TAIL_READ_MAX entries
     wait, this reader folds them first (helping), so a read stays bounded.
+
+    Why the state is read twice (issue 19): a pass that completes between the state read
+    and the tail read clears its entries' `unfolded` flags, so the tail misses them while
+    the rollups "as of" the first read do not hold them yet — and when an earlier pass had
+    folded one leg of such an entry (a gap fill), half of it was counted. With the same
+    completed pass before and after the tail read, no flag was cleared in between except by
+    passes up to it: every entry is either folded by then (all legs, or the legs the
+    version filter drops from the tail) or still flagged. Otherwise read again.
     Raises: RollupContendedError when passes keep completing under the reader."""
     for _ in range(SNAPSHOT_ATTEMPTS_MAX):
         generation, state = _reader_state(store)
@@ -60,12 +68,15 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
             if _never_folded(store, generation):
                 update(store, generation=generation)  # the first reader folds the journal once (helping)
             state = _state(store, generation)
-        done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
+        done_pass = _done(state)
         entries = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=TAIL_READ_MAX + 1,
                                                    projection=ENTRY_FIELDS)
         if len(entries) > TAIL_READ_MAX:
             update(store, generation=generation)
             continue
+        generation_after, state_after = _reader_state(store)
+        if generation_after != generation or _done(state_after or state) != done_pass:
+            continue  # a pass completed while the tail was read
         links = [(p, e) for e in entries for p in e.get("postings", [])
                  if accounts is None or logical_id(str(p.get("account"))) in accounts]
         try:
@@ -75,6 +86,11 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
         tail = [(p, e) for p, e in links if p.get("version", 0) > ((heads.get(p["account"]) or {}).get("version", 0))]
         return Snapshot(generation, done_pass, tail)
     raise RollupContendedError("rollups kept moving while being read")
+
+
+def _done(state: dict) -> int:
+    """The last completed pass a state document names."""
+    return state["pass"] if state["status"] == "done" else state["pass"] - 1
 
 
 def _reader_state(store: Store) -> tuple[int, dict | None]:
