@@ -41,7 +41,7 @@ from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and th
     lift,
 )
 from core.integrity.full import full_findings
-from core.integrity.incremental import STATE, check_incremental, current_anchor, save_anchor
+from core.integrity.incremental import FOLD_STEPS_PER_RUN_MAX, STATE, check_incremental, current_anchor, save_anchor
 from core import rollups
 from core.ledger import Page
 from core.ledger import take_anchor, verify_anchor
@@ -140,7 +140,7 @@ def check_platform(
             save_anchor(platform.store, incremental.anchor)
     else:
         try:
-            rollups.update(platform.store)
+            rollups.update(platform.store, passes_max=FOLD_STEPS_PER_RUN_MAX)  # bounded, like the incremental run's
         except LedgerError:
             pass  # a hole in a chain: the full check names the entry
         anchor = current_anchor(platform.store, platform.ledger.audit)  # everything up to here is in the journal the full check reads
@@ -155,7 +155,7 @@ def check_platform(
                                 "(an incremental run only looks at what changed, and a repair may not have)")
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
-    report.findings += _owed_commission_findings(platform)
+    report.findings += _owed_commission_findings(platform, now, stuck_after)
     critical = any(f.severity == "critical" for f in report.findings)
     if critical or report.mode == "full":  # only a clean full run clears it: an incremental one may not look where it was
         platform.store.collection(STATE).update_one({"_id": CRITICAL_STATE_ID}, {"$set": {"critical": critical, "at": now}},
@@ -172,17 +172,34 @@ def _last_platform_run_was_critical(store: Store) -> bool:
     return bool(state and state.get("critical"))
 
 
-def _owed_commission_findings(platform: Platform) -> list[IntegrityFinding]:
+def _owed_commission_findings(platform: Platform, now: datetime, stuck_after: timedelta) -> list[IntegrityFinding]:
     """Referral commissions owed and unpaid (issue 10): a finished flow whose commission the
-    fee wallet could not pay yet is never silent; recovery pays it when the wallet allows."""
+    fee wallet could not pay yet is never silent; recovery pays it when the wallet allows.
+    A flow that has not tried yet (nothing recorded as owed) is in flight between finishing
+    and settling its referrals — reported once it finished longer than `stuck_after` ago,
+    judged on a targeted re-read of the flow (issue 19)."""
     from core.flows.referral import owed_commissions
 
+    items = owed_commissions(platform)
+    untried: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        if not item["owed_entry_ids"]:
+            untried[item["collection"]].append(item["flow_id"])
+    young: set[str] = set()
+    for collection, ids in untried.items():
+        for document in platform.store.collection(collection).find({"_id": {"$in": ids}}, limit=len(ids), projection=_FINISHED_AT):
+            finished = [document.get(name) for name in _FINISHED_AT if isinstance(document.get(name), datetime)]
+            if document.get("referral_done") is not False or (finished and max(finished) > now - stuck_after):
+                young.add(document["_id"])
     return [
         IntegrityFinding(kind="commission_owed", severity="warning", subject=item["flow_id"], collection=item["collection"],
                          message=f"{item['collection']} {item['flow_id']} ({item['state']}): referral commission owed and "
                                  f"unpaid on {', '.join(item['owed_entry_ids']) or 'its fee entries (not yet settled)'}")
-        for item in owed_commissions(platform)
+        for item in items if item["flow_id"] not in young
     ]
+
+
+_FINISHED_AT = {"settled_at": 1, "executed_at": 1, "closed_at": 1, "created_at": 1, "referral_done": 1}
 
 
 def _anchor_findings(platform: Platform) -> list[IntegrityFinding]:

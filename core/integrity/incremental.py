@@ -44,6 +44,7 @@ STATE = "integrity_state"
 ANCHOR_ID = "platform"
 PASSES_READ_MAX = 10_000  # passes one incremental run reads; beyond it a full check is due
 PASS_LOG_KEPT_BEHIND = 1_000  # rollup passes kept behind the anchor (the log is pruned as the anchor moves)
+FOLD_STEPS_PER_RUN_MAX = 32  # fold steps (plan or execute: ~16 passes of 500 entries) one run makes: it never chases the writers
 
 
 @dataclass
@@ -161,8 +162,8 @@ def check_incremental(platform: Platform, now: datetime, stuck_after: timedelta)
     if anchor is None:
         result.needs_full = "no verified anchor yet"
         return result
-    try:
-        rollups.update(store)
+    try:  # bounded: under continuous posting the feed is never empty, and a run must end (the rest is the next run's)
+        rollups.update(store, passes_max=FOLD_STEPS_PER_RUN_MAX)
     except LedgerError as error:  # a hole in a chain: named below by the chain walk
         result.findings.append(IntegrityFinding("rollup_stalled", "critical", "rollups", str(error)))
     until = current_anchor(store, platform.ledger.audit)

@@ -357,14 +357,15 @@ def _fold_accounts_behind(store: Store, generation: int, report: FoldReport) -> 
     return bool(accounts)
 
 
-def sweep(store: Store, *, generation: int | None = None) -> FoldReport:
+def sweep(store: Store, *, generation: int | None = None, passes_max: int = PASSES_PER_RUN_MAX) -> FoldReport:
     """Fold what the journal feed cannot see: an account whose projection is ahead of its
     head (entries journaled without the `unfolded` flag: before the rollups existed, or
-    loaded in bulk). Reads every balance and head: O(accounts), for the full check's schedule."""
+    loaded in bulk). Reads every balance and head: O(accounts), for the full check's schedule.
+    `passes_max` bounds each feed fold (under continuous posting the feed never empties)."""
     generation = generation or active_generation(store)
-    report = _fold(store, generation, PASSES_PER_RUN_MAX, FoldReport(generation=generation))
+    report = _fold(store, generation, passes_max, FoldReport(generation=generation))
     if _fold_accounts_behind(store, generation, report):
-        _fold(store, generation, PASSES_PER_RUN_MAX, report)
+        _fold(store, generation, passes_max, report)
     return report
 
 

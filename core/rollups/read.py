@@ -31,6 +31,7 @@ from core.rollups.fold import (
 
 TAIL_READ_MAX = 2_000  # a reader folds first when more entries than this wait unfolded
 SNAPSHOT_ATTEMPTS_MAX = 8  # a reader retries when passes complete under it
+HELP_STEPS_MAX = 16  # fold steps a reader makes to shorten a long tail (bounded: the feed never empties under load)
 TOTALS_READ_MAX = 5_000  # (kind, asset) pairs: a dozen kinds times the registry's assets
 DAY_ROWS_READ_MAX = 50_000  # day rollups one report reads (accounts × days of a window)
 STATE_READ_MAX = 64  # state documents a reader reads at once: "active" plus one per live generation (a rebuild drops old ones)
@@ -72,7 +73,7 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
         entries = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=TAIL_READ_MAX + 1,
                                                    projection=ENTRY_FIELDS)
         if len(entries) > TAIL_READ_MAX:
-            update(store, generation=generation)
+            update(store, generation=generation, passes_max=HELP_STEPS_MAX)
             continue
         generation_after, state_after = _reader_state(store)
         if generation_after != generation or _done(state_after or state) != done_pass:
