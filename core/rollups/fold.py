@@ -21,7 +21,10 @@ discipline, no timing, no blind `$inc`):
 - Then the pass is marked done by a compare-and-set, which moves the watermark.
 Which entries are new is found from the journal in `_id` order after the watermark; an
 account whose versions jump past its head has the missing versions fetched by `claims`
-(gap fill), so nothing is folded twice or skipped within an account's chain. An entry that
+(gap fill), so nothing is folded twice or skipped within an account's chain. A plan is
+closed over whole entries (`_close_targets`): a gap-filled entry has all its legs folded by
+the same pass, so no entry is ever half folded and a reader may read the unfolded tail
+before the fold state (core.rollups.read.snapshot, issue 19). An entry that
 lands late *and* on an account that never moves again is folded by `sweep` (run by the
 full integrity check) — latency, never double counting.
 
