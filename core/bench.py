@@ -22,6 +22,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     Returns 0 when every budget is met, 1 otherwise."""
     if getattr(args, "contention", False):
         return cmd_contention(args)
+    if getattr(args, "checks_under_load", False):
+        return cmd_checks_under_load(args)
     bench = importlib.import_module("benchmarks.bench")
     report = importlib.import_module("benchmarks.report")
     result = bench.run_benchmark(args.size, pages=not args.skip_pages)
@@ -51,6 +53,16 @@ def cmd_contention(args: argparse.Namespace) -> int:
     return EXIT_OK if result["ok"] else EXIT_FAILED
 
 
+def cmd_checks_under_load(args: argparse.Namespace) -> int:
+    """Issue 19: a checker looping beside 8 writers (real threads, 2 ms round trip) — false
+    findings, whether a planted tamper is found, liabilities snapshots under full-speed posting."""
+    load = importlib.import_module("benchmarks.checks_under_load")
+    result = load.run_benchmark()
+    Path(args.out).write_text(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n")
+    print(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False) if args.json else load.benchmark_text(result))
+    return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser("bench", help="store round trips, index coverage and scaling (embedded store)")
     bench.add_argument("--size", choices=BENCH_SIZES, default="medium",
@@ -63,4 +75,7 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--skip-pages", action="store_true", help="skip the console pages (no Streamlit rendering)")
     bench.add_argument("--contention", action="store_true",
                        help="only the contention bench: 8/32/64 writers behind a 2 ms round trip, hot vs unshared accounts, the flows")
+    bench.add_argument("--checks-under-load", action="store_true",
+                       help="only the checks under load: every reader beside 8 writers for 60 s (and a planted tamper), "
+                            "then liabilities snapshots beside writers at full speed")
     bench.set_defaults(handler=cmd_bench)

@@ -342,6 +342,13 @@ class RollupContendedError(LedgerError):
     """Rollup passes kept completing while a report read them: retry the read."""
 
 
+class CutNotClosedError(LedgerError):
+    """A reader could not close a consistent cut of the journal (core.ledger.cut):
+    `reason` "gap" (a version below a claimed one is claimed by no entry — a broken chain,
+    which the integrity check names), "flagged" (too many entries await recovery: run
+    `python -m core recover`) or "rounds" (the bounded closing rounds ran out)."""
+
+
 class QuoteDecisionConflictError(QuoteExpiredError, FlowDecisionConflictError):
     """A quote's execution lost to its expiry (or the reverse) decided by a concurrent caller."""
 

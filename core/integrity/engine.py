@@ -42,14 +42,14 @@ from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and th
 )
 from core.integrity.full import full_findings
 from core.integrity.stranded import fold_duplicates, stranded_hold_findings
-from core.integrity.incremental import STATE, check_incremental, current_anchor, save_anchor
+from core.integrity.incremental import FOLD_STEPS_PER_RUN_MAX, STATE, check_incremental, current_anchor, save_anchor
 from core import rollups
 from core.ledger import Page
 from core.ledger import take_anchor, verify_anchor
 from core.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair  # noqa: F401
-from core.ledger import STUCK_AFTER, scan
+from core.ledger import STUCK_AFTER, JournalRead, close_journal, scan
 from core.ledger import Store
 
 RUNS = "integrity_runs"
@@ -141,7 +141,7 @@ def check_platform(
             save_anchor(platform.store, incremental.anchor)
     else:
         try:
-            rollups.update(platform.store)
+            rollups.update(platform.store, passes_max=FOLD_STEPS_PER_RUN_MAX)  # bounded, like the incremental run's
         except LedgerError:
             pass  # a hole in a chain: the full check names the entry
         anchor = current_anchor(platform.store, platform.ledger.audit)  # everything up to here is in the journal the full check reads
@@ -156,7 +156,7 @@ def check_platform(
                                 "(an incremental run only looks at what changed, and a repair may not have)")
         if not any(f.severity == "critical" for f in report.findings):
             save_anchor(platform.store, anchor)  # while anything is wrong, every run stays a full one
-    report.findings += _owed_commission_findings(platform)
+    report.findings += _owed_commission_findings(platform, now, stuck_after)
     if report.mode == "incremental":  # the full check joins every open hold with its flow (core.integrity.full)
         report.findings += stranded_hold_findings(platform, now, stuck_after)
     report.findings = _deduplicated(fold_duplicates(report.findings))
@@ -176,17 +176,34 @@ def _last_platform_run_was_critical(store: Store) -> bool:
     return bool(state and state.get("critical"))
 
 
-def _owed_commission_findings(platform: Platform) -> list[IntegrityFinding]:
+def _owed_commission_findings(platform: Platform, now: datetime, stuck_after: timedelta) -> list[IntegrityFinding]:
     """Referral commissions owed and unpaid (issue 10): a finished flow whose commission the
-    fee wallet could not pay yet is never silent; recovery pays it when the wallet allows."""
+    fee wallet could not pay yet is never silent; recovery pays it when the wallet allows.
+    A flow that has not tried yet (nothing recorded as owed) is in flight between finishing
+    and settling its referrals — reported once it finished longer than `stuck_after` ago,
+    judged on a targeted re-read of the flow (issue 19)."""
     from core.flows.referral import owed_commissions
 
+    items = owed_commissions(platform)
+    untried: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        if not item["owed_entry_ids"]:
+            untried[item["collection"]].append(item["flow_id"])
+    young: set[str] = set()
+    for collection, ids in untried.items():
+        for document in platform.store.collection(collection).find({"_id": {"$in": ids}}, limit=len(ids), projection=_FINISHED_AT):
+            finished = [document.get(name) for name in _FINISHED_AT if isinstance(document.get(name), datetime)]
+            if document.get("referral_done") is not False or (finished and max(finished) > now - stuck_after):
+                young.add(document["_id"])
     return [
         IntegrityFinding(kind="commission_owed", severity="warning", subject=item["flow_id"], collection=item["collection"],
                          message=f"{item['collection']} {item['flow_id']} ({item['state']}): referral commission owed and "
                                  f"unpaid on {', '.join(item['owed_entry_ids']) or 'its fee entries (not yet settled)'}")
-        for item in owed_commissions(platform)
+        for item in items if item["flow_id"] not in young
     ]
+
+
+_FINISHED_AT = {"settled_at": 1, "executed_at": 1, "closed_at": 1, "created_at": 1, "referral_done": 1}
 
 
 def _anchor_findings(platform: Platform) -> list[IntegrityFinding]:
@@ -223,8 +240,11 @@ def check_user(
 ) -> IntegrityReport:
     """The per-user checks in a constant number of queries whatever the number of users:
     the user's balance documents (by `owner`), the user's entries (by `user_ids`) — each
-    user account's hash chain verified from genesis and its projection against the chain's
-    head — and, with `legacy`, one query per legacy collection.
+    user account's hash chain verified from genesis and its projection, re-read after the
+    journal, against the chain's head — and, with `legacy`, one query per legacy collection.
+    The journal read is closed like the platform check's (issue 19): a version of the user's
+    accounts below one it saw, or the place of a hold whose close it saw, is fetched by a
+    targeted read (none on a quiet ledger), so the holds and chains it judges are one cut.
 
     Raises: PermissionDeniedError, InvalidAccountError (bad user id), UnknownUserError (no
         such user in the directory nor the ledger: refused, no run stored).
@@ -233,6 +253,7 @@ def check_user(
     check_owner_id(user_id)
     started, now = time.monotonic(), platform.clock.now()
     user_kinds = (AccountKind.USER_AVAILABLE.value, AccountKind.USER_LOCKED.value)
+    user_prefixes = tuple(f"{kind}:{user_id}:" for kind in user_kinds)
     balances = {
         d["_id"]: d
         for d in platform.store.collection("balances").find({"owner": user_id})
@@ -241,13 +262,20 @@ def check_user(
     view, closed, findings = JournalView(), set(), []
     links: dict[str, list] = defaultdict(list)
     entries: dict[str, dict] = {}
-    for entry in scan(platform.store.collection("entries"), {"user_ids": user_id}):
+
+    def take(entry: dict) -> None:
         absorb(view, entry, closed)
         entries[entry["_id"]] = entry
-        findings += entry_findings(entry)
+        findings.extend(entry_findings(entry))
         for posting in entry.get("postings", []):
             if posting.get("owner") == user_id and posting.get("kind") in user_kinds:
                 links[posting["account"]].append((posting, entry))
+
+    read = JournalRead(in_scope=lambda account: account.startswith(user_prefixes))
+    for entry in scan(platform.store.collection("entries"), {"user_ids": user_id}):
+        if read.add(entry):
+            take(entry)
+    close_journal(platform.store, read, take)  # an entry inserted behind the scan's cursor is never a hole (issue 19)
     if not balances and not view.entries and not _in_directory(platform, user_id):
         raise UnknownUserError(f"there is no user {user_id}: not in the directory and nothing in the ledger", user_id=user_id)
     heads = {}

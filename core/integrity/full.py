@@ -1,7 +1,13 @@
 """The full platform check: every account's chain from genesis, every business rule over
 one scan of the journal, the rollups against a from-scratch recomputation, the whole
 audit chain. O(journal): run it on the schedule the README recommends (and whenever the
-incremental check has no usable anchor)."""
+incremental check has no usable anchor).
+
+The self-check and the business rules judge the same consistent cut (issue 19): the
+balances first, then one scan of the journal closed by targeted reads, whose every entry
+the self-check hands to the journal view (`on_entry`). Rules that compare the cut with
+business documents read afterwards (quotes, trades) confirm each candidate by a targeted
+re-read (`core.integrity.confirm`) before reporting it."""
 
 from __future__ import annotations
 
@@ -9,33 +15,38 @@ from datetime import datetime, timedelta
 
 from core import rollups
 from core.errors import LedgerError
+from core.errors import RollupContendedError
 from core.integrity.checks import (
     IntegrityFinding,
+    JournalView,
+    absorb,
     audit_findings,
     escrow_findings,
     explained,
     fee_findings,
     hold_findings,
-    journal_view,
     reservation_findings,
 )
+from core.integrity.confirm import confirmed
+from core.integrity.incremental import FOLD_STEPS_PER_RUN_MAX
 from core.integrity.stranded import stranded_hold_findings
 from core.ledger import AccountKind, Store, self_check
 from core.platform import Platform
 
 ROLLUP_FINDINGS_MAX = 100  # rollup mismatches listed; the rebuild fixes them all at once
+ROLLUP_READ_ATTEMPTS_MAX = 8  # reads of the stored rollups retried when passes complete under them
 
 
 def full_findings(platform: Platform, now: datetime, stuck_after: timedelta) -> tuple[list[IntegrityFinding], int, int]:
     """Returns (findings, entries checked, accounts checked)."""
-    base = self_check(platform.store, now, stuck_after)
-    view = journal_view(platform.store)
+    view, closed = JournalView(), set()
+    base = self_check(platform.store, now, stuck_after, on_entry=lambda entry: absorb(view, entry, closed))
     locked = set(platform.ledger.balances_of_kind(AccountKind.USER_LOCKED))
     locked |= {a for a in view.applied if a.startswith(AccountKind.USER_LOCKED.value + ":")}
     findings = explained(base.findings)
     findings += hold_findings(view, locked)
-    findings += reservation_findings(platform.store, view, now)
-    findings += escrow_findings(platform.store, view)
+    findings += confirmed(platform, reservation_findings(platform.store, view, now) + escrow_findings(platform.store, view),
+                          now, stuck_after)
     findings += stranded_hold_findings(platform, now, stuck_after, view.open_holds)
     findings += fee_findings(view)
     findings += rollup_findings(platform.store)
@@ -43,12 +54,24 @@ def full_findings(platform: Platform, now: datetime, stuck_after: timedelta) -> 
     return findings, base.entries_checked, base.accounts_checked
 
 
+def _stored_rollups(store: Store) -> tuple[dict, dict, dict]:
+    """The stored rollups as of one completed pass (retried while passes complete under the read).
+    Raises: RollupContendedError."""
+    for _ in range(ROLLUP_READ_ATTEMPTS_MAX - 1):
+        try:
+            return rollups.stored(store)
+        except RollupContendedError:
+            continue
+    return rollups.stored(store)
+
+
 def rollup_findings(store: Store) -> list[IntegrityFinding]:
     """Fold everything (a sweep: also what the feed cannot see), then compare the stored
-    rollups with the journal recomputed up to each stored head."""
+    rollups with the journal recomputed up to each stored head (the same versions: entries
+    posted meanwhile are beyond them)."""
     try:
-        rollups.sweep(store)
-        days, heads, totals = rollups.stored(store)
+        rollups.sweep(store, passes_max=FOLD_STEPS_PER_RUN_MAX)  # bounded: the comparison needs no catching up
+        days, heads, totals = _stored_rollups(store)
         expected_days, expected_heads, expected_totals = rollups.recompute(store, {a: h["version"] for a, h in heads.items()})
     except LedgerError as error:  # a hole in a chain (the chain findings name the entry) or contention
         return [IntegrityFinding("rollup_stalled", "critical", "rollups", f"rollups could not be verified: {error}",

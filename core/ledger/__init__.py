@@ -26,9 +26,11 @@ from core.ledger.engine import PAGE_SIZE_MAX, RECOVERY_STALE_AFTER, EntryFilter,
 from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, entry_id_floor, make_request
 from core.ledger.hashing import canonical, digest
 from core.ledger.selfcheck import STUCK_AFTER, Finding, SelfCheckReport, scan, self_check
+from core.ledger.cut import JournalRead, ProjectionCut, close_journal, entries_by_claims, read_projections
 from core.ledger.witness import WITNESS_ENV, Witness
 from core.ledger.store import INDEXES, Collection, DuplicateKeyStoreError, OperationRecord, Store, uncovered
-from core.ledger.stripes import DEFAULT_STRIPING, STRIPABLE_KINDS, Striping, is_striped, logical_id, part_id, striping
+from core.ledger.stripes import DEFAULT_STRIPING, STRIPABLE_KINDS, Striping, family_query, is_striped, logical_id, part_id, striping
+from core.ledger.entries import claim_of
 
 __all__ = [
     "DEFAULT_REGISTRY", "GENESIS_HASH", "OWNER_ID_PATTERN", "RECOVERY_STALE_AFTER", "TERMINAL_STATES", "INDEXES", "INT64_MAX", "PAGE_SIZE_MAX", "STUCK_AFTER",
@@ -39,5 +41,6 @@ __all__ = [
     "VerifyResult", "accounts", "amount", "canonical", "check_balanced", "check_owner_id",
     "digest", "entry_hash", "event_hash", "from_minor", "make_request", "parse_account_id",
     "positive_amount", "scan", "INT64_MIN", "check_asset_code", "to_decimal", "self_check", "uncovered",
-    "entry_id_floor", "DEFAULT_STRIPING", "STRIPABLE_KINDS", "Striping", "is_striped", "logical_id", "part_id", "striping",
+    "entry_id_floor", "JournalRead", "ProjectionCut", "claim_of", "close_journal", "entries_by_claims", "family_query",
+    "read_projections", "DEFAULT_STRIPING", "STRIPABLE_KINDS", "Striping", "is_striped", "logical_id", "part_id", "striping",
 ]

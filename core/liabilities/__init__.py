@@ -16,7 +16,7 @@ See docs/proof-of-liabilities.md for what the proof shows, what it reveals and w
 """
 
 from core.liabilities.bundle import BUNDLE_FORMAT, BundleResult, build_bundle, open_bundle
-from core.liabilities.cut import CUT_ATTEMPTS_MAX, Cut, read_cut
+from core.liabilities.cut import Cut, read_cut
 from core.liabilities.keys import LiabilitiesKeys, keys_for
 from core.liabilities.proofs import EXPORT_FORMAT, SnapshotCheck, bundle_json, user_proof_bundle, verify_snapshot
 from core.liabilities.reserves import SolvencyRow, declare_reserve, declared_reserves, solvency
@@ -32,7 +32,7 @@ from core.liabilities.snapshot import (
 from core.liabilities.verify import FORMAT, ProofCheck, parse_amount, verify_proof
 
 __all__ = [
-    "BUNDLE_FORMAT", "CUT_ATTEMPTS_MAX", "EXPORT_FORMAT", "FORMAT", "SPLIT_PARTS_MAX", "BundleResult", "Cut", "LiabilitiesKeys",
+    "BUNDLE_FORMAT", "EXPORT_FORMAT", "FORMAT", "SPLIT_PARTS_MAX", "BundleResult", "Cut", "LiabilitiesKeys",
     "ProofCheck", "SnapshotCheck", "SolvencyRow", "build_bundle", "bundle_json", "declare_reserve", "declared_reserves",
     "get_snapshot", "keys_for", "list_snapshots", "open_bundle", "parse_amount", "published_roots", "read_cut",
     "reissue_user_secret", "reveal_user_secret", "roots_csv", "solvency", "take_snapshot", "user_proof_bundle",

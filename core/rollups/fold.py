@@ -21,7 +21,10 @@ discipline, no timing, no blind `$inc`):
 - Then the pass is marked done by a compare-and-set, which moves the watermark.
 Which entries are new is found from the journal in `_id` order after the watermark; an
 account whose versions jump past its head has the missing versions fetched by `claims`
-(gap fill), so nothing is folded twice or skipped within an account's chain. An entry that
+(gap fill), so nothing is folded twice or skipped within an account's chain. A plan is
+closed over whole entries (`_close_targets`): a gap-filled entry has all its legs folded by
+the same pass, so no entry is ever half folded and a reader may read the unfolded tail
+before the fold state (core.rollups.read.snapshot, issue 19). An entry that
 lands late *and* on an account that never moves again is folded by `sweep` (run by the
 full integrity check) — latency, never double counting.
 
@@ -46,6 +49,7 @@ PASS_ACCOUNTS_MAX = 500  # accounts one sweep pass plans
 IN_BATCH_MAX = 500  # ids or claims per `$in` query
 PASSES_PER_RUN_MAX = 100_000  # `update` stops after this many passes (a run is bounded)
 PLAN_ATTEMPTS_MAX = 64
+PLAN_CLOSE_ROUNDS_MAX = 256  # rounds closing a plan over whole entries (each reads only entries older than the feed's)
 ACTIVE = "active"
 ENTRY_FIELDS = {"postings": 1, "created_at": 1, "type": 1, "claims": 1}
 
@@ -82,12 +86,12 @@ def _heads(store: Store, generation: int, accounts: list[str], *, always: bool =
     return found
 
 
-def entries_by_claims(store: Store, claims: list[str]) -> list[dict]:
+def entries_by_claims(store: Store, claims: list[str], projection: dict | None = None) -> list[dict]:
     """The entries owning `claims` (batched `$in` on the unique `claims` index), each once."""
     found: dict[str, dict] = {}
     for start in range(0, len(claims), IN_BATCH_MAX):
         chunk = claims[start:start + IN_BATCH_MAX]
-        for document in store.collection("entries").find({"claims": {"$in": chunk}}, limit=len(chunk)):
+        for document in store.collection("entries").find({"claims": {"$in": chunk}}, limit=len(chunk), projection=projection):
             found[document["_id"]] = document
     return list(found.values())
 
@@ -116,19 +120,74 @@ def _plan_from_feed(store: Store, generation: int, state: dict) -> tuple[list[li
         for posting in entry.get("postings", []):
             if isinstance(posting.get("version"), int):
                 targets[posting["account"]] = max(targets.get(posting["account"], 0), posting["version"])
-    return _plan_for(store, generation, state, targets), [entry["_id"] for entry in feed]
+    return _plan_for(store, generation, state, targets, feed), [entry["_id"] for entry in feed]
 
 
-def _plan_for(store: Store, generation: int, state: dict, targets: dict[str, int]) -> list[list]:
-    """[account, from_version, from_balance, to_version] for every account behind its target."""
+def _plan_for(store: Store, generation: int, state: dict, targets: dict[str, int], known: list[dict] = ()) -> list[list]:
+    """[account, from_version, from_balance, to_version] for every account behind its target,
+    closed over whole entries: an entry owning a version a pass folds on one account has all
+    its legs folded by that same pass (`_close_targets`), so no pass ever leaves an entry half
+    folded — which is what lets a reader take the unfolded tail and then the fold state
+    (core.rollups.read.snapshot) and still count every entry whole or not at all."""
     done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
-    heads = _heads(store, generation, sorted(targets))
+    heads = _close_targets(store, generation, done_pass, targets, known)
     plan = []
     for account in sorted(targets):
-        head = _settled(heads.get(account), done_pass) or {"version": 0, "balance_minor": 0}
+        head = heads.get(account) or {"version": 0, "balance_minor": 0}
         if targets[account] > head["version"]:
             plan.append([account, head["version"], head["balance_minor"], targets[account]])
     return plan
+
+
+def _close_targets(store: Store, generation: int, done_pass: int, targets: dict[str, int], known: list[dict]) -> dict[str, dict | None]:
+    """Extend `targets` (in place) until every entry owning a version in some account's
+    (head, target] has each of its legs within its account's (head, target] or at or below
+    its head. Reads the heads of the accounts involved, and — only for versions no `known`
+    entry owns (a gap: an entry outside the feed, or a sweep's accounts) — the entries by
+    their claims. Returns the heads settled at `done_pass`. A version nobody claims is left
+    to the pass, which refuses it (RollupChainError). Raises: RollupContendedError."""
+    heads: dict[str, dict | None] = {}
+    owned = {_claim(p["account"], p["version"]): entry for entry in known for p in entry.get("postings", [])
+             if isinstance(p.get("version"), int)}
+    asked: set[str] = set()
+    for _ in range(PLAN_CLOSE_ROUNDS_MAX):
+        unread = sorted(a for a in targets if a not in heads)
+        if unread:
+            found = _heads(store, generation, unread)
+            heads.update({a: _settled(found.get(a), done_pass) for a in unread})
+        entries = {id(e): e for claim, e in owned.items()}
+        wanted = []
+        for account, target in targets.items():
+            for version in range(((heads[account] or {}).get("version", 0)) + 1, target + 1):
+                claim = _claim(account, version)
+                if claim not in owned and claim not in asked:
+                    wanted.append(claim)
+        grew = _extend(targets, heads, entries.values())
+        if not wanted and not grew:
+            return heads
+        asked.update(wanted)
+        for entry in entries_by_claims(store, wanted, projection={"postings.account": 1, "postings.version": 1}) if wanted else []:
+            owned.update({_claim(p["account"], p["version"]): entry for p in entry.get("postings", []) if isinstance(p.get("version"), int)})
+    raise RollupContendedError("a pass's plan could not be closed over whole entries", rounds=str(PLAN_CLOSE_ROUNDS_MAX))
+
+
+def _extend(targets: dict[str, int], heads: dict[str, dict | None], entries: object) -> bool:
+    """Raise each account's target to every leg above its head of an entry some target
+    covers. Returns whether a target moved."""
+    grew = False
+    for entry in entries:
+        legs = [p for p in entry.get("postings", []) if isinstance(p.get("version"), int)]
+        covered = any(p["account"] in targets and ((heads.get(p["account"]) or {}).get("version", 0)) < p["version"] <= targets[p["account"]]
+                      for p in legs)
+        if not covered:
+            continue
+        for posting in legs:
+            account, version = posting["account"], posting["version"]
+            head = (heads.get(account) or {}).get("version", 0) if account in heads else None
+            if (head is None or version > head) and version > targets.get(account, 0):
+                targets[account] = version
+                grew = True
+    return grew
 
 
 def _start_pass(store: Store, generation: int, state: dict, plan: list[list], cleared: list[str]) -> bool:
@@ -357,14 +416,15 @@ def _fold_accounts_behind(store: Store, generation: int, report: FoldReport) -> 
     return bool(accounts)
 
 
-def sweep(store: Store, *, generation: int | None = None) -> FoldReport:
+def sweep(store: Store, *, generation: int | None = None, passes_max: int = PASSES_PER_RUN_MAX) -> FoldReport:
     """Fold what the journal feed cannot see: an account whose projection is ahead of its
     head (entries journaled without the `unfolded` flag: before the rollups existed, or
-    loaded in bulk). Reads every balance and head: O(accounts), for the full check's schedule."""
+    loaded in bulk). Reads every balance and head: O(accounts), for the full check's schedule.
+    `passes_max` bounds each feed fold (under continuous posting the feed never empties)."""
     generation = generation or active_generation(store)
-    report = _fold(store, generation, PASSES_PER_RUN_MAX, FoldReport(generation=generation))
+    report = _fold(store, generation, passes_max, FoldReport(generation=generation))
     if _fold_accounts_behind(store, generation, report):
-        _fold(store, generation, PASSES_PER_RUN_MAX, report)
+        _fold(store, generation, passes_max, report)
     return report
 
 

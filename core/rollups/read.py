@@ -31,6 +31,7 @@ from core.rollups.fold import (
 
 TAIL_READ_MAX = 2_000  # a reader folds first when more entries than this wait unfolded
 SNAPSHOT_ATTEMPTS_MAX = 8  # a reader retries when passes complete under it
+HELP_STEPS_MAX = 16  # fold steps a reader makes to shorten a long tail (bounded: the feed never empties under load)
 TOTALS_READ_MAX = 5_000  # (kind, asset) pairs: a dozen kinds times the registry's assets
 DAY_ROWS_READ_MAX = 50_000  # day rollups one report reads (accounts × days of a window)
 STATE_READ_MAX = 64  # state documents a reader reads at once: "active" plus one per live generation (a rebuild drops old ones)
@@ -50,22 +51,34 @@ class Snapshot:
 
 
 def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
-    """The active generation's last completed pass and the unfolded postings after its
-    watermark (only those of `accounts` when given). When more than TAIL_READ_MAX entries
-    wait, this reader folds them first (helping), so a read stays bounded.
+    """The unfolded postings (only those of `accounts` when given), then the active
+    generation's last completed pass. When more than TAIL_READ_MAX entries wait, this
+    reader folds some first (helping, bounded), so a read stays bounded.
+
+    Why the tail is read before the fold state (issue 19): a pass that completes between a
+    state read and a later tail read clears its entries' `unfolded` flags, so the tail
+    missed them while the rollups "as of" that state did not hold them yet (3 BTC returned
+    for 5; with a gap-filled entry, half of it: an asset that did not sum to zero). Read the
+    other way round, every entry is counted whole or not at all: one still flagged when the
+    tail is read is in the tail, and the version filter against the heads (settled at the
+    pass read afterwards) drops exactly the legs that pass holds; one cleared before was
+    folded, whole, by a pass the state read sees; one inserted after the tail read is either
+    folded whole by such a pass (a pass folds whole entries: core.rollups.fold._plan_for) or
+    not counted at all. Per account that is a prefix of its chain.
     Raises: RollupContendedError when passes keep completing under the reader."""
     for _ in range(SNAPSHOT_ATTEMPTS_MAX):
+        entries = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=TAIL_READ_MAX + 1,
+                                                   projection=ENTRY_FIELDS)
         generation, state = _reader_state(store)
         if state is None:  # no pass yet for this generation: perhaps a journal the feed cannot see
             if _never_folded(store, generation):
                 update(store, generation=generation)  # the first reader folds the journal once (helping)
+                continue  # and reads the tail again: the fold cleared flags
             state = _state(store, generation)
-        done_pass = state["pass"] if state["status"] == "done" else state["pass"] - 1
-        entries = store.collection("entries").find({"unfolded": True}, sort=[("_id", 1)], limit=TAIL_READ_MAX + 1,
-                                                   projection=ENTRY_FIELDS)
         if len(entries) > TAIL_READ_MAX:
-            update(store, generation=generation)
+            update(store, generation=generation, passes_max=HELP_STEPS_MAX)
             continue
+        done_pass = _done(state)
         links = [(p, e) for e in entries for p in e.get("postings", [])
                  if accounts is None or logical_id(str(p.get("account"))) in accounts]
         try:
@@ -75,6 +88,11 @@ def snapshot(store: Store, accounts: list[str] | None = None) -> Snapshot:
         tail = [(p, e) for p, e in links if p.get("version", 0) > ((heads.get(p["account"]) or {}).get("version", 0))]
         return Snapshot(generation, done_pass, tail)
     raise RollupContendedError("rollups kept moving while being read")
+
+
+def _done(state: dict) -> int:
+    """The last completed pass a state document names."""
+    return state["pass"] if state["status"] == "done" else state["pass"] - 1
 
 
 def _reader_state(store: Store) -> tuple[int, dict | None]:

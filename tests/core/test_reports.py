@@ -157,7 +157,8 @@ def test_alerts_report_the_last_platform_integrity_run(books, clock):
 
 def test_a_report_reads_the_rollup_generation_and_its_state_in_one_round_trip(books, clock):
     """Overview and Fees & liquidity stay within the page budget: each rollup read asks the
-    state collection once (the active generation and its state together), also after a rebuild."""
+    state collection once (the active generation and its state together, after the unfolded
+    tail: issue 19), also after a rebuild."""
     from core import rollups
 
     expected = reports.platform_totals(books, ADMIN)
@@ -171,7 +172,7 @@ def test_a_report_reads_the_rollup_generation_and_its_state_in_one_round_trip(bo
         reports.fee_movements(books, ADMIN, clock.now() - timedelta(days=30), clock.now())
         state_reads = [r for r in books.store.log.records if r.collection == rollups.STATE]
         assert [r.operation for r in state_reads] == ["find", "find"], rebuilt  # one per report
-        assert books.store.log.count == 8  # per report: state, the unfolded tail, its heads, the rollups
+        assert books.store.log.count == 8  # per report: the unfolded tail, state, its heads, the rollups
         assert uncovered(books.store.log.records) == []
 
 
