@@ -32,7 +32,7 @@ from core.errors import (
 from core.legacy import open_legacy_store_if_configured
 from core.ledger import Store, from_minor
 from core.permissions import SYSTEM, Principal, Role
-from core.platform import Platform
+from core.platform import COUNT_SHOWN_MAX, Platform
 
 PRINCIPAL_KEY = "app_principal"
 PEOPLE_KEY = "app_people"
@@ -157,8 +157,11 @@ def wait_for_platform() -> Platform:
 def index_directory(platform: Platform) -> None:
     """Start-up: reconcile the user search keys with `users` once per process (edits and
     people who left included; O(people)), so a search on User lookup only indexes the people
-    added since (core.directory.sync_search_keys) and a render costs the same at any size."""
+    added since (core.directory.sync_search_keys), and fold the whole audit trail into the
+    pick lists' vocabulary, so an Audit trail render folds only the events since
+    (core.reports.sync_audit_vocabulary): a render costs the same at any size."""
     directory.refresh_search_keys(platform.store, SYSTEM)
+    reports.sync_audit_vocabulary(platform, steps_max=reports.VOCABULARY_START_UP_STEPS_MAX)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_ENTRIES_MAX, show_spinner=False)
@@ -294,6 +297,10 @@ def pager(prefix: str, has_more: bool, shown: int = 0, total: int | None = None)
 def page_caption(page: int, page_size: int, shown: int, has_more: bool, total: int | None) -> str:
     """"rows 26–50 of 57 · page 2 of 3" (or "… of more than 50" when only has_more is known)."""
     first, last = page * page_size + 1, page * page_size + shown
+    if total is not None and total > COUNT_SHOWN_MAX:  # counted only up to the cap: the history may be long
+        pages = -(-COUNT_SHOWN_MAX // page_size)
+        rows = f"rows {first:,}–{last:,} of more than {COUNT_SHOWN_MAX:,}" if shown else "no rows"
+        return f"{rows} · page {page + 1:,} of more than {pages:,}"
     if total is not None:
         pages = max(1, -(-total // page_size))
         rows = f"rows {first:,}–{last:,} of {total:,}" if shown else f"no rows of {total:,}"

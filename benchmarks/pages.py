@@ -48,18 +48,22 @@ def console_for(platform: Platform) -> Iterator[None]:
         uses_pages_directory = False
 
     saved_environment = {name: os.environ.get(name) for name in (*CLEARED_ENVIRONMENT, "LEDGER_LOGIN_SLEEP_TIME")}
-    saved_manager, saved_get_platform = script_runner.PagesManager, ui.get_platform
+    saved_manager, saved_get_platform, saved_load = script_runner.PagesManager, ui.get_platform, ui.platform_load
     for name in CLEARED_ENVIRONMENT:
         os.environ.pop(name, None)
     os.environ["LEDGER_LOGIN_SLEEP_TIME"] = "0"
     script_runner.PagesManager = NavigationOnlyPagesManager
     ui.get_platform = lambda: platform
+    loaded = ui.PlatformLoad(platform.store)  # the frame's background load, already done (never started: no demo load)
+    loaded.platform, loaded.phase, loaded.finished = platform, "ready", loaded.started
+    loaded.done.set()
+    ui.platform_load = lambda: loaded
     ui.index_directory(platform)  # what the real `get_platform` does at start-up (it is replaced above)
     clear_page_caches()
     try:
         yield
     finally:
-        ui.get_platform = saved_get_platform
+        ui.get_platform, ui.platform_load = saved_get_platform, saved_load
         script_runner.PagesManager = saved_manager
         for name, value in saved_environment.items():
             if value is None:

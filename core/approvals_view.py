@@ -20,7 +20,7 @@ from core.ledger import Account, AssetRegistry, check_owner_id, from_minor, pars
 from core.ledger import accounts as acct
 from core.errors import LedgerError, MalformedValueError, UnknownUserError
 from core.permissions import Permission, Principal, Role, require
-from core.platform import Platform
+from core.platform import COUNT_SHOWN_MAX, Platform
 
 DETAIL_TEXT_LENGTH_MAX = 300  # one detail value shown at most this long
 EFFECTS_REQUESTS_MAX = 200  # balance_effects reads the balances of at most this many requests at once
@@ -297,15 +297,12 @@ def adjustment_user(platform: Platform, principal: Principal, text: str) -> str:
     return user_id
 
 
-COUNT_MAX = 100_000  # a queue count is exact up to this
-
-
 @boundary
 def count_requests(platform: Platform, principal: Principal, *, state: str | None, kind: str | None) -> int:
-    """How many requests `list_approvals` would page through (served by the `state` or
-    `kind` index). Raises: PermissionDeniedError."""
+    """How many requests `list_approvals` would page through, up to COUNT_SHOWN_MAX + 1
+    (served by the `state` or `kind` index). Raises: PermissionDeniedError."""
     require(principal, Permission.APPROVE)
     query = {key: value for key, value in (("state", state), ("kind", kind)) if isinstance(value, str)}
     if not query:
         query = {"requested_at": {"$exists": True}}  # every request; served by the requested_at index
-    return platform.store.collection("approvals").count_documents(query, limit=COUNT_MAX)
+    return platform.store.collection("approvals").count_documents(query, limit=COUNT_SHOWN_MAX + 1)

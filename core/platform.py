@@ -12,6 +12,10 @@ from core.prices import DeterministicPriceSource, PriceSource
 from core.ledger import Store
 
 
+COUNT_SHOWN_MAX = 200  # a count a page shows is exact up to this; past it the page says "more than 200"
+# (a count walks one index key per match: capped, a page costs the same however long the history)
+
+
 @dataclass
 class Platform:
     store: Store

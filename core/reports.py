@@ -22,7 +22,7 @@ from core.errors import InvalidStateError
 from core.ledger import AssetRegistry, from_minor
 from core.permissions import Permission, Principal, require
 from core import rollups
-from core.platform import Platform
+from core.platform import COUNT_SHOWN_MAX, Platform
 from core.ledger import STUCK_AFTER, entry_id_floor
 
 REVENUE_WINDOW_MAX = timedelta(days=366)
@@ -211,8 +211,9 @@ def alerts(platform: Platform, principal: Principal) -> Alerts:
 
 @boundary
 def pending_approvals(platform: Platform) -> int | None:
-    """Pending maker-checker requests (served by the approvals `state` index)."""
-    return platform.store.collection("approvals").count_documents({"state": "pending"})
+    """Pending maker-checker requests, counted up to COUNT_SHOWN_MAX + 1 (more means "more
+    than COUNT_SHOWN_MAX"; served by the approvals `state` index)."""
+    return platform.store.collection("approvals").count_documents({"state": "pending"}, limit=COUNT_SHOWN_MAX + 1)
 
 
 @boundary
@@ -236,6 +237,7 @@ AUDIT_COUNT_MAX = 100_000  # an audit page count is exact up to this
 
 AUDIT_VOCABULARY = "audit_vocabulary"  # the pick lists' values and, per audit stream, the last event folded into them
 VOCABULARY_SYNC_MAX = 5_000  # new events one read folds in (a backlog catches up in steps of this)
+VOCABULARY_START_UP_STEPS_MAX = 2_000  # the console's start-up folds up to 10 million events in one go
 
 
 @boundary
@@ -285,10 +287,14 @@ def sync_audit_vocabulary(platform: Platform, steps_max: int = 1) -> dict:
 
 
 @boundary
-def count_audit_events(platform: Platform, principal: Principal, audit_filter: AuditFilter) -> int:
-    """How many events `audit_filter` matches, exact up to AUDIT_COUNT_MAX (a count walks
-    the keys of the index the filter leads; a time window is a range of `order`).
-    Raises: PermissionDeniedError, InvalidFilterError."""
+def count_audit_events(platform: Platform, principal: Principal, audit_filter: AuditFilter, *,
+                       limit: int = COUNT_SHOWN_MAX + 1) -> int:
+    """How many events `audit_filter` matches, exact up to `limit` (a count walks the keys
+    of the index the filter leads; a time window is a range of `order`). A page counts up to
+    COUNT_SHOWN_MAX + 1 and says "more than" past it; the CSV's staleness check counts up to
+    the export's own limit. Raises: PermissionDeniedError, InvalidFilterError."""
     require(principal, Permission.READ_AUDIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= AUDIT_COUNT_MAX:
+        raise InvalidStateError(f"limit must be 1..{AUDIT_COUNT_MAX}", limit=repr(limit)[:20])
     query = audit_filter.query()
-    return platform.store.collection("audit").count_documents(query or {"order": {"$gte": ""}}, limit=AUDIT_COUNT_MAX)
+    return platform.store.collection("audit").count_documents(query or {"order": {"$gte": ""}}, limit=limit)

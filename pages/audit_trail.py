@@ -73,7 +73,7 @@ def export_panel(audit_filter: audit.AuditFilter, shown_filter: tuple) -> None:
         st.warning(f"{stale} since the CSV was prepared, so it was withdrawn: prepare it again to include them.")
     if not prepared:
         return
-    count = reports.count_audit_events(platform, me, audit_filter)
+    count = reports.count_audit_events(platform, me, audit_filter, limit=EXPORT_ROWS + 1)  # the file's own bound
     if count != prepared["matching"]:
         st.session_state.pop(CSV_KEY, None)
         change = count - prepared["matching"]
@@ -152,7 +152,8 @@ with refusals():
                               "still in the chain.")
     if export_column.button("Prepare CSV export of this filter", key=f"{PREFIX}_prepare"):
         export = audit.export_audit(platform, me, audit_filter, rows_max=EXPORT_ROWS)
-        matching = export.matching if export.matching is not None else reports.count_audit_events(platform, me, audit_filter)
+        matching = export.matching if export.matching is not None else \
+            reports.count_audit_events(platform, me, audit_filter, limit=EXPORT_ROWS + 1)
         st.session_state[CSV_KEY] = {"filter": shown_filter, "csv": export.csv, "rows": export.rows, "matching": matching}
         st.session_state.pop(STALE_KEY, None)
     with export_column:

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.platform import COUNT_SHOWN_MAX
 from core import reports
 from ui import RUN_PARAM, chart_number, get_platform, load_fee_movements, load_totals, money, principal, refusals, when
 
@@ -61,7 +62,8 @@ with refusals():
     unbalanced = [row["asset"] for row in totals if sum(row[k] for k in reports.TOTAL_COLUMNS) != 0]
     columns = st.columns(3)
     pending = alerts.pending_approvals
-    columns[0].metric("Pending approvals", "n/a" if pending is None else f"{pending:,}")
+    columns[0].metric("Pending approvals", "n/a" if pending is None else
+                      f"more than {COUNT_SHOWN_MAX:,}" if pending > COUNT_SHOWN_MAX else f"{pending:,}")
     columns[0].page_link("pages/approvals.py", label="Open Approvals", icon=":material/approval:")
     columns[1].metric("Stuck entries", f"{alerts.stuck_entries:,}")
     last = alerts.last_integrity

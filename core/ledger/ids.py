@@ -48,16 +48,20 @@ def random_below(bound: int) -> int:
 
 
 _SLOTS = itertools.count()
+_THREAD_SLOT = threading.local()
 
 
 def first_slot(bound: int) -> int:
-    """Where a new writer (thread) starts among `bound` stripes or streams: the process's
-    writers take the slots in turn, so they start apart instead of colliding by chance (a
-    seeded simulation draws at random, to stay a function of its seed). Only speed depends
-    on it: any slot is safe."""
+    """Where a writer (thread) starts among `bound` stripes or streams: the process's threads
+    take the slots in turn and each keeps its own, whatever ledger or trail it writes — so
+    writers start apart instead of colliding by chance (a seeded simulation draws at random,
+    to stay a function of its seed). Only speed depends on it: any slot is safe."""
     if _seeded is not None:
         return _seeded.randrange(bound)
-    return next(_SLOTS) % bound
+    slot = getattr(_THREAD_SLOT, "slot", None)
+    if slot is None:
+        slot = _THREAD_SLOT.slot = next(_SLOTS)
+    return slot % bound
 
 
 def other_than(current: int, bound: int) -> int:
