@@ -15,10 +15,11 @@ from pathlib import Path
 import streamlit as st
 import streamlit_authenticator as stauth
 
-from core.errors import ConfigurationError, StoreError
-from core.permissions import Principal, Role
-from core.users import COOKIE_KEY_ENV, CREDENTIALS_ENV, console_credentials, load_credentials, resolve_console_auth, role_of
-from ui import NEXT_PAGE_KEY, PAGES, PEOPLE_KEY, PRINCIPAL_KEY, get_platform, get_store, platform_load, wait_for_platform
+from core.base.errors import ConfigurationError, StoreError
+from core.base.permissions import Principal, Role
+from core.platform.logins import COOKIE_KEY_ENV, CREDENTIALS_ENV, console_credentials, load_credentials, resolve_console_auth, role_of
+from console.frame import NEXT_PAGE_KEY, PAGES, PEOPLE_KEY, PRINCIPAL_KEY
+from console.loading import get_platform, get_store, platform_load, wait_for_platform
 
 COOKIE_NAME = "ledger_console"
 LOGIN_SLEEP_ENV = "LEDGER_LOGIN_SLEEP_TIME"
@@ -117,7 +118,7 @@ def defer_cookie(authenticator: stauth.Authenticate) -> list[bool]:
 
 def people_of(credentials: dict) -> dict:
     """The console's accounts without their password hashes: who may approve, and the
-    names shown beside usernames (core.approvals_view reads this shape)."""
+    names shown beside usernames (core.approvals.view reads this shape)."""
     return {"usernames": {username: {"name": user.get("name") or username, "roles": list(user.get("roles") or []),
                                      "disabled": bool(user.get("disabled"))}
                           for username, user in credentials.get("usernames", {}).items()}}

@@ -26,22 +26,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmarks import dataset
 from benchmarks.legacy_write_path import LegacyPlatform
+from benchmarks.run import Measurement, Run
 from benchmarks.report import PAGE_OPS_MAX, PLATFORM_CHECK_RATIO_MAX, TWO_LEG_ENTRY_OPS_MAX, report  # noqa: F401
 from core.ledger import accounts as acct
 from core import approvals, integrity, rollups
-from core.clock import ManualClock, SystemClock
+from core.base.clock import ManualClock, SystemClock
 from core.ledger.entries import make_request
 from core.flows import adjustment, instant, p2p, recovery, referral, swap, withdrawal
 from core.ledger.engine import Ledger
 from core.ledger.money import amount
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from core.ledger.store import OperationRecord, Store
 
@@ -71,36 +72,6 @@ SIZES: dict[str, BenchSize] = {
     "small": BenchSize("small", dataset.ChunkSize(users=5, deposits_per_user=3, actions_per_user=6), 200),
     "medium": BenchSize("medium", dataset.ChunkSize(users=50, deposits_per_user=3, actions_per_user=6), 400),
 }
-
-
-@dataclass
-class Measurement:
-    ops: int
-    seconds: float
-    breakdown: dict[str, int]
-    documents: int = 0  # documents the operations returned or matched
-    keys_examined: int | None = None  # what a real server would examine (planner model), when measured
-    documents_examined: int | None = None
-    examined_by_shape: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Run:
-    """Everything one benchmark run collects."""
-
-    shapes: set[OperationRecord] = field(default_factory=set)
-    data_sets: dict[str, dict] = field(default_factory=dict)
-    flows: dict[str, dict[str, Measurement]] = field(default_factory=dict)      # flow -> data set -> measurement
-    checks: dict[str, dict[str, Measurement]] = field(default_factory=dict)     # two_leg_entry, user_balances, ...
-    integrity_ok: dict[str, dict] = field(default_factory=dict)
-    pages: dict[str, dict[str, dict]] = field(default_factory=dict)             # page -> data set -> result
-    legacy: dict[str, Measurement] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)                        # step -> what went wrong
-
-    def fold(self, store: Store) -> None:
-        """Keep the query shapes the store recorded so far (for the coverage check) and reset its log."""
-        self.shapes.update(store.log.records)
-        store.log.reset()
 
 
 def measure(run: Run, store: Store, action: Callable[[], Any], *, examine: bool = False) -> tuple[Any, Measurement]:

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core import reports, rollups
-from core.clock import Clock, SystemClock
-from core.config import DEFAULT_CONFIG
-from core.errors import LedgerError
+from core.base.clock import Clock, SystemClock
+from core.platform.config import DEFAULT_CONFIG
+from core.base.errors import LedgerError
 from core.flows import deposit, quotes, swap, withdrawal
 from core.flowtests.sandbox import Sandbox
 from core.integrity import check_platform, check_user
@@ -45,7 +45,7 @@ from core.ledger.ids import seeded_ids
 from core.ledger.simulation import ManualBase, run_actors
 from core import liabilities
 from core.liabilities import read_cut
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 
 CHECKER = Principal(name="checker", role=Role.ADMIN)

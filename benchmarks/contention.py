@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.clock import SystemClock
-from core.errors import ContentionError, LedgerError
+from core.base.clock import SystemClock
+from core.base.errors import ContentionError
 from core.flows import deposit, withdrawal
 from core.ledger import DEFAULT_STRIPING, Ledger, Store, accounts as acct, amount, logical_id, make_request, self_check
 from core.ledger.audit import AUDIT_STREAMS_DEFAULT
 from core.ledger.simulation import simulate
 from core.ledger.stripes import UNSTRIPED, Striping
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 from core.platform import Platform
 
 ROUND_TRIP_SECONDS = 0.002

@@ -37,12 +37,12 @@ from decimal import Decimal
 from core import approvals
 from core.audit import GENESIS_HASH, event_hash
 from core.ledger.audit import order_key
-from core.clock import ManualClock
+from core.base.clock import ManualClock
 from core import rollups
 from core.ledger.entries import entry_hash
-from core.errors import LedgerError
+from core.base.errors import LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, swap, treasury, withdrawal
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from core.ledger.selfcheck import scan
 from core.ledger.store import Store

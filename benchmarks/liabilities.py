@@ -34,13 +34,13 @@ from collections import Counter
 from pathlib import Path
 
 from core import liabilities
-from core.clock import ManualClock
+from core.base.clock import ManualClock
 from core.ledger import DEFAULT_REGISTRY, Store, uncovered
 from core.liabilities.bundle import BundleAsset, BundleUser, bundle_header, write_bundle
 from core.liabilities.keys import LiabilitiesKeys, secret_text
 from core.liabilities.proofs import chunk_tree, leaf_path, proof_document, top_tree
 from core.liabilities.snapshot import build_asset_tree
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from core.platform import Platform
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

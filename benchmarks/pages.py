@@ -1,7 +1,7 @@
 """Store round trips of each console page, rendered by Streamlit's AppTest against a
 platform the benchmark prepared.
 
-The console's frame (`app.py`) gets its platform from `ui.get_platform()`; for the
+The console's frame (`app.py`) gets its platform from `loading.get_platform()`; for the
 measurement that function is replaced by one returning the benchmark's platform, the
 session is preset to a signed-in admin (ENVIRONMENT.md: presetting
 `authentication_status`, `name`, `username`, `roles` skips the login form), and each
@@ -39,7 +39,7 @@ def console_for(platform: Platform) -> Iterator[None]:
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.runtime.scriptrunner import script_runner
 
-    import ui
+    from console import loading
 
     class NavigationOnlyPagesManager(PagesManager):
         """As tests/pages/conftest.py: AppTest would otherwise take the legacy `pages/`
@@ -48,22 +48,22 @@ def console_for(platform: Platform) -> Iterator[None]:
         uses_pages_directory = False
 
     saved_environment = {name: os.environ.get(name) for name in (*CLEARED_ENVIRONMENT, "LEDGER_LOGIN_SLEEP_TIME")}
-    saved_manager, saved_get_platform, saved_load = script_runner.PagesManager, ui.get_platform, ui.platform_load
+    saved_manager, saved_get_platform, saved_load = script_runner.PagesManager, loading.get_platform, loading.platform_load
     for name in CLEARED_ENVIRONMENT:
         os.environ.pop(name, None)
     os.environ["LEDGER_LOGIN_SLEEP_TIME"] = "0"
     script_runner.PagesManager = NavigationOnlyPagesManager
-    ui.get_platform = lambda: platform
-    loaded = ui.PlatformLoad(platform.store)  # the frame's background load, already done (never started: no demo load)
+    loading.get_platform = lambda: platform
+    loaded = loading.PlatformLoad(platform.store)  # the frame's background load, already done (never started: no demo load)
     loaded.platform, loaded.phase, loaded.finished = platform, "ready", loaded.started
     loaded.done.set()
-    ui.platform_load = lambda: loaded
-    ui.index_directory(platform)  # what the real `get_platform` does at start-up (it is replaced above)
+    loading.platform_load = lambda: loaded
+    loading.index_directory(platform)  # what the real `get_platform` does at start-up (it is replaced above)
     clear_page_caches()
     try:
         yield
     finally:
-        ui.get_platform, ui.platform_load = saved_get_platform, saved_load
+        loading.get_platform, loading.platform_load = saved_get_platform, saved_load
         script_runner.PagesManager = saved_manager
         for name, value in saved_environment.items():
             if value is None:
@@ -85,8 +85,8 @@ def clear_page_caches() -> None:
 
 def admin_pages() -> list[str]:
     """The page stems an admin may open (every page of the console)."""
-    from core.permissions import Role
-    from ui import PAGES
+    from core.base.permissions import Role
+    from console.frame import PAGES
 
     return [stem for stem, (_, _, roles) in PAGES.items() if Role.ADMIN in roles]
 

@@ -6,7 +6,7 @@ Core enforces the rules (never your own request, distinct approvers, expiry); th
 shows them before anyone clicks: Approve is disabled on your own request (and says why),
 a request that can never gather enough approvers is flagged, a request that moves money
 shows the balance it would leave (and says when approving would fail), and every decided
-request shows who decided, when and why (core.approvals_view reads what core.approvals
+request shows who decided, when and why (core.approvals.view reads what core.approvals
 recorded).
 """
 
@@ -18,12 +18,15 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from core import approvals, approvals_view, directory
-from core.errors import LedgerError
+from core import approvals
+from core.approvals import view as approvals_view
+from core.platform import directory
+from core.base.errors import LedgerError
 from core.flows import adjustment
 from core.ledger import amount as parse_amount
-from ui import (USER_LINK_COLUMN, amount, console_people, get_platform, link_to_user, page_state, pager, principal, refusals,
-                user_link_column, user_url, when)
+from console.formatting import amount, when
+from console.frame import USER_LINK_COLUMN, console_people, link_to_user, page_state, pager, principal, refusals, user_link_column, user_url
+from console.loading import get_platform
 
 PREFIX = "approvals"
 STATES = ("pending", "approved", "rejected", "expired", "all")

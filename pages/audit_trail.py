@@ -13,10 +13,13 @@ from datetime import datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from core import approvals_view, audit, directory, reports
-from core.permissions import Permission, can
-from ui import (USER_LINK_COLUMN, amount, console_people, get_platform, page_state, pager, principal, refusals, user_field,
-                user_link_column, user_url, when)
+from core import audit, reports
+from core.approvals import view as approvals_view
+from core.platform import directory
+from core.base.permissions import Permission, can
+from console.formatting import amount, when
+from console.frame import USER_LINK_COLUMN, console_people, page_state, pager, principal, refusals, user_field, user_link_column, user_url
+from console.loading import get_platform
 
 PREFIX = "audit"
 EXPORT_ROWS = 5_000  # one download at most; narrow the filter for more

@@ -18,12 +18,14 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import approvals_view, reports
-from core.errors import LedgerError
+from core import reports
+from core.approvals import view as approvals_view
+from core.base.errors import LedgerError
 from core.flows import treasury
 from core.ledger import amount as parse_amount
-from ui import (amount, chart_number, console_people, get_platform, load_fee_movements, load_totals, money, principal,
-                refusals, when)
+from console.formatting import amount, chart_number, money, when
+from console.frame import console_people, principal, refusals
+from console.loading import get_platform, load_fee_movements, load_totals
 
 PREFIX = "fees"
 PANELS = (("fee_wallet", "Fee wallet", "#2e7d32"), ("liquidity_free", "Liquidity free", "#1f5f8b"),

@@ -1,7 +1,7 @@
 """Flow tests (admin, qa): run payment-flow scenarios in an isolated sandbox, with evidence.
 
 Each scenario runs in its own fresh sandbox store through the production service
-functions (core.runner); the console's ledger is never touched, only the run is audited.
+functions (core.flowtests.runner); the console's ledger is never touched, only the run is audited.
 Evidence is shown as an operator reads it: only the accounts a step changed, before and
 after in decimals with the asset and a change column; a failing scenario opens by itself.
 Each person's selection and last report are kept for the console process (a reload, a new
@@ -18,10 +18,13 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from core import approvals_view, runner
+from core.approvals import view as approvals_view
+from core.flowtests import runner
 from core.ledger import parse_account_id
-from core.errors import LedgerError
-from ui import amount, get_platform, principal, refusals, when
+from core.base.errors import LedgerError
+from console.formatting import amount, when
+from console.frame import principal, refusals
+from console.loading import get_platform
 
 PREFIX = "flows"
 CHOSEN_KEY, REPORT_KEY = f"{PREFIX}_chosen", f"{PREFIX}_report"

@@ -12,11 +12,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import approvals_view, directory, integrity
+from core import integrity
+from core.approvals import view as approvals_view
+from core.platform import directory
 from core.legacy import reconcile as legacy_reconcile
-from core.permissions import Permission, Role, can
-from ui import (RUN_PARAM, amount, console_people, get_platform, page_state, pager, principal, readable_account, refusals,
-                show_findings, user_field, user_link_column, user_url, when)
+from core.base.permissions import Permission, Role, can
+from console.findings import show_findings
+from console.formatting import amount, readable_account, when
+from console.frame import RUN_PARAM, console_people, page_state, pager, principal, refusals, user_field, user_link_column, user_url
+from console.loading import get_platform
 
 PREFIX = "integrity"
 TREND_POINTS = 60

@@ -16,7 +16,9 @@ import streamlit as st
 
 from core.platform import COUNT_SHOWN_MAX
 from core import reports
-from ui import RUN_PARAM, chart_number, get_platform, load_fee_movements, load_totals, money, principal, refusals, when
+from console.formatting import chart_number, money, when
+from console.frame import RUN_PARAM, principal, refusals
+from console.loading import get_platform, load_fee_movements, load_totals
 
 PREFIX = "overview"
 TOTAL_LABELS = {

@@ -14,7 +14,9 @@ import pandas as pd
 import streamlit as st
 
 from core import liabilities
-from ui import get_platform, money, principal, refusals
+from console.formatting import money
+from console.frame import principal, refusals
+from console.loading import get_platform
 
 PREFIX = "pol"
 SNAPSHOTS_SHOWN = 20

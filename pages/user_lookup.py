@@ -1,7 +1,7 @@
 """User lookup (admin, support): find a person, see balances, holds, entries, integrity.
 
 Search is a case-insensitive prefix over user ids, emails and every word of a name
-(core.directory), counted and paged, best match first, then by name. `?user=<id>` opens one person directly: the links
+(core.platform.directory), counted and paged, best match first, then by name. `?user=<id>` opens one person directly: the links
 from Audit trail, Integrity and Approvals land here.
 """
 
@@ -10,10 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import directory, integrity, liabilities
+from core import integrity, liabilities
+from core.platform import directory
 from core.ledger import AccountKind, EntryFilter
-from ui import (USER_PARAM, amount, get_platform, money, page_state, pager, principal, refusals, show_findings,
-                when)
+from console.findings import show_findings
+from console.formatting import amount, money, when
+from console.frame import USER_PARAM, page_state, pager, principal, refusals
+from console.loading import get_platform
 
 PREFIX = "lookup"
 HOLDS_SHOWN_MAX = 20

@@ -8,7 +8,10 @@ import uuid
 
 import pytest
 
-from core.clock import ManualClock
+import core.flows  # noqa: F401  (the flows, the projection repair and the legacy rebuild register their approval
+import core.integrity.repairs  # noqa: F401  executors when imported: any test may approve any kind)
+import core.legacy.rebuild  # noqa: F401
+from core.base.clock import ManualClock
 from core.ledger.engine import Ledger
 from core.platform import Platform
 from core.ledger.store import Store

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from core.errors import LedgerError
+from core.base.errors import LedgerError
 from core.ledger.simulation.invariants import JournalView, check_state
 from core.ledger.simulation import ActorContext, ManualBase, run_actors
 from core.ledger.store import Store

@@ -34,7 +34,7 @@ def test_bench_text_names_every_reader(result):
 
 
 def test_bench_cli_flag(monkeypatch, tmp_path, capsys):
-    from core import bench
+    from core.cli import bench
 
     monkeypatch.setattr(load, "run_benchmark", lambda: {"ok": True, "round_trip_ms": 2, "all_readers": {}, "snapshots_only": {}})
     monkeypatch.setattr(load, "benchmark_text", lambda result: "checks under load")

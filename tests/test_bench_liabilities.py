@@ -9,7 +9,7 @@ import argparse
 import pytest
 
 from benchmarks import liabilities as section
-from core import bench as bench_command
+from core.cli import bench as bench_command
 
 
 @pytest.fixture(scope="module")

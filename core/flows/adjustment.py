@@ -9,15 +9,15 @@ balance is refused by the ledger and recorded as the request's failed result.
 
 from __future__ import annotations
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import make_request
-from core.errors import NonPositiveAmountError
+from core.base.errors import NonPositiveAmountError
 from core.flows.common import check_key, check_user
 from core.ledger import amount as make_amount
 from core.ledger import from_minor
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
 KIND = "adjustment"

@@ -1,5 +1,5 @@
 """What every flow shares: ids from idempotency keys, decisions and steps (compare-and-set
-state changes with their audit events, core.transitions), rounding.
+state changes with their audit events, core.platform.transitions), rounding.
 
 Rounding rule (docs/flows.md): amounts are integers of minor units; a computed fee is
 rounded UP to a whole minor unit (ROUND_CEILING), and what a user receives is rounded
@@ -14,20 +14,20 @@ import re
 from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from core.validation import internal
+from core.platform.boundary import internal
 from core.ledger import Account, check_owner_id
-from core import transitions
+from core.platform import transitions
 from core.flows import holds
-from core.errors import (
+from core.base.errors import (
     FlowDecisionConflictError,
     FlowNotFoundError,
     InsufficientFundsError,
     InvalidFlowInputError,
 )
-from core.errors import ensure
+from core.base.errors import ensure
 from core.ledger import digest
 from core.ledger import from_minor
-from core.permissions import Principal
+from core.base.permissions import Principal
 from core.platform import Platform
 from core.ledger import Collection, DuplicateKeyStoreError
 
@@ -85,7 +85,7 @@ def insert_or_existing(collection: Collection, document: dict, same: tuple[str, 
 
     Returns (document, created). Raises: IdempotencyConflictError when the stored document
     differs in any of the `same` fields (the key was reused for a different request)."""
-    from core.errors import IdempotencyConflictError
+    from core.base.errors import IdempotencyConflictError
 
     try:
         collection.insert_one(document)
@@ -131,7 +131,7 @@ def step(
     """A mechanical step whose outcome the document already fixes (a hold placed, an escrow
     moved the way `closing_to` says): one compare-and-set from one of `allowed_from` —
     plus `match`, the decision the step carries out — to `to_state`, with its audit event
-    `<what>:<id>:<to_state>` queued in the same update (core.transitions). `also` adds
+    `<what>:<id>:<to_state>` queued in the same update (core.platform.transitions). `also` adds
     update operators the event does not echo (e.g. the hold's placer names, core.flows.holds).
 
     Returns the document after the step. When the compare-and-set loses, another caller

@@ -11,14 +11,14 @@ finished by the next notice or by `resume_deposit`.
 
 from __future__ import annotations
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Entry, make_request
-from core.errors import InvalidFlowInputError
+from core.base.errors import InvalidFlowInputError
 from core.flows.common import check_key, check_text, check_user, flow_id, insert_or_existing, load, step
 from core.ledger import from_minor, positive_amount
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
 COLLECTION = "deposits"

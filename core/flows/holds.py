@@ -36,12 +36,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.errors import HoldClosedError, HoldNotFoundError
+from core.flows import states
+from core.base.errors import HoldClosedError, HoldNotFoundError
 from core.ledger import Collection, Entry
-from core.permissions import Principal
+from core.base.permissions import Principal
 from core.platform import Platform
-from core.transitions import SweepReport
-from core.validation import internal
+from core.platform.transitions import SweepReport
+from core.platform.boundary import internal
 
 PLACERS = "hold_placers"
 RELEASE_TYPE = "hold.release"  # the same request whoever releases it: a second releaser replays the first
@@ -96,12 +97,10 @@ class FlowHolds:
 
 
 def flows_with_holds() -> tuple[FlowHolds, ...]:
-    """Withdrawals, P2P trades and quotes (imported here: the flows import this module)."""
-    from core.flows import p2p, quotes, withdrawal
-
-    return (FlowHolds(withdrawal.COLLECTION, "withdrawal", withdrawal.TERMINAL),
-            FlowHolds(p2p.COLLECTION, "p2p", p2p.CLOSED),
-            FlowHolds(quotes.COLLECTION, "quote", quotes.TERMINAL))
+    """Withdrawals, P2P trades and quotes (core.flows.states)."""
+    return (FlowHolds(states.WITHDRAWALS, "withdrawal", states.WITHDRAWAL_TERMINAL),
+            FlowHolds(states.P2P_TRADES, "p2p", states.P2P_CLOSED),
+            FlowHolds(states.QUOTES, "quote", states.QUOTE_TERMINAL))
 
 
 def finished_with_placers(platform: Platform, flow: FlowHolds, limit: int = SWEEP_BATCH_MAX) -> list[dict]:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal, localcontext
 
-from core.validation import boundary
-from core.errors import AmountTooSmallError, InvalidFlowInputError
+from core.platform.boundary import boundary
+from core.base.errors import AmountTooSmallError, InvalidFlowInputError
 from core.flows import quotes
 from core.flows.common import ARITHMETIC_PRECISION, check_key, check_user, convert_down, fee_minor
 from core.ledger import positive_amount
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.prices import PRICE_SIGNIFICANT_DIGITS
+from core.platform.prices import PRICE_SIGNIFICANT_DIGITS
 
 
 def _scales(platform: Platform, pay_asset: str, receive_asset: str) -> tuple[int, int]:

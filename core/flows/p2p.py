@@ -9,7 +9,7 @@ State document in `p2p_trades`:
 `open|paid` → `disputed` → `closing` → `resolved_buyer` | `resolved_seller`.
 Every decision (paid, disputed, released, cancelled, resolved) is one compare-and-set
 (`common.decide`) from the expected state that records who decided what, with its audit
-event queued in the same update (core.transitions); a loser gets
+event queued in the same update (core.platform.transitions); a loser gets
 TradeDecisionConflictError / FlowDecisionConflictError naming the winner, never the
 winner's outcome. `closing` (with `closing_to`) is entered by the closing decision, so two
 racing decisions (release vs cancel, buyer vs seller) cannot both move the escrow; the
@@ -20,11 +20,11 @@ recovery finishes a crashed close.
 
 from __future__ import annotations
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core.approvals import check_reason
 from core.ledger import Entry
-from core.errors import (
+from core.base.errors import (
     AmountTooSmallError,
     FlowDecisionConflictError,
     FlowStateError,
@@ -35,7 +35,7 @@ from core.errors import (
     TradeClosedError,
     TradeDecisionConflictError,
 )
-from core.flows import holds, referral
+from core.flows import holds, referral, states
 from core.flows.common import (
     check_key,
     check_text,
@@ -51,12 +51,11 @@ from core.flows.common import (
     step,
 )
 from core.ledger import from_minor, positive_amount
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.transitions import SweepReport
+from core.platform.transitions import SweepReport
 
-COLLECTION = "p2p_trades"
-CLOSED = ("released", "cancelled", "resolved_buyer", "resolved_seller")
+COLLECTION, CLOSED = states.P2P_TRADES, states.P2P_CLOSED
 TIMEOUT_BATCH_MAX = 500
 
 

@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.validation import boundary
+from core.platform.boundary import boundary, instance_of, register_check
 from core.ledger import accounts as acct
 from core.ledger import Entry
-from core.errors import (
+from core.base.errors import (
     FlowStateError,
     HoldClosedError,
     InsufficientFundsError,
@@ -39,16 +39,15 @@ from core.errors import (
     QuoteExpiredError,
     SlippageExceededError,
 )
-from core.errors import ensure
-from core.flows import holds, referral
+from core.base.errors import ensure
+from core.flows import holds, referral, states
 from core.flows.common import check_user, decide, decision, flow_id, hold_for_flow, insert_or_existing, load, step
 from core.ledger import from_minor
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.transitions import SweepReport
+from core.platform.transitions import SweepReport
 
-COLLECTION = "quotes"
-TERMINAL = ("executed", "expired", "failed")
+COLLECTION, TERMINAL = states.QUOTES, states.QUOTE_TERMINAL
 EXPIRE_BATCH_MAX = 500
 KINDS = ("swap", "instant_buy", "instant_sell")
 
@@ -80,6 +79,9 @@ class QuoteTerms:
                "quote: reserved amount does not equal what the user and fees receive")
         ensure(min(self.pay_fee_minor, self.receive_fee_minor, self.pay_to_liquidity_minor) >= 0, "quote: a negative leg")
         ensure(self.pay_asset != self.receive_asset, "quote: the same asset on both sides")
+
+
+register_check("terms", instance_of(QuoteTerms, "QuoteTerms"))  # the boundary's check of a `terms` parameter
 
 
 @boundary

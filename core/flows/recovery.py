@@ -2,7 +2,7 @@
 `Ledger.recover` (`python -m core flows recover`, and the flow-test runner's recoveries).
 
 Order matters: first the ledger projects every entry a crash left unprojected; then every
-audit event a crash left in a document's outbox is appended (core.transitions); then each
+audit event a crash left in a document's outbox is appended (core.platform.transitions); then each
 flow document in a non-terminal, non-waiting state is driven on (its next entry is keyed,
 its state change a compare-and-set), finished flows whose referral commission is still
 owed are settled again (paid when the fee wallet allows), approvals are executed or
@@ -18,13 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from core import approvals, transitions
+from core import approvals
+from core.platform import transitions
 from core.flows import deposit, holds, p2p, quotes, referral, withdrawal
 from core.ledger import RECOVERY_STALE_AFTER
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.transitions import SweepReport
-from core.validation import boundary
+from core.platform.transitions import SweepReport
+from core.platform.boundary import boundary
 
 RESUME_BATCH_MAX = 1_000
 # collection → (states to drive on, resume function)
@@ -43,7 +44,7 @@ REFERRAL_PENDING = {
         ("p2p_trades", p2p.resume_trade),
     )
 }
-# flow collections whose documents carry an audit outbox (core.transitions)
+# flow collections whose documents carry an audit outbox (core.platform.transitions)
 OUTBOX_COLLECTIONS = ("withdrawals", "deposits", "quotes", "p2p_trades")
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.validation import boundary, internal
+from core.platform.boundary import boundary, internal
 from core.ledger import accounts as acct
 from core.ledger import Entry, make_request
-from core.errors import AmountTooSmallError, InsufficientFundsError, InvalidAccountError, NoReferrerError
+from core.base.errors import AmountTooSmallError, InsufficientFundsError, InvalidAccountError, NoReferrerError
 from core.flows.common import convert_down
 from core.ledger import from_minor
-from core.permissions import Permission, Principal, require
-from core import transitions
+from core.base.permissions import Permission, Principal, require
+from core.platform import transitions
 from core.platform import Platform
 
 ENTRY_TYPE = "referral.commission"

@@ -8,12 +8,12 @@ until the quote executes or expires.
 
 from __future__ import annotations
 
-from core.validation import boundary
-from core.errors import AmountTooSmallError, InvalidFlowInputError
+from core.platform.boundary import boundary
+from core.base.errors import AmountTooSmallError, InvalidFlowInputError
 from core.flows import quotes
 from core.flows.common import check_key, check_user, convert_down, fee_minor
 from core.ledger import positive_amount
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
 

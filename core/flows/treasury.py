@@ -16,15 +16,16 @@ checked again: it returns the original, whatever the wallet holds now.
 
 from __future__ import annotations
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core.ledger import accounts as acct
-from core import approvals, approvals_view
-from core.errors import SweepExceedsFeeWalletError
+from core import approvals
+from core.approvals import view as approvals_view
+from core.base.errors import SweepExceedsFeeWalletError
 from core.ledger import Account
 from core.ledger import make_request
 from core.flows.common import check_key, check_text
 from core.ledger import from_minor, positive_amount
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
 # kind → (entry type, source account factory, destination account factory)

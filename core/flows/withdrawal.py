@@ -14,12 +14,12 @@ transition that records it, so re-calling `request_withdrawal` with the same key
 
 from __future__ import annotations
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Entry
-from core.errors import AmountTooSmallError, HoldClosedError, InsufficientFundsError
-from core.flows import holds, referral
+from core.base.errors import AmountTooSmallError, HoldClosedError, InsufficientFundsError
+from core.flows import holds, referral, states
 from core.flows.common import (
     check_key,
     check_text,
@@ -33,12 +33,11 @@ from core.flows.common import (
 )
 from core.ledger import amount as make_amount
 from core.ledger import from_minor, positive_amount
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
-COLLECTION = "withdrawals"
+COLLECTION, TERMINAL = states.WITHDRAWALS, states.WITHDRAWAL_TERMINAL
 APPROVAL_KIND = "withdrawal"
-TERMINAL = ("settled", "rejected", "failed")
 
 
 @boundary

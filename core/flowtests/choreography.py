@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.errors import LedgerError
+from core.base.errors import LedgerError
 from core.platform import Platform
 
 PAUSE_TIMEOUT_SECONDS = 60  # a pause never released is a bug of the choreography: it fails instead of hanging

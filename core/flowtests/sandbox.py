@@ -16,11 +16,11 @@ from typing import Any
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Account, AccountKind
-from core.clock import ManualClock
+from core.base.clock import ManualClock
 from core.flows import deposit, treasury
 from core.flowtests.wording import readable_refusal
 from core.ledger import from_minor
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from core.ledger import scan, self_check
 from core.ledger import Store

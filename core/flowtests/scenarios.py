@@ -6,17 +6,16 @@ Prices come from the deterministic source (BTC 60000, ETH 3000, GBP 1.25 USD), f
 and spreads from the default FlowConfig. The other scenarios live in
 `scenarios_trading` (swap, instant, P2P), `scenarios_admin` (referral, adjustment, fee
 sweep), `scenarios_robustness` (replay, crashes) and `scenarios_chaos` (concurrency,
-chaos); `all_scenarios()` imports them in run order.
+chaos); `core.flowtests.runner.all_scenarios()` imports them in run order.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from core.ledger import accounts as acct
 from core import approvals
-from core.errors import (
+from core.base.errors import (
     ApprovalRejectedError,
     DuplicateApprovalError,
     FloatAmountError,
@@ -34,7 +33,7 @@ from core.flowtests.sandbox import (
     expect_equal,
     user_accounts,
 )
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 
 Scenario = Callable[[Sandbox], None]
 SCENARIOS: dict[str, Scenario] = {}
@@ -231,23 +230,3 @@ def withdrawal_two_approvers_scenario(sb: Sandbox) -> None:
         return "two distinct approvers: settled, locked −6 BTC → external +5.94 BTC, fees +0.06 BTC"
 
     sb.step("second approver → settle", seen, second)
-
-
-# Run order: cheap single-flow scenarios first, the robustness runs last.
-SCENARIO_MODULES = (
-    "core.flowtests.scenarios",
-    "core.flowtests.scenarios_trading",
-    "core.flowtests.scenarios_admin",
-    "core.flowtests.scenarios_robustness",
-    "core.flowtests.scenarios_chaos",
-)
-
-
-def all_scenarios() -> dict[str, Scenario]:
-    """Every scenario by name, in run order: by module (SCENARIO_MODULES), then in the order
-    each module defines them — whatever order the modules happened to be imported in."""
-    for module in SCENARIO_MODULES:
-        importlib.import_module(module)
-    registered = list(SCENARIOS.items())
-    ranked = sorted(range(len(registered)), key=lambda i: (SCENARIO_MODULES.index(registered[i][1].__module__), i))
-    return {registered[i][0]: registered[i][1] for i in ranked}

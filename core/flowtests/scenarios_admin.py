@@ -15,7 +15,7 @@ from core.flowtests.sandbox import (
     user_accounts,
 )
 from core.flowtests.scenarios import available_minor, scenario, withdraw_alice
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 
 
 @scenario("referral_commission")

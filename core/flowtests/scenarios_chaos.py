@@ -11,7 +11,7 @@ from functools import partial
 
 from core.ledger import accounts as acct
 from core import approvals
-from core.errors import InsufficientFundsError, LedgerError
+from core.base.errors import InsufficientFundsError, LedgerError
 from core.flows import adjustment, deposit, instant, p2p, quotes, recovery, swap, treasury, withdrawal
 from core.flowtests.sandbox import (
     CHECKER,
@@ -29,7 +29,7 @@ from core.flowtests.choreography import HeldFlow, strand_sequence
 from core.flowtests.scenarios import scenario
 from core.flowtests.wording import readable_message
 from core.flowtests.scenarios_robustness import CrashAt, SimulatedCrash
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 from core.ledger import scan
 
 CHAOS_SEED = 20261126

@@ -22,7 +22,7 @@ from core.flowtests.sandbox import (
     user_accounts,
 )
 from core.flowtests.scenarios import scenario
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 from core.platform import Platform
 
 WRITE_OPERATIONS = frozenset({"insert_one", "insert_many", "find_one_and_update", "update_one", "update_many"})

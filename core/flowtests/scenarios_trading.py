@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.ledger import accounts as acct
-from core.errors import (
+from core.base.errors import (
     FlowStateError,
     NotFlowPartyError,
     QuoteExpiredError,
@@ -22,7 +22,7 @@ from core.flowtests.sandbox import (
 )
 from core.flowtests.scenarios import available_minor, scenario
 from core.ledger import from_minor
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 
 
 @scenario("swap")

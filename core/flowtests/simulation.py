@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from core import approvals
-from core.errors import LedgerError
+from core.base.errors import LedgerError
 from core.flows import adjustment, deposit, holds, instant, p2p, quotes, recovery, swap, treasury, withdrawal
 from core.flowtests import simulation_checks as checks
 from core.ledger import accounts as acct
@@ -47,7 +47,7 @@ from core.ledger.simulation import (
     run_simulation,
 )
 from core.ledger import Store
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 
 DEFAULT_ACTORS = 11

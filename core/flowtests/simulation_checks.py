@@ -13,7 +13,7 @@ Reads the raw collections: the checker runs alone, after every actor ended.
 
 from __future__ import annotations
 
-from core import transitions
+from core.platform import transitions
 from core.flows import holds, p2p, referral
 from core.ledger.simulation import Violation
 from core.platform import Platform

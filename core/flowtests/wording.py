@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from core.errors import LedgerError
+from core.base.errors import LedgerError
 from core.ledger import AssetRegistry, from_minor, parse_account_id
 
 MINOR_SUFFIX = "_minor"

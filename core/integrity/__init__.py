@@ -1,6 +1,6 @@
 """The integrity engine's public face (SPEC §8): platform and per-user checks, stored run
-records, history and trend, approval-gated projection repairs, and the
-`python -m core integrity` commands.
+records, history and trend, approval-gated projection repairs, and the hook the legacy bridge plugs its per-user check into (the
+`python -m core integrity` command lives in core.cli.integrity).
 
 The rest of `core` and the pages import only these names; `engine` (running and recording
 checks), `checks` (the individual checks) and `repairs` (the maker-checker repair) are
@@ -22,11 +22,10 @@ from core.integrity.engine import (
     IntegrityReport,
     check_platform,
     check_user,
-    cmd_check,
     get_run,
     history,
     prune_history,
-    register_commands,
+    register_legacy_user_check,
     trend,
 )
 from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair
@@ -34,6 +33,6 @@ from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journ
 __all__ = [
     "CLOSED_TRADE_STATES", "FINDINGS_STORED_MAX", "HISTORY_PAGE_SIZE_MAX", "REPAIR_KIND", "RESERVATION_GRACE", "RUNS",
     "SEVERITY_RANK", "TREND_POINTS_MAX", "IntegrityFinding", "IntegrityReport", "check_platform", "check_user",
-    "cmd_check", "execute_projection_repair", "get_run", "history", "prune_history", "journal_balance", "journal_head", "lift", "register_commands",
+    "execute_projection_repair", "get_run", "history", "prune_history", "journal_balance", "journal_head", "lift", "register_legacy_user_check",
     "request_projection_repair", "trend",
 ]

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from core.ledger import AccountKind, logical_id, parse_account_id
-from core.errors import InvalidAccountError
+from core.base.errors import InvalidAccountError
 from core.platform import Platform
 from core.ledger import Finding, scan
 from core.ledger import Store, VerifyResult

@@ -19,16 +19,16 @@ and audits before/after.
 
 from __future__ import annotations
 
-import argparse
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core.ledger import AccountKind, check_owner_id
-from core.errors import IntegrityRunNotFoundError, InvalidAccountError, InvalidFilterError, LedgerError, UnknownUserError
+from core.base.errors import ConfigurationError, IntegrityRunNotFoundError, InvalidFilterError, LedgerError, UnknownUserError
 from core.integrity.chains import Link, entry_findings, projection_findings, verify_links
 from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
     CLOSED_TRADE_STATES,
@@ -46,11 +46,11 @@ from core.integrity.incremental import FOLD_STEPS_PER_RUN_MAX, STATE, check_incr
 from core import rollups
 from core.ledger import Page
 from core.ledger import take_anchor, verify_anchor
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair  # noqa: F401
 from core.ledger import STUCK_AFTER, JournalRead, close_journal, scan
-from core.ledger import Store
+from core.ledger import AssetRegistry, Store
 
 RUNS = "integrity_runs"
 FINDINGS_STORED_MAX = 1_000  # a run record keeps at most this many findings (the count is exact)
@@ -60,6 +60,19 @@ CRITICAL_STATE_ID = "platform_critical"  # in integrity_state: the last platform
 LEDGER_ANCHOR_EVENT = "ledger.anchor"  # the audit event type core.ledger.take_anchor appends
 RUNS_KEPT_MAX = 5_000  # stored run records kept (weeks of 5-minute runs); the audit trail keeps every run's summary
 ONE_PER_SUBJECT = ("stuck_entry",)  # one stuck entry is one finding, however many accounts it left behind
+
+# The legacy bridge plugs its per-user comparison in (core.legacy registers it on import),
+# so the integrity engine never imports the bridge: `check_user(..., legacy=store)` runs
+# every registered check on that store. One check: (legacy store, user id, the user's
+# projected balances by account id, the asset registry) → findings.
+LegacyUserCheck = Callable[[Store, str, dict[str, int], AssetRegistry], list[IntegrityFinding]]
+LEGACY_USER_CHECKS: list[LegacyUserCheck] = []
+
+
+def register_legacy_user_check(check: LegacyUserCheck) -> None:
+    """Plug a per-user legacy comparison into `check_user` (idempotent)."""
+    if check not in LEGACY_USER_CHECKS:
+        LEGACY_USER_CHECKS.append(check)
 
 
 @dataclass
@@ -290,10 +303,11 @@ def check_user(
     findings += hold_findings(view, locked)
     findings += stranded_hold_findings(platform, now, stuck_after, view.open_holds, named=False)
     if legacy is not None:
-        from core.legacy import user_legacy_findings  # the bridge is optional
-
+        if not LEGACY_USER_CHECKS:
+            raise ConfigurationError("a legacy database was given but no legacy check is registered (import core.legacy)")
         projected = {a: d.get("balance_minor", 0) for a, d in balances.items()}
-        findings += user_legacy_findings(legacy, user_id, projected, platform.registry)
+        for legacy_check in LEGACY_USER_CHECKS:
+            findings += legacy_check(legacy, user_id, projected, platform.registry)
     report = IntegrityReport(
         f"user:{user_id}",
         now,
@@ -438,43 +452,3 @@ def trend(platform: Platform, principal: Principal, *, points: int = 100, scope:
         }
         for d in reversed(documents)
     ]
-
-
-# -- python -m core integrity check [--user ID] [--json] ---------------------------------------------
-def cmd_check(args: argparse.Namespace) -> int:
-    """Exit 0 when clean, 1 when anything critical or warning was found."""
-    from core import cli
-    from core.legacy import open_legacy_store_if_configured
-    from core.permissions import Principal, Role
-
-    operator = Principal(name="cli", role=Role.ADMIN)
-    platform = Platform.open(cli.open_database_store())
-    if args.user:
-        try:
-            check_owner_id(args.user)
-        except InvalidAccountError as error:
-            raise cli.UsageError(error.message) from None
-        report = check_user(platform, operator, args.user, legacy=open_legacy_store_if_configured())
-    else:
-        report = check_platform(platform, operator, full=args.full)
-    lines = [
-        f"integrity {report.scope} ({report.mode}): {'OK' if report.ok else 'FAILED'} ({report.severity}), "
-        f"{len(report.findings)} findings, {report.duration_ms} ms, run {report.run_id}"
-    ]
-    lines += [f"  note: {note}" for note in report.notes]
-    lines += [f"  [{f.severity}] {f.kind} {f.subject}: {f.message}" for f in report.findings]
-    cli.emit(report.as_dict(), args.json, "\n".join(lines))
-    return cli.EXIT_OK if report.ok else cli.EXIT_FAILED
-
-
-def register_commands(subparsers: argparse._SubParsersAction) -> None:
-    integrity = subparsers.add_parser("integrity", help="integrity checks (SPEC §8)")
-    actions = integrity.add_subparsers(dest="integrity_command", required=True)
-    check = actions.add_parser("check", help="run the platform checks, or one user's")
-    check.add_argument(
-        "--user", help="check only this user (plus the legacy collections when LEGACY_MONGODB_URI is set)"
-    )
-    check.add_argument("--full", action="store_true",
-                       help="re-verify the whole journal and audit chain (default: what changed since the last verified anchor)")
-    check.add_argument("--json", action="store_true")
-    check.set_defaults(handler=cmd_check)

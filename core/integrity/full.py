@@ -14,8 +14,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from core import rollups
-from core.errors import LedgerError
-from core.errors import RollupContendedError
+from core.base.errors import LedgerError
+from core.base.errors import RollupContendedError
 from core.integrity.checks import (
     IntegrityFinding,
     JournalView,

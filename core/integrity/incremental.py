@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core import rollups
-from core.errors import LedgerError
+from core.base.errors import LedgerError
 from core.integrity.chains import ChainSlice, projection_findings, verify_slices
 from core.integrity.checks import IntegrityFinding, JournalView, audit_chain_findings, escrow_findings, hold_findings, reservation_findings
 from core.integrity.confirm import confirmed

@@ -9,11 +9,11 @@ before/after in the audit chain first.
 
 from __future__ import annotations
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core import approvals
 from core.ledger import parse_account_id
-from core.errors import RepairAlreadyRequestedError, RepairNotNeededError, StoreError
-from core.permissions import Permission, Principal, require
+from core.base.errors import RepairAlreadyRequestedError, RepairNotNeededError, StoreError
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.ledger import scan
 from core.ledger import DuplicateKeyStoreError, Store

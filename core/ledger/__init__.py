@@ -8,7 +8,7 @@ engine's own business.
 
 from core.ledger import accounts
 from core.ledger.accounts import OWNER_ID_PATTERN, Account, AccountKind, check_asset_code, check_owner_id, parse_account_id
-from core.ledger.money import (  # accounts and money first: core.validation, which the engine calls, imports them
+from core.ledger.money import (  # accounts and money first: core.platform.boundary, which the engine calls, imports them
     DEFAULT_REGISTRY,
     INT64_MAX,
     INT64_MIN,
@@ -22,7 +22,8 @@ from core.ledger.money import (  # accounts and money first: core.validation, wh
 )
 from core.ledger.anchor import AnchorCheck, current_heads, heads_root, take_anchor, verify_anchor
 from core.ledger.audit import GENESIS_HASH, AuditLog, VerifyResult, event_hash
-from core.ledger.engine import PAGE_SIZE_MAX, RECOVERY_STALE_AFTER, EntryFilter, Ledger, Page, RecoveryReport, UserBalance
+from core.ledger.engine import RECOVERY_STALE_AFTER, Ledger
+from core.ledger.reads import PAGE_SIZE_MAX, EntryFilter, Page, RecoveryReport, UserBalance
 from core.ledger.entries import TERMINAL_STATES, Entry, EntryRequest, check_balanced, entry_hash, entry_id_floor, make_request
 from core.ledger.hashing import canonical, digest
 from core.ledger.selfcheck import STUCK_AFTER, Finding, SelfCheckReport, scan, self_check

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from core.errors import InvalidAccountError, UnknownAssetError
+from core.base.errors import InvalidAccountError, UnknownAssetError
 
 # \A...\Z (not ^...$): `$` also matches before a trailing newline, which let "alice\n" open
 # a second account beside "alice". Use with `fullmatch`.

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.clock import Clock
-from core.errors import BrokenInvariantError, ConfigurationError, StoreError
+from core.base.clock import Clock
+from core.base.errors import BrokenInvariantError, ConfigurationError, StoreError
 from core.ledger.hashing import digest
 from core.ledger.ids import first_slot, other_than, random_hex
 from core.ledger.store import DuplicateKeyStoreError, Store

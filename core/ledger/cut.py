@@ -34,7 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.errors import CutNotClosedError
+from core.base.errors import CutNotClosedError
 from core.ledger.entries import claim_of
 from core.ledger.store import Store
 

@@ -24,10 +24,9 @@ Time never decides whether helping is safe; it only decides when recovery runs.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.errors import (
+from core.base.errors import (
     BalanceOverflowError,
     ConfigurationError,
     ContentionError,
@@ -39,7 +38,7 @@ from core.errors import (
     InvalidEntryError,
     LedgerError,
 )
-from core.clock import Clock, SystemClock
+from core.base.clock import Clock, SystemClock
 from core.ledger import accounts as acct
 from core.ledger.accounts import STRIPES_MAX, Account, AccountKind, parse_account_id
 from core.ledger.audit import AUDIT_STREAMS_DEFAULT, AuditLog
@@ -64,75 +63,13 @@ from core.ledger.flags import FlagBatch
 from core.ledger.ids import first_slot, other_than
 from core.ledger.store import DuplicateKeyStoreError, Store
 from core.ledger.stripes import DEFAULT_STRIPING, Striping, family_query, is_striped, logical_id
-from core import validation  # a module reference: core.validation imports core.ledger in turn
+from core.ledger.arguments import account_kind, arguments, optional_arguments
+from core.ledger.reads import PAGE_SIZE_MAX, EntryFilter, Page, RecoveryReport, UserBalance
 
-PAGE_SIZE_MAX = 200
 CLAIM_ATTEMPTS_MAX = 64  # a post that keeps losing version claims gives up with ContentionError
 RECOVERY_STALE_AFTER = timedelta(0)  # recovery may help any entry at once: helping is always safe
 RECOVERY_BATCH_MAX = 1_000
 RECOVERY_BATCHES_MAX = 1_000
-
-
-@dataclass(frozen=True)
-class UserBalance:
-    asset: str
-    available: Amount
-    locked: Amount
-
-    @property
-    def total(self) -> Amount:
-        return self.available + self.locked
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    page: int
-    page_size: int
-    has_more: bool
-
-
-@dataclass
-class RecoveryReport:
-    """What one `recover()` run did: entries it projected (or found projected and
-    unflagged), and entries it could not project (isolated, with the reason)."""
-
-    entries_projected: list[str] = field(default_factory=list)
-    poisoned: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"entries_projected": self.entries_projected, "poisoned": self.poisoned}
-
-
-@dataclass(frozen=True)
-class EntryFilter:
-    account: str | None = None
-    user: str | None = None
-    type: str | None = None
-    state: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    hold_id: str | None = None
-    flow_ref: str | None = None
-
-    def query(self) -> dict:
-        """A filter of plain values only: no caller text can become an operator."""
-        query: dict = {}
-        for field_name, store_field in (("account", "accounts"), ("user", "user_ids"), ("type", "type"),
-                                        ("state", "state"), ("hold_id", "hold_id"), ("flow_ref", "flow_ref")):
-            value = getattr(self, field_name)
-            if value is not None:
-                if not isinstance(value, str):
-                    raise InvalidEntryError(f"filter {field_name} must be text", field=field_name)
-                query[store_field] = value
-        window = {}
-        if self.since is not None:
-            window["$gte"] = self.since
-        if self.until is not None:
-            window["$lt"] = self.until
-        if window:
-            query["created_at"] = window
-        return query
 
 
 class Ledger:
@@ -375,8 +312,8 @@ class Ledger:
         Raises: InsufficientFundsError, NonPositiveAmountError and amount errors,
             IdempotencyConflictError if `hold_id` was placed with different terms.
         """
-        validation.arguments(hold_id=hold_id, source=source, held=held, amount=amount, actor=actor, memo=memo)  # boundary (core.validation)
-        validation.optional_arguments(flow_ref=flow_ref, metadata=metadata)
+        arguments(hold_id=hold_id, source=source, held=held, amount=amount, actor=actor, memo=memo)  # the engine's own checks (core.ledger.arguments)
+        optional_arguments(flow_ref=flow_ref, metadata=metadata)
         value = positive_amount(amount, source.asset, self.registry)
         return self.post(make_request(
             idempotency_key=f"hold:{hold_id}:place", type="hold.place", actor=actor, flow_ref=flow_ref,
@@ -387,15 +324,15 @@ class Ledger:
     def place_user_hold(self, *, hold_id: str, user_id: str, asset: str, amount: object, actor: str,
                         flow_ref: str | None = None, memo: str = "", metadata: dict | None = None) -> Entry:
         """A hold on a user's funds: available → locked. Raises: as `place_hold`."""
-        validation.arguments(hold_id=hold_id, user_id=user_id, asset=asset, amount=amount, actor=actor, memo=memo)  # boundary (core.validation)
-        validation.optional_arguments(flow_ref=flow_ref, metadata=metadata)
+        arguments(hold_id=hold_id, user_id=user_id, asset=asset, amount=amount, actor=actor, memo=memo)  # the engine's own checks (core.ledger.arguments)
+        optional_arguments(flow_ref=flow_ref, metadata=metadata)
         return self.place_hold(hold_id=hold_id, source=acct.user_available(user_id, asset), held=acct.user_locked(user_id, asset),
                                amount=amount, actor=actor, flow_ref=flow_ref, memo=memo, metadata=metadata)
 
     def hold(self, hold_id: str) -> tuple[Entry, Entry | None]:
         """The placing entry of an applied hold and its closing entry (None while open).
         Raises: HoldNotFoundError."""
-        validation.arguments(hold_id=hold_id)  # boundary (core.validation)
+        arguments(hold_id=hold_id)  # the engine's own checks (core.ledger.arguments)
         documents = self._entries.find({"hold_id": hold_id}, limit=4)
         place = next((d for d in documents if d["hold_action"] == "place" and d["state"] == "applied"), None)
         if place is None:
@@ -406,7 +343,7 @@ class Ledger:
     def open_holds(self, user_id: str, placed_max: int = PAGE_SIZE_MAX) -> list[Entry]:
         """Placing entries of the user's still-open holds among the `placed_max` most recently
         placed (newest first): two queries, however many holds there are."""
-        validation.arguments(user_id=user_id, placed_max=placed_max)  # boundary (core.validation)
+        arguments(user_id=user_id, placed_max=placed_max)  # the engine's own checks (core.ledger.arguments)
         acct.check_owner_id(user_id)
         placed = self._entries.find({"user_ids": user_id, "hold_action": "place", "state": "applied"},
                                     sort=[("created_at", -1), ("_id", -1)], limit=min(placed_max, PAGE_SIZE_MAX))
@@ -429,8 +366,8 @@ class Ledger:
                      metadata: dict | None = None) -> Entry:
         """Return a hold's funds to where they came from.
         Raises: HoldNotFoundError, HoldClosedError."""
-        validation.arguments(hold_id=hold_id, actor=actor, memo=memo, entry_type=entry_type)  # boundary (core.validation)
-        validation.optional_arguments(metadata=metadata)
+        arguments(hold_id=hold_id, actor=actor, memo=memo, entry_type=entry_type)  # the engine's own checks (core.ledger.arguments)
+        optional_arguments(metadata=metadata)
         place, _ = self.hold(hold_id)
         source, held, value = self._hold_legs(place)
         return self._close_hold(place, "release", memo, actor, _pair(held, source, value), entry_type, metadata)
@@ -441,8 +378,8 @@ class Ledger:
         """Pay a hold's whole amount out to `destinations` (which must add up to it), in one
         entry that may carry further balanced `extra_postings` (e.g. the other side of a trade).
         Raises: HoldNotFoundError, HoldClosedError, UnbalancedEntryError."""
-        validation.arguments(hold_id=hold_id, actor=actor, destinations=destinations, memo=memo, entry_type=entry_type, extra_postings=extra_postings)  # boundary (core.validation)
-        validation.optional_arguments(metadata=metadata)
+        arguments(hold_id=hold_id, actor=actor, destinations=destinations, memo=memo, entry_type=entry_type, extra_postings=extra_postings)  # the engine's own checks (core.ledger.arguments)
+        optional_arguments(metadata=metadata)
         place, _ = self.hold(hold_id)
         _, held, value = self._hold_legs(place)
         postings = [{"account": held, "amount": -value}]
@@ -469,7 +406,7 @@ class Ledger:
     def balance(self, account: Account) -> Amount:
         """The projected balance of one logical account — the sum of its stored parts when
         it is striped — in one read (zero if never used)."""
-        validation.arguments(account=account)  # boundary (core.validation)
+        arguments(account=account)  # the engine's own checks (core.ledger.arguments)
         if is_striped(account):
             documents = self._balances.find(family_query(account), projection={"balance_minor": 1}, limit=STRIPES_MAX)
             return from_minor(sum(d["balance_minor"] for d in documents), account.asset, self.registry)
@@ -479,7 +416,7 @@ class Ledger:
     def balances_minor(self, accounts: list[Account]) -> dict[str, int]:
         """Logical account id → projected balance in minor units, for several logical
         accounts in one read (the stripes of a hot account added up; zero if never used)."""
-        validation.arguments(accounts=accounts)  # boundary (core.validation)
+        arguments(accounts=accounts)  # the engine's own checks (core.ledger.arguments)
         if not accounts:
             return {}
         plain = sorted({a.id for a in accounts if not is_striped(a)})
@@ -495,7 +432,7 @@ class Ledger:
     def balances_of_kind(self, kind: AccountKind) -> dict[str, int]:
         """Logical account id → balance in minor units for every account of `kind` (the
         parts of a striped account added up)."""
-        validation.account_kind(kind, "kind")  # boundary (core.validation)
+        account_kind(kind, "kind")  # the engine's own checks (core.ledger.arguments)
         documents = self._balances.find({"kind": kind.value}, projection={"balance_minor": 1})
         balances: dict[str, int] = {}
         for document in documents:
@@ -505,7 +442,7 @@ class Ledger:
 
     def user_balances(self, user_id: str) -> dict[str, UserBalance]:
         """Available, locked and total per asset for one user (one query)."""
-        validation.arguments(user_id=user_id)  # boundary (core.validation)
+        arguments(user_id=user_id)  # the engine's own checks (core.ledger.arguments)
         acct.check_owner_id(user_id)
         documents = self._balances.find(
             {"owner": user_id, "kind": {"$in": [AccountKind.USER_AVAILABLE.value, AccountKind.USER_LOCKED.value]}}
@@ -520,20 +457,20 @@ class Ledger:
 
     def entry(self, entry_id: str) -> Entry:
         """Raises: EntryNotFoundError."""
-        validation.arguments(entry_id=entry_id)  # boundary (core.validation)
+        arguments(entry_id=entry_id)  # the engine's own checks (core.ledger.arguments)
         document = self._entries.find_one({"_id": entry_id}) if isinstance(entry_id, str) else None
         if document is None:
             raise EntryNotFoundError(f"no entry {entry_id!r}", entry_id=entry_id)
         return Entry.from_document(document)
 
     def entry_by_key(self, key: str) -> Entry | None:
-        validation.arguments(key=key)  # boundary (core.validation)
+        arguments(key=key)  # the engine's own checks (core.ledger.arguments)
         document = self._entries.find_one({"idempotency_key": key}) if isinstance(key, str) else None
         return Entry.from_document(document) if document else None
 
     def entries(self, entry_filter: EntryFilter = EntryFilter(), *, page: int = 0, page_size: int = 50) -> Page:
         """Entries newest first, one page at a time (paged on the server)."""
-        validation.arguments(entry_filter=entry_filter, page=page, page_size=page_size)  # boundary (core.validation)
+        arguments(entry_filter=entry_filter, page=page, page_size=page_size)  # the engine's own checks (core.ledger.arguments)
         if not (1 <= page_size <= PAGE_SIZE_MAX) or page < 0:
             raise InvalidEntryError(f"page_size must be 1..{PAGE_SIZE_MAX} and page ≥ 0", page_size=page_size, page=page)
         query = entry_filter.query()

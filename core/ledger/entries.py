@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.ledger.accounts import STRIPES_MAX, Account, check_owner_id
-from core.errors import InvalidEntryError, UnbalancedEntryError
+from core.base.errors import InvalidEntryError, UnbalancedEntryError
 from core.ledger.hashing import digest
 from core.ledger.ids import random_below, random_hex
 from core.ledger.money import Amount, AssetRegistry, from_minor

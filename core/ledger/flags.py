@@ -17,8 +17,8 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from core.clock import Clock
-from core.errors import StoreError
+from core.base.clock import Clock
+from core.base.errors import StoreError
 from core.ledger.store import Collection
 
 FLAG_BATCH_MAX = 64

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from core.errors import ensure
+from core.base.errors import ensure
 
 
 def _default(value: Any) -> str:

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from core.errors import (
+from core.base.errors import (
     AmountOverflowError,
     AssetMismatchError,
     EmptyAmountError,

@@ -1,7 +1,7 @@
 """What a MongoDB query planner would do with each recorded store operation.
 
 The embedded store has no indexes for reads, so it cannot show what a real server would
-examine; this module models it from the declared indexes (`core.ledger.store.INDEXES`):
+examine; this module models it from the declared indexes (`core.ledger.indexes.INDEXES`):
 
 - **The shape of a query** (`query_branches`): the filter in disjunctive form — one
   conjunction of (field, how it is matched) per `$or` branch — so each branch is judged
@@ -32,12 +32,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # the store imports this module: no import of it at load time
-    from core.ledger.store import IndexSpec, OperationRecord
+from core.ledger.indexes import INDEXES, IndexSpec, OperationRecord, Term
 
-Term = tuple[str, str]  # (field, how it is matched: eq, in, null, range, prefix, regex, other)
 IndexKeys = tuple[tuple[str, int], ...]
 
 RANGE_OPERATORS = frozenset({"$gt", "$gte", "$lt", "$lte"})
@@ -139,8 +137,6 @@ def query_branches(query: Mapping[str, Any] | None) -> tuple[tuple[Term, ...], .
 
 # -- the declared indexes ----------------------------------------------------------------------
 def _indexes_of(collection: str) -> list[IndexSpec]:
-    from core.ledger.store import INDEXES, IndexSpec
-
     return [IndexSpec((("_id", 1),), unique=True)] + list(INDEXES.get(collection, []))
 
 

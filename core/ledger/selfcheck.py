@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from core.errors import BrokenInvariantError
+from core.base.errors import BrokenInvariantError
 from core.ledger.accounts import parse_account_id
 from core.ledger.cut import IN_BATCH_MAX, JournalRead, close_journal
 from core.ledger.entries import GENESIS_HASH, TERMINAL_STATES, check_balanced, entry_hash

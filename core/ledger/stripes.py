@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.errors import ConfigurationError
+from core.base.errors import ConfigurationError
 from core.ledger.accounts import PART_MARK, STRIPES_MAX, Account, AccountKind
 from core.ledger.money import INT64_MAX, INT64_MIN
 

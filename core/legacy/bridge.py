@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from core.validation import check_database_uri
-from core.errors import ContentionError, LegacyConfigurationError
+from core.platform.boundary import check_database_uri
+from core.base.errors import ContentionError, LegacyConfigurationError
 from core.ledger import OWNER_ID_PATTERN, AssetRegistry, Collection, Store
 from core.legacy.values import (  # noqa: F401 (re-exported: the bridge's boundary helpers)
     document_label,
@@ -465,7 +465,7 @@ def read_user(legacy: Store, user_id: str, registry: AssetRegistry) -> LegacyVie
 def open_legacy_store() -> Store:
     """The legacy database named by LEGACY_MONGODB_URI / LEGACY_DB, opened without
     creating anything in it. Raises: LegacyConfigurationError, StoreError."""
-    check_database_uri(LEGACY_URI_VARIABLE, "legacy")  # boundary (core.validation): malformed → exit 2 naming legacy
+    check_database_uri(LEGACY_URI_VARIABLE, "legacy")  # boundary (core.platform.boundary): malformed → exit 2 naming legacy
     uri, name = os.environ.get(LEGACY_URI_VARIABLE, "").strip(), os.environ.get(LEGACY_DB_VARIABLE, "").strip()
     if not uri or not name:
         raise LegacyConfigurationError(

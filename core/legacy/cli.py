@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from core.errors import RepairNotNeededError
+from core.base.errors import RepairNotNeededError
 from core.legacy.bridge import AUTHORITATIVE_DEFAULT, SPECS
 from core.legacy.reconcile import reconcile
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from core.platform import Platform
 from core.ledger import Store
 
@@ -24,7 +24,7 @@ CLI_PRINCIPAL = Principal(name="cli", role=Role.ADMIN)
 
 
 def _stores() -> tuple[Platform, Store]:
-    from core import cli
+    from core.cli import common as cli
     from core.legacy import open_legacy_store
 
     platform = Platform.open(cli.open_database_store())
@@ -33,7 +33,7 @@ def _stores() -> tuple[Platform, Store]:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from core import cli
+    from core.cli import common as cli
 
     platform, legacy = _stores()
     report = reconcile(platform.store, legacy, platform.registry)
@@ -56,7 +56,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core import cli
+    from core.cli import common as cli
 
     platform, legacy = _stores()
     report = import_balances(platform, CLI_PRINCIPAL, legacy, source=args.source, dry_run=args.dry_run)
@@ -81,7 +81,7 @@ def _held_lines(held: list[dict]) -> str:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from core import cli
+    from core.cli import common as cli
 
     platform, legacy = _stores()
     if args.dry_run:

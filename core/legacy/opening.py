@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.errors import LedgerError, LegacyConfigurationError
+from core.base.errors import LedgerError, LegacyConfigurationError
 from core.ledger import Store, accounts as acct, from_minor, make_request
 from core.legacy.bridge import AUTHORITATIVE_DEFAULT, SPECS, LegacyRecord, Pair, exact_minor, read_legacy
 from core.legacy.reconcile import compare_pair, database_findings, ledger_user_balances
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.validation import boundary, word
+from core.platform.boundary import boundary, word
 
 IMPORT_ENTRY_TYPE = "legacy.import"
 IN_QUERY_BATCH_MAX = 1_000

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core import approvals
-from core.errors import InvalidAmountError, LegacyConfigurationError, LegacyPlanChangedError, RepairNotNeededError
+from core.base.errors import InvalidAmountError, LegacyConfigurationError, LegacyPlanChangedError, RepairNotNeededError
 from core.ledger import DuplicateKeyStoreError, Store, digest
 from core.legacy.bridge import (
     AUTHORITATIVE_DEFAULT,
@@ -55,7 +55,7 @@ from core.legacy.bridge import (
 )
 from core.legacy.opening import opening_values
 from core.legacy.reconcile import ledger_user_balances
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
 REBUILD_KIND = "legacy.rebuild"

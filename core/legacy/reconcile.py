@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from core.validation import boundary
+from core.platform.boundary import boundary
 from core.ledger import AccountKind
 from core.legacy.bridge import (
     AUTHORITATIVE_DEFAULT,
@@ -33,10 +33,11 @@ from core.legacy.bridge import (
     to_minor,
 )
 from core.ledger import AssetRegistry
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.ledger import Finding
 from core.ledger import Store
+from core.integrity import IntegrityFinding, register_legacy_user_check
 
 
 LEDGER_BALANCES_BATCH = 1_000  # balance documents per read of the ledger's user projections
@@ -293,7 +294,6 @@ def user_legacy_findings(
 ) -> list[Finding]:
     """The per-user integrity check's legacy part: each collection against the ledger's
     projections (an asset the ledger never saw counts as zero)."""
-    from core.integrity import IntegrityFinding
 
     view = read_user(legacy, user_id, registry)
     ledger: dict[Pair, dict[str, int]] = {}
@@ -353,3 +353,6 @@ def user_legacy_findings(
             )
         )
     return findings
+
+
+register_legacy_user_check(user_legacy_findings)  # integrity's per-user check compares a given legacy store with this

@@ -24,7 +24,7 @@ import math
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from core.errors import UnknownAssetError
+from core.base.errors import UnknownAssetError
 from core.ledger import AssetRegistry
 
 NETWORK_SUFFIXES = ("TRC20", "ERC20", "BEP20", "BEP2", "SPL", "POLYGON", "ARBITRUM", "OMNI", "BSC")

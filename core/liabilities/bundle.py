@@ -38,15 +38,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from core.errors import InvalidArgumentError, SnapshotTamperedError, ensure
+from core.base.errors import InvalidArgumentError, SnapshotTamperedError, ensure
 from core.liabilities import tree
-from core.liabilities.keys import LiabilitiesKeys
+from core.liabilities.keys import LiabilitiesKeys, keystream_xor
 from core.liabilities.proofs import load_chunk, snapshot_keys
 from core.liabilities.snapshot import get_snapshot, user_document_id
 from core.liabilities.verify import FORMAT, PARTS_MAX, USER_ID_PATTERN, minor_text, verify_proof
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.validation import boundary
+from core.platform.boundary import boundary
 
 BUNDLE_FORMAT = "proof-of-liabilities-bundle/2"
 MAGIC = (BUNDLE_FORMAT + "\n").encode()
@@ -78,23 +78,6 @@ def record_keys(secret: bytes, snapshot_id: str, asset: str) -> tuple[bytes, byt
     """(tag, encryption key, MAC key) of one user's record for one asset of one snapshot."""
     okm = hkdf_sha256(secret, KDF_SALT + snapshot_id.encode(), KDF_INFO + asset.encode(), TAG_BYTES + 64)
     return okm[:TAG_BYTES], okm[TAG_BYTES:TAG_BYTES + 32], okm[TAG_BYTES + 32:]
-
-
-def keystream(key: bytes, length: int) -> bytes:
-    """SHA-256 in counter mode under a secret 32-byte key: block i = SHA-256(key ‖ i as 8 bytes).
-    Every input is one fixed-length block, so length extension cannot apply (the construction
-    of NIST SP 800-90A's Hash_DRBG output); nine times faster than HMAC per block here."""
-    head, blocks = hashlib.sha256(key), []
-    for counter in range((length + 31) // 32):
-        block = head.copy()
-        block.update(counter.to_bytes(8, "big"))
-        blocks.append(block.digest())
-    return b"".join(blocks)[:length]
-
-
-def keystream_xor(key: bytes, data: bytes) -> bytes:
-    """`data` XOR the keystream of `key` (encrypts and decrypts)."""
-    return (int.from_bytes(data, "big") ^ int.from_bytes(keystream(key, len(data)), "big")).to_bytes(len(data), "big")
 
 
 def seal(secret: bytes, snapshot_id: str, asset: str, plaintext: bytes) -> bytes:

@@ -14,14 +14,14 @@ import json
 import re
 from pathlib import Path
 
-from core import cli
+from core.cli import common as cli
 from core.ledger import OWNER_ID_PATTERN
 from core.liabilities.bundle import build_bundle
 from core.liabilities.proofs import bundle_json, user_proof_bundle, verify_snapshot
 from core.liabilities.reveal import reissue_user_secret, reveal_user_secret
 from core.liabilities.snapshot import SNAPSHOT_ID_PATTERN, SNAPSHOT_LIST_MAX, SPLIT_PARTS_MAX, published_roots, take_snapshot
 from core.liabilities.verify import ASSET_PATTERN, DISPLAY_PATTERN, MINOR_PATTERN, ProofCheck, grouped, minor_text, parse_amount, verify_proof
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from core.platform import Platform
 
 CLI_PRINCIPAL = Principal(name="cli", role=Role.ADMIN)  # the operator at the console of the server

@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.errors import CutNotClosedError, NegativeLiabilityError, SnapshotContendedError
+from core.base.errors import CutNotClosedError, NegativeLiabilityError, SnapshotContendedError
 from core.ledger import AccountKind, Store, read_projections
 
 READ_BATCH_SIZE = 5_000

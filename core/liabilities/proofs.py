@@ -13,15 +13,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from core.errors import ConfigurationError, ProofNotFoundError, SnapshotTamperedError
+from core.base.errors import ConfigurationError, ProofNotFoundError, SnapshotTamperedError
 from core.ledger import check_owner_id
 from core.liabilities import tree
 from core.liabilities.keys import LiabilitiesKeys, keys_for
 from core.liabilities.snapshot import FORMAT_VERSION, chunk_id, get_snapshot, user_document_id
 from core.liabilities.verify import FORMAT, minor_text, verify_proof
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.validation import boundary
+from core.platform.boundary import boundary
 
 EXPORT_FORMAT = "proof-of-liabilities-export/2"
 VERIFY_BATCH_SIZE = 1_000

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
-from core.validation import boundary, identifier, moment, raising, text
+from core.platform.boundary import boundary, identifier, moment, raising, text
 from core import reports
-from core.clock import to_millis
-from core.errors import IdempotencyConflictError, InvalidReserveError
+from core.base.clock import to_millis
+from core.base.errors import IdempotencyConflictError, InvalidReserveError
 from core.ledger import DuplicateKeyStoreError, amount
 from core.liabilities.snapshot import SNAPSHOT_ID_PATTERN
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
 WALLET_ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9:_.\-]{4,128}\Z")  # chain addresses, IBANs, custodian account refs

@@ -18,12 +18,12 @@ user, the generation and the reason — never the secret.
 
 from __future__ import annotations
 
-from core.errors import ReasonRequiredError, SecretAlreadyRevealedError, StoreError
+from core.base.errors import ReasonRequiredError, SecretAlreadyRevealedError, StoreError
 from core.ledger import DuplicateKeyStoreError, Store, check_owner_id
 from core.liabilities.keys import GENERATION_MAX, keys_for, secret_text
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
-from core.validation import boundary
+from core.platform.boundary import boundary
 
 SECRETS_COLLECTION = "liabilities_user_secrets"
 REISSUE_ATTEMPTS_MAX = 5

@@ -29,14 +29,14 @@ import uuid
 from operator import itemgetter
 from dataclasses import dataclass
 
-from core.validation import boundary
-from core.errors import InvalidFlowInputError, SnapshotNotFoundError, ensure
+from core.platform.boundary import boundary
+from core.base.errors import InvalidFlowInputError, SnapshotNotFoundError, ensure
 from core.ledger import AssetRegistry, DuplicateKeyStoreError, Store
 from core.liabilities import tree
 from core.liabilities.cut import Cut, read_cut
 from core.liabilities.keys import keys_for
 from core.liabilities.reveal import reissued_generations
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
 LEAF_CHUNK_SIZE = 4096  # leaves per stored document (a power of two); ~180 KB each

@@ -10,7 +10,7 @@ from core.rollups.fold import rebuild, sweep, update
 def cmd_rollups(args: argparse.Namespace) -> int:
     """`update` folds new entries (`--sweep`: also accounts the feed cannot see); `rebuild`
     folds a new generation from scratch and switches to it. Exit 0."""
-    from core import cli
+    from core.cli import common as cli
 
     store = cli.open_database_store()
     if args.rollups_command == "rebuild":

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from core.errors import RollupChainError, RollupContendedError
+from core.base.errors import RollupChainError, RollupContendedError
 from core.ledger import DuplicateKeyStoreError, Store, logical_id, parse_account_id, scan
 
 ROLLUPS, HEADS, TOTALS, STATE, PASSES = "rollups", "rollup_heads", "rollup_totals", "rollup_state", "rollup_passes"

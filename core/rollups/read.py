@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from core.errors import RollupContendedError
+from core.base.errors import RollupContendedError
 from core.ledger import Store, logical_id, scan
 from core.rollups.fold import (
     ACTIVE,

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from core import approvals
-from core.errors import (
+from core.base.errors import (
     ApprovalAlreadyExecutedError,
     ApprovalExpiredError,
     ApprovalNotFoundError,
@@ -23,7 +23,7 @@ from core.errors import (
     SelfApprovalError,
     UnknownApprovalKindError,
 )
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 
 MAKER = Principal(name="maker", role=Role.ADMIN)
 CHECKER = Principal(name="checker", role=Role.ADMIN)
@@ -44,7 +44,7 @@ def _close(platform, approval, principal):
 
 
 def _failing(platform, approval, principal):
-    from core.errors import InsufficientFundsError
+    from core.base.errors import InsufficientFundsError
 
     raise InsufficientFundsError("no money")
 
@@ -119,7 +119,7 @@ def test_request_approval_invalid_input_refused(platform, bad):
         (ReasonRequiredError, FloatAmountError, InvalidEntryError, UnknownApprovalKindError, Exception)
     ) as info:
         approvals.request_approval(platform, MAKER, **fields)
-    assert info.type.__module__ == "core.errors"
+    assert info.type.__module__ == "core.base.errors"
     assert platform.store.raw("approvals").count_documents({}) == 0
 
 
@@ -292,7 +292,7 @@ def test_approvals_reads_are_indexed(platform):
 def test_concurrent_approvers_execute_once(platform):
     import threading
 
-    from core.errors import ApprovalStateError
+    from core.base.errors import ApprovalStateError
 
     doc = _request(platform)
     approvers = [Principal(name=f"admin{i}", role=Role.ADMIN) for i in range(6)]

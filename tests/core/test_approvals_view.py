@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core import approvals_view
+from core.approvals import view as approvals_view
 from core.flows import treasury
 from core import approvals
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 
 MAKER = Principal(name="maker", role=Role.ADMIN)
 CHECKER = Principal(name="checker", role=Role.ADMIN)
@@ -75,7 +75,7 @@ def test_request_warnings_name_too_few_approvers_and_an_empty_source(platform):
 def _fee_wallet(platform, clock, btc_withdrawn: str = "0.5") -> None:
     from core.flows import withdrawal
     from core.flowtests.sandbox import Sandbox
-    from core.permissions import SYSTEM
+    from core.base.permissions import SYSTEM
 
     Sandbox(platform=platform, clock=clock).fund("alice", "BTC", "1")
     withdrawal.request_withdrawal(platform, SYSTEM, user_id="alice", asset="BTC", amount=btc_withdrawn,
@@ -116,7 +116,7 @@ def test_balance_effects_show_what_each_money_request_would_leave(platform, cloc
 def test_balance_effects_refuse_hostile_requests_and_support(platform):
     import pytest
 
-    from core.errors import InvalidAccountError, LedgerError, PermissionDeniedError
+    from core.base.errors import InvalidAccountError, LedgerError, PermissionDeniedError
 
     with pytest.raises(PermissionDeniedError):
         approvals_view.balance_effects(platform, Principal(name="sue", role=Role.SUPPORT), [])
@@ -132,7 +132,7 @@ def test_balance_effects_refuse_hostile_requests_and_support(platform):
 def test_adjustment_user_is_trimmed_and_must_exist(platform, clock):
     import pytest
 
-    from core.errors import InvalidAccountError, PermissionDeniedError, UnknownUserError
+    from core.base.errors import InvalidAccountError, PermissionDeniedError, UnknownUserError
 
     _fee_wallet(platform, clock)  # alice has a ledger balance
     platform.store.collection("users").insert_one({"user_id": "dora", "email": "d@example.com", "name": "Dora"})

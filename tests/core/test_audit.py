@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from core import audit_cli, cli
+from core import cli
 from core.audit import GENESIS_HASH, AuditFilter, event_hash, export_audit_csv, search_audit, verify_audit
 from core.ledger.audit import order_key
-from core.errors import InvalidFilterError, PermissionDeniedError
-from core.permissions import Principal, Role
+from core.base.errors import InvalidFilterError, PermissionDeniedError
+from core.base.permissions import Principal, Role
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)
 SUPPORT = Principal(name="sam", role=Role.SUPPORT)
@@ -37,8 +37,8 @@ def _fill(platform, count: int = 6) -> None:
 
 
 def _run_cli(monkeypatch, platform, argv):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.audit_cli"])
-    monkeypatch.setattr(audit_cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.audit_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     return cli.main(argv)
 
 
@@ -233,7 +233,7 @@ def test_verify_cli_clean_exits_zero(platform, monkeypatch, capsys):
 
 
 def test_verify_cli_refuses_embedded_store(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.audit_cli"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.audit_cli])
     monkeypatch.delenv("MONGODB_URI", raising=False)
     assert cli.main(["audit", "verify"]) == 2
     assert "MONGODB_URI" in capsys.readouterr().err
@@ -445,7 +445,7 @@ def test_streams_verify_since_checks_only_what_came_after_the_anchored_heads(sto
 
 @pytest.mark.parametrize("streams", [0, 257, True, "4", None])
 def test_streams_count_is_validated(store, clock, streams):
-    from core.errors import ConfigurationError
+    from core.base.errors import ConfigurationError
     from core.ledger.audit import AuditLog
 
     with pytest.raises(ConfigurationError):

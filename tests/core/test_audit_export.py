@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from core.audit import AuditFilter, export_audit, readable_amounts
-from core.errors import InvalidFilterError, PermissionDeniedError
+from core.base.errors import InvalidFilterError, PermissionDeniedError
 from core.ledger import DEFAULT_REGISTRY
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)
 QA = Principal(name="quinn", role=Role.QA)

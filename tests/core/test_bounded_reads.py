@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from core import approvals, transitions
-from core.clock import ManualClock
+from core import approvals
+from core.platform import transitions
+from core.base.clock import ManualClock
 from core.flows import adjustment, referral
 from core.ledger import accounts as acct
 from core.ledger.planner import uncovered
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from tests.conftest import make_test_store
 

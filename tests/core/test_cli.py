@@ -25,8 +25,8 @@ def test_cli_recover_finishes_a_crashed_entry(monkeypatch, store, clock, capsys)
     with pytest.raises(Crash):
         ledger.post(transfer_request("x", acct.external("BTC"), acct.user_available("alice", "BTC"), "1", "deposit"))
     store.fault_hook = None
-    monkeypatch.setattr(cli, "open_database_store", lambda: store)
-    monkeypatch.setattr("core.clock.SystemClock.now", lambda self: clock.now() + timedelta(hours=1))
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: store)
+    monkeypatch.setattr("core.base.clock.SystemClock.now", lambda self: clock.now() + timedelta(hours=1))
     assert cli.main(["recover", "--json"]) == cli.EXIT_OK
     assert '"entries_projected"' in capsys.readouterr().out
     assert ledger.balance(acct.user_available("alice", "BTC")).minor == 100_000_000
@@ -83,7 +83,7 @@ def test_cli_unreachable_ledger_exits_2_not_1(monkeypatch, capsys, quick_timeout
 
 
 def test_cli_legacy_database_named_when_malformed_or_unreachable(monkeypatch, capsys, store, quick_timeouts):
-    monkeypatch.setattr(cli, "open_database_store", lambda: store)
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: store)
     monkeypatch.setenv("LEGACY_DB", "legacy")
     monkeypatch.setenv("LEGACY_MONGODB_URI", "legacy-host-without-scheme")
     assert cli.main(["legacy", "reconcile"]) == cli.EXIT_USAGE
@@ -95,7 +95,7 @@ def test_cli_legacy_database_named_when_malformed_or_unreachable(monkeypatch, ca
 
 
 def test_store_errors_say_which_database(quick_timeouts):
-    from core.errors import ConfigurationError, DatabaseUnreachableError, MalformedDatabaseUriError, StoreError
+    from core.base.errors import ConfigurationError, DatabaseUnreachableError, MalformedDatabaseUriError, StoreError
     from core.ledger.store import Store
 
     with pytest.raises(DatabaseUnreachableError) as ledger:

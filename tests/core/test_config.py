@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from core.config import DEFAULT_CONFIG, FlowConfig
-from core.errors import ConfigurationError
+from core.platform.config import DEFAULT_CONFIG, FlowConfig
+from core.base.errors import ConfigurationError
 
 
 def test_config_defaults_match_legacy_platform():

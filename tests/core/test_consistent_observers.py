@@ -22,7 +22,7 @@ from core.integrity import check_platform, check_user
 from core.ledger import accounts as acct
 from core.ledger.money import amount
 from core.ledger.selfcheck import self_check
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from tests.core.test_integrity import healthy_platform
 from tests.helpers import deposit, transfer_request
 

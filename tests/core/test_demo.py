@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core import demo
-from core.errors import ConfigurationError
+from core.base.errors import ConfigurationError
 from core.ledger.selfcheck import self_check
 from core.ledger.store import Store
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import directory
-from core.errors import PermissionDeniedError
-from core.permissions import Principal, Role
+from core.platform import directory
+from core.base.errors import PermissionDeniedError
+from core.base.permissions import Principal, Role
 from core.ledger.store import uncovered
 
 SUPPORT = Principal(name="sam", role=Role.SUPPORT)

@@ -1,10 +1,10 @@
-"""core.directory's order of matches (issue 22): best match first, then by name."""
+"""core.platform.directory's order of matches (issue 22): best match first, then by name."""
 
 from __future__ import annotations
 
-from core import directory
+from core.platform import directory
 from core.ledger.store import uncovered
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 
 SUPPORT = Principal(name="sam", role=Role.SUPPORT)
 

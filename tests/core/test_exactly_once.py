@@ -8,15 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from core.clock import ManualClock
-from core.errors import InsufficientFundsError, LedgerError
+from core.base.clock import ManualClock
+from core.base.errors import InsufficientFundsError, LedgerError
 from core.flows import deposit, swap, withdrawal
 from core.ledger import accounts as acct
 from core.ledger.engine import Ledger
 from core.ledger.entries import make_request
 from core.ledger.money import amount
 from core.ledger.selfcheck import self_check
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 from core.platform import Platform
 from tests.conftest import make_test_store
 from tests.helpers import Crash, CrashAt, deposit as credit, transfer_request

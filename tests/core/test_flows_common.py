@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.errors import FlowDecisionConflictError, FlowNotFoundError, IdempotencyConflictError, InvalidFlowInputError
+from core.base.errors import FlowDecisionConflictError, FlowNotFoundError, IdempotencyConflictError, InvalidFlowInputError
 from core.flows.common import (
     check_key,
     convert_down,
@@ -20,7 +20,7 @@ from core.flows.common import (
     load,
     step,
 )
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 
 
 def test_fee_minor_rounds_up():

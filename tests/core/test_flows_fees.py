@@ -10,7 +10,7 @@ from core import approvals
 from core.ledger.accounts import AccountKind
 from core.flows import instant, p2p, recovery, swap, treasury, withdrawal
 from core.flowtests.sandbox import CHECKER, MAKER, Sandbox, fee_accounting, fees_booked_once
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 from core.ledger.selfcheck import scan, self_check
 from core.ledger.store import uncovered
 

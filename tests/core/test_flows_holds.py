@@ -19,12 +19,12 @@ from datetime import timedelta
 import pytest
 
 from core import integrity
-from core.clock import ManualClock
-from core.errors import InsufficientFundsError, InsufficientLiquidityError, LedgerError
+from core.base.clock import ManualClock
+from core.base.errors import InsufficientFundsError, InsufficientLiquidityError, LedgerError
 from core.flows import holds, p2p, quotes, recovery, swap, withdrawal
 from core.ledger import accounts as acct
 from core.ledger.engine import Ledger
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from tests.conftest import make_test_store
 from core.flowtests.choreography import Choreography, HeldFlow, strand_sequence

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.ledger import accounts as acct
-from core.errors import (
+from core.base.errors import (
     FlowNotFoundError,
     FlowStateError,
     IdempotencyConflictError,
@@ -18,7 +18,7 @@ from core.errors import (
 )
 from core.flows import p2p
 from core.flowtests.sandbox import Sandbox, world_state
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 
 ADMIN = Principal(name="ann", role=Role.ADMIN)
 
@@ -163,7 +163,7 @@ def test_p2p_open_refusals_change_nothing(funded, change, error):
     before = world_state(funded.store)
     with pytest.raises(error) as info:
         _open(funded, **change)
-    assert info.type.__module__ == "core.errors"
+    assert info.type.__module__ == "core.base.errors"
     assert world_state(funded.store) == before
 
 

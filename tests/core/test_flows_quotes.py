@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.ledger import accounts as acct
-from core.clock import ManualClock
-from core.errors import (
+from core.base.clock import ManualClock
+from core.base.errors import (
     AmountTooSmallError,
     FlowStateError,
     IdempotencyConflictError,
@@ -27,9 +27,9 @@ from core.errors import (
 )
 from core.flows import instant, quotes, swap
 from core.flowtests.sandbox import Sandbox, world_state
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from core.prices import DeterministicPriceSource
+from core.platform.prices import DeterministicPriceSource
 from core.ledger.selfcheck import scan, self_check
 from core.ledger.store import Store
 
@@ -165,7 +165,7 @@ def test_swap_invalid_quotes_change_nothing(market, kwargs, error):
     before = world_state(market.store)
     with pytest.raises(error) as info:
         swap.quote_swap(market, SYSTEM, **fields)
-    assert info.type.__module__ == "core.errors"
+    assert info.type.__module__ == "core.base.errors"
     assert world_state(market.store) == before
 
 
@@ -372,7 +372,7 @@ def test_swap_execute_needs_move_money_and_existing_quote(market):
     quote = _quote(market)
     with pytest.raises(PermissionDeniedError):
         swap.execute_swap(market, Principal(name="ann", role=Role.ADMIN), quote_id=quote["_id"], user_id="alice")
-    from core.errors import FlowNotFoundError
+    from core.base.errors import FlowNotFoundError
 
     for bad in ("q_nope", {"$ne": None}):
         with pytest.raises(FlowNotFoundError):

@@ -12,12 +12,12 @@ from decimal import Decimal
 import pytest
 
 from core import approvals
-from core.clock import ManualClock
-from core.errors import TradeClosedError, TradeDecisionConflictError
+from core.base.clock import ManualClock
+from core.base.errors import TradeClosedError, TradeDecisionConflictError
 from core.flows import adjustment, deposit, p2p, quotes, recovery, referral, treasury, withdrawal
 from core.flowtests.sandbox import CHECKER, CHECKER_2, MAKER, Sandbox
 from core.ledger import accounts as acct
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from tests.conftest import make_test_store
 
@@ -483,7 +483,7 @@ def test_cli_recover_finishes_half_done_flows_and_approvals(box, monkeypatch, ca
     _crash(platform, CrashAfter("approvals", "find_one_and_update", nth=2),
            lambda: approvals.approve(platform, CHECKER, request["_id"], "ok"))
     cli.build_parser()  # import every command module first: none may bind the patched opener below
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     assert cli.main(["recover", "--json"]) == cli.EXIT_OK
     assert '"events_flushed"' in capsys.readouterr().out
     assert p2p.get_trade(platform, trade["_id"])["state"] == "resolved_buyer"

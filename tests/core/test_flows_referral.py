@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from core.ledger import accounts as acct
-from core.errors import AmountTooSmallError, EntryNotFoundError, NoReferrerError, PermissionDeniedError
+from core.base.errors import AmountTooSmallError, EntryNotFoundError, NoReferrerError, PermissionDeniedError
 from core.flows import referral, withdrawal
 from core.flowtests.sandbox import Sandbox, world_state
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from core.ledger import accounts as acct
 from core import approvals
-from core.errors import (
+from core.base.errors import (
     FloatAmountError,
     NonPositiveAmountError,
     PermissionDeniedError,
@@ -15,7 +15,7 @@ from core.errors import (
 )
 from core.flows import adjustment, treasury, withdrawal
 from core.flowtests.sandbox import Sandbox, world_state
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 
 ADMIN = Principal(name="ann", role=Role.ADMIN)
 ADMIN_2 = Principal(name="ben", role=Role.ADMIN)
@@ -133,7 +133,7 @@ def test_treasury_execution_happens_once_across_resumes(platform):
 def test_fee_sweep_beyond_the_fee_wallet_is_refused_when_requested(platform, clock):
     """Issue 22 item 13: a 5 BTC sweep against a 0.012 BTC fee wallet was warned about, then
     queued; the approver saw nothing. Refused in core at request time, by name, nothing written."""
-    from core.errors import InsufficientFundsError, SweepExceedsFeeWalletError
+    from core.base.errors import InsufficientFundsError, SweepExceedsFeeWalletError
 
     Sandbox(platform=platform, clock=clock).fund("alice", "BTC", "1.2")
     for key in ("w1", "w2", "w3"):  # each below the approval threshold: settled at once, 1% fee

@@ -8,7 +8,7 @@ import pytest
 
 from core.ledger import accounts as acct
 from core import approvals
-from core.errors import (
+from core.base.errors import (
     AmountTooSmallError,
     ApprovalAlreadyExecutedError,
     DuplicateApprovalError,
@@ -20,7 +20,7 @@ from core.errors import (
 )
 from core.flows import withdrawal
 from core.flowtests.sandbox import Sandbox, world_state
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 
 ADMIN = Principal(name="ann", role=Role.ADMIN)
 ADMIN_2 = Principal(name="ben", role=Role.ADMIN)

@@ -3,7 +3,7 @@ their asset, with times in UTC; the numbers come from the error's details."""
 
 from __future__ import annotations
 
-from core.errors import InsufficientFundsError, InsufficientLiquidityError, QuoteExpiredError
+from core.base.errors import InsufficientFundsError, InsufficientLiquidityError, QuoteExpiredError
 from core.flowtests.wording import readable_message, readable_refusal
 from core.ledger import DEFAULT_REGISTRY
 

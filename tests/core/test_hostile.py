@@ -31,17 +31,17 @@ from hypothesis import strategies as st
 import core
 from core import approvals
 from core.audit import AuditFilter
-from core.clock import ManualClock
-from core.errors import LedgerError
+from core.base.clock import ManualClock
+from core.base.errors import LedgerError
 from core.flows import p2p, swap, withdrawal
 from core.flowtests.sandbox import SANDBOX_START, Sandbox
 from core.ledger import accounts as acct
 from core.ledger.engine import EntryFilter, Ledger
 from core.ledger.money import amount
 from core.ledger.store import Store
-from core.permissions import SYSTEM, Principal, Role
+from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from core.validation import precheck
+from core.platform.boundary import precheck
 
 EXAMPLES_PER_FUNCTION = 12
 ADMIN = Principal(name="ann", role=Role.ADMIN)
@@ -54,9 +54,10 @@ LEDGER_NOT_FUZZED = {
     "flush": "takes no argument: clears the flags of entries this process projected",
 }
 # Functions with a `principal` parameter that are not entry points: the permission checks
-# themselves, and helpers marked @internal (core.validation.internal) are skipped by discovery.
-NOT_ENTRY_POINTS = {"core.permissions.check_principal", "core.permissions.require", "core.permissions.can"}
-SKIPPED_MODULES = ("core.__main__", "core.flowtests.")  # the flow-test scenarios take a Sandbox
+# themselves, and helpers marked @internal (core.platform.boundary.internal) are skipped by discovery.
+NOT_ENTRY_POINTS = {"core.base.permissions.check_principal", "core.base.permissions.require", "core.base.permissions.can"}
+SKIPPED_MODULES = ("core.__main__", "core.flowtests.scenarios", "core.flowtests.sandbox", "core.flowtests.choreography",
+                   "core.flowtests.simulation")  # the flow-test scenarios and their tools take a Sandbox
 
 # -- hostile values -------------------------------------------------------------------------
 OPERATOR_DICTS = st.sampled_from([{"$gt": ""}, {"$ne": None}, {"$regex": "^wd_"}, {"$where": "1"}, {"$in": ["a"]},
@@ -227,7 +228,7 @@ Resolver = Callable[[World], Callable[..., Any]]
 BASELINE_CHANGES: dict[str, dict[str, Any]] = {
     "Ledger.balances_of_kind": {"kind": acct.AccountKind.USER_AVAILABLE},
     "core.legacy.opening.import_balances": {"source": "wallets"},
-    "core.approvals_view.request_warnings": {"kind": "withdrawal"},
+    "core.approvals.view.request_warnings": {"kind": "withdrawal"},
 }
 NOT_FUZZED_PARAMETERS = {"self", "registry", "args", "kwargs"}  # registries are core-made objects
 
@@ -267,7 +268,7 @@ def discovered_entry_points() -> set[str]:
 # the console-account functions.
 EXTRA_ENTRY_POINTS = {
     "core.ledger.money.amount", "core.ledger.money.positive_amount", "core.ledger.money.from_minor",
-    "core.users.add_user", "core.users.set_role", "core.users.disable_user",
+    "core.platform.logins.add_user", "core.platform.logins.set_role", "core.platform.logins.disable_user",
     "core.ledger.stripes.striping",
 }
 EXTRA_VALID = {"core.ledger.stripes.striping": {"counts": {"platform.fees": 8}},
@@ -281,11 +282,11 @@ EXTRA_VALID = {"core.ledger.stripes.striping": {"counts": {"platform.fees": 8}},
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "Ledger": ("balance", "balances_minor", "balances_of_kind", "consume_hold", "entries", "entry", "entry_by_key", "hold",
                "open_holds", "place_hold", "place_user_hold", "release_hold", "user_balances"),
-    "core.approvals": ("approve", "expire_due", "get_approval", "list_approvals", "open_request", "reject",
-                       "request_approval", "resume_approved"),
-    "core.approvals_view": ("adjustment_user", "balance_effects", "count_requests", "request_warnings"),
+    "core.approvals.decisions": ("approve", "expire_due", "get_approval", "list_approvals", "reject", "resume_approved"),
+    "core.approvals.requests": ("open_request", "request_approval"),
+    "core.approvals.view": ("adjustment_user", "balance_effects", "count_requests", "request_warnings"),
     "core.audit": ("export_audit", "export_audit_csv", "search_audit", "verify_audit", "witness_status"),
-    "core.directory": ("find_users", "get_user", "names_of", "referrals_of", "refresh_search_keys", "search_users",
+    "core.platform.directory": ("find_users", "get_user", "names_of", "referrals_of", "refresh_search_keys", "search_users",
                        "sync_search_keys"),
     "core.flows.adjustment": ("request_adjustment",),
     "core.flows.deposit": ("record_deposit", "request_manual_deposit", "resume_deposit"),
@@ -313,8 +314,8 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "core.liabilities.snapshot": ("list_snapshots", "published_roots", "take_snapshot"),
     "core.reports": ("alerts", "audit_field_values", "count_audit_events", "fee_movements", "last_integrity",
                      "platform_totals", "treasury_entries"),
-    "core.runner": ("run_scenarios",),
-    "core.users": ("add_user", "disable_user", "set_role"),
+    "core.flowtests.runner": ("run_scenarios",),
+    "core.platform.logins": ("add_user", "disable_user", "set_role"),
 }
 FUZZ: dict[str, Resolver] = {
     f"{owner}.{name}": (_method(name) if owner == "Ledger" else _function(f"{owner}.{name}"))
@@ -329,11 +330,11 @@ def test_fuzz_list_is_the_public_api():
     for name in discovered - EXTRA_ENTRY_POINTS:
         if not name.startswith("Ledger."):
             function = FUZZ[name](None)  # type: ignore[arg-type]
-            assert getattr(function, "__boundary__", False), f"{name} has no @boundary: decorate it (core.validation)"
+            assert getattr(function, "__boundary__", False), f"{name} has no @boundary: decorate it (core.platform.boundary)"
 
 
 def test_boundary_table_covers_every_parameter():
-    from core import validation
+    from core.platform import boundary as validation
 
     assert validation.UNCHECKED == []
 
@@ -359,7 +360,7 @@ def _baseline(name: str, function: Callable[..., Any], world: World) -> tuple[di
 def test_hostile_values_are_refused_by_name_and_change_nothing(world, name):
     function = FUZZ[name](world)
     baseline, fuzzable = _baseline(name, function, world)
-    if name.startswith(("core.ledger.money.", "core.users.", "core.ledger.stripes.")) is False:
+    if name.startswith(("core.ledger.money.", "core.platform.logins.", "core.ledger.stripes.")) is False:
         precheck(function, **baseline)  # the baseline itself passes the boundary: the hostile value is what is refused
 
     @settings(max_examples=EXAMPLES_PER_FUNCTION, deadline=None, database=None,
@@ -400,7 +401,7 @@ def test_operator_in_hold_id_pays_nothing_out(world):
 
 
 def test_forged_amount_and_huge_metadata_are_named_errors(world):
-    from core.errors import AmountOverflowError, InvalidEntryError
+    from core.base.errors import AmountOverflowError, InvalidEntryError
     from core.ledger.money import Amount
 
     before = everything(world.store)
@@ -417,7 +418,7 @@ def test_forged_amount_and_huge_metadata_are_named_errors(world):
 
 
 def test_untyped_assets_and_principals_are_named_errors(world):
-    from core.errors import InvalidPrincipalError, UnknownAssetError
+    from core.base.errors import InvalidPrincipalError, UnknownAssetError
 
     for asset in (None, 123, {"$ne": ""}, "btc"):
         with pytest.raises(UnknownAssetError):
@@ -429,7 +430,7 @@ def test_untyped_assets_and_principals_are_named_errors(world):
 
 
 def test_look_alike_names_are_refused(world):
-    from core.errors import InvalidAccountError, InvalidEntryError, InvalidPrincipalError
+    from core.base.errors import InvalidAccountError, InvalidEntryError, InvalidPrincipalError
     from core.ledger.entries import make_request
 
     with pytest.raises(InvalidAccountError):
@@ -445,7 +446,7 @@ def test_look_alike_names_are_refused(world):
 
 def test_look_alike_principal_cannot_approve_its_own_request(world):
     """A principal "admin\\n" once approved a request made by "admin" (maker-checker bypass)."""
-    from core.errors import InvalidPrincipalError
+    from core.base.errors import InvalidPrincipalError
     from core.flows import treasury
 
     maker = Principal(name="admin", role=Role.ADMIN)

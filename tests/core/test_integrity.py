@@ -11,7 +11,7 @@ from core.ledger import logical_id
 from core.ledger import accounts as acct
 from core import approvals, cli, integrity
 from core.ledger.entries import entry_hash, make_request
-from core.errors import (
+from core.base.errors import (
     ApprovalAlreadyExecutedError,
     IntegrityRunNotFoundError,
     InvalidAccountError,
@@ -22,7 +22,7 @@ from core.errors import (
 )
 from core.integrity import check_platform, check_user, history, request_projection_repair, trend
 from core.ledger.money import amount
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from core.ledger.store import uncovered
 from tests.helpers import Crash, deposit, snapshot, transfer_request
 
@@ -402,7 +402,7 @@ def test_check_refusals_change_nothing(platform):
 
 
 def test_check_user_refuses_an_unknown_user_and_stores_no_run(platform):
-    from core.errors import UnknownUserError
+    from core.base.errors import UnknownUserError
 
     healthy_platform(platform)
     before = snapshot(platform.store, ("audit", "integrity_runs"))
@@ -477,7 +477,7 @@ def test_repair_request_approve_executes_and_audits(platform):
 
 
 def test_repair_request_by_a_second_person_says_one_is_waiting(platform):
-    from core.errors import RepairAlreadyRequestedError
+    from core.base.errors import RepairAlreadyRequestedError
 
     _broken(platform)
     first = request_projection_repair(platform, SUPPORT, "user.available:u1:BTC", "found by integrity run")
@@ -526,8 +526,8 @@ def test_repair_executor_idempotent_and_guarded(platform):
 
 # -- CLI -----------------------------------------------------------------------------------------------
 def _run_cli(monkeypatch, platform, argv):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.integrity"])
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.integrity_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     monkeypatch.delenv("LEGACY_MONGODB_URI", raising=False)
     return cli.main(argv)
 
@@ -546,7 +546,7 @@ def test_cli_check_exit_codes(platform, monkeypatch, capsys):
 
 
 def test_cli_check_refuses_embedded_store(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.integrity"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.integrity_cli])
     monkeypatch.delenv("MONGODB_URI", raising=False)
     assert cli.main(["integrity", "check"]) == 2
 

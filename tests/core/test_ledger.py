@@ -5,7 +5,7 @@ import pytest
 from core.ledger import accounts as acct
 from core.ledger.accounts import AccountKind
 from core.ledger.entries import POSTINGS_PER_ENTRY_MAX, make_request
-from core.errors import (
+from core.base.errors import (
     EntryNotFoundError,
     HoldClosedError,
     HoldNotFoundError,

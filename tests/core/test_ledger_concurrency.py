@@ -3,7 +3,7 @@
 import threading
 
 from core.ledger import accounts as acct
-from core.errors import InsufficientFundsError
+from core.base.errors import InsufficientFundsError
 from core.ledger.selfcheck import self_check
 from tests.helpers import deposit, transfer_request
 

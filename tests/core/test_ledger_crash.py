@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 
 from core.ledger import accounts as acct
-from core.clock import ManualClock
+from core.base.clock import ManualClock
 from core.ledger.entries import TERMINAL_STATES, make_request
-from core.errors import InsufficientFundsError
+from core.base.errors import InsufficientFundsError
 from core.ledger.engine import Ledger
 from core.ledger.money import amount
 from core.ledger.selfcheck import self_check

@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from core.ledger import accounts as acct
-from core.clock import ManualClock
-from core.errors import HoldClosedError, HoldNotFoundError, InsufficientFundsError
+from core.base.clock import ManualClock
+from core.base.errors import HoldClosedError, HoldNotFoundError, InsufficientFundsError
 from core.ledger.engine import Ledger
 from core.ledger.money import from_minor
 from core.ledger.selfcheck import self_check

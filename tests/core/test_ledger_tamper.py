@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from core.clock import ManualClock
-from core.errors import BalanceOverflowError, StoreError
+from core.base.clock import ManualClock
+from core.base.errors import BalanceOverflowError, StoreError
 from core.ledger import accounts as acct
 from core.ledger import store as store_module
 from core.ledger.anchor import take_anchor, verify_anchor
@@ -203,7 +203,7 @@ def test_recover_skew_cannot_make_helping_unsafe(store):
 
 def test_incremental_integrity_check_catches_a_truncated_audit_tail(tmp_path):
     from core import integrity
-    from core.permissions import Principal, Role
+    from core.base.permissions import Principal, Role
     from core.platform import Platform
     from tests.conftest import make_test_store
 
@@ -239,7 +239,7 @@ def test_delta_anchors_chain_to_the_full_one_and_catch_a_rewrite(ledger, store, 
 
 def test_integrity_runs_anchor_every_time_at_the_cost_of_what_changed(ledger, store, clock):
     from core import integrity
-    from core.permissions import Principal, Role
+    from core.base.permissions import Principal, Role
     from core.platform import Platform
 
     platform = Platform.open(store, clock)

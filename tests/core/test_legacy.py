@@ -9,7 +9,7 @@ import pytest
 
 from core import approvals, cli
 from core import legacy as legacy_module
-from core.errors import LegacyConfigurationError, PermissionDeniedError, RepairNotNeededError
+from core.base.errors import LegacyConfigurationError, PermissionDeniedError, RepairNotNeededError
 from core.integrity import check_platform, check_user
 from core.legacy.bridge import SPECS
 from core.legacy.values import legacy_decimal, legacy_time, normalise_currency, to_minor
@@ -18,7 +18,7 @@ from core.legacy.reconcile import reconcile
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.ledger.money import DEFAULT_REGISTRY
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from core.ledger.store import uncovered
 from tests.conftest import make_test_store
 from tests.helpers import Crash, snapshot
@@ -336,8 +336,8 @@ def test_bridge_reads_are_served_by_declared_indexes(legacy, platform):
 
 # -- secrets and CLI -------------------------------------------------------------------------------------
 def _run_cli(monkeypatch, platform, legacy, argv):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.legacy_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     monkeypatch.setattr(legacy_module, "open_legacy_store", lambda: legacy)
     return cli.main(argv)
 
@@ -394,8 +394,8 @@ def test_cli_flow_and_secrets_never_read_or_printed(legacy, platform, monkeypatc
 
 
 def test_cli_needs_legacy_configuration(platform, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.legacy_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     monkeypatch.delenv("LEGACY_MONGODB_URI", raising=False)
     monkeypatch.delenv("LEGACY_DB", raising=False)
     assert cli.main(["legacy", "reconcile"]) == 2
@@ -406,7 +406,7 @@ def test_cli_needs_legacy_configuration(platform, monkeypatch, capsys):
 def test_rebuild_text_refuses_values_a_legacy_double_cannot_hold():
     import pytest
 
-    from core.errors import InvalidAmountError
+    from core.base.errors import InvalidAmountError
     from core.legacy.rebuild import _text
 
     assert _text(87_916_478_198, 8) == "879.16478198"

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from bson import ObjectId
 
-from core.errors import ContentionError
+from core.base.errors import ContentionError
 from core.ledger import scan
 from core.ledger.money import DEFAULT_REGISTRY
 from core.ledger.store import Collection
@@ -150,7 +150,7 @@ def test_no_stored_value_is_ever_used_as_a_query(legacy, platform, monkeypatch):
     from core import approvals
     from core.legacy.opening import import_balances
     from core.legacy.rebuild import request_rebuild
-    from core.permissions import Principal, Role
+    from core.base.permissions import Principal, Role
 
     legacy.collection("wallets").insert_many([dict(d) for d in HOSTILE])
     legacy.collection("wallets").insert_one({"user_id": "u-nested-id", "currency": "BTC", "available_balance": 1.0,

@@ -16,7 +16,7 @@ from core.legacy import bridge
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.legacy.reconcile import reconcile
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from tests.helpers import snapshot
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)
@@ -124,8 +124,8 @@ def test_import_from_an_empty_or_incomplete_database_fails_by_name(legacy, platf
     missing = import_balances(platform, ADMIN, legacy)
     assert not missing.ok and [f["collection"] for f in missing.findings] == ["wallets"]
     assert platform.store.raw("entries").count_documents({}) == 0
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.legacy_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     monkeypatch.setattr(legacy_module, "open_legacy_store", lambda: legacy)
     assert cli.main(["legacy", "import", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["findings"][0]["kind"] == "missing_collection"

@@ -11,14 +11,14 @@ from bson import ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.clock import ManualClock
-from core.errors import LegacyConfigurationError
+from core.base.clock import ManualClock
+from core.base.errors import LegacyConfigurationError
 from core.legacy import bridge
 from core.legacy.bridge import SPECS, read_legacy
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import compute_plan
 from core.legacy.reconcile import reconcile
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from core.platform import Platform
 from tests.conftest import make_test_store
 from tests.helpers import deposit

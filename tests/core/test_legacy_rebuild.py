@@ -9,7 +9,7 @@ from bson import ObjectId
 
 from core import approvals, cli
 from core import legacy as legacy_module
-from core.errors import LegacyConfigurationError
+from core.base.errors import LegacyConfigurationError
 from core.ledger.money import DEFAULT_REGISTRY
 from core.ledger.store import Store
 from core.legacy import bridge
@@ -18,7 +18,7 @@ from core.legacy.fixture import build_legacy_fixture
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.legacy.reconcile import reconcile
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from tests.helpers import deposit, snapshot
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)
@@ -139,8 +139,8 @@ def test_an_empty_database_is_never_populated(legacy, platform, monkeypatch, cap
             call()
         assert "never populates" in refused.value.message
     assert snapshot(legacy, tuple(SPECS)) == before and platform.store.raw("approvals").count_documents({}) == 0
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.legacy_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     monkeypatch.setattr(legacy_module, "open_legacy_store", lambda: legacy)
     assert cli.main(["legacy", "rebuild", "--dry-run"]) == 2
     assert "LEGACY_DB" in capsys.readouterr().err

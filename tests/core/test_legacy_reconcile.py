@@ -29,8 +29,8 @@ def _negative_everywhere(legacy: Store) -> None:
 
 
 def _cli(monkeypatch, platform, legacy, argv) -> int:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.legacy.cli"])
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.legacy_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     monkeypatch.setattr(legacy_module, "open_legacy_store", lambda: legacy)
     return cli.main(argv)
 

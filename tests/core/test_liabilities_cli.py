@@ -13,7 +13,7 @@ from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, fund, pol_keys 
 @pytest.fixture
 def database(monkeypatch, platform):
     fund(platform)
-    monkeypatch.setattr(cli, "open_database_store", lambda: platform.store)
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     return platform
 
 

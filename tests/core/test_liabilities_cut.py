@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core import liabilities
-from core.errors import CutNotClosedError, NegativeLiabilityError
+from core.base.errors import CutNotClosedError, NegativeLiabilityError
 from core.ledger import accounts as acct
 from core.liabilities.cut import read_cut
 from tests.core.test_liabilities_snapshot import ADMIN, fund

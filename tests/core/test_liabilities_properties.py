@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import liabilities, reports
-from core.clock import ManualClock
+from core.base.clock import ManualClock
 from core.platform import Platform
 from tests.conftest import make_test_store
 from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, pol_keys  # noqa: F401 (autouse fixture)

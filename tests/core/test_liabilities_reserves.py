@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from core import liabilities
-from core.errors import (
+from core.base.errors import (
     ExcessPrecisionError,
     FloatAmountError,
     IdempotencyConflictError,

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from core import liabilities
-from core.errors import (
+from core.base.errors import (
     ConfigurationError,
     InvalidAccountError,
     LedgerError,

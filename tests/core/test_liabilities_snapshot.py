@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from core import liabilities, reports
-from core.errors import (
+from core.base.errors import (
     InvalidAccountError,
     LedgerError,
     PermissionDeniedError,
@@ -20,7 +20,7 @@ from core.errors import (
 )
 from core.ledger import uncovered
 from core.liabilities.snapshot import split_balance
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 from tests.helpers import Crash, deposit
 
 ADMIN = Principal(name="ada", role=Role.ADMIN)

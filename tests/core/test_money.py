@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.errors import (
+from core.base.errors import (
     AmountOverflowError,
     AssetMismatchError,
     ExcessPrecisionError,
@@ -116,7 +116,7 @@ def test_amount_round_trips_exactly(value, asset):
 
 # -- hostile text (issue 11): no rounding context, no exponents, no raw decimal errors -----------
 def test_amount_31_digit_text_is_excess_precision_not_rounded():
-    from core.errors import ExcessPrecisionError
+    from core.base.errors import ExcessPrecisionError
 
     with pytest.raises(ExcessPrecisionError):
         amount("1.000000000000000000000000000001", "BTC")
@@ -126,14 +126,14 @@ def test_amount_31_digit_text_is_excess_precision_not_rounded():
 
 @pytest.mark.parametrize("value", ["1e3", "1E3", "1e-999999999", "1e999999999", "-2.5e1", ".5e1"])
 def test_amount_exponent_text_refused(value):
-    from core.errors import ExponentNotationError
+    from core.base.errors import ExponentNotationError
 
     with pytest.raises(ExponentNotationError):
         amount(value, "BTC")
 
 
 def test_amount_extreme_decimal_exponents_are_named_errors():
-    from core.errors import AmountOverflowError, ExcessPrecisionError
+    from core.base.errors import AmountOverflowError, ExcessPrecisionError
 
     with pytest.raises(ExcessPrecisionError):
         amount(Decimal("1e-999999999"), "BTC")  # was silently 0
@@ -145,7 +145,7 @@ def test_amount_extreme_decimal_exponents_are_named_errors():
 
 
 def test_amount_too_many_digits_refused():
-    from core.errors import InvalidAmountError, TooManyDigitsError
+    from core.base.errors import InvalidAmountError, TooManyDigitsError
 
     with pytest.raises(TooManyDigitsError):
         amount(Decimal("1." + "0" * 80), "BTC")
@@ -155,7 +155,7 @@ def test_amount_too_many_digits_refused():
 
 @pytest.mark.parametrize("value", ["1_000", "١", "0x10", "1,5", "1.5\n", "\n1", "+-1", "1..2", "."])
 def test_amount_only_plain_ascii_decimal_text(value):
-    from core.errors import InvalidAmountError
+    from core.base.errors import InvalidAmountError
 
     with pytest.raises(InvalidAmountError):
         amount(value, "BTC")
@@ -170,7 +170,7 @@ def test_amount_text_padding_and_forms_that_stay_exact():
 
 
 def test_forged_amount_model_overflow_is_named():
-    from core.errors import AmountOverflowError
+    from core.base.errors import AmountOverflowError
 
     with pytest.raises(AmountOverflowError):
         Amount(asset="BTC", minor=2**70, scale=8)
@@ -181,7 +181,7 @@ def test_forged_amount_model_overflow_is_named():
 @given(st.decimals(allow_nan=False, allow_infinity=False, places=None))
 def test_amount_of_any_decimal_is_exact_or_named(value):
     """Whatever the Decimal, the result is exact (round-trips) or a named refusal."""
-    from core.errors import LedgerError
+    from core.base.errors import LedgerError
 
     try:
         result = amount(value, "BTC")
@@ -199,7 +199,7 @@ def test_amount_accepts_thousands_separators_as_the_console_displays_them(text, 
 
 
 def test_amount_reads_back_what_the_console_displays():
-    from core.approvals_view import group_thousands
+    from core.approvals.view import group_thousands
 
     for minor in (1, 99_999_999, 100_000_000_000, 123_456_789_012_345, 2**63 - 1):
         shown = group_thousands(from_minor(minor, "BTC").text())
@@ -209,7 +209,7 @@ def test_amount_reads_back_what_the_console_displays():
 @pytest.mark.parametrize("text", ["1,00", "1,0000", ",100", "1,,000", "1000,000", "1,000,00", "0.000,001", "1,5",
                                   "1.5,000", "1,000,", ",", "1 000", "1'000", "1.000,5", "1,000e3"])
 def test_amount_refuses_separators_out_of_place(text):
-    from core.errors import EmptyAmountError
+    from core.base.errors import EmptyAmountError
 
     with pytest.raises(InvalidAmountError) as refusal:
         amount(text, "BTC")
@@ -236,7 +236,7 @@ def test_amount_excess_precision_echoes_the_text_as_typed():
 
 @pytest.mark.parametrize("text", ["", " ", "\t", "  \t "])
 def test_amount_empty_text_asks_for_an_amount(text):
-    from core.errors import EmptyAmountError
+    from core.base.errors import EmptyAmountError
 
     with pytest.raises(EmptyAmountError, match="^enter an amount"):
         amount(text, "BTC")

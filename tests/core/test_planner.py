@@ -151,7 +151,7 @@ def test_planner_models_a_distinct_scan_for_the_heads_of_every_stream(store):
     """`$sort` on (stream, seq) then `$group` by stream with `$first`: a server walks one key
     per stream (DISTINCT_SCAN), not every event — the audit streams' heads read costs the
     same however long the trail."""
-    from core.clock import ManualClock
+    from core.base.clock import ManualClock
     from core.ledger.audit import AuditLog
     from core.ledger.planner import distinct_scan_key
 

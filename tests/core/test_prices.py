@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import FloatAmountError, InvalidAmountError, PriceUnavailableError
-from core.prices import DeterministicPriceSource, PriceSource
+from core.base.errors import FloatAmountError, InvalidAmountError, PriceUnavailableError
+from core.platform.prices import DeterministicPriceSource, PriceSource
 
 
 def test_prices_cross_rate_is_exact_ratio():

@@ -8,8 +8,8 @@ import pytest
 
 from core.ledger import accounts as acct
 from core import reports
-from core.errors import InvalidStateError, PermissionDeniedError
-from core.permissions import Principal, Role
+from core.base.errors import InvalidStateError, PermissionDeniedError
+from core.base.permissions import Principal, Role
 from core.ledger.store import uncovered
 from tests.helpers import Crash, deposit, transfer_request
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from core import rollups
 from core.rollups import fold
-from core.clock import ManualClock
-from core.errors import InsufficientFundsError, RollupChainError
+from core.base.clock import ManualClock
+from core.base.errors import InsufficientFundsError, RollupChainError
 from core.ledger import Ledger, accounts as acct
 from core.ledger.store import uncovered
 from tests.conftest import make_test_store
@@ -335,8 +335,8 @@ def test_rollups_cli_update_and_rebuild(ledger, store, monkeypatch, capsys):
 
     from core import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.rollups"])
-    monkeypatch.setattr(cli, "open_database_store", lambda: store)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.rollups_cli])
+    monkeypatch.setattr(cli.common, "open_database_store", lambda: store)
     deposit(ledger, "u1", "10", "USDT", key="a")
     assert cli.main(["rollups", "update", "--json"]) == cli.EXIT_OK
     assert json.loads(capsys.readouterr().out)["passes"] == 1
@@ -352,6 +352,6 @@ def test_rollups_cli_update_and_rebuild(ledger, store, monkeypatch, capsys):
 def test_rollups_cli_refuses_the_embedded_store(monkeypatch):
     from core import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["core.rollups"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.rollups_cli])
     monkeypatch.delenv("MONGODB_URI", raising=False)
     assert cli.main(["rollups", "update"]) == cli.EXIT_USAGE

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core import runner
+from core.flowtests import runner
 from core.cli import main
-from core.errors import InvalidFlowInputError, PermissionDeniedError
+from core.base.errors import InvalidFlowInputError, PermissionDeniedError
 from core.flows import deposit, withdrawal
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 
 REQUIRED = [
     "deposit",
@@ -214,7 +214,7 @@ def test_runner_scenarios_reads_are_all_indexed(monkeypatch):
 
 
 def test_runner_cli_unreachable_server_is_a_usage_error(monkeypatch, capsys):
-    from core.errors import StoreError
+    from core.base.errors import StoreError
     from core.ledger.store import Store
 
     def unreachable(uri, name):

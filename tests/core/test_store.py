@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from core.errors import StoreError
+from core.base.errors import StoreError
 from core.ledger.store import EMBEDDED_LOCK, INDEXES, DuplicateKeyStoreError, OperationRecord, Store, filter_fields, uncovered
 
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from core.errors import BalanceOverflowError, ConfigurationError, InsufficientFundsError, InvalidAccountError
+from core.base.errors import BalanceOverflowError, ConfigurationError, InsufficientFundsError, InvalidAccountError
 from core.ledger import accounts as acct
 from core.ledger.accounts import AccountKind, parse_account_id
 from core.ledger.engine import EntryFilter, Ledger

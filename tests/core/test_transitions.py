@@ -1,13 +1,13 @@
-"""core.transitions: a state change and its audit event are one atomic update (outbox),
+"""core.platform.transitions: a state change and its audit event are one atomic update (outbox),
 flushed idempotently; sweeps isolate failures per item."""
 
 from __future__ import annotations
 
 import pytest
 
-from core import transitions
-from core.errors import InsufficientFundsError
-from core.transitions import SweepReport
+from core.platform import transitions
+from core.base.errors import InsufficientFundsError
+from core.platform.transitions import SweepReport
 
 
 def _event(key: str = "thing:t1:done", actor: str = "ann") -> dict:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core import users
+from core.platform import logins as users
 from core.cli import main
-from core.errors import ConfigurationError, ConsoleUserError
-from core.permissions import Role
+from core.base.errors import ConfigurationError, ConsoleUserError
+from core.base.permissions import Role
 
 PASSWORD = "correct-horse-42"
 
@@ -149,7 +149,7 @@ def test_add_user_refuses_look_alike_emails(email):
 
 @pytest.mark.parametrize("username", ["system", "cli", "platform", "world", "legacy-fixture", "flowtest_maker"])
 def test_add_user_refuses_reserved_names(username):
-    from core.errors import ReservedNameError
+    from core.base.errors import ReservedNameError
 
     with pytest.raises(ReservedNameError):
         users.add_user(users.empty_credentials(), username=username, name="X", email="x@x.io", role="admin", password=PASSWORD)
@@ -166,7 +166,7 @@ def test_reserved_and_look_alike_names_never_log_in():
 @pytest.mark.parametrize("username", ["flowtest_probe", "flowtest_", "flowtest_maker2", "flowtest_checker3"])
 def test_add_user_refuses_every_flowtest_prefixed_name(username):
     """Issue 22 item 18: the whole `flowtest_` family is the sandbox's, not three exact names."""
-    from core.errors import ReservedNameError
+    from core.base.errors import ReservedNameError
 
     with pytest.raises(ReservedNameError, match="reserved"):
         users.add_user(users.empty_credentials(), username=username, name="X", email="x@x.io", role="admin", password=PASSWORD)
@@ -195,8 +195,8 @@ def test_users_cli_refuses_flowtest_probe_with_exit_2_and_writes_nothing(tmp_pat
 
 
 def test_principal_refuses_reserved_names_in_another_role():
-    from core.errors import InvalidPrincipalError, PermissionDeniedError
-    from core.permissions import SYSTEM, Principal, check_principal
+    from core.base.errors import InvalidPrincipalError, PermissionDeniedError
+    from core.base.permissions import SYSTEM, Principal, check_principal
 
     for name, role in (("system", Role.ADMIN), ("cli", Role.SUPPORT), ("System", Role.SYSTEM), ("admin\n", Role.ADMIN)):
         with pytest.raises(InvalidPrincipalError):

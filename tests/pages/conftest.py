@@ -10,7 +10,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
-from core.permissions import Principal, Role
+from core.base.permissions import Principal, Role
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 TIMEOUT_SECONDS = 120
@@ -69,7 +69,7 @@ def open_page(at: AppTest, page: str) -> AppTest:
 
 def platform_of():
     """The platform the app built (cached resource shared in this process)."""
-    from ui import get_platform
+    from console.loading import get_platform
 
     return get_platform()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui import PAGES
+from console.frame import PAGES
 from tests.pages.conftest import APP, ROLE_PAGES, TIMEOUT_SECONDS, open_page, platform_of, signed_in
 
 ALL_PAGES = ROLE_PAGES["admin"]
@@ -120,7 +120,7 @@ def test_app_disabled_or_unknown_account_is_refused():
 def test_app_refuses_demo_credentials_on_a_real_database(monkeypatch):
     """With MONGODB_URI set the frame refuses before anyone can log in. The store itself
     is replaced by an embedded one flagged as real, since no MongoDB server runs here."""
-    import ui
+    from console import loading
     from core.ledger.store import Store
 
     monkeypatch.setattr(Store, "from_environment", classmethod(lambda cls: _real_looking_store()))
@@ -128,7 +128,7 @@ def test_app_refuses_demo_credentials_on_a_real_database(monkeypatch):
     at.run()
     assert not at.exception
     assert any("credentials" in e.value for e in at.error)
-    assert not at.text_input and ui is not None
+    assert not at.text_input and loading is not None
 
 
 def test_app_refuses_a_real_database_without_the_audit_witness(monkeypatch):
@@ -153,7 +153,7 @@ def _real_looking_store():
 
 
 def test_app_shows_a_clear_page_when_the_database_is_down(monkeypatch):
-    from core.errors import StoreError
+    from core.base.errors import StoreError
     from core.ledger.store import Store
 
     def unreachable(cls):
@@ -171,8 +171,8 @@ def test_app_shows_a_clear_page_when_the_database_is_down(monkeypatch):
 def test_app_page_file_run_directly_checks_the_role_itself(page):
     """Streamlit may run a pages/ file without app.py on a session's first request (its
     legacy multipage mode): the page must then refuse by itself."""
-    from core.permissions import Principal, Role
-    from ui import PRINCIPAL_KEY
+    from core.base.permissions import Principal, Role
+    from console.frame import PRINCIPAL_KEY
 
     direct = AppTest.from_file(APP.replace("app.py", f"pages/{page}.py"), default_timeout=TIMEOUT_SECONDS)
     direct.run()
@@ -186,7 +186,7 @@ def test_app_page_file_run_directly_checks_the_role_itself(page):
 
 
 def test_app_refuses_a_real_database_without_a_cookie_key(monkeypatch, tmp_path):
-    from core import users
+    from core.platform import logins as users
     from core.ledger.store import Store
 
     path = tmp_path / "console.yaml"
@@ -212,7 +212,7 @@ def test_app_signed_out_visitor_of_a_page_logs_in_and_lands_on_it():
     """The legacy pages/ mode serves a signed-out first request for /approvals without the
     frame: the page hands over (remembering itself) and the frame shows the login under that
     page's address; logging in then opens Approvals, not the default page."""
-    from ui import NEXT_PAGE_KEY
+    from console.frame import NEXT_PAGE_KEY
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT_SECONDS)
     at.session_state[NEXT_PAGE_KEY] = "approvals"
@@ -232,7 +232,7 @@ def test_app_login_clears_the_form_in_the_same_run():
 
 
 def test_app_page_file_run_directly_remembers_the_page_for_after_login():
-    from ui import NEXT_PAGE_KEY
+    from console.frame import NEXT_PAGE_KEY
 
     direct = AppTest.from_file(APP.replace("app.py", "pages/approvals.py"), default_timeout=TIMEOUT_SECONDS)
     direct.run()
@@ -241,7 +241,7 @@ def test_app_page_file_run_directly_remembers_the_page_for_after_login():
 
 
 def test_app_people_for_names_and_approvers_carry_no_password():
-    from ui import PEOPLE_KEY
+    from console.frame import PEOPLE_KEY
 
     at = signed_in("admin")
     people = at.session_state[PEOPLE_KEY]
@@ -250,8 +250,8 @@ def test_app_people_for_names_and_approvers_carry_no_password():
 
 
 def test_app_core_jargon_is_said_in_plain_words():
-    from core.errors import AmountOverflowError, ExcessPrecisionError
-    from ui import plain
+    from core.base.errors import AmountOverflowError, ExcessPrecisionError
+    from console.formatting import plain
 
     signed_in("admin")  # builds the platform the wording reads asset scales from
     overflow = plain(AmountOverflowError("BTC amount of 99999999999999999999 minor units overflows int64", asset="BTC"))
@@ -265,26 +265,26 @@ def test_app_login_form_is_drawn_while_the_ledger_is_still_loading(monkeypatch):
     here; the form must still be drawn, with a word that the ledger is loading."""
     import threading
 
-    import ui
+    from console import loading
 
     gate = threading.Event()
-    real = ui.open_demo_platform
+    real = loading.open_demo_platform
 
     def held_back(store, size):
         gate.wait(60)
         return real(store, size)
 
-    monkeypatch.setattr(ui, "open_demo_platform", held_back)
+    monkeypatch.setattr(loading, "open_demo_platform", held_back)
     try:
         at = AppTest.from_file(APP, default_timeout=30)
         at.run()
         assert not at.exception
         assert [t.label for t in at.text_input] == ["Username", "Password"]
         assert any("loading in the background" in c.value for c in at.caption)
-        assert not ui.platform_load().done.is_set()  # the form was drawn before the ledger was ready
+        assert not loading.platform_load().done.is_set()  # the form was drawn before the ledger was ready
     finally:
         gate.set()
-    ui.platform_load().done.wait(60)
+    loading.platform_load().done.wait(60)
     at.run()  # once loaded, the login page no longer mentions it
     assert not any("loading in the background" in c.value for c in at.caption)
 

@@ -100,7 +100,7 @@ def test_approver_sees_the_balance_each_money_request_would_leave_and_when_it_wo
     sweep = platform.store.collection("approvals").find({"kind": "treasury.fee_sweep", "state": "pending"}, limit=1)[0]
     fees = platform.ledger.balance(acct.fees(sweep["asset"])).minor
     info = " ".join(i.value for i in expander_of(checker, sweep["_id"]).info)
-    from core.approvals_view import amount_text
+    from core.approvals.view import amount_text
 
     assert (f"The fee wallet ({sweep['asset']}) holds {amount_text(fees, sweep['asset'], platform.registry)} now; "
             f"approving leaves {amount_text(fees - sweep['amount_minor'], sweep['asset'], platform.registry)}.") in info

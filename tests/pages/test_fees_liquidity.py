@@ -10,7 +10,7 @@ import re
 
 from core.ledger import accounts as acct
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
-from ui import PEOPLE_KEY  # noqa: F401  (the frame fills it; the warnings read it)
+from console.frame import PEOPLE_KEY  # noqa: F401  (the frame fills it; the warnings read it)
 
 FORM = ("fees_request_kind", "fees_request_asset", "fees_request_amount", "fees_request_reason")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from core import runner
+from core.flowtests import runner
 from tests.helpers import snapshot
 from tests.pages.conftest import frame_with, open_page, platform_of, signed_in
 

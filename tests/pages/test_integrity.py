@@ -109,9 +109,9 @@ def test_integrity_legacy_reconcile_shows_the_planted_drift():
 def test_integrity_legacy_reconcile_needs_a_permission():
     import pytest
 
-    from core.errors import PermissionDeniedError
+    from core.base.errors import PermissionDeniedError
     from core.legacy import reconcile_platform
-    from core.permissions import Principal, Role
+    from core.base.permissions import Principal, Role
 
     open_page(signed_in("admin"), "integrity")
     with pytest.raises(PermissionDeniedError):
@@ -123,7 +123,7 @@ def plant_drift_and_check_as_support() -> str:
     """Support's platform check finds a balance edited behind the ledger's back (a stored,
     critical run); returns the run id and leaves the drift in place."""
     from core import integrity
-    from core.permissions import Principal, Role
+    from core.base.permissions import Principal, Role
 
     platform = platform_of()
     account = acct.user_available("u0003", "BTC").id

@@ -36,15 +36,15 @@ def test_overview_totals_and_alerts_match_the_ledger():
 def test_overview_explains_a_live_imbalance_the_last_run_did_not_see_and_links_to_integrity(monkeypatch):
     """Live totals that do not sum to zero beside a last run that said OK: the page says
     the problem is newer than the run, and links to Integrity."""
-    import ui
+    from console import loading
 
-    original = ui.load_totals
+    original = loading.load_totals
 
     def off_by_one(me):
         return [dict(row, fee_wallet=row["fee_wallet"] + 1) if row["asset"] == "USDT" else row for row in original(me)]
 
     at = open_page(signed_in("admin"), "overview")
-    monkeypatch.setattr(ui, "load_totals", off_by_one)
+    monkeypatch.setattr(loading, "load_totals", off_by_one)
     at.run()
     assert not at.exception
     assert "NO — see Integrity" in set(at.dataframe[0].value["Books balance"])
@@ -81,7 +81,7 @@ def values(encoded):
 
 def test_overview_last_run_with_one_finding_reads_naturally_and_points_to_integrity():
     from core import integrity
-    from core.permissions import Principal, Role
+    from core.base.permissions import Principal, Role
 
     platform = platform_of()
     account = platform.store.collection("balances").find({"kind": "user.available", "asset": "BTC"}, sort=[("_id", 1)], limit=1)[0]

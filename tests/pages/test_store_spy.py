@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.flows import deposit
-from core.permissions import SYSTEM
+from core.base.permissions import SYSTEM
 from core.ledger.store import uncovered
 from tests.pages.conftest import ROLE_PAGES, open_page, platform_of, signed_in
 

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
-from core.errors import ContentionError, HoldClosedError, HoldNotFoundError, IdempotencyConflictError, InsufficientFundsError
+from core.base.errors import ContentionError, HoldClosedError, HoldNotFoundError, IdempotencyConflictError, InsufficientFundsError
 from core.ledger import accounts as acct
 from core.ledger.engine import Ledger
 from core.ledger.entries import EntryRequest, make_request, request_hash

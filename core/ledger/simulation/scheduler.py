@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from core.clock import to_millis
+from core.base.clock import to_millis
 
 GATE_TIMEOUT_SECONDS = 60.0  # an actor that neither reaches a gate nor ends is reported as stalled
 TRACE_TAIL = 60  # operations printed with a failure

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from core.errors import InvalidPrincipalError, PermissionDeniedError
+from core.base.errors import InvalidPrincipalError, PermissionDeniedError
 
 
 class Role(StrEnum):
@@ -45,7 +45,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 PRINCIPAL_NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.@\-]{1,128}\Z")
 
 # Names the core itself acts under, each with the one role it acts in. No console account
-# may take one (core.users refuses them), so the audit trail never shows a person as the
+# may take one (core.platform.logins refuses them), so the audit trail never shows a person as the
 # backend, the CLI, a fixture or the flow-test sandbox. The account owners "platform" and
 # "world" are reserved too: a person named like a ledger-side owner would read as one.
 RESERVED_PRINCIPAL_ROLES: dict[str, Role] = {

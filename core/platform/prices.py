@@ -11,7 +11,7 @@ import threading
 from decimal import Decimal, localcontext
 from typing import Protocol
 
-from core.errors import FloatAmountError, InvalidAmountError, PriceUnavailableError
+from core.base.errors import FloatAmountError, InvalidAmountError, PriceUnavailableError
 
 PRICE_SIGNIFICANT_DIGITS = 28  # Decimal context precision used for cross rates
 

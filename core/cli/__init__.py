@@ -6,34 +6,24 @@ server that is down."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
-from core.errors import ConfigurationError, DatabaseUnreachableError, LedgerError
+from core.base.errors import ConfigurationError, DatabaseUnreachableError, LedgerError
 from core.platform import Platform
-from core.ledger import Store
+from core.audit import cli as audit_cli
+from core.cli import bench, integrity as integrity_cli
+from core.flowtests import runner
+from core.ledger.simulation import cli as simulation_cli
+from core.legacy import cli as legacy_cli
+from core.liabilities import cli as liabilities_cli
+from core.platform import logins
+from core.rollups import cli as rollups_cli
+from core import demo
+import core.flows  # noqa: F401  (the flows, the projection repair and the legacy rebuild register their
+import core.integrity.repairs  # noqa: F401  approval executors when imported: a command may run any kind)
+import core.legacy.rebuild  # noqa: F401
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    pass
-
-
-def open_database_store() -> Store:
-    """The configured real store; commands that inspect a database refuse the embedded one.
-    Raises: ConfigurationError (no or malformed MONGODB_URI), DatabaseUnreachableError."""
-    from core.validation import check_database_uri
-
-    check_database_uri("MONGODB_URI", "ledger")
-    store = Store.from_environment()
-    if store.embedded:
-        raise ConfigurationError("this command inspects a database: set MONGODB_URI (the embedded store is empty and in memory)")
-    return store
-
-
-def emit(data: object, as_json: bool, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str) if as_json else text)
+from core.cli import common
+from core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, emit  # noqa: F401  (the commands' shared names)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -41,9 +31,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
     (core.flows.recovery.resume_all: audit events left in outboxes, interrupted steps,
     executions, owed commissions). Exit 1 when anything could not be finished."""
     from core.flows.recovery import resume_all
-    from core.permissions import SYSTEM
+    from core.base.permissions import SYSTEM
 
-    platform = Platform.open(open_database_store())
+    platform = Platform.open(common.open_database_store())
     report = platform.ledger.recover()
     flows = resume_all(platform, SYSTEM)
     emit({**report.as_dict(), "flows": flows.as_dict()}, args.json,
@@ -60,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     recover = commands.add_parser("recover", help="project every journaled entry a crash left unprojected and finish every half-done flow and approval (safe to run any time, any number of times)")
     recover.add_argument("--json", action="store_true")
     recover.set_defaults(handler=cmd_recover)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register_commands(commands)
+    for module in COMMAND_MODULES:
+        module.register_commands(commands)
     return parser
 
 
 # Modules that add sub-commands: each defines `register_commands(subparsers) -> None`.
-COMMAND_MODULES: list[str] = ["core.users", "core.demo", "core.audit_cli", "core.integrity", "core.legacy.cli", "core.runner", "core.bench", "core.rollups", "core.liabilities.cli", "core.ledger.simulation.cli"]
+COMMAND_MODULES = (logins, demo, audit_cli, integrity_cli, legacy_cli, runner, bench, rollups_cli, liabilities_cli, simulation_cli)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.clock import Clock, SystemClock
-from core.config import DEFAULT_CONFIG, FlowConfig
+from core.base.clock import Clock, SystemClock
+from core.platform.config import DEFAULT_CONFIG, FlowConfig
 from core.ledger import Ledger
 from core.ledger import DEFAULT_REGISTRY, AssetRegistry
-from core.prices import DeterministicPriceSource, PriceSource
+from core.platform.prices import DeterministicPriceSource, PriceSource
 from core.ledger import Store
 
 
@@ -22,8 +22,8 @@ class Platform:
     clock: Clock
     registry: AssetRegistry
     ledger: Ledger
-    config: FlowConfig = DEFAULT_CONFIG  # fees, spreads, thresholds, TTLs (core.config)
-    prices: PriceSource = field(default_factory=DeterministicPriceSource)  # core.prices
+    config: FlowConfig = DEFAULT_CONFIG  # fees, spreads, thresholds, TTLs (core.platform.config)
+    prices: PriceSource = field(default_factory=DeterministicPriceSource)  # core.platform.prices
     legacy: Store | None = None  # the legacy platform's database when the bridge is in use (core.legacy)
 
     @classmethod

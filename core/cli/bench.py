@@ -9,7 +9,6 @@ never touches the configured database.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 
@@ -24,12 +23,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_contention(args)
     if getattr(args, "checks_under_load", False):
         return cmd_checks_under_load(args)
-    bench = importlib.import_module("benchmarks.bench")
-    report = importlib.import_module("benchmarks.report")
+    from benchmarks import bench
+    from benchmarks import report
     result = bench.run_benchmark(args.size, pages=not args.skip_pages)
-    liabilities = importlib.import_module("benchmarks.liabilities")  # issue 14: Merkle-sum tree scaling, snapshot store ops
+    from benchmarks import liabilities  # issue 14: Merkle-sum tree scaling, snapshot store ops
     result["liabilities"] = liabilities.run_liabilities_benchmark()
-    contention = importlib.import_module("benchmarks.contention")  # retries per posting on a hot account, striped or not
+    from benchmarks import contention  # retries per posting on a hot account, striped or not
     result["contention"] = {"hot_retries": contention.hot_retries()}
     result["ok"] = result["ok"] and result["liabilities"]["ok"] and all(r["ok"] for r in result["contention"]["hot_retries"].values())
     path = bench.write_results(result, Path(args.out))
@@ -46,7 +45,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_contention(args: argparse.Namespace) -> int:
     """The contention bench alone (HOT_ACCOUNTS.md): W writers behind a simulated round trip,
     hot against unshared accounts and the flows, this engine beside the previous write path."""
-    contention = importlib.import_module("benchmarks.contention")
+    from benchmarks import contention
     result = contention.run_contention_benchmark()
     Path(args.out).write_text(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n")
     print(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False) if args.json else contention.text(result))
@@ -56,7 +55,7 @@ def cmd_contention(args: argparse.Namespace) -> int:
 def cmd_checks_under_load(args: argparse.Namespace) -> int:
     """Issue 19: a checker looping beside 8 writers (real threads, 2 ms round trip) — false
     findings, whether a planted tamper is found, liabilities snapshots under full-speed posting."""
-    load = importlib.import_module("benchmarks.checks_under_load")
+    from benchmarks import checks_under_load as load
     result = load.run_benchmark()
     Path(args.out).write_text(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False) + "\n")
     print(json.dumps(result, indent=2, sort_keys=True, default=str, ensure_ascii=False) if args.json else load.benchmark_text(result))

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.audit import AuditFilter
-from core.validation import boundary, moment, raising
+from core.platform.boundary import boundary, moment, raising
 from core.ledger import AccountKind
-from core.errors import InvalidStateError
+from core.base.errors import InvalidStateError
 from core.ledger import AssetRegistry, from_minor
-from core.permissions import Permission, Principal, require
+from core.base.permissions import Permission, Principal, require
 from core import rollups
 from core.platform import COUNT_SHOWN_MAX, Platform
 from core.ledger import STUCK_AFTER, entry_id_floor

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import LedgerError
+from core.base.errors import LedgerError
 from core.ledger import AuditLog, Collection
 
 OUTBOX = "audit_outbox"

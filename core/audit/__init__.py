@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from core.validation import boundary
-from core.errors import InvalidFilterError, LedgerError
-from core.permissions import Permission, Principal, require
+from core.platform.boundary import boundary, moment, optional, refuse, register_check, text
+from core.base.errors import InvalidFilterError, LedgerError, MalformedValueError
+from core.base.permissions import Permission, Principal, require
 from core.ledger import AssetRegistry, Store, from_minor
 from core.ledger import GENESIS_HASH, AuditLog, VerifyResult, event_hash  # noqa: F401 (re-exported)
 from core.ledger.audit import order_key
@@ -95,6 +95,20 @@ class AuditFilter:
         if self.since is not None and not (isinstance(at, datetime) and at >= self.since):
             return False
         return self.until is None or (isinstance(at, datetime) and at < self.until)
+
+
+def check_audit_filter(value: object, name: str) -> None:
+    """An AuditFilter whose fields are plain text and datetimes (the boundary's check of
+    every `audit_filter` parameter). Raises: MalformedValueError."""
+    if not isinstance(value, AuditFilter):
+        refuse(name, value, "an AuditFilter", MalformedValueError)
+    for field_name in ("actor", "user", "type", "target"):
+        optional(text)(getattr(value, field_name), f"{name}.{field_name}")
+    for field_name in ("since", "until"):
+        optional(moment)(getattr(value, field_name), f"{name}.{field_name}")
+
+
+register_check("audit_filter", check_audit_filter)
 
 
 def display_order(query: dict) -> list[tuple[str, int]]:

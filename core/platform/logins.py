@@ -10,7 +10,7 @@ half a file. streamlit-authenticator's own `Hasher` imports streamlit, and nothi
 Demo accounts live in `demo/credentials.yaml` (marked `demo: true`); the console accepts
 them only on the embedded store — recognised by path, by marker, and by their published
 passwords' hashes, so a copy without the marker is refused too. Names the core reserves for
-its own actors (`core.permissions.RESERVED_PRINCIPAL_ROLES`) are never console accounts, and
+its own actors (`core.base.permissions.RESERVED_PRINCIPAL_ROLES`) are never console accounts, and
 neither is any name starting `flowtest_` (RESERVED_PREFIXES): the flow-test sandbox acts
 under that prefix, so a person named like it would read as the sandbox in the audit trail.
 """
@@ -31,16 +31,16 @@ from typing import Any
 import bcrypt
 import yaml
 
-from core.errors import ConfigurationError, ConsoleUserError, ReservedNameError
-from core.permissions import Role, is_reserved_name
-from core.validation import boundary, credentials
+from core.base.errors import ConfigurationError, ConsoleUserError, ReservedNameError
+from core.base.permissions import Role, is_reserved_name
+from core.platform.boundary import boundary, credentials
 
 # The account functions check their own fields (ConsoleUserError says which); the boundary
 # adds the document's shape.
 _OWN_CHECK = {name: (lambda value, name: None) for name in ("username", "name", "email", "role", "password")}
 
 CREDENTIALS_ENV = "LEDGER_CREDENTIALS"
-DEMO_CREDENTIALS_PATH = Path(__file__).resolve().parent.parent / "demo" / "credentials.yaml"
+DEMO_CREDENTIALS_PATH = Path(__file__).resolve().parents[2] / "demo" / "credentials.yaml"
 CONSOLE_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.SUPPORT, Role.QA)  # SYSTEM is never a person
 BCRYPT_COST = 12
 PASSWORD_LENGTH_MIN = 10

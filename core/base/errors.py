@@ -238,7 +238,7 @@ class ContentionError(StoreError):
     """Other writers kept claiming the same accounts' versions; retrying later is safe."""
 
 
-# --- the validation boundary (core.validation, issue 11) ------------------------------
+# --- the validation boundary (core.platform.boundary, issue 11) ------------------------------
 class InvalidArgumentError(LedgerError):
     """A caller value has the wrong type or shape; refused before the store is touched."""
 
@@ -299,12 +299,12 @@ class SecretAlreadyRevealedError(LedgerError):
     (`revealed_by`, `generation`): an admin re-issues a new one instead."""
 
 
-# --- console reads (core.integrity per-user checks, core.approvals_view) ---------------
+# --- console reads (core.integrity per-user checks, core.approvals.view) ---------------
 class UnknownUserError(LedgerError):
     """No such user: not in the directory and nothing in the ledger (a typo, not a clean user)."""
 
 
-# --- decisions on flows and approvals (core.transitions) ---------------------------------
+# --- decisions on flows and approvals (core.platform.transitions) ---------------------------------
 class DecisionConflictError(InvalidStateError):
     """Another caller's decision won the compare-and-set on this flow or approval; the
     loser's call changed nothing. `details["winner"]` names the winning decision (what,

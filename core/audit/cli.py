@@ -11,16 +11,17 @@ import sys
 from datetime import datetime
 
 from core.audit import AuditFilter, export_audit_csv, verify_audit
-from core.cli import EXIT_FAILED, EXIT_OK, UsageError, emit, open_database_store
-from core.clock import to_millis
-from core.permissions import Principal, Role
+from core.cli import common
+from core.cli.common import EXIT_FAILED, EXIT_OK, UsageError, emit
+from core.base.clock import to_millis
+from core.base.permissions import Principal, Role
 from core.platform import Platform
 
 CLI_PRINCIPAL = Principal(name="cli", role=Role.ADMIN)  # the operator at the console of the server
 
 
 def _opened() -> Platform:
-    return Platform.open(open_database_store())
+    return Platform.open(common.open_database_store())
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ state), writes their keys and moves the watermark — at most SYNC_USERS_MAX per
 backlog is caught up over a few searches, never all at once. `users` only ever grows by
 inserts whose store-made `_id` (an ObjectId) increases; edited names and people who left
 are what the full `refresh_search_keys` reconciles: the console runs it once at start-up
-(`ui.get_platform`). (ObjectIds made by different processes within the same second may
+(`console.loading.get_platform`). (ObjectIds made by different processes within the same second may
 land out of order: a person inserted just behind the watermark is found after the next
 start-up reconcile, not on the next search.) A search never shows a person who left: results are joined with
 `users`, which no longer has them.
@@ -35,9 +35,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.validation import boundary, raising, text
-from core.errors import InvalidStateError
-from core.permissions import Permission, Principal, require
+from core.platform.boundary import boundary, raising, text
+from core.base.errors import InvalidStateError
+from core.base.permissions import Permission, Principal, require
 from core.ledger import Store
 
 SEARCH_TEXT_LENGTH_MAX = 100

@@ -5,7 +5,7 @@ request's details in words instead of JSON.
 `core.approvals` owns the state transitions; this module only reads what they recorded
 (`approvals: [{by, role, at, reason}]`, `rejected_by`, `rejected_at`, `rejection_reason`,
 `approved_at`, `expires_at`, `result`). Console accounts (who may approve) come from the
-credentials document the console already loaded (`core.users`), passed in as `people`:
+credentials document the console already loaded (`core.platform.logins`), passed in as `people`:
 `{"usernames": {name: {"name", "roles", "disabled"}}}` — password hashes are never needed.
 """
 
@@ -14,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core import directory
-from core.validation import approval, boundary
+from core.platform import directory
+from core.platform.boundary import approval, boundary
 from core.ledger import Account, AssetRegistry, check_owner_id, from_minor, parse_account_id
 from core.ledger import accounts as acct
-from core.errors import LedgerError, MalformedValueError, UnknownUserError
-from core.permissions import Permission, Principal, Role, require
+from core.base.errors import LedgerError, MalformedValueError, UnknownUserError
+from core.base.permissions import Permission, Principal, Role, require
 from core.platform import COUNT_SHOWN_MAX, Platform
+from core.approvals.requests import approvals_required_for
 
 DETAIL_TEXT_LENGTH_MAX = 300  # one detail value shown at most this long
 EFFECTS_REQUESTS_MAX = 200  # balance_effects reads the balances of at most this many requests at once
@@ -87,8 +88,8 @@ def history(document: dict) -> list[Decision]:
     """What happened to a request, oldest first: requested, each approval, then rejected,
     expired or executed — with who, when and why."""
     lines = [Decision("requested", document.get("requested_by"), document.get("requested_at"), document.get("reason") or "")]
-    for approval in document.get("approvals") or []:
-        lines.append(Decision("approved", approval.get("by"), approval.get("at"), approval.get("reason") or ""))
+    for vote in document.get("approvals") or []:
+        lines.append(Decision("approved", vote.get("by"), vote.get("at"), vote.get("reason") or ""))
     state = document.get("state")
     if state == "rejected":
         lines.append(Decision("rejected", document.get("rejected_by"), document.get("rejected_at"),
@@ -182,10 +183,8 @@ def request_warnings(platform: Platform, principal: Principal, people: dict, *, 
     approvers for the number it needs, or a source account holding less than asked.
     Raises: PermissionDeniedError (needs READ_PLATFORM)."""
     require(principal, Permission.READ_PLATFORM)
-    from core import approvals  # the rules module; imported late (it loads every executor)
-
     warnings = []
-    required = approvals.approvals_required_for(platform, asset, amount_minor)
+    required = approvals_required_for(platform, asset, amount_minor)
     eligible = eligible_approvers(people, principal.name)
     if approver_shortfall(people, principal.name, required, approved_by):
         who = ", ".join(display_name(people, u) for u in eligible) or "nobody"
@@ -241,7 +240,7 @@ class BalanceEffect:
 
 def requests_checker(value: object, name: str) -> None:
     """A list of approval request documents (at most EFFECTS_REQUESTS_MAX), each as core
-    hands it out (`core.validation.approval`)."""
+    hands it out (`core.platform.boundary.approval`)."""
     if not isinstance(value, (list, tuple)) or len(value) > EFFECTS_REQUESTS_MAX:
         raise MalformedValueError(f"{name} must be a list of at most {EFFECTS_REQUESTS_MAX} approval requests",
                                   field=name, value=repr(value)[:80])

@@ -1,290 +1,28 @@
-"""Maker-checker approvals (SPEC §7), enforced in core.
-
-A request is a document in `approvals`:
-`{_id, idempotency_key, request_hash, kind, state: pending|approved|rejected|expired,
-requested_by, requested_role, requested_at, expires_at, payload, asset, amount_minor,
-approvals_required, approvals: [{by, role, at, reason}], reason (why it was requested),
-rejected_by, rejected_at, rejection_reason, approved_at, result}`.
-
-Rules: the requester never approves their own request; amounts above the second threshold
-need two distinct approvers; requests expire (clock); a reject needs a reason.
-
-State changes (docs/flows.md, "Approvals"): every change is one compare-and-set whose
-filter names the expected state and the decision's preconditions — a vote
-(`approvals.<n>` absent/present, voter not yet among them; the completing vote also
-moves pending → approved), a rejection (pending), an expiry (pending, `expires_at` due),
-the result (approved, `result: None`) — and carries its audit event in the same update
-(core.transitions outbox, keys `approval:<id>:requested|approve:<who>|rejected|expired|
-executed`), so no change exists without its event and a loser gets the named error of
-the winning decision.
-
-Execution: other modules plug kinds in with `register_executor(kind, fn)`. Executors only
-post entries whose idempotency keys derive from the request id, so executing twice —
-concurrent approvers, a recovery, a process whose clock runs ahead — is a replay, never
-a second effect; nothing depends on clocks or claims. A crash anywhere is finished by
-calling `approve` again, `resume_approved` or `python -m core flows recover`.
-"""
+"""Deciding maker-checker requests: approve (a vote; the completing vote executes the
+request once), reject, expire, resume what a crash interrupted, list and read. The rules
+and the state machine are described in core.approvals.requests."""
 
 from __future__ import annotations
 
-import importlib
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
-from core.validation import boundary
-from core.errors import (
+from core.platform.boundary import boundary
+from core.base.errors import (
     ApprovalAlreadyExecutedError,
     ApprovalDecisionConflictError,
     ApprovalExpiredError,
-    ApprovalNotFoundError,
     ApprovalRejectedError,
-    BrokenInvariantError,
     DuplicateApprovalError,
-    FloatAmountError,
-    IdempotencyConflictError,
     InvalidEntryError,
     LedgerError,
     ReasonRequiredError,
     SelfApprovalError,
     StoreError,
-    UnknownApprovalKindError,
 )
-from core.ledger import canonical, digest
 from core.ledger import PAGE_SIZE_MAX, Page
-from core.ledger import amount as make_amount
-from core.permissions import Permission, Principal, Role, require
-from core import transitions
+from core.base.permissions import Permission, Principal, Role, require
+from core.platform import transitions
 from core.platform import Platform
-from core.transitions import SweepReport
-from core.ledger import DuplicateKeyStoreError
-
-COLLECTION = "approvals"
-KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}\Z")
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}\Z")
-REASON_LENGTH_MAX = 500
-PAYLOAD_SIZE_MAX = 8_000  # bytes of canonical JSON
-APPROVERS_MAX = 2
-RESUME_BATCH_MAX = 500
-STATES = ("pending", "approved", "rejected", "expired")
-
-Executor = Callable[[Platform, dict, Principal], dict]
-CloseHook = Callable[[Platform, dict, Principal], None]
-
-
-@dataclass(frozen=True)
-class ExecutorSpec:
-    kind: str
-    execute: Executor
-    on_close: CloseHook | None  # runs when a request is rejected or expires (e.g. release a hold)
-    permission: Permission  # what a principal needs to *request* this kind
-
-
-_EXECUTORS: dict[str, ExecutorSpec] = {}
-# Modules imported on demand so their kinds are known even if nobody imported them yet.
-EXECUTOR_MODULES = ("core.flows", "core.integrity.repairs", "core.legacy.rebuild")
-
-
-def _default_permission(kind: str) -> Permission:
-    if kind.startswith("repair."):
-        return Permission.REQUEST_REPAIR
-    if kind.startswith("legacy."):
-        return Permission.MANAGE_LEGACY
-    return Permission.REQUEST_TREASURY
-
-
-def register_executor(
-    kind: str, fn: Executor, *, on_close: CloseHook | None = None, permission: Permission | None = None
-) -> None:
-    """Plug in what an approved request of `kind` does. `fn(platform, approval, principal)`
-    must be idempotent (derive entry keys from `approval["_id"]`) and returns a JSON-able
-    dict stored as the request's `result`. Re-registering a kind replaces it.
-
-    The permission to *request* defaults by prefix: `repair.*` REQUEST_REPAIR,
-    `legacy.*` MANAGE_LEGACY, anything else REQUEST_TREASURY."""
-    if not KIND_PATTERN.match(kind):
-        raise InvalidEntryError(f"approval kind {kind!r} must be dotted lower-case words", kind=kind)
-    _EXECUTORS[kind] = ExecutorSpec(kind, fn, on_close, permission or _default_permission(kind))
-
-
-def registered_kinds() -> list[str]:
-    _load_executor_modules()
-    return sorted(_EXECUTORS)
-
-
-def _load_executor_modules() -> None:
-    for module in EXECUTOR_MODULES:
-        importlib.import_module(module)
-
-
-def _spec(kind: object) -> ExecutorSpec:
-    if isinstance(kind, str) and kind not in _EXECUTORS:
-        _load_executor_modules()
-    if not isinstance(kind, str) or kind not in _EXECUTORS:
-        raise UnknownApprovalKindError(f"no executor for approval kind {kind!r}", kind=repr(kind))
-    return _EXECUTORS[kind]
-
-
-# -- requesting ---------------------------------------------------------------------------
-@boundary
-def approvals_required_for(platform: Platform, asset: str | None, amount_minor: int | None) -> int:
-    """1, or 2 when the amount is above the asset's second threshold (FlowConfig)."""
-    if asset is None or amount_minor is None:
-        return 1
-    second = platform.config.second_approval_threshold.get(asset)
-    if second is None:
-        return 1
-    second_minor = make_amount(second, asset, platform.registry).minor
-    return 2 if abs(amount_minor) > second_minor else 1
-
-
-def check_reason(reason: object, what: str) -> str:
-    """A stripped, non-empty reason of at most REASON_LENGTH_MAX characters. Raises: ReasonRequiredError."""
-    if not isinstance(reason, str) or not reason.strip():
-        raise ReasonRequiredError(f"{what} needs a reason")
-    if len(reason) > REASON_LENGTH_MAX:
-        raise ReasonRequiredError(f"reason longer than {REASON_LENGTH_MAX} characters", length=len(reason))
-    return reason.strip()
-
-
-def _check_payload(payload: object) -> dict:
-    if not isinstance(payload, dict) or not all(isinstance(k, str) for k in payload):
-        raise InvalidEntryError("approval payload must be a dict with text keys")
-    try:
-        size = len(canonical(payload))
-    except BrokenInvariantError:
-        raise FloatAmountError("approval payload contains a float; give amounts as decimal text") from None
-    except TypeError as error:
-        raise InvalidEntryError(f"approval payload is not JSON: {error}") from None
-    if size > PAYLOAD_SIZE_MAX:
-        raise InvalidEntryError(f"approval payload larger than {PAYLOAD_SIZE_MAX} bytes", size=size)
-    return payload
-
-
-def _check_request(
-    platform: Platform, reason: object, payload: object, asset: object, amount_minor: object, idempotency_key: object
-) -> tuple[str, dict]:
-    """Validate a request's fields. Returns (reason, payload). Raises: ReasonRequiredError,
-    InvalidEntryError, FloatAmountError, UnknownAssetError."""
-    reason = check_reason(reason, "an approval request")
-    payload = _check_payload(payload)
-    if not isinstance(idempotency_key, str) or not KEY_PATTERN.match(idempotency_key):
-        raise InvalidEntryError("idempotency key must be 1-200 printable characters without spaces")
-    if asset is not None:
-        platform.registry.get(asset)
-    if amount_minor is not None and (isinstance(amount_minor, bool) or not isinstance(amount_minor, int)):
-        raise InvalidEntryError("amount_minor must be an integer", value=repr(amount_minor))
-    return reason, payload
-
-
-@boundary
-def request_approval(
-    platform: Platform,
-    principal: Principal,
-    *,
-    kind: str,
-    payload: dict,
-    asset: str | None,
-    amount_minor: int | None,
-    idempotency_key: str,
-    reason: str,
-) -> dict:
-    """Open a maker-checker request (idempotent on `idempotency_key`).
-
-    Returns: the approval document (the original one on a replay).
-    Raises: PermissionDeniedError, UnknownApprovalKindError, ReasonRequiredError,
-        InvalidEntryError/FloatAmountError (payload), UnknownAssetError,
-        IdempotencyConflictError (same key, different request).
-    """
-    spec = _spec(kind)
-    require(principal, spec.permission)
-    return open_request(
-        platform,
-        principal,
-        kind=kind,
-        payload=payload,
-        asset=asset,
-        amount_minor=amount_minor,
-        idempotency_key=idempotency_key,
-        reason=reason,
-    )
-
-
-@boundary
-def open_request(
-    platform: Platform,
-    principal: Principal,
-    *,
-    kind: str,
-    payload: dict,
-    asset: str | None,
-    amount_minor: int | None,
-    idempotency_key: str,
-    reason: str,
-    approvals_required: int | None = None,
-) -> dict:
-    """`request_approval` without the permission check: for flows that already checked
-    theirs (a withdrawal above the threshold is requested by the exchange backend)."""
-    _spec(kind)
-    reason, payload = _check_request(platform, reason, payload, asset, amount_minor, idempotency_key)
-    required = approvals_required or approvals_required_for(platform, asset, amount_minor)
-    assert 1 <= required <= APPROVERS_MAX
-    fingerprint = digest({"kind": kind, "payload": payload, "asset": asset, "amount_minor": amount_minor})
-    now = platform.clock.now()
-    document = {
-        "_id": "apr_" + digest({"key": idempotency_key})[:24], "idempotency_key": idempotency_key,
-        "request_hash": fingerprint, "kind": kind, "state": "pending", "requested_by": principal.name,
-        "requested_role": principal.role.value, "requested_at": now, "expires_at": now + platform.config.approval_ttl,
-        "payload": payload, "asset": asset, "amount_minor": amount_minor, "approvals_required": required,
-        "approvals": [], "reason": reason, "rejected_by": None, "rejected_at": None, "rejection_reason": None,
-        "approved_at": None, "result": None, "close_done": False,
-    }  # fmt: skip
-    document[transitions.OUTBOX] = [_event(principal, document, "requested", "requested", None, "pending", {
-        "kind": kind, "asset": asset, "amount_minor": amount_minor, "approvals_required": required, "reason": reason,
-    })]  # the request and its audit event are one insert
-    collection = platform.store.collection(COLLECTION)
-    try:
-        collection.insert_one(document)
-    except DuplicateKeyStoreError:
-        existing = collection.find_one({"idempotency_key": idempotency_key})
-        if existing is None or existing["request_hash"] != fingerprint:
-            raise IdempotencyConflictError(
-                f"idempotency key {idempotency_key!r} was used for a different approval request",
-                key=idempotency_key,
-                approval_id=existing["_id"] if existing else None,
-            ) from None
-        document = existing
-    return transitions.flush(platform.ledger.audit, collection, document)
-
-
-def request_by_key(platform: Platform, idempotency_key: str) -> dict | None:
-    """The request opened under `idempotency_key`, or None (one read of the unique key
-    index). For requesters that check a precondition only on a first request, never on a
-    replay (core.flows.treasury). The key was checked by the caller's boundary."""
-    return platform.store.collection(COLLECTION).find_one({"idempotency_key": idempotency_key})
-
-
-# -- deciding -----------------------------------------------------------------------------
-def _load(platform: Platform, request_id: object) -> dict:
-    document = None
-    if isinstance(request_id, str):
-        document = platform.store.collection(COLLECTION).find_one({"_id": request_id})
-    if document is None:
-        raise ApprovalNotFoundError(f"no approval request {request_id!r}", request_id=repr(request_id))
-    return document
-
-
-def _current(platform: Platform, request_id: object) -> dict:
-    """The request as stored, with any audit event a crash left in its outbox appended."""
-    return transitions.flush(platform.ledger.audit, platform.store.collection(COLLECTION), _load(platform, request_id))
-
-
-def _change(platform: Platform, query: dict, update: dict, event: dict) -> dict | None:
-    """One compare-and-set on a request with its audit event (core.transitions)."""
-    return transitions.change_and_flush(
-        platform.ledger.audit, platform.store.collection(COLLECTION), query, update, event
-    )
+from core.platform.transitions import SweepReport
+from core.approvals.requests import COLLECTION, KIND_PATTERN, REASON_LENGTH_MAX, RESUME_BATCH_MAX, STATES, _change, _current, _event, _load, _spec, check_reason
 
 
 def _refuse_closed(document: dict) -> None:
@@ -626,14 +364,3 @@ def flush_waiting_events(platform: Platform) -> SweepReport:
     for document in transitions.waiting(collection, STATES):
         report.run(document["_id"], lambda d=document: transitions.flush(platform.ledger.audit, collection, d))
     return report
-
-
-def _event(principal: Principal, document: dict, action: str, key_suffix: str, before: str | None, after: str,
-           data: Any) -> dict:
-    """The audit event of one change of a request, keyed `approval:<id>:<key_suffix>`."""
-    user = (document.get("payload") or {}).get("user_id")
-    return transitions.event(
-        key=f"approval:{document['_id']}:{key_suffix}", type=f"approval.{action}", actor=principal.name,
-        role=principal.role.value, target=document["_id"], user=user if isinstance(user, str) else None,
-        before={"state": before} if before else None, after={"state": after}, data=data,
-    )

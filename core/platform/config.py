@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.errors import ConfigurationError
+from core.base.errors import ConfigurationError
 
 RATE_MAX = Decimal("0.5")  # no fee or spread above 50%: a typo guard, not a business rule
 CONFIRMATIONS_MAX = 10_000

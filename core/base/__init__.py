@@ -1,0 +1,1 @@
+"""The base: errors, clocks and permissions. Imports nothing else from core."""
