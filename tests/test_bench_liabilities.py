@@ -49,23 +49,11 @@ def test_bench_liabilities_snapshot_ops_are_index_covered_and_grow_by_batches(re
 
 
 def test_bench_command_includes_the_liabilities_section(monkeypatch, tmp_path, capsys):
-    class FakeBench:
-        @staticmethod
-        def run_benchmark(size, pages=True):
-            return {"ok": True}
+    from benchmarks import bench, report
 
-        @staticmethod
-        def write_results(result, path):
-            return path
-
-    class FakeReport:
-        @staticmethod
-        def text(result):
-            return "main benchmark"
-
-    modules = {"benchmarks.bench": FakeBench, "benchmarks.report": FakeReport}
-    real_import = bench_command.importlib.import_module
-    monkeypatch.setattr(bench_command.importlib, "import_module", lambda name: modules.get(name) or real_import(name))
+    monkeypatch.setattr(bench, "run_benchmark", lambda size, pages=True: {"ok": True})
+    monkeypatch.setattr(bench, "write_results", lambda result, path: path)
+    monkeypatch.setattr(report, "text", lambda result: "main benchmark")
     monkeypatch.setattr(section, "TREE_SIZES", (256,))
     monkeypatch.setattr(section.run_liabilities_benchmark, "__defaults__", ((256,), (10,), True))
     args = argparse.Namespace(size="small", skip_pages=True, out=str(tmp_path / "r.json"), json=False, markdown=False)
