@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks import bench, dataset
 from benchmarks.report import FLOW_ROWS, markdown, text
-from core import cli
+from core.cli import main as cli
 
 
 @pytest.fixture(scope="module")

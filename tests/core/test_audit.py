@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from core import cli
+from core.cli import main as cli
 from core.audit import GENESIS_HASH, AuditFilter, event_hash, export_audit_csv, search_audit, verify_audit
 from core.ledger.audit import order_key
 from core.base.errors import InvalidFilterError, PermissionDeniedError

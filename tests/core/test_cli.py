@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 
 from core.ledger import accounts as acct
-from core import cli
+from core.cli import main as cli
 from core.ledger.engine import Ledger
 from tests.helpers import Crash, CrashAt, transfer_request
 

@@ -472,7 +472,7 @@ def test_recovery_sweep_isolates_a_flow_it_cannot_finish(box):
 
 def test_cli_recover_finishes_half_done_flows_and_approvals(box, monkeypatch, capsys):
     """`python -m core recover` finishes flows and approvals too (it only projected entries)."""
-    from core import cli
+    from core.cli import main as cli
 
     platform = box.platform
     trade = _disputed_trade(platform)

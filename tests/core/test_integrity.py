@@ -9,7 +9,8 @@ import pytest
 from core.ledger import logical_id
 
 from core.ledger import accounts as acct
-from core import approvals, cli, integrity
+from core import approvals, integrity
+from core.cli import main as cli
 from core.ledger.entries import entry_hash, make_request
 from core.base.errors import (
     ApprovalAlreadyExecutedError,

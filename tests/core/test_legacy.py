@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from core import approvals, cli
+from core import approvals
+from core.cli import main as cli
 from core import legacy as legacy_module
 from core.base.errors import LegacyConfigurationError, PermissionDeniedError, RepairNotNeededError
 from core.integrity import check_platform, check_user

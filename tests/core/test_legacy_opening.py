@@ -8,7 +8,8 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from core import approvals, cli
+from core import approvals
+from core.cli import main as cli
 from core import legacy as legacy_module
 from core.ledger import accounts as acct
 from core.ledger.money import DEFAULT_REGISTRY

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from bson import ObjectId
 
-from core import approvals, cli
+from core import approvals
+from core.cli import main as cli
 from core import legacy as legacy_module
 from core.base.errors import LegacyConfigurationError
 from core.ledger.money import DEFAULT_REGISTRY

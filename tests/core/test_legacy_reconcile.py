@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 
 
-from core import cli
+from core.cli import main as cli
 from core import legacy as legacy_module
 from core.ledger.money import DEFAULT_REGISTRY
 from core.ledger.store import Store

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from core import cli, liabilities
+from core import liabilities
+from core.cli import main as cli
 from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, fund, pol_keys  # noqa: F401 (autouse fixture)
 
 

@@ -333,7 +333,7 @@ def test_rollups_bulk_load_equals_the_fold(ledger, store, clock):
 def test_rollups_cli_update_and_rebuild(ledger, store, monkeypatch, capsys):
     import json
 
-    from core import cli
+    from core.cli import main as cli
 
     monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.rollups_cli])
     monkeypatch.setattr(cli.common, "open_database_store", lambda: store)
@@ -350,7 +350,7 @@ def test_rollups_cli_update_and_rebuild(ledger, store, monkeypatch, capsys):
 
 
 def test_rollups_cli_refuses_the_embedded_store(monkeypatch):
-    from core import cli
+    from core.cli import main as cli
 
     monkeypatch.setattr(cli, "COMMAND_MODULES", [cli.rollups_cli])
     monkeypatch.delenv("MONGODB_URI", raising=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.flowtests import runner
-from core.cli import main
+from core.cli.main import main
 from core.base.errors import InvalidFlowInputError, PermissionDeniedError
 from core.flows import deposit, withdrawal
 from core.base.permissions import Principal, Role

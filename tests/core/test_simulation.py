@@ -3,7 +3,7 @@ deterministic, and it has teeth (every known-bad engine is caught within a few s
 
 import pytest
 
-from core import cli
+from core.cli import main as cli
 from core.ledger.simulation import MUTANTS, simulate
 
 CI_SEEDS = 300  # the suite's budget; the README reports a long run

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from core.platform import logins as users
-from core.cli import main
+from core.cli.main import main
 from core.base.errors import ConfigurationError, ConsoleUserError
 from core.base.permissions import Role
 

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import cli, liabilities
+from core import liabilities
+from core.cli import main as cli
 from core.liabilities import bundle as bundle_module
 from core.liabilities.verify import parse_amount
 from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, USERS, fund, pol_keys  # noqa: F401 (fixture)
