@@ -8,7 +8,7 @@ principal's permission again on every command.
 
 from __future__ import annotations
 
-import os
+import logging
 import time
 from pathlib import Path
 
@@ -17,21 +17,12 @@ import streamlit_authenticator as stauth
 
 from core.base.errors import ConfigurationError, StoreError
 from core.base.permissions import Principal, Role
-from core.platform.logins import COOKIE_KEY_ENV, CREDENTIALS_ENV, console_credentials, load_credentials, resolve_console_auth, role_of
+from core.platform.logins import console_credentials, load_credentials, resolve_console_auth, role_of
+from core.platform.settings import LoginSettings, login_settings
 from console.frame import NEXT_PAGE_KEY, PAGES, PEOPLE_KEY, PRINCIPAL_KEY
 from console.loading import get_platform, get_store, platform_load, wait_for_platform
 
 COOKIE_NAME = "ledger_console"
-LOGIN_SLEEP_ENV = "LEDGER_LOGIN_SLEEP_TIME"
-COOKIE_EXPIRY_ENV = "LEDGER_COOKIE_EXPIRY_DAYS"
-COOKIE_EXPIRY_DEFAULT_DAYS = 0.5  # a working shift; 0 gives session-only logins (a reload signs out)
-# streamlit-authenticator can sleep on every signed-out run (its default 0.7 s). In a real
-# browser that sleep lets the cookie component's own rerun interrupt the run that carries
-# the submitted form, and the login is silently lost; so it defaults to 0 here and
-# password guessing is slowed instead by a delay after each failed attempt.
-LOGIN_SLEEP_DEFAULT = 0.0
-FAILED_LOGIN_DELAY_ENV = "LEDGER_FAILED_LOGIN_DELAY"
-FAILED_LOGIN_DELAY_DEFAULT = 1.0
 ATTEMPT_KEY = "app_login_attempt"
 SIGNED_OUT_KEY = "app_signed_out"  # this run logged out: say so instead of rerunning
 HOME_PATH = "home"  # the hidden default page's own address ("/" is where it is served)
@@ -41,25 +32,21 @@ PAGE_ICON = str(Path(__file__).resolve().parent / "static" / "icon.png")  # serv
 USERNAME_AUDIT_LENGTH_MAX = 64
 
 
-def setting(env_name: str, secret_name: str) -> str | None:
-    """An environment variable, else a key of .streamlit/secrets.toml, else None."""
-    value = os.environ.get(env_name, "").strip()
-    if value:
-        return value
-    try:
-        secret = st.secrets.get(secret_name)
-    except (FileNotFoundError, KeyError, OSError):
-        secret = None
-    except Exception:  # noqa: BLE001 — streamlit raises its own error type when no secrets file exists
-        secret = None
-    return str(secret) if secret else None
+logger = logging.getLogger(__name__)
 
 
-def number_setting(env_name: str, default: float) -> float:
+def secret(name: str) -> str | None:
+    """A key of .streamlit/secrets.toml, else None: where the credentials path and the cookie
+    key come from when their environment variables (core.platform.settings) are not set."""
     try:
-        return max(0.0, float(os.environ.get(env_name, "") or default))
-    except ValueError:
-        return default
+        value = st.secrets.get(name)
+    except (FileNotFoundError, KeyError, OSError) as error:
+        logger.debug("no %s in .streamlit/secrets.toml (%s)", name, type(error).__name__)
+        value = None
+    except Exception as error:  # noqa: BLE001 — streamlit raises its own error type when no secrets file exists
+        logger.debug("no %s in .streamlit/secrets.toml (%s)", name, type(error).__name__)  # the type only: never the file's text
+        value = None
+    return str(value) if value else None
 
 
 def _login_placeholder() -> None:
@@ -85,7 +72,8 @@ def audit_login(event_type: str, username: str, role: str = "") -> bool:
     try:
         wait_for_platform().ledger.audit.append(type=event_type, actor=username or "anonymous", role=role or "none",
                                                 target=username, data={"source": "console"})
-    except (StoreError, ConfigurationError):
+    except (StoreError, ConfigurationError) as error:
+        logger.warning("login event %s not audited yet: %s", event_type, error.message)  # core messages never hold a secret
         return False  # the login itself is unaffected; the error page shows on the next page that needs data
     return True
 
@@ -159,14 +147,13 @@ def request_logout() -> None:
     st.session_state[LOGOUT_KEY] = True
 
 
-def sign_in(auth, credentials: dict) -> Principal | None:
+def sign_in(auth, credentials: dict, settings: LoginSettings) -> Principal | None:
     """Draw the login form (or recognise the session or its login cookie) and return the
     principal, if any. A cookie (LEDGER_COOKIE_EXPIRY_DAYS, default half a day) keeps the
     session across a reload or a typed URL."""
     authenticator = stauth.Authenticate(
         console_credentials(credentials), COOKIE_NAME, auth.cookie_key,
-        cookie_expiry_days=number_setting(COOKIE_EXPIRY_ENV, COOKIE_EXPIRY_DEFAULT_DAYS), auto_hash=False,
-        login_sleep_time=number_setting(LOGIN_SLEEP_ENV, LOGIN_SLEEP_DEFAULT),
+        cookie_expiry_days=settings.cookie_expiry_days, auto_hash=False, login_sleep_time=settings.login_sleep_time,
     )
     watch_login_attempts(authenticator)
     cookie_wanted = defer_cookie(authenticator)
@@ -190,7 +177,7 @@ def sign_in(auth, credentials: dict) -> Principal | None:
             status = st.session_state.get("authentication_status")
             if status is False:
                 audit_login("console.login_failed", st.session_state.pop(ATTEMPT_KEY, ""))
-                time.sleep(number_setting(FAILED_LOGIN_DELAY_ENV, FAILED_LOGIN_DELAY_DEFAULT))
+                time.sleep(settings.failed_login_delay)
                 st.error("Username or password is incorrect.")
         if not status:
             return None
@@ -271,14 +258,15 @@ def main() -> None:
     if store.embedded:
         st.info("Demo store — in memory, nothing is persisted", icon=":material/science:")
     try:
-        auth = resolve_console_auth(embedded=store.embedded,
-                                    credentials_path=setting(CREDENTIALS_ENV, "credentials_path"),
-                                    cookie_key=setting(COOKIE_KEY_ENV, "cookie_key"))
+        settings = login_settings()
+        cookie_key = settings.cookie_key.get_secret_value() if settings.cookie_key is not None else secret("cookie_key")
+        auth = resolve_console_auth(embedded=store.embedded, cookie_key=cookie_key,
+                                    credentials_path=settings.credentials_path or secret("credentials_path"))
         credentials = load_credentials(auth.credentials_path)
     except ConfigurationError as error:
         stop_with("The console refuses to start.", error.message)
         return
-    principal = sign_in(auth, credentials)
+    principal = sign_in(auth, credentials, settings)
     if principal is None:
         st.session_state.pop(PRINCIPAL_KEY, None)
         if st.session_state.pop(SIGNED_OUT_KEY, False):

@@ -5,6 +5,7 @@ UI layer only (imports streamlit); all logic is in core.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from console import loading
 from console.formatting import plain
 
 
+logger = logging.getLogger(__name__)
 PRINCIPAL_KEY = "app_principal"
 
 
@@ -73,8 +75,8 @@ def principal(page: str) -> Principal:
         st.session_state[NEXT_PAGE_KEY] = page  # the frame opens it after the login
         try:  # served without app.py (legacy pages/ mode): hand over to the frame's login
             st.switch_page("app.py")
-        except StreamlitAPIException:
-            pass  # no frame to hand over to (the page file was run on its own)
+        except StreamlitAPIException:  # no frame to hand over to (the page file was run on its own)
+            logger.debug("page %s run without app.py: no frame to hand the login over to", page, exc_info=True)
         st.error("You are not signed in. Open the console's start page to log in.")
         st.stop()
     if value.role not in PAGES[page][2]:

@@ -4,7 +4,6 @@ store and its recovery run in a background thread), and the briefly cached reads
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -17,11 +16,12 @@ import core.legacy.rebuild  # noqa: F401
 from core import reports
 from core.platform import directory
 from core.base.clock import SystemClock
-from core.demo import DEMO_SIZE_ENV, open_demo_platform
+from core.demo import open_demo_platform
 from core.legacy import open_legacy_store_if_configured
 from core.ledger import Store
 from core.base.permissions import SYSTEM, Principal
 from core.platform import Platform
+from core.platform.settings import demo_settings
 
 
 CACHE_TTL_SECONDS = 30
@@ -83,7 +83,7 @@ def open_platform(store: Store, load: PlatformLoad) -> Platform:
     Raises: StoreError, ConfigurationError.
     """
     if store.embedded:
-        size = os.environ.get(DEMO_SIZE_ENV, "").strip() or "snapshot"
+        size = demo_settings().size
         load.phase = f"loading the demo data ({size})"
         platform = open_demo_platform(store, size)
     else:

@@ -17,10 +17,7 @@ class UsageError(Exception):
 
 def open_database_store() -> Store:
     """The configured real store; commands that inspect a database refuse the embedded one.
-    Raises: ConfigurationError (no or malformed MONGODB_URI), DatabaseUnreachableError."""
-    from core.platform.boundary import check_database_uri
-
-    check_database_uri("MONGODB_URI", "ledger")
+    Raises: ConfigurationError (no or malformed MONGODB_URI: core.base.settings), DatabaseUnreachableError."""
     store = Store.from_environment()
     if store.embedded:
         raise ConfigurationError("this command inspects a database: set MONGODB_URI (the embedded store is empty and in memory)")

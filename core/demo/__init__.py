@@ -29,10 +29,10 @@ from core.base.clock import ManualClock, to_millis
 from core.base.errors import ConfigurationError
 from core.base.permissions import Principal, Role
 from core.platform import Platform
+from core.platform.settings import DEMO_SIZE_ENV
 from core.ledger import Store
 from core.demo.activity import DEMO_ASSETS, DEMO_END, DemoSize, build_demo_legacy, run_activity  # noqa: F401  (DEMO_ASSETS: the data set's assets)
 
-DEMO_SIZE_ENV = "LEDGER_DEMO_SIZE"
 SNAPSHOT_PATH = Path(__file__).resolve().parents[2] / "demo" / "snapshot.json.gz"
 SNAPSHOT_DOCUMENTS_MAX = 20_000  # per collection: beyond this the embedded store gets slow
 INSERT_BATCH_SIZE = 2_000

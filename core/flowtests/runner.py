@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import traceback
@@ -23,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.platform.boundary import boundary
-from core.base.errors import InvalidFlowInputError, StoreError
+from core.base.errors import ConfigurationError, InvalidFlowInputError, StoreError
+from core.platform.settings import database_settings
 from core.flowtests.sandbox import Sandbox, ScenarioCheckError, StepRecord
 from core.flowtests import scenarios, scenarios_admin, scenarios_chaos, scenarios_robustness, scenarios_trading
 from core.flowtests.scenarios import SCENARIOS, Scenario
@@ -223,10 +223,10 @@ def run_scenarios(
 def cmd_flows_run(args: argparse.Namespace) -> int:
     from core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, emit
 
-    uri = (args.uri or os.environ.get("MONGODB_URI", "")).strip() or None
     try:
         names = _check_names(args.scenario or None)
-    except InvalidFlowInputError as error:
+        uri = (args.uri or "").strip() or _configured_uri()
+    except (InvalidFlowInputError, ConfigurationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -236,6 +236,13 @@ def cmd_flows_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     emit(report.as_dict(), args.json, report.text())
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _configured_uri() -> str | None:
+    """MONGODB_URI (the scenarios then run in throw-away databases on that server), else None.
+    Raises: MalformedDatabaseUriError, ConfigurationError (core.platform.settings)."""
+    uri = database_settings().uri
+    return uri.get_secret_value() if uri is not None else None
 
 
 def cmd_flows_list(args: argparse.Namespace) -> int:

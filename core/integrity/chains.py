@@ -11,6 +11,7 @@ at the last link (or one behind an entry still in flight). The first bad entry i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from core.ledger import Store
 from core.rollups import entries_by_claims
 
 CHAIN_GENESIS = "0" * 64  # the prev_hash of an account's first entry
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def _parsed(account: str) -> tuple[str | None, str | None]:
         parsed = parse_account_id(account)
         return parsed.asset, parsed.owner if parsed.is_user else None
     except Exception:  # noqa: BLE001 — an edited account id is itself reported by the chain finding
+        logger.debug("account id %.80r does not parse", account, exc_info=True)
         return None, None
 
 
@@ -169,7 +172,8 @@ def projection_findings(store: Store, heads: dict[str, Link], entries: dict[str,
         balance = document.get("balance_minor")
         try:
             constrained = not parse_account_id(account).may_go_negative
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 — an unparsable id is reported by its own finding; no sign rule to apply
+            logger.debug("account id %.80r does not parse: its sign is not checked", account, exc_info=True)
             constrained = False
         if constrained and isinstance(balance, int) and balance < 0:
             findings.append(IntegrityFinding("negative_balance", "critical", account, f"{account} is negative ({balance})",

@@ -10,6 +10,7 @@ sweeps, and the chain itself. The full check builds them on one scan of the jour
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from core.ledger import Finding, scan
 from core.ledger import Store, VerifyResult
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+logger = logging.getLogger(__name__)
 RESERVATION_GRACE = timedelta(minutes=5)  # the expiry sweep may lag this much behind a quote's TTL
 CLOSED_TRADE_STATES = ("released", "cancelled", "resolved_buyer", "resolved_seller")
 FEE_DEBIT_TYPES = ("referral.commission", "treasury.fee_sweep")
@@ -47,7 +49,7 @@ def lift(finding: Finding, **where: object) -> IntegrityFinding:
             account = parse_account_id(finding.subject)  # the stored account (a hot account's stripe) is named as found
             where = {"account": finding.subject, "user": account.owner if account.is_user else None, **where}
         except InvalidAccountError:
-            pass
+            logger.debug("finding subject %.80r is not an account id: no account or user named", finding.subject)
     return IntegrityFinding(**values, **where)
 
 

@@ -27,6 +27,7 @@ confirmed by a targeted re-read (`core.integrity.confirm`) before it is reported
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from core.ledger.audit import Heads
 from core.platform import Platform
 
 STATE = "integrity_state"
+logger = logging.getLogger(__name__)
 ANCHOR_ID = "platform"
 PASSES_READ_MAX = 10_000  # passes one incremental run reads; beyond it a full check is due
 PASS_LOG_KEPT_BEHIND = 1_000  # rollup passes kept behind the anchor (the log is pruned as the anchor moves)
@@ -138,7 +140,8 @@ def business_findings(platform: Platform, heads: dict, now: datetime, stuck_afte
     for quote in expired:
         try:
             place, close = platform.ledger.hold(str(quote["_id"]))
-        except LedgerError:
+        except LedgerError as error:
+            logger.debug("expired quote %s: its hold cannot be read (%s)", quote["_id"], error.code)
             continue
         if close is None:
             reserved.open_holds[str(quote["_id"])] = place.model_dump()

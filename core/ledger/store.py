@@ -14,7 +14,7 @@ Results are materialised as lists inside the lock; no pymongo type leaves this m
 
 from __future__ import annotations
 
-import os
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +28,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core.base.errors import ConfigurationError, StoreError
+from core.base.settings import database_settings, witness_settings
 from core.ledger import planner
 from core.ledger.planner import (  # noqa: F401 (re-exported: the checker's historical home)
     RANGE_OPERATORS,
@@ -50,6 +51,7 @@ CLIENT_OPTIONS: dict[str, Any] = {"w": "majority", "journal": True, "readConcern
 QUERY_LIMIT_MAX = 50_000  # no single read returns more documents than this
 SERVER_SELECTION_TIMEOUT_MS = 5_000
 EMBEDDED_LOCK = threading.RLock()  # one lock for every embedded store in the process
+logger = logging.getLogger(__name__)
 
 
 class DuplicateKeyStoreError(StoreError):
@@ -128,8 +130,10 @@ class Store:
         if session is None:
             try:
                 session = self._sessions.session = self._client.start_session(causal_consistency=True)
-            except (NotImplementedError, PyMongoError):
+            except (NotImplementedError, PyMongoError) as error:
                 self._sessions.session = False  # a client without sessions (a stand-in in tests): plain operations
+                # once per thread; the type only: a driver's message may name the server
+                logger.warning("no causally consistent session on this thread (%s): plain operations", type(error).__name__)
                 return {}
         return {"session": session} if session else {}
 
@@ -168,15 +172,15 @@ class Store:
         """`MONGODB_URI`/`LEDGER_DB` if set, else a fresh embedded store. A real database
         needs the audit trail's witness file (`LEDGER_AUDIT_WITNESS`): without it, deleting
         the newest audit events leaves a chain that verifies.
-        Raises: ConfigurationError (a real database without a witness), StoreError."""
-        uri = os.environ.get("MONGODB_URI", "").strip()
-        name = os.environ.get("LEDGER_DB", "ledger").strip() or "ledger"
-        if uri and Witness.from_environment(name) is None:
+        Raises: ConfigurationError (a real database without a witness, a malformed setting:
+        core.base.settings), MalformedDatabaseUriError, StoreError."""
+        database, witness = database_settings(), witness_settings()
+        if database.uri is not None and witness.path is None:
             raise ConfigurationError(f"MONGODB_URI is set: refusing to start without {WITNESS_ENV} (the audit trail's witness "
                                      "file, kept where the database's writers cannot reach it): without it a deleted tail of "
                                      "the audit trail is undetectable")
-        store = cls.embedded_store() if not uri else cls.from_uri(uri, name)
-        store.witness = Witness.from_environment(store.name)
+        store = cls.embedded_store() if database.uri is None else cls.from_uri(database.uri.get_secret_value(), database.name)
+        store.witness = Witness(witness.path, store.name) if witness.path is not None else None
         return store
 
     def sibling(self, name: str | None = None) -> Store:

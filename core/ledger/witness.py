@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-WITNESS_ENV = "LEDGER_AUDIT_WITNESS"
+from core.base.settings import WITNESS_ENV  # noqa: F401 (re-exported: read by core.base.settings.witness_settings)
+
 WITNESS_LINES_MAX = 10_000_000  # a witness longer than this is rotated by the operator
 TAIL_BYTES = 64 * 1024
 
@@ -36,11 +37,6 @@ class Witness:
 
     def __init__(self, path: str | Path, database: str) -> None:
         self.path, self.database = Path(path), database
-
-    @classmethod
-    def from_environment(cls, database: str) -> Witness | None:
-        path = os.environ.get(WITNESS_ENV, "").strip()
-        return cls(path, database) if path else None
 
     def record(self, stream: int, seq: int, event_hash: str) -> None:
         line = json.dumps({"db": self.database, "stream": stream, "seq": seq, "hash": event_hash}, separators=(",", ":")) + "\n"

@@ -26,14 +26,13 @@ Reconciling lives in `core.legacy.reconcile`, import in `core.legacy.opening`, r
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from core.platform.boundary import check_database_uri
 from core.base.errors import ContentionError, LegacyConfigurationError
+from core.platform.settings import LEGACY_DB_ENV, LEGACY_URI_ENV, legacy_settings
 from core.ledger import OWNER_ID_PATTERN, AssetRegistry, Collection, Store
 from core.legacy.values import (  # noqa: F401 (re-exported: the bridge's boundary helpers)
     document_label,
@@ -48,7 +47,7 @@ from core.legacy.values import (  # noqa: F401 (re-exported: the bridge's bounda
     to_minor,
 )
 
-LEGACY_URI_VARIABLE, LEGACY_DB_VARIABLE = "LEGACY_MONGODB_URI", "LEGACY_DB"
+LEGACY_URI_VARIABLE, LEGACY_DB_VARIABLE = LEGACY_URI_ENV, LEGACY_DB_ENV
 LOGICAL_FIELDS = ("available", "locked", "total")
 LEGACY_SCAN_BATCH = 1_000  # documents per read of the full scan
 SCAN_RESTARTS_MAX = 3  # a scan that saw the collection shift under it starts again at most this often
@@ -464,19 +463,19 @@ def read_user(legacy: Store, user_id: str, registry: AssetRegistry) -> LegacyVie
 # -- opening the legacy database ---------------------------------------------------------------------
 def open_legacy_store() -> Store:
     """The legacy database named by LEGACY_MONGODB_URI / LEGACY_DB, opened without
-    creating anything in it. Raises: LegacyConfigurationError, StoreError."""
-    check_database_uri(LEGACY_URI_VARIABLE, "legacy")  # boundary (core.platform.boundary): malformed → exit 2 naming legacy
-    uri, name = os.environ.get(LEGACY_URI_VARIABLE, "").strip(), os.environ.get(LEGACY_DB_VARIABLE, "").strip()
-    if not uri or not name:
+    creating anything in it. Raises: LegacyConfigurationError, MalformedDatabaseUriError
+    (naming legacy: checked before any connection, core.platform.settings), StoreError."""
+    settings = legacy_settings()
+    if settings.uri is None or settings.name is None:
         raise LegacyConfigurationError(
             f"set {LEGACY_URI_VARIABLE} and {LEGACY_DB_VARIABLE} to reach the legacy database"
         )
-    return Store.from_uri(uri, name, create_indexes=False)
+    return Store.from_uri(settings.uri.get_secret_value(), settings.name, create_indexes=False)
 
 
 def open_legacy_store_if_configured() -> Store | None:
     """The legacy store when configured, else None (the per-user check then skips it)."""
-    if not os.environ.get(LEGACY_URI_VARIABLE, "").strip():
+    if legacy_settings().uri is None:
         return None
     return open_legacy_store()
 

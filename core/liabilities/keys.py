@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import weakref
 
 from cryptography.exceptions import InvalidSignature
@@ -31,11 +30,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from core.base.errors import ConfigurationError
 from core.ledger import Store
+from core.platform.settings import (  # noqa: F401 (re-exported: the keys' variables and their forms)
+    MASTER_PATTERN,
+    SECRET_KEY_ENV,
+    SEED_PATTERN,
+    SIGNING_KEY_ENV,
+    liabilities_key_settings,
+)
 
-SIGNING_KEY_ENV = "LEDGER_POL_SIGNING_KEY"
-SECRET_KEY_ENV = "LEDGER_POL_SECRET_KEY"
-SEED_PATTERN = re.compile(r"\A[0-9a-fA-F]{64}\Z")
-MASTER_PATTERN = re.compile(r"\A(?:[0-9a-fA-F]{2}){32,128}\Z")
 USER_SECRET_TAG = b"PoL-user-secret/2\x00"
 USER_SECRET_BYTES = 32
 GENERATION_MAX = 1 << 31
@@ -105,17 +107,13 @@ def secret_text(secret: bytes) -> str:
 
 
 def _configured() -> LiabilitiesKeys | None:
-    seed, master = os.environ.get(SIGNING_KEY_ENV, "").strip(), os.environ.get(SECRET_KEY_ENV, "").strip()
-    if not seed and not master:
+    """The keys from the environment, or None when neither is set.
+    Raises: ConfigurationError (core.platform.settings: one without the other, malformed, equal)."""
+    settings = liabilities_key_settings()
+    if not settings.configured:
         return None
-    if not SEED_PATTERN.fullmatch(seed):
-        raise ConfigurationError(f"{SIGNING_KEY_ENV} must be the 32-byte Ed25519 seed as 64 hexadecimal digits",
-                                 variable=SIGNING_KEY_ENV)
-    if not MASTER_PATTERN.fullmatch(master):
-        raise ConfigurationError(f"{SECRET_KEY_ENV} must be 32 to 128 random bytes as hexadecimal digits", variable=SECRET_KEY_ENV)
-    if bytes.fromhex(seed) == bytes.fromhex(master)[:32]:
-        raise ConfigurationError(f"{SIGNING_KEY_ENV} and {SECRET_KEY_ENV} must be different secrets")
-    return LiabilitiesKeys(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed)), bytes.fromhex(master), throwaway=False)
+    seed, master = (bytes.fromhex(key.get_secret_value()) for key in (settings.signing_key, settings.secret_key))
+    return LiabilitiesKeys(Ed25519PrivateKey.from_private_bytes(seed), master, throwaway=False)
 
 
 def keys_for(store: Store) -> LiabilitiesKeys:

@@ -189,28 +189,3 @@ def internal(function: F) -> F:
     point and is not fuzzed. Keep this rare; say why at the use site."""
     function.__internal__ = True  # type: ignore[attr-defined]
     return function
-
-
-# -- configuration ------------------------------------------------------------------------
-DATABASE_URI_SCHEMES = ("mongodb://", "mongodb+srv://")
-DATABASE_URI_LENGTH_MAX = 4_096
-
-
-def check_database_uri(variable: str, which: str) -> None:
-    """Refuse a set but malformed `variable` (MONGODB_URI, LEGACY_MONGODB_URI) before any
-    connection is tried: pymongo reads "not-a-uri" as a host name and times out, which
-    would report a typo as an unreachable server. The URI is never echoed (it may hold a
-    password). Raises: MalformedDatabaseUriError naming `which` database ("ledger"/"legacy")."""
-    import os
-
-    from core.base.errors import MalformedDatabaseUriError
-
-    uri = os.environ.get(variable, "").strip()
-    if not uri:
-        return
-    if (len(uri) > DATABASE_URI_LENGTH_MAX or not uri.startswith(DATABASE_URI_SCHEMES)
-            or any(c in uri for c in " \t\r\n\x00") or uri.partition("://")[2].split("/")[0].rpartition("@")[2] == ""):
-        raise MalformedDatabaseUriError(
-            f"{variable} is not a MongoDB URI (mongodb://host[:port]/… or mongodb+srv://host/…): fix the {which} database setting",
-            which=which, variable=variable,
-        )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import getpass
+import logging
 import os
 import re
 import sys
@@ -34,12 +35,13 @@ import yaml
 from core.base.errors import ConfigurationError, ConsoleUserError, ReservedNameError
 from core.base.permissions import Role, is_reserved_name
 from core.platform.boundary import boundary, credentials
+from core.platform.settings import COOKIE_KEY_ENV, CREDENTIALS_ENV, login_settings
 
 # The account functions check their own fields (ConsoleUserError says which); the boundary
 # adds the document's shape.
 _OWN_CHECK = {name: (lambda value, name: None) for name in ("username", "name", "email", "role", "password")}
 
-CREDENTIALS_ENV = "LEDGER_CREDENTIALS"
+logger = logging.getLogger(__name__)
 DEMO_CREDENTIALS_PATH = Path(__file__).resolve().parents[2] / "demo" / "credentials.yaml"
 CONSOLE_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.SUPPORT, Role.QA)  # SYSTEM is never a person
 BCRYPT_COST = 12
@@ -230,12 +232,12 @@ def is_demo_credentials(path: str | Path, document: dict) -> bool:
     """True for the shipped demo file (by path or by its `demo: true` marker)."""
     try:
         same = Path(path).resolve() == DEMO_CREDENTIALS_PATH
-    except OSError:
+    except OSError as error:
+        logger.debug("cannot resolve the credentials path (%s): judged by its marker only", type(error).__name__)
         same = False
     return same or bool(document.get("demo"))
 
 
-COOKIE_KEY_ENV = "LEDGER_COOKIE_KEY"
 COOKIE_KEY_LENGTH_MIN = 32
 DEMO_COOKIE_KEY = "demo-only-cookie-key-embedded-store-never-production"
 
@@ -284,7 +286,7 @@ def resolve_console_auth(*, embedded: bool, credentials_path: str | None, cookie
 
 # -- CLI ----------------------------------------------------------------------------------------
 def _credentials_path(args: argparse.Namespace) -> Path:
-    value = args.file or os.environ.get(CREDENTIALS_ENV, "").strip()
+    value = args.file or login_settings().credentials_path
     if not value:
         raise ConfigurationError(f"name the credentials file with --file or {CREDENTIALS_ENV}")
     return Path(value)

@@ -18,6 +18,7 @@ with someone else's outcome.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from core.ledger import AuditLog, Collection
 OUTBOX = "audit_outbox"
 EVENT_FIELDS = ("type", "actor", "role", "target", "user", "before", "after", "data")
 FLUSH_BATCH_MAX = 500
+logger = logging.getLogger(__name__)
 
 
 def event(
@@ -122,6 +124,7 @@ class SweepReport:
             self.failed[item_id] = {"error": error.code, "message": error.message[:ERROR_TEXT_MAX]}
             return None
         except Exception as error:  # noqa: BLE001 - an unexpected failure of one item is reported, not fatal
+            logger.warning("sweep item %s failed unexpectedly; the sweep goes on", item_id, exc_info=True)
             self.failed[item_id] = {"error": type(error).__name__, "message": str(error)[:ERROR_TEXT_MAX]}
             return None
         self.done.append(item_id)
