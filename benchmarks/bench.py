@@ -5,8 +5,8 @@ instead of using an index. The embedded store cannot show real-server speed, so 
 benchmark measures what transfers:
 1. store operations per flow, beside a model of the old platform's write path
    (`benchmarks.legacy_write_path`), with the ratio ours / legacy and why a flow costs more;
-2. every query shape issued during the whole run, checked against `core.store.INDEXES`
-   with MongoDB's `notablescan` rule (`core.store.uncovered`);
+2. every query shape issued during the whole run, checked against `core.ledger.indexes.INDEXES`
+   with MongoDB's `notablescan` rule (`core.ledger.planner.uncovered`);
 3. scaling: store operations and documents read by the integrity checks (full, and
    incremental after NEW_ENTRIES new entries), recovery, the user-balance read and each
    console page on data sets 1x, 10x and 50x: a page must read as many documents whatever

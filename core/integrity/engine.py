@@ -1,7 +1,7 @@
 """The integrity engine (SPEC §8): per-user and platform-wide checks, stored run records,
 history, and approval-gated projection repairs.
 
-It builds on `core.selfcheck` (journal ↔ projections, zero-sum, stuck entries) and adds
+It builds on `core.ledger.selfcheck` (journal ↔ projections, zero-sum, stuck entries) and adds
 the checks that need more than the journal: each entry against the hash its outcome
 event recorded in the audit chain (an edit that also recomputes `entry_hash` is caught),
 locked balances against open holds, quote reservations, escrow of closed trades, fee
@@ -12,7 +12,7 @@ the journal (projection_mismatch), and the journal's applied balances against th
 business documents (holds, quotes, trades, fees). A per-asset zero-sum failure that the
 projection mismatches of that asset fully explain is not reported twice.
 
-Nothing is repaired silently: `request_projection_repair` (core.repairs, re-exported here)
+Nothing is repaired silently: `request_projection_repair` (core.integrity.repairs, re-exported here)
 opens an approval request (kind "repair.projection"); its executor rebuilds the projection
 and audits before/after.
 """
