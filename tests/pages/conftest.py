@@ -28,7 +28,7 @@ class _NavigationOnlyPagesManager(PagesManager):
     app.py once a page is selected. A real server clears that flag for good on the first
     run of app.py (st.navigation), so the frame runs on every later request. Pinning the
     flag to False here makes AppTest run the app the way the server does; the pages' own
-    role check (ui.principal) covers the server's first request, and is tested apart."""
+    role check (console.frame.principal) covers the server's first request, and is tested apart."""
 
     uses_pages_directory = False
 
