@@ -79,10 +79,13 @@ def credentials(value: object, name: str) -> None:
 
 
 def people(value: object, name: str) -> None:
-    """Console accounts by username (`{username: {...}}`), as the credentials file holds them."""
-    if not isinstance(value, dict) or len(value) > DOCUMENT_ITEMS_MAX:
-        refuse(name, value, "a mapping of usernames to accounts")
-    for username, account_fields in value.items():
+    """Console accounts as the credentials file holds them (`{"usernames": {username: {...}}}`):
+    plain values throughout (no `$` keys), each username of the principal-name form."""
+    document(value, name)
+    usernames = value.get("usernames") if isinstance(value, dict) else None
+    if not isinstance(usernames, dict) or len(usernames) > DOCUMENT_ITEMS_MAX:
+        refuse(name, value, "a credentials mapping with 'usernames'")
+    for username, account_fields in usernames.items():
         if not isinstance(username, str) or not PRINCIPAL_NAME_PATTERN.fullmatch(username) or not isinstance(account_fields, dict):
             refuse(name, username, "a mapping of usernames to accounts")
 

@@ -203,7 +203,7 @@ def build_world() -> World:
         "payload": {"user_id": "alice"}, "metadata": {"note": "x"}, "approval": {"_id": held["approval_id"], "payload": {}},
         "requests": [{"_id": held["approval_id"], "kind": "withdrawal", "payload": {"user_id": "alice", "asset": "BTC",
                                                                                 "amount_minor": 100_000_000}}],
-        "people": {"ann": {"roles": ["admin"]}}, "names": ["deposit"], "approved_by": ["ann"],
+        "people": {"usernames": {"ann": {"roles": ["admin"]}}}, "names": ["deposit"], "approved_by": ["ann"],
         "terms": swap.swap_terms(platform, "BTC", "USDT", "0.1"), "audit_filter": AuditFilter(),
         "entry_filter": EntryFilter(), "stale_after": timedelta(seconds=60), "stuck_after": timedelta(minutes=5),
         "since": now - timedelta(days=1), "until": now, "now": now, "as_of": now,
