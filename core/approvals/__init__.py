@@ -1,6 +1,8 @@
 """Maker-checker approvals (SPEC §7), enforced in core: `requests` opens them and holds the
 executor registry (each kind's owner registers what an approved request does), `decisions`
-approves, rejects, expires and resumes them, `view` is the read side the console shows.
+approves, rejects, expires and resumes them, `view` is the read side the console shows,
+`model` is the typed request those three read and write (converted to and from the store
+there only; the functions below still take and return the stored document).
 
 The rest of the product imports only these names."""
 

@@ -1,6 +1,10 @@
 """Deciding maker-checker requests: approve (a vote; the completing vote executes the
 request once), reject, expire, resume what a crash interrupted, list and read. The rules
-and the state machine are described in core.approvals.requests."""
+and the state machine are described in core.approvals.requests.
+
+Inside, a request is the typed `ApprovalRequest` (core.approvals.model); what leaves —
+the documents the public functions return, what executors and close hooks receive — is
+its document (`to_document()`), the store format unchanged."""
 
 from __future__ import annotations
 
@@ -22,57 +26,71 @@ from core.base.permissions import Permission, Principal, Role, require
 from core.platform import transitions
 from core.platform import Platform
 from core.platform.transitions import SweepReport
-from core.approvals.requests import COLLECTION, KIND_PATTERN, REASON_LENGTH_MAX, RESUME_BATCH_MAX, STATES, _change, _current, _event, _load, _spec, check_reason
+from core.base.errors import MalformedDocumentError
+from core.approvals.model import STATES, ApprovalRequest
+from core.approvals.requests import (
+    COLLECTION,
+    KIND_PATTERN,
+    REASON_LENGTH_MAX,
+    RESUME_BATCH_MAX,
+    _change,
+    _current,
+    _event,
+    _flushed,
+    _load,
+    _spec,
+    check_reason,
+)
 
 
-def _refuse_closed(document: dict) -> None:
+def _refuse_closed(request: ApprovalRequest) -> None:
     """Raise the named error for a request that can no longer be decided, naming the
     decision that closed it and who made it."""
-    state, request_id = document["state"], document["_id"]
+    state, request_id = request.state, request.id
     if state == "rejected":
         raise ApprovalRejectedError(
-            f"approval {request_id} was rejected by {document['rejected_by']}", request_id=request_id,
-            winner={"decision": "rejected", "by": document["rejected_by"], "reason": document["rejection_reason"]},
+            f"approval {request_id} was rejected by {request.rejected_by}", request_id=request_id,
+            winner={"decision": "rejected", "by": request.rejected_by, "reason": request.rejection_reason},
         )
     if state == "expired":
         raise ApprovalExpiredError(
-            f"approval {request_id} expired at {document['expires_at']:%Y-%m-%d %H:%M:%S}", request_id=request_id,
-            winner={"decision": "expired", "by": document.get("expired_by")},
+            f"approval {request_id} expired at {request.expires_at:%Y-%m-%d %H:%M:%S}", request_id=request_id,
+            winner={"decision": "expired", "by": request.expired_by},
         )
     if state == "approved":
         raise ApprovalAlreadyExecutedError(
             f"approval {request_id} was already approved", request_id=request_id,
-            winner={"decision": "approved", "by": [a["by"] for a in document["approvals"]]},
+            winner={"decision": "approved", "by": [vote.by for vote in request.approvals]},
         )
     assert state == "pending", state
 
 
-def _expire_if_due(platform: Platform, principal: Principal, document: dict) -> dict:
+def _expire_if_due(platform: Platform, principal: Principal, request: ApprovalRequest) -> ApprovalRequest:
     """Expire a pending request whose time is up (and run its close hook). The expiry is a
     compare-and-set on `pending` and `expires_at` with its audit event."""
     now = platform.clock.now()
-    if document["state"] != "pending" or now < document["expires_at"]:
-        return document
+    if request.state != "pending" or now < request.expires_at:
+        return request
     expired = _change(
         platform,
-        {"_id": document["_id"], "state": "pending", "expires_at": {"$lte": now}},
+        {"_id": request.id, "state": "pending", "expires_at": {"$lte": now}},
         {"$set": {"state": "expired", "expired_at": now, "expired_by": principal.name}},
-        _event(principal, document, "expired", "expired", "pending", "expired", {"kind": document["kind"]}),
+        _event(principal, request, "expired", "expired", "pending", "expired", {"kind": request.kind}),
     )
-    document = expired or _current(platform, document["_id"])
-    if document["state"] in ("expired", "rejected") and not document["close_done"]:
-        _close(platform, principal, document)
-    return document
+    request = expired or _current(platform, request.id)
+    if request.closed_without_hook:
+        _close(platform, principal, request)
+    return request
 
 
-def _close(platform: Platform, principal: Principal, document: dict) -> None:
-    """Run the kind's close hook (idempotent), then mark `close_done` so the sweep
-    (`expire_due`) knows a crash did not cut the hook short. The audit event of the
-    rejection or expiry was written with the state change itself."""
-    spec = _spec(document["kind"])
+def _close(platform: Platform, principal: Principal, request: ApprovalRequest) -> None:
+    """Run the kind's close hook (idempotent; it receives the request's document), then
+    mark `close_done` so the sweep (`expire_due`) knows a crash did not cut the hook short.
+    The audit event of the rejection or expiry was written with the state change itself."""
+    spec = _spec(request.kind)
     if spec.on_close is not None:
-        spec.on_close(platform, document, principal)
-    platform.store.collection(COLLECTION).update_one({"_id": document["_id"]}, {"$set": {"close_done": True}})
+        spec.on_close(platform, request.to_document(), principal)
+    platform.store.collection(COLLECTION).update_one({"_id": request.id}, {"$set": {"close_done": True}})
 
 
 @boundary
@@ -97,33 +115,31 @@ def approve(platform: Platform, principal: Principal, request_id: str, reason: s
     require(principal, Permission.APPROVE)
     if not isinstance(reason, str) or len(reason) > REASON_LENGTH_MAX:
         raise ReasonRequiredError(f"reason must be text of at most {REASON_LENGTH_MAX} characters")
-    document = _expire_if_due(platform, principal, _current(platform, request_id))
-    if _unfinished(document):
-        document = _finish(platform, principal, document)  # complete what a crash interrupted
-        if any(vote["by"] == principal.name for vote in document["approvals"]):
-            return document  # this approver's own vote, replayed
-    _refuse_closed(document)
-    _refuse_approver(document, principal)
-    updated = _vote(platform, principal, document, reason.strip())
+    request = _expire_if_due(platform, principal, _current(platform, request_id))
+    if request.unfinished:
+        request = _finish(platform, principal, request)  # complete what a crash interrupted
+        if request.voted(principal.name):
+            return request.to_document()  # this approver's own vote, replayed
+    _refuse_closed(request)
+    _refuse_approver(request, principal)
+    updated = _vote(platform, principal, request, reason.strip())
     if updated is None:  # lost a race: say why, from the current state
-        current = _expire_if_due(platform, principal, _current(platform, document["_id"]))
+        current = _expire_if_due(platform, principal, _current(platform, request.id))
         _refuse_closed(current)
         _refuse_approver(current, principal)
-        raise ApprovalDecisionConflictError(
-            f"approval {document['_id']} changed concurrently; retry", request_id=document["_id"]
-        )
-    if updated["state"] != "approved":
-        return updated
-    return _execute(platform, principal, updated)
+        raise ApprovalDecisionConflictError(f"approval {request.id} changed concurrently; retry", request_id=request.id)
+    if updated.state != "approved":
+        return updated.to_document()
+    return _execute(platform, principal, updated).to_document()
 
 
-def _vote(platform: Platform, principal: Principal, document: dict, reason: str) -> dict | None:
+def _vote(platform: Platform, principal: Principal, request: ApprovalRequest, reason: str) -> ApprovalRequest | None:
     """Push one vote: first as the completing vote (pending → approved), else as an earlier
     one. Returns the updated request, or None when neither filter matched."""
-    now, required = platform.clock.now(), document["approvals_required"]
+    now, required = platform.clock.now(), request.approvals_required
     vote = {"by": principal.name, "role": principal.role.value, "at": now, "reason": reason}
     base = {
-        "_id": document["_id"],
+        "_id": request.id,
         "state": "pending",
         "requested_by": {"$ne": principal.name},
         "approvals.by": {"$ne": principal.name},
@@ -134,55 +150,47 @@ def _vote(platform: Platform, principal: Principal, document: dict, reason: str)
                  {"$push": {"approvals": vote}, "$set": {"state": "approved", "approved_at": now}})]
     if required >= 2:
         attempts.append((required - 1, {f"approvals.{required - 2}": {"$exists": False}}, {"$push": {"approvals": vote}}))
-        if len(document["approvals"]) < required - 1:
+        if len(request.approvals) < required - 1:
             attempts.reverse()  # as last read, this vote does not complete the request: try that first
     for count, condition, update in attempts:
-        data = {"decision": "approve", "kind": document["kind"], "reason": reason, "approvals": count,
+        data = {"decision": "approve", "kind": request.kind, "reason": reason, "approvals": count,
                 "approvals_required": required}
         after = "approved" if count == required else "pending"
-        event = _event(principal, document, "approved", f"approve:{principal.name}", "pending", after, data)
+        event = _event(principal, request, "approved", f"approve:{principal.name}", "pending", after, data)
         updated = _change(platform, {**base, **condition}, update, event)
         if updated is not None:
             return updated
     return None
 
 
-def _unfinished(document: dict) -> bool:
-    """Enough approvals but not yet approved (a request stored before votes completed it
-    atomically), or approved but not yet executed."""
-    if document["state"] == "pending":
-        return len(document["approvals"]) >= document["approvals_required"]
-    return document["state"] == "approved" and document["result"] is None
-
-
-def _finish(platform: Platform, principal: Principal, document: dict) -> dict:
+def _finish(platform: Platform, principal: Principal, request: ApprovalRequest) -> ApprovalRequest:
     """pending (with enough approvals) → approved, then execute once."""
-    if document["state"] == "pending" and len(document["approvals"]) >= document["approvals_required"]:
-        required = document["approvals_required"]
+    if request.state == "pending" and request.unfinished:
+        required = request.approvals_required
         ready = _change(
             platform,
-            {"_id": document["_id"], "state": "pending", f"approvals.{required - 1}": {"$exists": True}},
+            {"_id": request.id, "state": "pending", f"approvals.{required - 1}": {"$exists": True}},
             {"$set": {"state": "approved", "approved_at": platform.clock.now()}},
-            _event(principal, document, "authorized", "authorized", "pending", "approved", {"kind": document["kind"]}),
+            _event(principal, request, "authorized", "authorized", "pending", "approved", {"kind": request.kind}),
         )
-        document = ready or _current(platform, document["_id"])
-    return _execute(platform, principal, document)
+        request = ready or _current(platform, request.id)
+    return _execute(platform, principal, request)
 
 
-def _refuse_approver(document: dict, principal: Principal) -> None:
-    if document["requested_by"] == principal.name:
+def _refuse_approver(request: ApprovalRequest, principal: Principal) -> None:
+    if request.requested_by == principal.name:
         raise SelfApprovalError(
-            f"{principal.name} requested {document['_id']} and may not approve it",
-            request_id=document["_id"],
+            f"{principal.name} requested {request.id} and may not approve it",
+            request_id=request.id,
             principal=principal.name,
         )
-    if any(a["by"] == principal.name for a in document["approvals"]):
+    if request.voted(principal.name):
         raise DuplicateApprovalError(
-            f"{principal.name} already approved {document['_id']}", request_id=document["_id"], principal=principal.name
+            f"{principal.name} already approved {request.id}", request_id=request.id, principal=principal.name
         )
 
 
-def _execute(platform: Platform, principal: Principal, document: dict) -> dict:
+def _execute(platform: Platform, principal: Principal, request: ApprovalRequest) -> ApprovalRequest:
     """Run the executor of an approved request and record its result once.
 
     No claim, no clock: any number of callers may execute at once (a slow executor, a
@@ -192,23 +200,23 @@ def _execute(platform: Platform, principal: Principal, document: dict) -> dict:
     filter) that also writes the `approval.executed` event. A refusal is not durable (the
     funds may arrive for a concurrent executor a moment later), so a failed result is
     corrected when the request's entry exists after all (`_correct_failure`)."""
-    if document["state"] != "approved" or document["result"] is not None:
-        return _correct_failure(platform, principal, document)
-    spec = _spec(document["kind"])
+    if request.state != "approved" or request.result is not None:
+        return _correct_failure(platform, principal, request)
+    spec = _spec(request.kind)
     try:
-        result = {"ok": True, **(spec.execute(platform, document, principal) or {})}
+        result = {"ok": True, **(spec.execute(platform, request.to_document(), principal) or {})}
     except StoreError:
         raise  # the database failed: leave the request approved without a result, retry later
     except LedgerError as error:
         result = {"ok": False, "error": error.code, "message": error.message}
     updated = _change(
         platform,
-        {"_id": document["_id"], "state": "approved", "result": None},
+        {"_id": request.id, "state": "approved", "result": None},
         {"$set": {"result": result, "executed_at": platform.clock.now(), "executed_by": principal.name}},
-        _event(principal, document, "executed", "executed", "approved", "approved",
-               {"kind": document["kind"], "result": result}),
+        _event(principal, request, "executed", "executed", "approved", "approved",
+               {"kind": request.kind, "result": result}),
     )
-    return _correct_failure(platform, principal, updated or _current(platform, document["_id"]))
+    return _correct_failure(platform, principal, updated or _current(platform, request.id))
 
 
 def execution_key(request_id: str) -> str:
@@ -216,25 +224,25 @@ def execution_key(request_id: str) -> str:
     return f"approval:{request_id}:execute"
 
 
-def _correct_failure(platform: Platform, principal: Principal, document: dict) -> dict:
+def _correct_failure(platform: Platform, principal: Principal, request: ApprovalRequest) -> ApprovalRequest:
     """A request recorded as failed whose entry (`execution_key`) exists after all (a
     concurrent executor posted it after this one was refused) gets its result corrected,
     once, with an event."""
-    result = document.get("result")
-    if document["state"] != "approved" or not isinstance(result, dict) or result.get("ok") is not False:
-        return document
-    posted = platform.ledger.entry_by_key(execution_key(document["_id"]))
+    result = request.result
+    if request.state != "approved" or result is None or result.get("ok") is not False:
+        return request
+    posted = platform.ledger.entry_by_key(execution_key(request.id))
     if posted is None:
-        return document
+        return request
     corrected = {"ok": True, "entry_id": posted.id, "corrected_from": result.get("error")}
     updated = _change(
         platform,
-        {"_id": document["_id"], "state": "approved", "result.ok": False},
+        {"_id": request.id, "state": "approved", "result.ok": False},
         {"$set": {"result": corrected}},
-        _event(principal, document, "execution_corrected", "execution_corrected", "approved", "approved",
-               {"kind": document["kind"], "result": corrected}),
+        _event(principal, request, "execution_corrected", "execution_corrected", "approved", "approved",
+               {"kind": request.kind, "result": corrected}),
     )
-    return updated or _current(platform, document["_id"])
+    return updated or _current(platform, request.id)
 
 
 @boundary
@@ -250,31 +258,25 @@ def reject(platform: Platform, principal: Principal, request_id: str, reason: st
     """
     require(principal, Permission.APPROVE)
     reason = check_reason(reason, "a rejection")
-    document = _expire_if_due(platform, principal, _current(platform, request_id))
-    if (
-        document["state"] == "rejected"
-        and document["rejected_by"] == principal.name
-        and document["rejection_reason"] == reason
-    ):
-        if not document["close_done"]:
-            _close(platform, principal, document)  # replay: finish a close a crash interrupted
-        return _current(platform, document["_id"])
-    _refuse_closed(document)
+    request = _expire_if_due(platform, principal, _current(platform, request_id))
+    if request.state == "rejected" and request.rejected_by == principal.name and request.rejection_reason == reason:
+        if not request.close_done:
+            _close(platform, principal, request)  # replay: finish a close a crash interrupted
+        return _current(platform, request.id).to_document()
+    _refuse_closed(request)
     now = platform.clock.now()
     updated = _change(
         platform,
-        {"_id": document["_id"], "state": "pending"},
+        {"_id": request.id, "state": "pending"},
         {"$set": {"state": "rejected", "rejected_by": principal.name, "rejected_at": now, "rejection_reason": reason}},
-        _event(principal, document, "rejected", "rejected", "pending", "rejected",
-               {"decision": "reject", "kind": document["kind"], "reason": reason}),
+        _event(principal, request, "rejected", "rejected", "pending", "rejected",
+               {"decision": "reject", "kind": request.kind, "reason": reason}),
     )
     if updated is None:
-        _refuse_closed(_current(platform, document["_id"]))
-        raise ApprovalDecisionConflictError(
-            f"approval {document['_id']} changed concurrently; retry", request_id=document["_id"]
-        )
+        _refuse_closed(_current(platform, request.id))
+        raise ApprovalDecisionConflictError(f"approval {request.id} changed concurrently; retry", request_id=request.id)
     _close(platform, principal, updated)
-    return _current(platform, updated["_id"])
+    return _current(platform, updated.id).to_document()
 
 
 # -- reading and housekeeping -----------------------------------------------------------------
@@ -300,14 +302,15 @@ def list_approvals(
     documents = platform.store.collection(COLLECTION).find(
         query, sort=[("requested_at", -1)], skip=page * page_size, limit=page_size + 1
     )
-    return Page(documents[:page_size], page, page_size, len(documents) > page_size)
+    requests = [ApprovalRequest.from_document(document).to_document() for document in documents[:page_size]]
+    return Page(requests, page, page_size, len(documents) > page_size)
 
 
 @boundary
 def get_approval(platform: Platform, principal: Principal, request_id: str) -> dict:
-    """Raises: PermissionDeniedError, ApprovalNotFoundError."""
+    """Raises: PermissionDeniedError, ApprovalNotFoundError, MalformedDocumentError."""
     require(principal, Permission.APPROVE)
-    return _load(platform, request_id)
+    return _load(platform, request_id).to_document()
 
 
 @boundary
@@ -322,14 +325,15 @@ def expire_due(platform: Platform, principal: Principal) -> SweepReport:
     # served by (state, expires_at) and (state, close_done): each read examines the requests it
     # returns, not the pending backlog nor every request ever expired or rejected
     due = collection.find({"state": "pending", "expires_at": {"$lte": platform.clock.now()}}, limit=RESUME_BATCH_MAX)
-    for document in due:
-        expired = report.run(document["_id"], lambda d=document: _expire_if_due(platform, principal, d))
-        if expired is not None and expired["state"] != "expired":
+    for document in due:  # each converted inside its own run: a malformed one is reported, the rest go on
+        expired = report.run(document["_id"], lambda d=document: _expire_if_due(
+            platform, principal, ApprovalRequest.from_document(d)))
+        if expired is not None and expired.state != "expired":
             report.done.remove(document["_id"])  # approved or rejected meanwhile: not ours to expire
     closes = SweepReport()
     for document in collection.find({"state": {"$in": ["expired", "rejected"]}, "close_done": False},
                                     limit=RESUME_BATCH_MAX):  # close hooks a crash cut short
-        closes.run(document["_id"], lambda d=document: _close(platform, principal, d))
+        closes.run(document["_id"], lambda d=document: _close(platform, principal, ApprovalRequest.from_document(d)))
     report.failed.update(closes.failed)
     return report
 
@@ -348,13 +352,21 @@ def resume_approved(platform: Platform, principal: Principal) -> SweepReport:
     # request ever approved nor the whole pending backlog
     documents = collection.find({"state": "approved", "result": None}, limit=RESUME_BATCH_MAX)
     documents += [d for d in collection.find({"state": "pending", "approvals.by": {"$gt": ""}}, limit=RESUME_BATCH_MAX)
-                  if _unfinished(d)]  # voted on; the ones with enough votes are an old layout's leftovers
+                  if _needs_finishing(d)]  # voted on; the ones with enough votes are an old layout's leftovers
     documents += collection.find({"state": "approved", "result.ok": False}, limit=RESUME_BATCH_MAX)
     report = SweepReport()
     for document in documents:
-        report.run(document["_id"], lambda d=document: _finish(platform, principal, transitions.flush(
-            platform.ledger.audit, collection, d)))
+        report.run(document["_id"], lambda d=document: _finish(platform, principal, _flushed(platform, d)))
     return report
+
+
+def _needs_finishing(document: dict) -> bool:
+    """A pending request with enough votes; a malformed one too, so that the sweep reports
+    it as failed instead of passing over it."""
+    try:
+        return ApprovalRequest.from_document(document).unfinished
+    except MalformedDocumentError:
+        return True
 
 
 def flush_waiting_events(platform: Platform) -> SweepReport:

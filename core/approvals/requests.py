@@ -4,7 +4,8 @@ A request is a document in `approvals`:
 `{_id, idempotency_key, request_hash, kind, state: pending|approved|rejected|expired,
 requested_by, requested_role, requested_at, expires_at, payload, asset, amount_minor,
 approvals_required, approvals: [{by, role, at, reason}], reason (why it was requested),
-rejected_by, rejected_at, rejection_reason, approved_at, result}`.
+rejected_by, rejected_at, rejection_reason, approved_at, result, close_done}`, typed by
+`core.approvals.model.ApprovalRequest`, the one place it is converted to and from the store.
 
 Rules: the requester never approves their own request; amounts above the second threshold
 need two distinct approvers; requests expire (clock); a reject needs a reason.
@@ -48,15 +49,14 @@ from core.base.permissions import Permission, Principal, require
 from core.platform import transitions
 from core.platform import Platform
 from core.ledger import DuplicateKeyStoreError
+from core.approvals.model import APPROVERS_MAX, ApprovalRequest
 
 COLLECTION = "approvals"
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}\Z")
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}\Z")
 REASON_LENGTH_MAX = 500
 PAYLOAD_SIZE_MAX = 8_000  # bytes of canonical JSON
-APPROVERS_MAX = 2
 RESUME_BATCH_MAX = 500
-STATES = ("pending", "approved", "rejected", "expired")
 
 Executor = Callable[[Platform, dict, Principal], dict]
 CloseHook = Callable[[Platform, dict, Principal], None]
@@ -215,15 +215,14 @@ def open_request(
     assert 1 <= required <= APPROVERS_MAX
     fingerprint = digest({"kind": kind, "payload": payload, "asset": asset, "amount_minor": amount_minor})
     now = platform.clock.now()
-    document = {
-        "_id": "apr_" + digest({"key": idempotency_key})[:24], "idempotency_key": idempotency_key,
-        "request_hash": fingerprint, "kind": kind, "state": "pending", "requested_by": principal.name,
-        "requested_role": principal.role.value, "requested_at": now, "expires_at": now + platform.config.approval_ttl,
-        "payload": payload, "asset": asset, "amount_minor": amount_minor, "approvals_required": required,
-        "approvals": [], "reason": reason, "rejected_by": None, "rejected_at": None, "rejection_reason": None,
-        "approved_at": None, "result": None, "close_done": False,
-    }  # fmt: skip
-    document[transitions.OUTBOX] = [_event(principal, document, "requested", "requested", None, "pending", {
+    request = ApprovalRequest.opened(
+        request_id="apr_" + digest({"key": idempotency_key})[:24], idempotency_key=idempotency_key,
+        request_hash=fingerprint, kind=kind, requested_by=principal.name, requested_role=principal.role.value,
+        requested_at=now, expires_at=now + platform.config.approval_ttl, payload=payload, asset=asset,
+        amount_minor=amount_minor, approvals_required=required, reason=reason,
+    )  # fmt: skip
+    document = request.to_document()
+    document[transitions.OUTBOX] = [_event(principal, request, "requested", "requested", None, "pending", {
         "kind": kind, "asset": asset, "amount_minor": amount_minor, "approvals_required": required, "reason": reason,
     })]  # the request and its audit event are one insert
     collection = platform.store.collection(COLLECTION)
@@ -249,7 +248,9 @@ def request_by_key(platform: Platform, idempotency_key: str) -> dict | None:
 
 
 # -- reading and changing one request ---------------------------------------------------
-def _load(platform: Platform, request_id: object) -> dict:
+def _find(platform: Platform, request_id: object) -> dict:
+    """The stored document of a request (ids are plain text only: no operator can be
+    injected). Raises: ApprovalNotFoundError."""
     document = None
     if isinstance(request_id, str):
         document = platform.store.collection(COLLECTION).find_one({"_id": request_id})
@@ -258,24 +259,36 @@ def _load(platform: Platform, request_id: object) -> dict:
     return document
 
 
-def _current(platform: Platform, request_id: object) -> dict:
-    """The request as stored, with any audit event a crash left in its outbox appended."""
-    return transitions.flush(platform.ledger.audit, platform.store.collection(COLLECTION), _load(platform, request_id))
+def _load(platform: Platform, request_id: object) -> ApprovalRequest:
+    """The request as stored. Raises: ApprovalNotFoundError, MalformedDocumentError."""
+    return ApprovalRequest.from_document(_find(platform, request_id))
 
 
-def _change(platform: Platform, query: dict, update: dict, event: dict) -> dict | None:
-    """One compare-and-set on a request with its audit event (core.platform.transitions)."""
-    return transitions.change_and_flush(
+def _flushed(platform: Platform, document: dict) -> ApprovalRequest:
+    """A stored request with any audit event a crash left in its outbox appended."""
+    collection = platform.store.collection(COLLECTION)
+    return ApprovalRequest.from_document(transitions.flush(platform.ledger.audit, collection, document))
+
+
+def _current(platform: Platform, request_id: object) -> ApprovalRequest:
+    """The request as stored, its outbox flushed (`_flushed`)."""
+    return _flushed(platform, _find(platform, request_id))
+
+
+def _change(platform: Platform, query: dict, update: dict, event: dict) -> ApprovalRequest | None:
+    """One compare-and-set on a request with its audit event (core.platform.transitions).
+    Returns the request after it, or None when the filter matched nothing."""
+    changed = transitions.change_and_flush(
         platform.ledger.audit, platform.store.collection(COLLECTION), query, update, event
     )
+    return None if changed is None else ApprovalRequest.from_document(changed)
 
 
-def _event(principal: Principal, document: dict, action: str, key_suffix: str, before: str | None, after: str,
-           data: Any) -> dict:
+def _event(principal: Principal, request: ApprovalRequest, action: str, key_suffix: str, before: str | None,
+           after: str, data: Any) -> dict:
     """The audit event of one change of a request, keyed `approval:<id>:<key_suffix>`."""
-    user = (document.get("payload") or {}).get("user_id")
     return transitions.event(
-        key=f"approval:{document['_id']}:{key_suffix}", type=f"approval.{action}", actor=principal.name,
-        role=principal.role.value, target=document["_id"], user=user if isinstance(user, str) else None,
+        key=f"approval:{request.id}:{key_suffix}", type=f"approval.{action}", actor=principal.name,
+        role=principal.role.value, target=request.id, user=request.user,
         before={"state": before} if before else None, after={"state": after}, data=data,
     )

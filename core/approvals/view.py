@@ -4,7 +4,10 @@ request's details in words instead of JSON.
 
 `core.approvals` owns the state transitions; this module only reads what they recorded
 (`approvals: [{by, role, at, reason}]`, `rejected_by`, `rejected_at`, `rejection_reason`,
-`approved_at`, `expires_at`, `result`). Console accounts (who may approve) come from the
+`approved_at`, `expires_at`, `result`), through the typed request
+(`core.approvals.model.ApprovalRequest`) where it reads a whole request. `details` and
+`balance_effects` read only a request's `kind`, `asset` and `payload`, and take what a
+page hands them as it is. Console accounts (who may approve) come from the
 credentials document the console already loaded (`core.platform.logins`), passed in as `people`:
 `{"usernames": {name: {"name", "roles", "disabled"}}}` — password hashes are never needed.
 """
@@ -21,6 +24,7 @@ from core.ledger import accounts as acct
 from core.base.errors import LedgerError, MalformedValueError, UnknownUserError
 from core.base.permissions import Permission, Principal, Role, require
 from core.platform import COUNT_SHOWN_MAX, Platform
+from core.approvals.model import ApprovalRequest
 from core.approvals.requests import approvals_required_for
 
 DETAIL_TEXT_LENGTH_MAX = 300  # one detail value shown at most this long
@@ -86,31 +90,33 @@ def display_name(people: dict, username: str | None) -> str:
 
 def history(document: dict) -> list[Decision]:
     """What happened to a request, oldest first: requested, each approval, then rejected,
-    expired or executed — with who, when and why."""
-    lines = [Decision("requested", document.get("requested_by"), document.get("requested_at"), document.get("reason") or "")]
-    for vote in document.get("approvals") or []:
-        lines.append(Decision("approved", vote.get("by"), vote.get("at"), vote.get("reason") or ""))
-    state = document.get("state")
-    if state == "rejected":
-        lines.append(Decision("rejected", document.get("rejected_by"), document.get("rejected_at"),
-                              document.get("rejection_reason") or ""))
-    elif state == "expired":
-        lines.append(Decision("expired", None, document.get("expires_at"), "nobody decided before it expired"))
-    elif state == "approved":
-        result = document.get("result") or {}
+    expired or executed — with who, when and why. Raises: MalformedDocumentError."""
+    return _history(ApprovalRequest.from_document(document))
+
+
+def _history(request: ApprovalRequest) -> list[Decision]:
+    lines = [Decision("requested", request.requested_by, request.requested_at, request.reason)]
+    for vote in request.approvals:
+        lines.append(Decision("approved", vote.by, vote.at, vote.reason))
+    if request.state == "rejected":
+        lines.append(Decision("rejected", request.rejected_by, request.rejected_at, request.rejection_reason or ""))
+    elif request.state == "expired":
+        lines.append(Decision("expired", None, request.expires_at, "nobody decided before it expired"))
+    elif request.state == "approved":
+        result = request.result or {}
         outcome = "done" if result.get("ok") else (result.get("message") or "executing")
-        lines.append(Decision("executed", document.get("executed_by") or document.get("execution_claimed_by"),
-                              document.get("executed_at") or document.get("approved_at"), outcome))
+        lines.append(Decision("executed", request.executed_by or request.execution_claimed_by,
+                              request.executed_at or request.approved_at, outcome))
     return lines
 
 
 def decision(document: dict) -> Decision | None:
     """The deciding line (rejected, expired or the last approval of an approved request), or
-    None while the request is pending."""
-    state = document.get("state")
-    if state == "pending":
+    None while the request is pending. Raises: MalformedDocumentError."""
+    request = ApprovalRequest.from_document(document)
+    if request.state == "pending":
         return None
-    lines = [line for line in history(document) if line.action in ("approved", "rejected", "expired")]
+    lines = [line for line in _history(request) if line.action in ("approved", "rejected", "expired")]
     return lines[-1] if lines else None
 
 

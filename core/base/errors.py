@@ -367,3 +367,9 @@ def ensure(condition: object, message: str, **details: object) -> None:
     """Check a money invariant explicitly. Raises: BrokenInvariantError."""
     if not condition:
         raise BrokenInvariantError(message, **details)
+
+
+class MalformedDocumentError(LedgerError):
+    """A stored flow or approval document does not have the shape its model names (a field
+    missing, of the wrong type, or unknown): a bug or a changed store, never user input.
+    Carries the kind of document, its id and the broken fields (core.platform.documents)."""

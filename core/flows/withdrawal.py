@@ -20,6 +20,7 @@ from core import approvals
 from core.ledger import Entry
 from core.base.errors import AmountTooSmallError, HoldClosedError, InsufficientFundsError
 from core.flows import holds, referral, states
+from core.flows.documents import Withdrawal
 from core.flows.common import (
     check_key,
     check_text,
@@ -230,8 +231,10 @@ def resume_withdrawal(platform: Platform, principal: Principal, withdrawal_id: s
 
 @boundary
 def get_withdrawal(platform: Platform, withdrawal_id: str) -> dict:
-    """Raises: FlowNotFoundError."""
-    return load(platform.store.collection(COLLECTION), withdrawal_id, "withdrawal")
+    """The withdrawal as stored, read through its model (core.flows.documents).
+    Raises: FlowNotFoundError, MalformedDocumentError."""
+    document = load(platform.store.collection(COLLECTION), withdrawal_id, "withdrawal")
+    return Withdrawal.from_document(document).to_document()
 
 
 def _execute_approved(platform: Platform, approval: dict, principal: Principal) -> dict:
