@@ -127,7 +127,7 @@ def row(document: dict) -> dict:
         "Decided by": approvals_view.display_name(people, decided.by) if decided and decided.by else "",
         "Decided at": when(decided.at) if decided else "",
         "Decision reason": decided.reason if decided else "",
-        "Request reason": document.get("reason", ""), USER_LINK_COLUMN: user_url(user_id) if user_id else None, "Id": document["_id"],
+        "Request reason": document.get("reason", ""), USER_LINK_COLUMN: user_url(user_id) if user_id else "", "Id": document["_id"],
     }
 
 
