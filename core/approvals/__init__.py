@@ -29,7 +29,21 @@ from core.approvals.requests import (
 )
 
 __all__ = [
-    "COLLECTION", "REASON_LENGTH_MAX", "approvals_required_for", "approve", "check_reason", "execution_key",
-    "expire_due", "flush_waiting_events", "get_approval", "list_approvals", "open_request", "register_executor",
-    "registered_kinds", "reject", "request_approval", "request_by_key", "resume_approved",
+    "COLLECTION",
+    "REASON_LENGTH_MAX",
+    "approvals_required_for",
+    "approve",
+    "check_reason",
+    "execution_key",
+    "expire_due",
+    "flush_waiting_events",
+    "get_approval",
+    "list_approvals",
+    "open_request",
+    "register_executor",
+    "registered_kinds",
+    "reject",
+    "request_approval",
+    "request_by_key",
+    "resume_approved",
 ]

@@ -12,6 +12,7 @@ chaos); `core.flowtests.runner.all_scenarios()` imports them in run order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from core.ledger import accounts as acct
 from core import approvals
@@ -33,7 +34,7 @@ from core.flowtests.sandbox import (
     expect_equal,
     user_accounts,
 )
-from core.base.permissions import SYSTEM
+from core.base.permissions import SYSTEM, Principal
 
 Scenario = Callable[[Sandbox], None]
 SCENARIOS: dict[str, Scenario] = {}
@@ -63,27 +64,28 @@ def deposit_scenario(sb: Sandbox) -> None:
         idempotency_key="dep-1",
     )
 
+    def send(confirmations: int, state: tuple[str, str], alice_btc: tuple[int, str]) -> None:
+        """The notice with `confirmations`; fails the step unless the deposit's state and
+        alice's BTC are as wanted (each: the wanted value, what the check is)."""
+        document = deposit.record_deposit(pf, SYSTEM, confirmations=confirmations, **notice)
+        expect_equal(document["state"], state[0], state[1])
+        expect_equal(available_minor(sb, "alice", "BTC"), alice_btc[0], alice_btc[1])
+
     def unconfirmed() -> str:
-        document = deposit.record_deposit(pf, SYSTEM, confirmations=1, **notice)
-        expect_equal(document["state"], "confirming", "state at 1 of 2 confirmations")
-        expect_equal(available_minor(sb, "alice", "BTC"), 0, "alice's BTC before confirmation")
+        send(1, ("confirming", "state at 1 of 2 confirmations"), (0, "alice's BTC before confirmation"))
         return "1 of 2 BTC confirmations: recorded, not credited"
 
     sb.step("notice with 1 confirmation", seen, unconfirmed)
 
     def confirmed() -> str:
-        document = deposit.record_deposit(pf, SYSTEM, confirmations=2, **notice)
-        expect_equal(document["state"], "credited", "state at 2 confirmations")
-        expect_equal(available_minor(sb, "alice", "BTC"), 50_000_000, "alice's BTC")
+        send(2, ("credited", "state at 2 confirmations"), (50_000_000, "alice's BTC"))
         expect_equal(sb.minor(acct.external("BTC")), -50_000_000, "external BTC")
         return "2 confirmations: external −0.5 BTC → alice +0.5 BTC"
 
     sb.step("notice with 2 confirmations", seen, confirmed)
 
     def replay() -> str:
-        document = deposit.record_deposit(pf, SYSTEM, confirmations=7, **notice)
-        expect_equal(document["state"], "credited", "state on replay")
-        expect_equal(available_minor(sb, "alice", "BTC"), 50_000_000, "alice's BTC after a replayed notice")
+        send(7, ("credited", "state on replay"), (50_000_000, "alice's BTC after a replayed notice"))
         return "the same payment id again: nothing new"
 
     sb.step("replayed notice credits nothing", seen, replay)
@@ -145,6 +147,16 @@ def withdraw_alice(sb: Sandbox, amount: str, key: str) -> dict:
     )
 
 
+def withdrawal_state(sb: Sandbox, document: dict) -> str:
+    """The withdrawal's state as stored now (`document` is what the request returned)."""
+    return withdrawal.get_withdrawal(sb.platform, document["_id"])["state"]
+
+
+def approving(sb: Sandbox, checker: Principal, document: dict) -> Callable[[], dict]:
+    """`checker` approves the withdrawal's request, when a step calls it."""
+    return partial(approvals.approve, sb.platform, checker, document["approval_id"])
+
+
 @scenario("withdrawal_approved")
 def withdrawal_approved_scenario(sb: Sandbox) -> None:
     sb.fund("alice", "BTC", "2")
@@ -161,7 +173,7 @@ def withdrawal_approved_scenario(sb: Sandbox) -> None:
 
     def approve() -> str:
         approvals.approve(sb.platform, CHECKER, document["approval_id"], "verified destination")
-        expect_equal(withdrawal.get_withdrawal(sb.platform, document["_id"])["state"], "settled", "state")
+        expect_equal(withdrawal_state(sb, document), "settled", "state")
         expect_equal(sb.minor(acct.user_locked("alice", "BTC")), 0, "alice's locked BTC")
         expect_equal(sb.minor(acct.fees("BTC")), 1_000_000, "fee wallet BTC")
         expect_equal(sb.minor(acct.external("BTC")), -200_000_000 + 99_000_000, "external BTC")
@@ -181,7 +193,7 @@ def withdrawal_rejected_scenario(sb: Sandbox) -> None:
 
     def reject() -> str:
         approvals.reject(sb.platform, CHECKER, document["approval_id"], "destination on a sanctions list")
-        expect_equal(withdrawal.get_withdrawal(sb.platform, document["_id"])["state"], "rejected", "state")
+        expect_equal(withdrawal_state(sb, document), "rejected", "state")
         expect_equal(
             (available_minor(sb, "alice", "BTC"), sb.minor(acct.user_locked("alice", "BTC"))),
             (200_000_000, 0),
@@ -191,12 +203,7 @@ def withdrawal_rejected_scenario(sb: Sandbox) -> None:
         return "rejected with a reason: locked → available, no fee"
 
     sb.step("checker rejects → release", seen, reject)
-    sb.refuse(
-        "approve after reject",
-        seen,
-        lambda: approvals.approve(sb.platform, CHECKER_2, document["approval_id"]),
-        ApprovalRejectedError,
-    )
+    sb.refuse("approve after reject", seen, approving(sb, CHECKER_2, document), ApprovalRejectedError)
 
 
 @scenario("withdrawal_two_approvers")
@@ -212,16 +219,11 @@ def withdrawal_two_approvers_scenario(sb: Sandbox) -> None:
 
     def first() -> str:
         approvals.approve(sb.platform, CHECKER, document["approval_id"], "first look")
-        expect_equal(withdrawal.get_withdrawal(sb.platform, document["_id"])["state"], "awaiting_approval", "state")
+        expect_equal(withdrawal_state(sb, document), "awaiting_approval", "state")
         return "one of two approvals: still held"
 
     sb.step("first approver", seen, first)
-    sb.refuse(
-        "same approver again",
-        seen,
-        lambda: approvals.approve(sb.platform, CHECKER, document["approval_id"]),
-        DuplicateApprovalError,
-    )
+    sb.refuse("same approver again", seen, approving(sb, CHECKER, document), DuplicateApprovalError)
 
     def second() -> str:
         approvals.approve(sb.platform, CHECKER_2, document["approval_id"], "second look")

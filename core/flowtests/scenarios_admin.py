@@ -5,15 +5,7 @@ from __future__ import annotations
 from core.ledger import accounts as acct
 from core import approvals
 from core.flows import adjustment, treasury, withdrawal
-from core.flowtests.sandbox import (
-    CHECKER,
-    MAKER,
-    Sandbox,
-    expect,
-    expect_equal,
-    fees_booked_once,
-    user_accounts,
-)
+from core.flowtests.sandbox import CHECKER, MAKER, Sandbox, expect, expect_equal, fees_booked_once, user_accounts
 from core.flowtests.scenarios import available_minor, scenario, withdraw_alice
 from core.base.permissions import SYSTEM
 

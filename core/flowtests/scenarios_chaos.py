@@ -126,7 +126,7 @@ def _held_flows(sb: Sandbox) -> list[tuple[str, str, HeldFlow, list]]:
     """(name, the state its refusal leaves, the flow, accounts to show) for a withdrawal, a
     P2P trade and a swap quote of stella's; her BTC (the float's ETH) goes to a parking
     account and back."""
-    pf, stella, parking = sb.platform, acct.user_available("stella", "BTC"), acct.user_available("parking", "BTC")
+    stella, parking = acct.user_available("stella", "BTC"), acct.user_available("parking", "BTC")
     float_eth, parked_eth = acct.liquidity("ETH"), acct.user_available("parking", "ETH")
 
     def move(source, destination, value):
@@ -204,6 +204,14 @@ def _stranded_released(sb: Sandbox, collection: str) -> str:
 USERS = ("u0", "u1", "u2", "u3")
 
 
+def _accept_quote(
+    sb: Sandbox, user: str, key: str, quote: Callable[..., dict], execute: Callable[..., object], **terms: str
+) -> object:
+    """`user` asks for a quote on `terms` (idempotency key `key`) and executes it at once."""
+    document = quote(sb.platform, SYSTEM, user_id=user, idempotency_key=key, **terms)
+    return execute(sb.platform, SYSTEM, user_id=user, quote_id=document["_id"])
+
+
 def _chaos_operation(sb: Sandbox, rng: random.Random, index: int) -> tuple[str, Callable[[], object]]:
     """One random operation (a closure, so a crashed one can be retried with the same keys)."""
     pf, key = sb.platform, f"chaos-{index}"
@@ -214,6 +222,7 @@ def _chaos_operation(sb: Sandbox, rng: random.Random, index: int) -> tuple[str, 
     amount = str(rng.choice(["0.01", "0.05", "0.2", "0.7"]))
     rng_conf, rng_flag, rng_seconds = rng.choice([0, 1, 2, 6]), rng.randrange(2) == 0, rng.choice([5, 40, 2000])
     adjust_amount = rng.choice(["12.34", "-5.00"])
+    accept = partial(_accept_quote, sb, user, key)
     operations: dict[str, Callable[[], object]] = {
         "deposit": lambda: deposit.record_deposit(
             pf,
@@ -230,29 +239,14 @@ def _chaos_operation(sb: Sandbox, rng: random.Random, index: int) -> tuple[str, 
             pf, SYSTEM, user_id=user, asset="BTC", amount=amount, destination="bc1q", idempotency_key=key
         ),
         "withdraw_big": lambda: _big_withdrawal(sb, user, key, approve=rng_flag),
-        "swap": lambda: swap.execute_swap(
-            pf,
-            SYSTEM,
-            user_id=user,
-            quote_id=swap.quote_swap(
-                pf, SYSTEM, user_id=user, from_asset="BTC", to_asset="ETH", amount=amount, idempotency_key=key
-            )["_id"],
+        "swap": lambda: accept(
+            swap.quote_swap, swap.execute_swap, from_asset="BTC", to_asset="ETH", amount=amount
         ),
-        "buy": lambda: instant.execute_instant(
-            pf,
-            SYSTEM,
-            user_id=user,
-            quote_id=instant.quote_instant_buy(
-                pf, SYSTEM, user_id=user, asset="BTC", pay_asset="GBP", spend="150.55", idempotency_key=key
-            )["_id"],
+        "buy": lambda: accept(
+            instant.quote_instant_buy, instant.execute_instant, asset="BTC", pay_asset="GBP", spend="150.55"
         ),
-        "sell": lambda: instant.execute_instant(
-            pf,
-            SYSTEM,
-            user_id=user,
-            quote_id=instant.quote_instant_sell(
-                pf, SYSTEM, user_id=user, asset="BTC", receive_asset="GBP", amount=amount, idempotency_key=key
-            )["_id"],
+        "sell": lambda: accept(
+            instant.quote_instant_sell, instant.execute_instant, asset="BTC", receive_asset="GBP", amount=amount
         ),
         "p2p": lambda: _p2p_round(sb, user, other, amount, key, cancel=rng_flag),
         "p2p_dispute": lambda: _p2p_dispute(sb, user, other, amount, key, to_buyer=rng_flag),

@@ -11,16 +11,8 @@ from functools import partial
 from core.ledger import accounts as acct
 from core import approvals
 from core.flows import adjustment, deposit, instant, p2p, recovery, swap, treasury, withdrawal
-from core.flowtests.sandbox import (
-    CHECKER,
-    MAKER,
-    Sandbox,
-    expect,
-    expect_equal,
-    fees_booked_once,
-    platform_accounts,
-    user_accounts,
-)
+from core.flowtests.sandbox import CHECKER, MAKER, Sandbox, expect, expect_equal, fees_booked_once
+from core.flowtests.sandbox import platform_accounts, user_accounts
 from core.flowtests.scenarios import scenario
 from core.base.permissions import SYSTEM
 from core.platform import Platform

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from core.ledger import accounts as acct
 from core.base.errors import (
@@ -12,35 +14,50 @@ from core.base.errors import (
     TradeClosedError,
 )
 from core.flows import instant, p2p, quotes, swap
-from core.flowtests.sandbox import (
-    CHECKER,
-    Sandbox,
-    expect,
-    expect_equal,
-    platform_accounts,
-    user_accounts,
-)
+from core.flowtests.sandbox import CHECKER, Sandbox, expect, expect_equal, platform_accounts, user_accounts
 from core.flowtests.scenarios import available_minor, scenario
-from core.ledger import from_minor
+from core.ledger import Account, from_minor
 from core.base.permissions import SYSTEM
+
+
+def _desk(sb: Sandbox, holds: tuple[str, str], float_holds: tuple[str, str], *assets: str) -> list[Account]:
+    """Alice holds `holds` and the float `float_holds` (asset, amount each); returns the
+    accounts a quoted trade between `assets` moves: alice's and the platform's."""
+    sb.fund("alice", *holds)
+    sb.top_up(*float_holds)
+    return user_accounts("alice", *assets) + platform_accounts(*assets)
+
+
+def _quote(
+    sb: Sandbox,
+    what: str,
+    make: Callable[..., dict],
+    terms: dict[str, str],
+    figures: dict[str, int],
+    reserved: tuple[Account, int] | None = None,
+) -> Callable[[], dict]:
+    """The action of a quote step (it returns the quote): alice asks `make` for a quote on
+    `terms`; the step fails unless the quote's `figures` (field → minor units, worked out by
+    hand; `what` names them) and the float's reservation, if any, are as expected."""
+
+    def quote() -> dict:
+        document = make(sb.platform, SYSTEM, user_id="alice", **terms)
+        expect_equal(tuple(document[field] for field in figures), tuple(figures.values()), what)
+        if reserved is not None:
+            account, minor = reserved
+            expect_equal(sb.minor(account), minor, f"reserved {account.asset}")
+        return document
+
+    return quote
 
 
 @scenario("swap")
 def swap_scenario(sb: Sandbox) -> None:
-    sb.fund("alice", "BTC", "1")
-    sb.top_up("ETH", "100")
-    pf = sb.platform
-    seen = user_accounts("alice", "BTC", "ETH") + platform_accounts("BTC", "ETH")
-
-    def quote() -> dict:
-        document = swap.quote_swap(
-            pf, SYSTEM, user_id="alice", from_asset="BTC", to_asset="ETH", amount="0.1", idempotency_key="swap-1"
-        )
-        # fee ⌈0.1 × 1.5%⌉ = 0.0015 BTC; (0.1 − 0.0015) × 20 ETH/BTC = 1.97 ETH
-        expect_equal((document["pay_fee_minor"], document["receive_minor"]), (150_000, 197_000_000), "fee and output")
-        expect_equal(sb.minor(acct.liquidity_reserved("ETH")), 197_000_000, "reserved ETH")
-        return document
-
+    pf, seen = sb.platform, _desk(sb, ("BTC", "1"), ("ETH", "100"), "BTC", "ETH")
+    terms = {"from_asset": "BTC", "to_asset": "ETH", "amount": "0.1", "idempotency_key": "swap-1"}
+    # fee ⌈0.1 × 1.5%⌉ = 0.0015 BTC; (0.1 − 0.0015) × 20 ETH/BTC = 1.97 ETH
+    figures = {"pay_fee_minor": 150_000, "receive_minor": 197_000_000}
+    quote = _quote(sb, "fee and output", swap.quote_swap, terms, figures, (acct.liquidity_reserved("ETH"), 197_000_000))
     document = sb.step("quote 0.1 BTC → ETH (reserves 1.97 ETH)", seen, quote)
     sb.refuse(
         "foreign user executes the quote",
@@ -63,19 +80,11 @@ def swap_scenario(sb: Sandbox) -> None:
 
 @scenario("instant_buy")
 def instant_buy_scenario(sb: Sandbox) -> None:
-    sb.fund("alice", "GBP", "1000")
-    sb.top_up("BTC", "1")
-    pf = sb.platform
-    seen = user_accounts("alice", "GBP", "BTC") + platform_accounts("GBP", "BTC")
-
-    def quote() -> dict:
-        document = instant.quote_instant_buy(
-            pf, SYSTEM, user_id="alice", asset="BTC", pay_asset="GBP", spend="1000", idempotency_key="buy-1"
-        )
-        # market 48000 GBP/BTC, buy at 48000 × 1.03 = 49440; fee 10.00 GBP; 990 / 49440 = 0.02002427 BTC (down)
-        expect_equal((document["pay_fee_minor"], document["receive_minor"]), (1_000, 2_002_427), "fee and BTC out")
-        return document
-
+    pf, seen = sb.platform, _desk(sb, ("GBP", "1000"), ("BTC", "1"), "GBP", "BTC")
+    terms = {"asset": "BTC", "pay_asset": "GBP", "spend": "1000", "idempotency_key": "buy-1"}
+    # market 48000 GBP/BTC, buy at 48000 × 1.03 = 49440; fee 10.00 GBP; 990 / 49440 = 0.02002427 BTC (down)
+    figures = {"pay_fee_minor": 1_000, "receive_minor": 2_002_427}
+    quote = _quote(sb, "fee and BTC out", instant.quote_instant_buy, terms, figures)
     document = sb.step("quote: spend 1000 GBP on BTC at market +3%", seen, quote)
 
     def execute() -> str:
@@ -96,23 +105,11 @@ def instant_buy_scenario(sb: Sandbox) -> None:
 
 @scenario("instant_sell")
 def instant_sell_scenario(sb: Sandbox) -> None:
-    sb.fund("alice", "BTC", "0.1")
-    sb.top_up("GBP", "10000")
-    pf = sb.platform
-    seen = user_accounts("alice", "GBP", "BTC") + platform_accounts("GBP", "BTC")
-
-    def quote() -> dict:
-        document = instant.quote_instant_sell(
-            pf, SYSTEM, user_id="alice", asset="BTC", receive_asset="GBP", amount="0.1", idempotency_key="sell-1"
-        )
-        # 0.1 × 48000 × 0.975 = 4680.00 GBP gross; fee 46.80; alice gets 4633.20
-        expect_equal(
-            (document["reserved_minor"], document["receive_fee_minor"], document["receive_minor"]),
-            (468_000, 4_680, 463_320),
-            "gross, fee, net",
-        )
-        return document
-
+    pf, seen = sb.platform, _desk(sb, ("BTC", "0.1"), ("GBP", "10000"), "GBP", "BTC")
+    terms = {"asset": "BTC", "receive_asset": "GBP", "amount": "0.1", "idempotency_key": "sell-1"}
+    # 0.1 × 48000 × 0.975 = 4680.00 GBP gross; fee 46.80; alice gets 4633.20
+    figures = {"reserved_minor": 468_000, "receive_fee_minor": 4_680, "receive_minor": 463_320}
+    quote = _quote(sb, "gross, fee, net", instant.quote_instant_sell, terms, figures)
     document = sb.step("quote: sell 0.1 BTC at market −2.5%", seen, quote)
 
     def execute() -> str:
@@ -172,6 +169,12 @@ def _trade(sb: Sandbox, key: str) -> dict:
     )
 
 
+def _on(sb: Sandbox, trade: dict, action: Callable[..., object], **party: str) -> Callable[[], object]:
+    """`action` on `trade` by a party (`seller=`, `buyer=` or `user_id=`), run as the system
+    principal when a step calls it."""
+    return partial(action, sb.platform, SYSTEM, trade_id=trade["_id"], **party)
+
+
 def _p2p_accounts(trade_id: str | None = None) -> list:
     accounts = user_accounts("sam", "BTC") + user_accounts("bea", "BTC") + [acct.fees("BTC")]
     return accounts + ([acct.escrow(trade_id, "BTC")] if trade_id else [])
@@ -182,13 +185,8 @@ def p2p_release_scenario(sb: Sandbox) -> None:
     pf = sb.platform
     trade = sb.step("seller opens: 0.5 BTC → escrow", _p2p_accounts(), lambda: _trade(sb, "p2p-release"))
     seen = _p2p_accounts(trade["_id"])
-    sb.step("buyer marks paid", seen, lambda: p2p.mark_paid(pf, SYSTEM, trade_id=trade["_id"], buyer="bea"))
-    sb.refuse(
-        "buyer tries to release",
-        seen,
-        lambda: p2p.release_trade(pf, SYSTEM, trade_id=trade["_id"], seller="bea"),
-        NotFlowPartyError,
-    )
+    sb.step("buyer marks paid", seen, _on(sb, trade, p2p.mark_paid, buyer="bea"))
+    sb.refuse("buyer tries to release", seen, _on(sb, trade, p2p.release_trade, seller="bea"), NotFlowPartyError)
 
     def release() -> str:
         p2p.release_trade(pf, SYSTEM, trade_id=trade["_id"], seller="sam")
@@ -198,12 +196,8 @@ def p2p_release_scenario(sb: Sandbox) -> None:
         return "escrow 0.5 BTC → buyer 0.495 BTC, fees 0.005 BTC"
 
     sb.step("seller releases", seen, release)
-    sb.refuse(
-        "dispute a completed trade",
-        seen,
-        lambda: p2p.open_dispute(pf, SYSTEM, trade_id=trade["_id"], user_id="bea", reason="late"),
-        TradeClosedError,
-    )
+    dispute = _on(sb, trade, p2p.open_dispute, user_id="bea", reason="late")
+    sb.refuse("dispute a completed trade", seen, dispute, TradeClosedError)
 
 
 @scenario("p2p_cancel")
@@ -218,12 +212,7 @@ def p2p_cancel_scenario(sb: Sandbox) -> None:
         return "buyer cancelled: escrow → seller, no fee"
 
     sb.step("buyer cancels", seen, cancel)
-    sb.refuse(
-        "release a cancelled trade",
-        seen,
-        lambda: p2p.release_trade(pf, SYSTEM, trade_id=trade["_id"], seller="sam"),
-        TradeClosedError,
-    )
+    sb.refuse("release a cancelled trade", seen, _on(sb, trade, p2p.release_trade, seller="sam"), TradeClosedError)
     second = sb.step("another trade, never paid", seen, lambda: _trade(sb, "p2p-timeout"))
     sb.advance(pf.config.p2p_payment_timeout)
 
@@ -240,18 +229,10 @@ def _dispute(sb: Sandbox, to: str) -> None:
     pf = sb.platform
     trade = sb.step("seller opens", _p2p_accounts(), lambda: _trade(sb, f"p2p-dispute-{to}"))
     seen = _p2p_accounts(trade["_id"])
-    sb.step("buyer marks paid", seen, lambda: p2p.mark_paid(pf, SYSTEM, trade_id=trade["_id"], buyer="bea"))
-    sb.step(
-        "buyer disputes",
-        seen,
-        lambda: p2p.open_dispute(pf, SYSTEM, trade_id=trade["_id"], user_id="bea", reason="seller does not release"),
-    )
-    sb.refuse(
-        "seller releases a disputed trade",
-        seen,
-        lambda: p2p.release_trade(pf, SYSTEM, trade_id=trade["_id"], seller="sam"),
-        FlowStateError,
-    )
+    sb.step("buyer marks paid", seen, _on(sb, trade, p2p.mark_paid, buyer="bea"))
+    sb.step("buyer disputes", seen, _on(sb, trade, p2p.open_dispute, user_id="bea", reason="seller does not release"))
+    release = _on(sb, trade, p2p.release_trade, seller="sam")
+    sb.refuse("seller releases a disputed trade", seen, release, FlowStateError)
 
     def resolve() -> str:
         p2p.resolve_dispute(pf, CHECKER, trade_id=trade["_id"], to=to, reason="bank proof reviewed")

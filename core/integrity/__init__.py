@@ -1,25 +1,17 @@
 """The integrity engine's public face (SPEC §8): platform and per-user checks, stored run
-records, history and trend, approval-gated projection repairs, and the hook the legacy bridge plugs its per-user check into (the
-`python -m core integrity` command lives in core.cli.integrity).
+records, history and trend, approval-gated projection repairs, and the hook the legacy
+bridge plugs its per-user check into (the `python -m core integrity` command lives in
+core.cli.integrity).
 
 The rest of `core` and the pages import only these names; `engine` (running and recording
 checks), `checks` (the individual checks) and `repairs` (the maker-checker repair) are
 this package's own business.
 """
 
-from core.integrity.checks import (
-    CLOSED_TRADE_STATES,
-    RESERVATION_GRACE,
-    SEVERITY_RANK,
-    IntegrityFinding,
-    lift,
-)
+from core.integrity.checks import IntegrityFinding
 from core.integrity.engine import (
     FINDINGS_STORED_MAX,
     HISTORY_PAGE_SIZE_MAX,
-    RUNS,
-    TREND_POINTS_MAX,
-    IntegrityReport,
     check_platform,
     check_user,
     get_run,
@@ -28,11 +20,19 @@ from core.integrity.engine import (
     register_legacy_user_check,
     trend,
 )
-from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair
+from core.integrity.repairs import execute_projection_repair, request_projection_repair
 
 __all__ = [
-    "CLOSED_TRADE_STATES", "FINDINGS_STORED_MAX", "HISTORY_PAGE_SIZE_MAX", "REPAIR_KIND", "RESERVATION_GRACE", "RUNS",
-    "SEVERITY_RANK", "TREND_POINTS_MAX", "IntegrityFinding", "IntegrityReport", "check_platform", "check_user",
-    "execute_projection_repair", "get_run", "history", "prune_history", "journal_balance", "journal_head", "lift", "register_legacy_user_check",
-    "request_projection_repair", "trend",
+    "FINDINGS_STORED_MAX",
+    "HISTORY_PAGE_SIZE_MAX",
+    "IntegrityFinding",
+    "check_platform",
+    "check_user",
+    "execute_projection_repair",
+    "get_run",
+    "history",
+    "prune_history",
+    "register_legacy_user_check",
+    "request_projection_repair",
+    "trend",
 ]

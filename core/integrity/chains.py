@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from core.integrity.checks import FEE_DEBIT_TYPES, IntegrityFinding
 from core.ledger import AccountKind, check_balanced, entry_hash, parse_account_id
 from core.ledger import Store
-from core.rollups import entries_by_claims
+from core.ledger import entries_by_claims
 
 CHAIN_GENESIS = "0" * 64  # the prev_hash of an account's first entry
 logger = logging.getLogger(__name__)

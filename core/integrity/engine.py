@@ -243,13 +243,8 @@ def _anchor(platform: Platform, principal: Principal, report: IntegrityReport, a
 
 @boundary
 def check_user(
-    platform: Platform,
-    principal: Principal,
-    user_id: str,
-    *,
-    legacy: Store | None = None,
-    stuck_after: timedelta = STUCK_AFTER,
-    record: bool = True,
+    platform: Platform, principal: Principal, user_id: str, *, legacy: Store | None = None,
+    stuck_after: timedelta = STUCK_AFTER, record: bool = True,
 ) -> IntegrityReport:
     """The per-user checks in a constant number of queries whatever the number of users:
     the user's balance documents (by `owner`), the user's entries (by `user_ids`) — each

@@ -17,6 +17,7 @@ type's family (before its first dot), for family filters. Both derived keys are 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,17 +157,25 @@ class AuditLog:
         if problems:
             return VerifyResult(False, 0, None, f"witness: {problems[0]}")
         walk = _Walk(witnessed)
-        query: dict = {}  # everything, in (stream, seq) index order: an event without a valid stream sorts first and fails
+        # everything, in (stream, seq) index order: an event without a valid stream sorts first and fails
+        if not self._walk_events(walk, {}, lambda last: {
+            "$or": [{"stream": last["stream"], "seq": {"$gt": last["seq"]}}, {"stream": {"$gt": last["stream"]}}]
+        }):
+            return walk.result
+        return walk.finish()
+
+    def _walk_events(self, walk: _Walk, query: dict, after: Callable[[dict], dict]) -> bool:
+        """Step `walk` through the events `query` finds in (stream, seq) order, a batch at a
+        time (`after(last)` is the query for the events after a batch's last one). False as
+        soon as the walk stops at a problem (its `result` says which)."""
         while True:
             batch = self._events.find(query, sort=[("stream", 1), ("seq", 1)], limit=VERIFY_BATCH_SIZE)
             for event in batch:
                 if not walk.step(event):
-                    return walk.result
+                    return False
             if len(batch) < VERIFY_BATCH_SIZE:
-                break
-            last = batch[-1]
-            query = {"$or": [{"stream": last["stream"], "seq": {"$gt": last["seq"]}}, {"stream": {"$gt": last["stream"]}}]}
-        return walk.finish()
+                return True
+            query = after(batch[-1])
 
     def verify_since(self, anchored: Heads) -> VerifyResult:
         """Verify only what was appended after `anchored` (each stream's head when the last
@@ -182,15 +191,9 @@ class AuditLog:
             if (seq, head_hash) == since:
                 continue
             walk.start(stream, since)
-            query: dict = {"stream": stream, "seq": {"$gte": max(since[0], 1)}}
-            while True:
-                batch = self._events.find(query, sort=[("stream", 1), ("seq", 1)], limit=VERIFY_BATCH_SIZE)
-                for event in batch:
-                    if not walk.step(event):
-                        return walk.result
-                if len(batch) < VERIFY_BATCH_SIZE:
-                    break
-                query = {"stream": stream, "seq": {"$gt": batch[-1]["seq"]}}
+            first = {"stream": stream, "seq": {"$gte": max(since[0], 1)}}
+            if not self._walk_events(walk, first, lambda last: {"stream": last["stream"], "seq": {"$gt": last["seq"]}}):
+                return walk.result
         return VerifyResult(True, walk.checked)
 
     def check_witness_tail(self) -> VerifyResult:

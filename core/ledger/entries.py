@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from core.ledger.accounts import STRIPES_MAX, Account, check_owner_id
 from core.base.errors import InvalidEntryError, UnbalancedEntryError
@@ -27,6 +27,10 @@ METADATA_TEXT_LENGTH_MAX = 500
 ENTRY_TYPE_PATTERN = re.compile(r"\A[a-z][a-z0-9_.]{0,63}\Z")
 KEY_PATTERN = re.compile(r"\A[\x21-\x7e]{1,200}\Z")  # printable ASCII, no spaces
 METADATA_KEY_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+PATTERNED_FIELDS = {  # an entry request's field → (the pattern it must match, the refusal when it does not)
+    "idempotency_key": (KEY_PATTERN, "idempotency key must be 1-200 printable characters without spaces"),
+    "type": (ENTRY_TYPE_PATTERN, "entry type must match [a-z][a-z0-9_.]*"),
+}
 METADATA_INT_MIN, METADATA_INT_MAX = -(2**63), 2**63 - 1  # BSON int64: pymongo cannot store more
 
 EntryState = Literal["applied"]  # a journaled entry is committed; a refused request journals nothing
@@ -59,18 +63,12 @@ class EntryRequest(BaseModel):
     hold_id: str | None = None
     hold_action: HoldAction | None = None
 
-    @field_validator("idempotency_key")
+    @field_validator("idempotency_key", "type")
     @classmethod
-    def _key(cls, value: str) -> str:
-        if not KEY_PATTERN.fullmatch(value):
-            raise ValueError("idempotency key must be 1-200 printable characters without spaces")
-        return value
-
-    @field_validator("type")
-    @classmethod
-    def _type(cls, value: str) -> str:
-        if not ENTRY_TYPE_PATTERN.fullmatch(value):
-            raise ValueError("entry type must match [a-z][a-z0-9_.]*")
+    def _patterned(cls, value: str, info: ValidationInfo) -> str:
+        pattern, refusal = PATTERNED_FIELDS[info.field_name]
+        if not pattern.fullmatch(value):
+            raise ValueError(refusal)
         return value
 
     @field_validator("memo")

@@ -24,6 +24,15 @@ def _index(*keys: str, unique: bool = False, sparse: bool = False) -> IndexSpec:
     return IndexSpec(tuple((key.lstrip("-"), -1 if key.startswith("-") else 1) for key in keys), unique, sparse)
 
 
+# Documents whose state change still has its audit event to append (every flow and approval).
+OUTBOX_INDEX = _index("audit_outbox.event_key", sparse=True)
+# What the sweeps over finished flows (quotes, P2P trades, withdrawals) look up.
+FINISHED_FLOW_INDEXES = (
+    _index("state", "referral_done"),  # finished flows whose referral commission is still owed
+    _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
+    OUTBOX_INDEX,
+)
+
 # Every index the product needs, by collection. Created idempotently by `ensure_indexes`;
 # the index-coverage check accepts a query only if one of these (or `_id`) serves it.
 INDEXES: dict[str, list[IndexSpec]] = {
@@ -69,38 +78,32 @@ INDEXES: dict[str, list[IndexSpec]] = {
         _index("state", "result"),  # resume_approved: approved without a result (null: a whole-value key)
         _index("state", "result.ok"),  # resume_approved: approved with a failed result
         _index("state", "approvals.by"),  # resume_approved: pending requests that carry votes
-        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
+        OUTBOX_INDEX,
     ],
     "quotes": [  # core.flows.quotes
         _index("state", "expires_at"),
         _index("state", "_id"),  # sweeps scan a state in id order
         _index("user", "-created_at"),
-        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
-        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
-        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
+        *FINISHED_FLOW_INDEXES,
     ],
     "p2p_trades": [  # core.flows.p2p
         _index("state", "payment_due_at"),
         _index("state", "_id"),
         _index("seller", "-created_at"),
         _index("buyer", "-created_at"),
-        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
-        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
-        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
+        *FINISHED_FLOW_INDEXES,
     ],
     "withdrawals": [  # core.flows.withdrawal
         _index("state", "created_at"),
         _index("state", "_id"),
         _index("user", "-created_at"),
-        _index("state", "referral_done"),  # finished flows whose referral commission is still owed
-        _index("state", "hold_placers"),  # terminal flows a hold may still be placed behind (core.flows.holds)
-        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
+        *FINISHED_FLOW_INDEXES,
     ],
     "deposits": [  # core.flows.deposit
         _index("state", "created_at"),
         _index("state", "_id"),
         _index("user", "-created_at"),
-        _index("audit_outbox.event_key", sparse=True),  # documents whose state change still has its audit event to append
+        OUTBOX_INDEX,
     ],
     "users": [  # the exchange's user directory (read-only, not ours to constrain; core.platform.directory)
         _index("user_id"),

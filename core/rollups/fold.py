@@ -41,7 +41,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from core.base.errors import RollupChainError, RollupContendedError
-from core.ledger import DuplicateKeyStoreError, Store, logical_id, parse_account_id, scan
+from core.ledger import DuplicateKeyStoreError, Store, entries_by_claims, logical_id, parse_account_id, scan
 
 ROLLUPS, HEADS, TOTALS, STATE, PASSES = "rollups", "rollup_heads", "rollup_totals", "rollup_state", "rollup_passes"
 PASS_ENTRIES_MAX = 500  # new entries one pass reads from the journal
@@ -84,16 +84,6 @@ def _heads(store: Store, generation: int, accounts: list[str], *, always: bool =
         for document in store.collection(HEADS).find({"_id": {"$in": ids}}, limit=max(1, len(ids))):
             found[document["account"]] = document
     return found
-
-
-def entries_by_claims(store: Store, claims: list[str], projection: dict | None = None) -> list[dict]:
-    """The entries owning `claims` (batched `$in` on the unique `claims` index), each once."""
-    found: dict[str, dict] = {}
-    for start in range(0, len(claims), IN_BATCH_MAX):
-        chunk = claims[start:start + IN_BATCH_MAX]
-        for document in store.collection("entries").find({"claims": {"$in": chunk}}, limit=len(chunk), projection=projection):
-            found[document["_id"]] = document
-    return list(found.values())
 
 
 # -- planning ---------------------------------------------------------------------------------------------
