@@ -1,1 +1,1 @@
-"""The base: errors, clocks and permissions. Imports nothing else from core."""
+"""The base: errors, clocks, permissions, settings and report records' JSON shape. Imports nothing else from core."""

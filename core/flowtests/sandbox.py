@@ -21,6 +21,7 @@ from core.flows import deposit, treasury
 from core.flowtests.wording import readable_refusal
 from core.ledger import from_minor
 from core.base.permissions import SYSTEM, Principal, Role
+from core.base.records import record_dict
 from core.platform import Platform
 from core.ledger import scan, self_check
 from core.ledger import Store
@@ -33,6 +34,8 @@ DETAIL_LENGTH_MAX = 500
 ENTRIES_PER_STEP_MAX = 200  # evidence is capped; the count is always exact
 ENTRY_STATES = ("pending", "applied", "rejected")
 ENTRY_ORDER_TICK = timedelta(milliseconds=1)  # the sandbox clock's move per journal insert during a step
+STEP_KEYS = ("name", "ok", "detail", "balances_before", "balances_after", "entries", "entries_written", "fees_booked",
+             "self_check", "duration_ms")  # a step's evidence as the report shows it, in this order
 
 
 class ScenarioCheckError(Exception):
@@ -53,18 +56,7 @@ class StepRecord:
     duration_ms: int = 0
 
     def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "ok": self.ok,
-            "detail": self.detail,
-            "balances_before": self.balances_before,
-            "balances_after": self.balances_after,
-            "entries": self.entries,
-            "entries_written": self.entries_written,
-            "fees_booked": self.fees_booked,
-            "self_check": self.self_check,
-            "duration_ms": self.duration_ms,
-        }
+        return record_dict(self, STEP_KEYS)
 
 
 @dataclass

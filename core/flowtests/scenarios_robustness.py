@@ -14,7 +14,7 @@ from core.flows import adjustment, deposit, instant, p2p, recovery, swap, treasu
 from core.flowtests.sandbox import CHECKER, MAKER, Sandbox, expect, expect_equal, fees_booked_once
 from core.flowtests.sandbox import platform_accounts, user_accounts
 from core.flowtests.scenarios import scenario
-from core.base.permissions import SYSTEM
+from core.base.permissions import SYSTEM, Principal
 from core.platform import Platform
 
 WRITE_OPERATIONS = frozenset({"insert_one", "insert_many", "find_one_and_update", "update_one", "update_many"})
@@ -50,9 +50,11 @@ class WriteCounter:
 
 
 # -- idempotent replay ------------------------------------------------------------------------
-def _replay(sb: Sandbox, name: str, accounts: list, action: Callable[[], object]) -> object:
-    """Two steps: the first call, then the same call again, which must write no entry and
-    move nothing. Returns the first call's result."""
+def _replay(sb: Sandbox, name: str, accounts: list, call: Callable[..., object], principal: Principal = SYSTEM, /,
+            **terms: object) -> object:
+    """Two steps: `call(platform, principal, **terms)`, then the same call again, which must
+    write no entry and move nothing. Returns the first call's result."""
+    action = partial(call, sb.platform, principal, **terms)
     result = sb.step(f"{name}: first call", accounts, action)
 
     def again() -> str:
@@ -78,149 +80,44 @@ def idempotent_replay_scenario(sb: Sandbox) -> None:
     _replay_payments(sb, seen)
     _replay_trading(sb, seen)
     _replay_admin(sb, seen)
-    _replay(sb, "flow recovery sweep", seen, partial(recovery.resume_all, pf, SYSTEM))
+    _replay(sb, "flow recovery sweep", seen, recovery.resume_all)
     expect(not fees_booked_once(pf.store), f"fee identity: {fees_booked_once(pf.store)}")
 
 
 def _replay_payments(sb: Sandbox, seen: list) -> None:
-    pf, alice = sb.platform, {"user_id": "alice", "asset": "BTC"}
-    _replay(
-        sb,
-        "deposit",
-        seen,
-        partial(
-            deposit.record_deposit,
-            pf,
-            SYSTEM,
-            **alice,
-            amount="3",
-            provider="chain",
-            payment_id="tx1:0",
-            confirmations=2,
-            idempotency_key="rep-dep",
-        ),
-    )
-    _replay(
-        sb,
-        "withdrawal",
-        seen,
-        partial(
-            withdrawal.request_withdrawal,
-            pf,
-            SYSTEM,
-            **alice,
-            amount="0.1",
-            destination="bc1q",
-            idempotency_key="rep-wd",
-        ),
-    )
+    alice = {"user_id": "alice", "asset": "BTC"}
+    _replay(sb, "deposit", seen, deposit.record_deposit, **alice, amount="3", provider="chain", payment_id="tx1:0",
+            confirmations=2, idempotency_key="rep-dep")
+    _replay(sb, "withdrawal", seen, withdrawal.request_withdrawal, **alice, amount="0.1", destination="bc1q",
+            idempotency_key="rep-wd")
 
 
 def _replay_trading(sb: Sandbox, seen: list) -> None:
-    pf = sb.platform
-    quote = _replay(
-        sb,
-        "swap quote",
-        seen,
-        partial(
-            swap.quote_swap,
-            pf,
-            SYSTEM,
-            user_id="alice",
-            from_asset="BTC",
-            to_asset="ETH",
-            amount="0.2",
-            idempotency_key="rep-swap",
-        ),
-    )
-    _replay(sb, "swap execute", seen, partial(swap.execute_swap, pf, SYSTEM, quote_id=quote["_id"], user_id="alice"))
-    for kind, make_quote in (
-        (
-            "instant sell",
-            partial(
-                instant.quote_instant_sell,
-                pf,
-                SYSTEM,
-                user_id="alice",
-                asset="BTC",
-                receive_asset="GBP",
-                amount="0.1",
-                idempotency_key="rep-sell",
-            ),
-        ),
-        (
-            "instant buy",
-            partial(
-                instant.quote_instant_buy,
-                pf,
-                SYSTEM,
-                user_id="alice",
-                asset="ETH",
-                pay_asset="GBP",
-                spend="100",
-                idempotency_key="rep-buy",
-            ),
-        ),
+    quote = _replay(sb, "swap quote", seen, swap.quote_swap, user_id="alice", from_asset="BTC", to_asset="ETH",
+                    amount="0.2", idempotency_key="rep-swap")
+    _replay(sb, "swap execute", seen, swap.execute_swap, quote_id=quote["_id"], user_id="alice")
+    for kind, quote_instant, terms in (
+        ("instant sell", instant.quote_instant_sell, {"asset": "BTC", "receive_asset": "GBP", "amount": "0.1",
+                                                       "idempotency_key": "rep-sell"}),
+        ("instant buy", instant.quote_instant_buy, {"asset": "ETH", "pay_asset": "GBP", "spend": "100",
+                                                     "idempotency_key": "rep-buy"}),
     ):
-        quote = _replay(sb, f"{kind} quote", seen, make_quote)
-        _replay(
-            sb,
-            f"{kind} execute",
-            seen,
-            partial(instant.execute_instant, pf, SYSTEM, quote_id=quote["_id"], user_id="alice"),
-        )
-    trade = _replay(
-        sb,
-        "p2p open",
-        seen,
-        partial(
-            p2p.open_trade,
-            pf,
-            SYSTEM,
-            seller="alice",
-            buyer="bea",
-            asset="BTC",
-            amount="0.1",
-            idempotency_key="rep-p2p",
-        ),
-    )
-    _replay(sb, "p2p mark paid", seen, partial(p2p.mark_paid, pf, SYSTEM, trade_id=trade["_id"], buyer="bea"))
-    _replay(sb, "p2p release", seen, partial(p2p.release_trade, pf, SYSTEM, trade_id=trade["_id"], seller="alice"))
+        quote = _replay(sb, f"{kind} quote", seen, quote_instant, user_id="alice", **terms)
+        _replay(sb, f"{kind} execute", seen, instant.execute_instant, quote_id=quote["_id"], user_id="alice")
+    trade = _replay(sb, "p2p open", seen, p2p.open_trade, seller="alice", buyer="bea", asset="BTC", amount="0.1",
+                    idempotency_key="rep-p2p")
+    _replay(sb, "p2p mark paid", seen, p2p.mark_paid, trade_id=trade["_id"], buyer="bea")
+    _replay(sb, "p2p release", seen, p2p.release_trade, trade_id=trade["_id"], seller="alice")
 
 
 def _replay_admin(sb: Sandbox, seen: list) -> None:
     pf = sb.platform
-    request = _replay(
-        sb,
-        "adjustment request",
-        seen,
-        partial(
-            adjustment.request_adjustment,
-            pf,
-            MAKER,
-            user_id="alice",
-            asset="GBP",
-            amount="5",
-            reason="goodwill",
-            idempotency_key="rep-adj",
-        ),
-    )
+    request = _replay(sb, "adjustment request", seen, adjustment.request_adjustment, MAKER, user_id="alice",
+                      asset="GBP", amount="5", reason="goodwill", idempotency_key="rep-adj")
     sb.step("adjustment approve", seen, partial(approvals.approve, pf, CHECKER, request["_id"]))
-    _replay(sb, "approval resume", seen, partial(approvals.resume_approved, pf, SYSTEM))
-    sweep = _replay(
-        sb,
-        "fee sweep request",
-        seen,
-        partial(
-            treasury.request_fee_sweep,
-            pf,
-            MAKER,
-            asset="BTC",
-            amount="0.0001",
-            reason="revenue",
-            idempotency_key="rep-sweep",
-        ),
-    )
+    _replay(sb, "approval resume", seen, approvals.resume_approved)
+    sweep = _replay(sb, "fee sweep request", seen, treasury.request_fee_sweep, MAKER, asset="BTC", amount="0.0001",
+                    reason="revenue", idempotency_key="rep-sweep")
     sb.step("fee sweep approve", seen, partial(approvals.approve, pf, CHECKER, sweep["_id"]))
 
 
@@ -232,15 +129,8 @@ def _crash_withdraw(pf: Platform, tag: str) -> None:
 
 
 def _crash_approved_withdraw(pf: Platform, tag: str) -> None:
-    document = withdrawal.request_withdrawal(
-        pf,
-        SYSTEM,
-        user_id="alice",
-        asset="BTC",
-        amount="0.6",
-        destination="bc1q",
-        idempotency_key=f"crash-wd-approved-{tag}",
-    )
+    document = withdrawal.request_withdrawal(pf, SYSTEM, user_id="alice", asset="BTC", amount="0.6",
+                                             destination="bc1q", idempotency_key=f"crash-wd-approved-{tag}")
     if document["approval_id"]:
         request = approvals.get_approval(pf, CHECKER, document["approval_id"])
         unexecuted = request["state"] == "approved" and request["result"] is None
@@ -249,15 +139,8 @@ def _crash_approved_withdraw(pf: Platform, tag: str) -> None:
 
 
 def _crash_swap(pf: Platform, tag: str) -> None:
-    quote = swap.quote_swap(
-        pf,
-        SYSTEM,
-        user_id="alice",
-        from_asset="BTC",
-        to_asset="ETH",
-        amount="0.01",
-        idempotency_key=f"crash-swap-{tag}",
-    )
+    quote = swap.quote_swap(pf, SYSTEM, user_id="alice", from_asset="BTC", to_asset="ETH", amount="0.01",
+                            idempotency_key=f"crash-swap-{tag}")
     swap.execute_swap(pf, SYSTEM, quote_id=quote["_id"], user_id="alice")
 
 

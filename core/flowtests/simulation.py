@@ -145,24 +145,22 @@ def _act_resolver(side: str) -> Callable[[Platform, ActorContext, dict], Any]:
     return act
 
 
-def _act_buyer(platform: Platform, context: ActorContext, pools: dict) -> Any:
-    principal, trade_id, choice = _backend(context), context.rng.choice(pools["trades"]), context.rng.random()
-    if choice < 0.4:
-        return _mine(p2p.mark_paid(platform, principal, trade_id=trade_id, buyer=BUYER), principal, "mark_paid", "paid")
-    if choice < 0.7:
-        return _mine(p2p.cancel_trade(platform, principal, trade_id=trade_id, user_id=BUYER), principal, "cancel",
-                     "cancelled")
-    done = p2p.open_dispute(platform, principal, trade_id=trade_id, user_id=BUYER, reason="not released")
-    return _mine(done, principal, "dispute", "disputed")
+# a trade party's moves, by the roll they take: (below this roll, the call, the decision's name and state)
+PARTY_MOVES: dict[str, tuple[tuple[float, Callable[..., dict], dict, str, str], ...]] = {
+    "buyer": ((0.4, p2p.mark_paid, {"buyer": BUYER}, "mark_paid", "paid"),
+              (0.7, p2p.cancel_trade, {"user_id": BUYER}, "cancel", "cancelled"),
+              (1.0, p2p.open_dispute, {"user_id": BUYER, "reason": "not released"}, "dispute", "disputed")),
+    "seller": ((0.7, p2p.release_trade, {"seller": SELLER}, "release", "released"),
+               (1.0, p2p.open_dispute, {"user_id": SELLER, "reason": "not paid"}, "dispute", "disputed")),
+}
 
 
-def _act_seller(platform: Platform, context: ActorContext, pools: dict) -> Any:
-    principal, trade_id = _backend(context), context.rng.choice(pools["trades"])
-    if context.rng.random() < 0.7:
-        return _mine(p2p.release_trade(platform, principal, trade_id=trade_id, seller=SELLER), principal, "release",
-                     "released")
-    done = p2p.open_dispute(platform, principal, trade_id=trade_id, user_id=SELLER, reason="not paid")
-    return _mine(done, principal, "dispute", "disputed")
+def _act_party(side: str) -> Callable[[Platform, ActorContext, dict], Any]:
+    def act(platform: Platform, context: ActorContext, pools: dict) -> Any:
+        principal, trade_id, roll = _backend(context), context.rng.choice(pools["trades"]), context.rng.random()
+        call, terms, name, to = next(move[1:] for move in PARTY_MOVES[side] if roll < move[0])
+        return _mine(call(platform, principal, trade_id=trade_id, **terms), principal, name, to)
+    return act
 
 
 def _act_executor(platform: Platform, context: ActorContext, pools: dict) -> Any:
@@ -276,8 +274,8 @@ def _act_recoverer(platform: Platform, context: ActorContext, pools: dict) -> An
 
 
 ACTIONS: dict[str, Callable[[Platform, ActorContext, dict], Any]] = {
-    "resolver-buyer": _act_resolver("buyer"), "resolver-seller": _act_resolver("seller"), "buyer": _act_buyer,
-    "seller": _act_seller, "executor": _act_executor, "approver": _act_approver, "depositor": _act_depositor,
+    "resolver-buyer": _act_resolver("buyer"), "resolver-seller": _act_resolver("seller"), "buyer": _act_party("buyer"),
+    "seller": _act_party("seller"), "executor": _act_executor, "approver": _act_approver, "depositor": _act_depositor,
     "withdrawer": _act_withdrawer, "sweeper": _act_sweeper, "recoverer": _act_recoverer,
     "retrier": _act_retrier, "shuffler": _act_shuffler,
 }

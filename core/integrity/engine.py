@@ -47,6 +47,7 @@ from core import rollups
 from core.ledger import Page
 from core.ledger import take_anchor, verify_anchor
 from core.base.permissions import Permission, Principal, require
+from core.base.records import record_dict
 from core.platform import Platform
 from core.integrity.repairs import REPAIR_KIND, execute_projection_repair, journal_balance, journal_head, request_projection_repair  # noqa: F401
 from core.ledger import STUCK_AFTER, JournalRead, close_journal, scan
@@ -59,6 +60,8 @@ TREND_POINTS_MAX = 500
 CRITICAL_STATE_ID = "platform_critical"  # in integrity_state: the last platform run found critical problems
 LEDGER_ANCHOR_EVENT = "ledger.anchor"  # the audit event type core.ledger.take_anchor appends
 RUNS_KEPT_MAX = 5_000  # stored run records kept (weeks of 5-minute runs); the audit trail keeps every run's summary
+RUN_KEYS = ("run_id", "ok", "severity", "scope", "mode", "notes", "heads_digest", "started_at", "duration_ms", "counts",
+            "findings")  # a run's stable JSON shape (docs/integrity.md), in this order
 ONE_PER_SUBJECT = ("stuck_entry",)  # one stuck entry is one finding, however many accounts it left behind
 
 # The legacy bridge plugs its per-user comparison in (core.legacy registers it on import),
@@ -114,19 +117,7 @@ class IntegrityReport:
 
     def as_dict(self) -> dict:
         """The stable JSON shape (docs/integrity.md)."""
-        return {
-            "run_id": self.run_id,
-            "ok": self.ok,
-            "severity": self.severity,
-            "scope": self.scope,
-            "mode": self.mode,
-            "notes": self.notes,
-            "heads_digest": self.heads_digest,
-            "started_at": self.started_at,
-            "duration_ms": self.duration_ms,
-            "counts": self.counts,
-            "findings": [f.as_dict() for f in self.findings],
-        }
+        return record_dict(self, RUN_KEYS, findings=[f.as_dict() for f in self.findings])
 
 
 # -- running the checks ---------------------------------------------------------------------------

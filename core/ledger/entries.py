@@ -31,6 +31,10 @@ PATTERNED_FIELDS = {  # an entry request's field → (the pattern it must match,
     "idempotency_key": (KEY_PATTERN, "idempotency key must be 1-200 printable characters without spaces"),
     "type": (ENTRY_TYPE_PATTERN, "entry type must match [a-z][a-z0-9_.]*"),
 }
+SIZED_FIELDS = {  # an entry request's field → (the most it may hold, the refusal when it holds more)
+    "memo": (MEMO_LENGTH_MAX, f"memo longer than {MEMO_LENGTH_MAX} characters"),
+    "metadata": (METADATA_FIELDS_MAX, f"more than {METADATA_FIELDS_MAX} metadata fields"),
+}
 METADATA_INT_MIN, METADATA_INT_MAX = -(2**63), 2**63 - 1  # BSON int64: pymongo cannot store more
 
 EntryState = Literal["applied"]  # a journaled entry is committed; a refused request journals nothing
@@ -71,18 +75,18 @@ class EntryRequest(BaseModel):
             raise ValueError(refusal)
         return value
 
-    @field_validator("memo")
+    @field_validator("memo", "metadata")
     @classmethod
-    def _memo(cls, value: str) -> str:
-        if len(value) > MEMO_LENGTH_MAX:
-            raise ValueError(f"memo longer than {MEMO_LENGTH_MAX} characters")
+    def _sized(cls, value: str | dict, info: ValidationInfo) -> str | dict:
+        size_max, refusal = SIZED_FIELDS[info.field_name]
+        if len(value) > size_max:
+            raise ValueError(refusal)
         return value
 
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict) -> dict:
-        if len(value) > METADATA_FIELDS_MAX:
-            raise ValueError(f"more than {METADATA_FIELDS_MAX} metadata fields")
+        """Runs after `_sized` (pydantic applies a field's validators in the order they are declared)."""
         for key, item in value.items():
             if not METADATA_KEY_PATTERN.fullmatch(key):
                 raise ValueError(f"metadata key {key!r} must match [a-z][a-z0-9_]*")

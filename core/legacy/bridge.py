@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from core.base.errors import ContentionError, LegacyConfigurationError
+from core.base.records import record_dict
 from core.platform.settings import LEGACY_DB_ENV, LEGACY_URI_ENV, legacy_settings
 from core.ledger import OWNER_ID_PATTERN, AssetRegistry, Collection, Store
 from core.legacy.values import (  # noqa: F401 (re-exported: the bridge's boundary helpers)
@@ -98,6 +99,9 @@ FEE_COUNTER_OWNER = "PLATFORM_FEES"
 NULL_OWNERS = frozenset({"None", "none", "null", "NULL", ""})
 USER_FIELDS = {"user_id": 1, "email": 1, "name": 1, "role": 1, "is_admin": 1}  # never password_hash or salt
 IN_QUERY_BATCH_MAX = 1_000
+# the report rows' keys, in the order readers see them
+ITEM_KEYS = ("collection", "document", "user", "currency", "raw_currency", "values", "updated_at")  # + "reason" if held
+DIRT_KEYS = ("kind", "severity", "fixable", "collection", "document", "owner", "currency", "field", "message")
 
 
 def legacy_projection(spec: CollectionSpec) -> dict:
@@ -139,16 +143,9 @@ class LegacyRecord:
 
     def as_item(self) -> dict:
         """The document as a report row (held documents, duplicates, primary choices)."""
-        return {
-            "collection": self.collection,
-            "document": self.document,
-            "user": self.owner,
-            "currency": self.currency,
-            "raw_currency": raw_text(self.raw_currency),
-            "values": self.raw_money(),
-            "updated_at": iso(self.updated_at),
-            **({"reason": self.held} if self.held else {}),
-        }
+        row = record_dict(self, ITEM_KEYS, user=self.owner, raw_currency=raw_text(self.raw_currency),
+                          values=self.raw_money(), updated_at=iso(self.updated_at))
+        return {**row, "reason": self.held} if self.held else row
 
 
 @dataclass
@@ -164,17 +161,8 @@ class Dirt:
     field: str | None = None
 
     def as_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "severity": self.severity,
-            "fixable": self.fixable,
-            "collection": self.collection,
-            "document": self.document,
-            "owner": self.owner,
-            "currency": self.currency if isinstance(self.currency, str) else raw_text(self.currency),
-            "field": self.field,
-            "message": self.message,
-        }
+        currency = self.currency if isinstance(self.currency, str) else raw_text(self.currency)
+        return record_dict(self, DIRT_KEYS, currency=currency)
 
 
 def _owner_problem(spec: CollectionSpec, owner: object) -> tuple[str, str, str] | None:

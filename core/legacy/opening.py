@@ -25,6 +25,7 @@ from core.ledger import Store, accounts as acct, from_minor, make_request
 from core.legacy.bridge import AUTHORITATIVE_DEFAULT, SPECS, LegacyRecord, Pair, exact_minor, read_legacy
 from core.legacy.reconcile import compare_pair, database_findings, ledger_user_balances
 from core.base.permissions import Permission, Principal, require
+from core.base.records import record_dict
 from core.platform import Platform
 from core.platform.boundary import boundary, word
 
@@ -64,13 +65,8 @@ class ImportReport:
         return not self.failed and not self.findings
 
     def as_dict(self) -> dict:
-        return {
-            "source": self.source,
-            "dry_run": self.dry_run,
-            "ok": self.ok,
-            "counts": {name: len(getattr(self, name)) for name in REPORT_LISTS},
-            **{name: getattr(self, name) for name in REPORT_LISTS},
-        }
+        counts = {name: len(getattr(self, name)) for name in REPORT_LISTS}
+        return record_dict(self, ("source", "dry_run", "ok", "counts", *REPORT_LISTS), counts=counts)
 
 
 def _exact(record: LegacyRecord, logical: str, scale: int) -> int | str:

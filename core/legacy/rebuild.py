@@ -37,6 +37,7 @@ from decimal import Decimal
 
 from core.platform.boundary import boundary
 from core import approvals
+from core.base.records import record_dict
 from core.base.errors import InvalidAmountError, LegacyConfigurationError, LegacyPlanChangedError, RepairNotNeededError
 from core.ledger import DuplicateKeyStoreError, Store, digest
 from core.legacy.bridge import (
@@ -63,6 +64,7 @@ PLANS = "legacy_rebuild_plans"
 PLAN_CHUNK_WRITES = 1_000
 AUDIT_WRITES_MAX = 200  # the rebuild's audit event lists at most this many writes (the count is exact)
 NOW_MARKER = None  # a timestamp the rebuild sets to the time it runs
+PLAN_KEYS = ("plan_digest", "counts", "writes", "refused", "held", "missing_collections")  # the plan's JSON, in order
 
 
 @dataclass
@@ -85,14 +87,7 @@ class RebuildPlan:
         return dict(sorted(Counter(w["op"] for w in self.writes).items()))
 
     def as_dict(self) -> dict:
-        return {
-            "plan_digest": self.digest,
-            "counts": self.counts,
-            "writes": self.writes,
-            "refused": self.refused,
-            "held": self.held,
-            "missing_collections": self.missing,
-        }
+        return record_dict(self, PLAN_KEYS, plan_digest=self.digest, missing_collections=self.missing)
 
 
 class PairRefused(Exception):
