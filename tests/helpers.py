@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.ledger import accounts as acct
 from core.ledger.entries import make_request
 from core.ledger.engine import Ledger
 from core.ledger.money import amount
 from core.ledger.store import Store
 
+REPO = Path(__file__).resolve().parents[1]  # the repository's root, wherever a test file sits below tests/
 COLLECTIONS_WATCHED = ("entries", "balances", "audit")
 
 

@@ -28,7 +28,7 @@ from core import liabilities
 from core.cli import main as cli
 from core.liabilities import bundle as bundle_module
 from core.liabilities.verify import parse_amount
-from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, USERS, fund, pol_keys  # noqa: F401 (fixture)
+from tests.core.liabilities.test_snapshot import ADMIN, SUPPORT, USERS, fund, pol_keys  # noqa: F401 (fixture)
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "verify_liabilities.py"
 CORPUS = json.loads((Path(__file__).resolve().parents[1] / "data" / "liabilities_forgeries.json").read_text())

@@ -8,7 +8,7 @@ import pytest
 
 from core import liabilities
 from core.cli import main as cli
-from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, fund, pol_keys  # noqa: F401 (autouse fixture)
+from tests.core.liabilities.test_snapshot import ADMIN, SUPPORT, fund, pol_keys  # noqa: F401 (autouse fixture)
 
 
 @pytest.fixture
@@ -75,7 +75,6 @@ def test_cli_liabilities_refusals_exit_1_and_usage_exits_2(database, capsys):
 
 def test_cli_liabilities_verify_of_a_file_needs_no_database(platform, monkeypatch, tmp_path, capsys):
     from core import liabilities
-    from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT
 
     fund(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN)

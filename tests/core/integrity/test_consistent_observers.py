@@ -23,7 +23,7 @@ from core.ledger import accounts as acct
 from core.ledger.money import amount
 from core.ledger.selfcheck import self_check
 from core.base.permissions import SYSTEM, Principal, Role
-from tests.core.test_integrity import healthy_platform
+from tests.core.integrity.test_integrity import healthy_platform
 from tests.helpers import deposit, transfer_request
 
 ADMIN = Principal(name="alice", role=Role.ADMIN)

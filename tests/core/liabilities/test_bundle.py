@@ -13,7 +13,7 @@ from core import liabilities
 from core.base.errors import InvalidArgumentError, LedgerError, PermissionDeniedError, SnapshotNotFoundError, SnapshotTamperedError
 from core.liabilities import bundle as bundle_module
 from core.liabilities import tree
-from tests.core.test_liabilities_snapshot import ADMIN, QA, SUPPORT, USERS, fund, pol_keys  # noqa: F401 (autouse fixture)
+from tests.core.liabilities.test_snapshot import ADMIN, QA, SUPPORT, USERS, fund, pol_keys  # noqa: F401 (autouse fixture)
 from tests.helpers import deposit
 
 

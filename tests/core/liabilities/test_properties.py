@@ -14,7 +14,7 @@ from core import liabilities, reports
 from core.base.clock import ManualClock
 from core.platform import Platform
 from tests.conftest import make_test_store
-from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, pol_keys  # noqa: F401 (autouse fixture)
+from tests.core.liabilities.test_snapshot import ADMIN, SUPPORT, pol_keys  # noqa: F401 (autouse fixture)
 from tests.helpers import deposit
 
 ASSETS = {"BTC": 8, "USDT": 6, "GBP": 2}

@@ -21,7 +21,7 @@ import pytest
 from core import integrity
 from core.base.clock import ManualClock
 from core.base.errors import InsufficientFundsError, InsufficientLiquidityError, LedgerError
-from core.flows import holds, p2p, quotes, recovery, swap, withdrawal
+from core.flows import holds, p2p, recovery, swap, withdrawal
 from core.ledger import accounts as acct
 from core.ledger.engine import Ledger
 from core.base.permissions import SYSTEM, Principal, Role

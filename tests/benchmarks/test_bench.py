@@ -14,6 +14,7 @@ import pytest
 from benchmarks import bench, dataset
 from benchmarks.report import FLOW_ROWS, markdown, text
 from core.cli import main as cli
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +139,7 @@ def test_bench_text_and_results_file(result, tmp_path):
 
 def _documented_flow_rows(path: str, heading: str) -> dict[str, list[str]]:
     """The flow table under `heading` in a Markdown file: flow → its four figure cells."""
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / path).read_text(encoding="utf-8")
+    text = (REPO / path).read_text(encoding="utf-8")
     table = text.split(heading, 1)[1].split("\n\n", 2)[1]
     rows = {}
     for line in table.splitlines()[2:]:

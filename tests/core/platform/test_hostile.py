@@ -48,8 +48,8 @@ ADMIN = Principal(name="ann", role=Role.ADMIN)
 
 # The Ledger's public methods that are fuzzed; the rest are named here with the reason.
 LEDGER_NOT_FUZZED = {
-    "post": "takes an EntryRequest, which make_request builds and validates; anything else is InvalidEntryError (tests/core/test_ledger.py)",
-    "recover": "takes only a duration with a default; a bad one is InvalidEntryError (tests/core/test_ledger.py)",
+    "post": "takes an EntryRequest, which make_request builds and validates; anything else is InvalidEntryError (tests/core/ledger/test_engine.py)",
+    "recover": "takes only a duration with a default; a bad one is InvalidEntryError (tests/core/ledger/test_engine.py)",
     "project": "internal helper of post/recover (takes a stored document)",
     "flush": "takes no argument: clears the flags of entries this process projected",
 }

@@ -18,7 +18,7 @@ from core.base.errors import (
 )
 from core.ledger import Store
 from core.liabilities import keys as keys_module
-from tests.core.test_liabilities_snapshot import ADMIN, QA, SUPPORT, fund, pol_keys  # noqa: F401 (autouse fixture)
+from tests.core.liabilities.test_snapshot import ADMIN, QA, SUPPORT, fund, pol_keys  # noqa: F401 (autouse fixture)
 
 
 def test_secret_is_shown_once_and_audited_without_the_secret(platform):

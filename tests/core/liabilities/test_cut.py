@@ -10,7 +10,7 @@ from core import liabilities
 from core.base.errors import CutNotClosedError, NegativeLiabilityError
 from core.ledger import accounts as acct
 from core.liabilities.cut import read_cut
-from tests.core.test_liabilities_snapshot import ADMIN, fund
+from tests.core.liabilities.test_snapshot import ADMIN, fund
 from tests.helpers import Crash, deposit
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ from core.cli.main import main
 from core.base.errors import InvalidFlowInputError, PermissionDeniedError
 from core.flows import deposit, withdrawal
 from core.base.permissions import Principal, Role
+from tests.helpers import REPO
 
 REQUIRED = [
     "deposit",
@@ -41,7 +41,6 @@ REQUIRED = [
     "chaos",
 ]
 QA = Principal(name="quinn", role=Role.QA)
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_runner_lists_every_required_scenario():

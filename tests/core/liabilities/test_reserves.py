@@ -20,7 +20,7 @@ from core.base.errors import (
 )
 from core.ledger import accounts as acct
 from core.ledger import amount, make_request
-from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, fund
+from tests.core.liabilities.test_snapshot import ADMIN, SUPPORT, fund
 
 
 def declare(platform, **overrides):
