@@ -24,12 +24,8 @@ from core.base.errors import (
     UnknownApprovalKindError,
 )
 from core.base.permissions import SYSTEM, Principal, Role
+from tests.principals import CHECKER, CHECKER_2, MAKER, QA, SUPPORT
 
-MAKER = Principal(name="maker", role=Role.ADMIN)
-CHECKER = Principal(name="checker", role=Role.ADMIN)
-CHECKER_2 = Principal(name="checker2", role=Role.ADMIN)
-SUPPORT = Principal(name="helpdesk", role=Role.SUPPORT)
-QA = Principal(name="tester", role=Role.QA)
 
 CALLS: list[tuple[str, str]] = []
 

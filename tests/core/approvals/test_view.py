@@ -6,9 +6,8 @@ from core.approvals import view as approvals_view
 from core.flows import treasury
 from core import approvals
 from core.base.permissions import Principal, Role
+from tests.principals import CHECKER, MAKER
 
-MAKER = Principal(name="maker", role=Role.ADMIN)
-CHECKER = Principal(name="checker", role=Role.ADMIN)
 PEOPLE = {"usernames": {
     "maker": {"name": "Mia Maker", "roles": ["admin"]},
     "checker": {"name": "Carl Checker", "roles": ["admin"]},

@@ -13,11 +13,7 @@ from core.cli import main as cli
 from core.audit import GENESIS_HASH, AuditFilter, event_hash, export_audit_csv, search_audit, verify_audit
 from core.ledger.audit import order_key
 from core.base.errors import InvalidFilterError, PermissionDeniedError
-from core.base.permissions import Principal, Role
-
-ADMIN = Principal(name="alice", role=Role.ADMIN)
-SUPPORT = Principal(name="sam", role=Role.SUPPORT)
-QA = Principal(name="quinn", role=Role.QA)
+from tests.principals import ADMIN, QA, SUPPORT
 
 
 def _fill(platform, count: int = 6) -> None:

@@ -12,10 +12,7 @@ import pytest
 from core.audit import AuditFilter, export_audit, readable_amounts
 from core.base.errors import InvalidFilterError, PermissionDeniedError
 from core.ledger import DEFAULT_REGISTRY
-from core.base.permissions import Principal, Role
-
-ADMIN = Principal(name="alice", role=Role.ADMIN)
-QA = Principal(name="quinn", role=Role.QA)
+from tests.principals import ADMIN, QA
 
 
 def _append(platform, **fields) -> None:
@@ -30,7 +27,7 @@ def test_export_audit_counts_what_the_file_accounts_for(platform):
     rows = list(csv.DictReader(io.StringIO(export.csv)))
     assert (export.rows, export.matching, len(rows)) == (2, 2, 2)  # the export's own event has no user: not counted
     assert rows[0]["data"] == '{"amount": "1.50000000 BTC", "asset": "BTC"}'
-    own = export_audit(platform, ADMIN, AuditFilter(actor="alice"))  # the first export's event matches this one
+    own = export_audit(platform, ADMIN, AuditFilter(actor=ADMIN.name))  # the first export's event matches this one
     assert (own.rows, own.matching) == (1, 2)  # one in the file, plus this export's own event
     assert export_audit(platform, ADMIN, AuditFilter(type="test.event"), rows_max=2).matching is None  # cut: no promise
 

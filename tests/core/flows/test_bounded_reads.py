@@ -19,7 +19,7 @@ from core.ledger import accounts as acct
 from core.ledger.planner import uncovered
 from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from tests.conftest import make_test_store
+from tests.helpers import make_test_store
 
 NOW = datetime(2026, 6, 1)
 HISTORY_SIZES = (40, 400)

@@ -21,11 +21,9 @@ from core.base.errors import (
     UnknownAssetError,
 )
 from core.flows import deposit
-from core.flowtests.sandbox import world_state
 from core.base.permissions import SYSTEM, Principal, Role
-
-ADMIN = Principal(name="ann", role=Role.ADMIN)
-ADMIN_2 = Principal(name="ben", role=Role.ADMIN)
+from tests.helpers import world_state
+from tests.principals import ADMIN, ADMIN_2
 
 
 def _notice(platform, confirmations, **changes):

@@ -26,9 +26,8 @@ from core.ledger import accounts as acct
 from core.ledger.engine import Ledger
 from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from tests.conftest import make_test_store
 from core.flowtests.choreography import Choreography, HeldFlow, strand_sequence
-from tests.helpers import deposit as credit, transfer_request
+from tests.helpers import deposit as credit, make_test_store, transfer_request
 from tests.interleave import run_interleaved
 
 BTC = 100_000_000

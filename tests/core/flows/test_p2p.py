@@ -17,10 +17,10 @@ from core.base.errors import (
     TradeClosedError,
 )
 from core.flows import p2p
-from core.flowtests.sandbox import Sandbox, world_state
-from core.base.permissions import SYSTEM, Principal, Role
-
-ADMIN = Principal(name="ann", role=Role.ADMIN)
+from core.flowtests.sandbox import Sandbox
+from core.base.permissions import SYSTEM
+from tests.helpers import world_state
+from tests.principals import ADMIN
 
 
 @pytest.fixture

@@ -26,12 +26,13 @@ from core.base.errors import (
     SlippageExceededError,
 )
 from core.flows import instant, quotes, swap
-from core.flowtests.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox
 from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from core.platform.prices import DeterministicPriceSource
 from core.ledger.selfcheck import scan, self_check
 from core.ledger.store import Store
+from tests.helpers import world_state
 
 
 @pytest.fixture

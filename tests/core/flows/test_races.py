@@ -19,10 +19,9 @@ from core.flowtests.sandbox import CHECKER, CHECKER_2, MAKER, Sandbox
 from core.ledger import accounts as acct
 from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
-from tests.conftest import make_test_store
+from tests.helpers import make_test_store
+from tests.principals import ADMIN, ADMIN_2
 
-ANN = Principal(name="ann", role=Role.ADMIN)
-BOB = Principal(name="bob", role=Role.ADMIN)
 WRITES = frozenset({"insert_one", "insert_many", "find_one_and_update", "update_one", "update_many"})
 PAUSE_TIMEOUT_SECONDS = 30  # only a deadlock (a bug) ever waits this long
 
@@ -129,15 +128,15 @@ def test_dispute_resolved_both_ways_at_once_loser_gets_the_winners_decision(box)
     trade = _disputed_trade(platform)
     (_, bob_error), (ann_done, ann_error) = interleave(
         platform, "p2p_trades",
-        lambda: p2p.resolve_dispute(platform, BOB, trade_id=trade["_id"], to="seller", reason="no proof"),
-        lambda: p2p.resolve_dispute(platform, ANN, trade_id=trade["_id"], to="buyer", reason="bank proof"),
+        lambda: p2p.resolve_dispute(platform, ADMIN_2, trade_id=trade["_id"], to="seller", reason="no proof"),
+        lambda: p2p.resolve_dispute(platform, ADMIN, trade_id=trade["_id"], to="buyer", reason="bank proof"),
     )
     assert ann_error is None and ann_done["state"] == "resolved_buyer"
     assert isinstance(bob_error, TradeDecisionConflictError) and isinstance(bob_error, TradeClosedError)
-    assert bob_error.details["winner"] == {"name": "resolved", "to": "resolved_buyer", "by": "ann", "party": None}
+    assert bob_error.details["winner"] == {"name": "resolved", "to": "resolved_buyer", "by": ADMIN.name, "party": None}
     resolved = events(platform, event_key=f"p2p:{trade['_id']}:resolved")
-    assert len(resolved) == 1 and resolved[0]["actor"] == "ann" and resolved[0]["data"]["to"] == "resolved_buyer"
-    assert events(platform, actor="bob") == []
+    assert len(resolved) == 1 and resolved[0]["actor"] == ADMIN.name and resolved[0]["data"]["to"] == "resolved_buyer"
+    assert events(platform, actor=ADMIN_2.name) == []
     assert _minor(platform, acct.user_available("bea", "BTC")) == 49_500_000  # the money went Ann's way
     assert _minor(platform, acct.user_available("sam", "BTC")) == 50_000_000
 
@@ -251,12 +250,12 @@ def test_dispute_moved_to_closing_then_crash_resolution_event_survives(box):
     platform = box.platform
     trade = _disputed_trade(platform)
     _crash(platform, CrashAfter("p2p_trades", "find_one_and_update"),
-           lambda: p2p.resolve_dispute(platform, ANN, trade_id=trade["_id"], to="seller", reason="no proof"))
+           lambda: p2p.resolve_dispute(platform, ADMIN, trade_id=trade["_id"], to="seller", reason="no proof"))
     assert p2p.get_trade(platform, trade["_id"])["state"] == "closing"
     recovery.resume_all(platform, SYSTEM)
     assert p2p.get_trade(platform, trade["_id"])["state"] == "resolved_seller"
     resolved = events(platform, event_key=f"p2p:{trade['_id']}:resolved")
-    assert len(resolved) == 1 and resolved[0]["actor"] == "ann" and resolved[0]["data"]["to"] == "resolved_seller"
+    assert len(resolved) == 1 and resolved[0]["actor"] == ADMIN.name and resolved[0]["data"]["to"] == "resolved_seller"
     assert _minor(platform, acct.user_available("sam", "BTC")) == 100_000_000
 
 
@@ -434,7 +433,7 @@ def test_commission_owed_when_the_fee_wallet_was_swept_is_paid_by_recovery(box):
 def _owed_findings(platform: Platform) -> list[str]:
     from core.integrity import check_platform
 
-    report = check_platform(platform, ANN, record=False)
+    report = check_platform(platform, ADMIN, record=False)
     return [f.subject for f in report.findings if f.kind == "commission_owed"]
 
 
@@ -477,7 +476,7 @@ def test_cli_recover_finishes_half_done_flows_and_approvals(box, monkeypatch, ca
     platform = box.platform
     trade = _disputed_trade(platform)
     _crash(platform, CrashAfter("p2p_trades", "find_one_and_update"),
-           lambda: p2p.resolve_dispute(platform, ANN, trade_id=trade["_id"], to="buyer", reason="proof"))
+           lambda: p2p.resolve_dispute(platform, ADMIN, trade_id=trade["_id"], to="buyer", reason="proof"))
     request = adjustment.request_adjustment(platform, MAKER, user_id="uma", asset="BTC", amount="1", reason="fix",
                                             idempotency_key="adj-cli")
     _crash(platform, CrashAfter("approvals", "find_one_and_update", nth=2),

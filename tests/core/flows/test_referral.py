@@ -7,8 +7,9 @@ import pytest
 from core.ledger import accounts as acct
 from core.base.errors import AmountTooSmallError, EntryNotFoundError, NoReferrerError, PermissionDeniedError
 from core.flows import referral, withdrawal
-from core.flowtests.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox
 from core.base.permissions import SYSTEM, Principal, Role
+from tests.helpers import world_state
 
 
 @pytest.fixture

@@ -14,12 +14,10 @@ from core.base.errors import (
     SelfApprovalError,
 )
 from core.flows import adjustment, treasury, withdrawal
-from core.flowtests.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox
 from core.base.permissions import SYSTEM, Principal, Role
-
-ADMIN = Principal(name="ann", role=Role.ADMIN)
-ADMIN_2 = Principal(name="ben", role=Role.ADMIN)
-SUPPORT = Principal(name="sue", role=Role.SUPPORT)
+from tests.helpers import world_state
+from tests.principals import ADMIN, ADMIN_2, SUPPORT
 
 
 def _minor(platform, account):

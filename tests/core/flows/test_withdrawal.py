@@ -19,11 +19,10 @@ from core.base.errors import (
     PermissionDeniedError,
 )
 from core.flows import withdrawal
-from core.flowtests.sandbox import Sandbox, world_state
+from core.flowtests.sandbox import Sandbox
 from core.base.permissions import SYSTEM, Principal, Role
-
-ADMIN = Principal(name="ann", role=Role.ADMIN)
-ADMIN_2 = Principal(name="ben", role=Role.ADMIN)
+from tests.helpers import world_state
+from tests.principals import ADMIN, ADMIN_2
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from core.base.errors import InvalidFlowInputError, PermissionDeniedError
 from core.flows import deposit, withdrawal
 from core.base.permissions import Principal, Role
 from tests.helpers import REPO
+from tests.principals import QA
 
 REQUIRED = [
     "deposit",
@@ -40,7 +41,6 @@ REQUIRED = [
     "stranded_holds",
     "chaos",
 ]
-QA = Principal(name="quinn", role=Role.QA)
 
 
 def test_runner_lists_every_required_scenario():

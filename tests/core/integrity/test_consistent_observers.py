@@ -22,12 +22,10 @@ from core.integrity import check_platform, check_user
 from core.ledger import accounts as acct
 from core.ledger.money import amount
 from core.ledger.selfcheck import self_check
-from core.base.permissions import SYSTEM, Principal, Role
-from tests.core.integrity.test_integrity import healthy_platform
+from core.base.permissions import SYSTEM
+from tests.core.integrity.books import healthy_platform
 from tests.helpers import deposit, transfer_request
-
-ADMIN = Principal(name="alice", role=Role.ADMIN)
-SUPPORT = Principal(name="sam", role=Role.SUPPORT)
+from tests.principals import ADMIN, SUPPORT
 
 
 class RunAfter:

@@ -12,8 +12,7 @@ from core.ledger.engine import Ledger
 from core.ledger.money import amount
 from core.ledger.selfcheck import self_check
 from core.ledger.store import Store
-from tests.conftest import make_test_store
-from tests.helpers import Crash, CrashAt, count_operations, deposit, transfer_request
+from tests.helpers import Crash, CrashAt, count_operations, deposit, make_test_store, transfer_request
 
 ALICE, BOB = "alice", "bob"
 

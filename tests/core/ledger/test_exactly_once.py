@@ -18,8 +18,7 @@ from core.ledger.money import amount
 from core.ledger.selfcheck import self_check
 from core.base.permissions import SYSTEM
 from core.platform import Platform
-from tests.conftest import make_test_store
-from tests.helpers import Crash, CrashAt, deposit as credit, transfer_request
+from tests.helpers import Crash, CrashAt, deposit as credit, make_test_store, transfer_request
 from tests.interleave import PauseAfter, run_interleaved
 
 SEEDS = range(12)

@@ -11,8 +11,7 @@ from core.base.errors import HoldClosedError, HoldNotFoundError, InsufficientFun
 from core.ledger.engine import Ledger
 from core.ledger.money import from_minor
 from core.ledger.selfcheck import self_check
-from tests.conftest import make_test_store
-from tests.helpers import Crash, CrashAt, transfer_request
+from tests.helpers import Crash, CrashAt, make_test_store, transfer_request
 
 USERS = ("u1", "u2", "u3")
 ASSETS = ("BTC", "GBP")

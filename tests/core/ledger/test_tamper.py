@@ -205,7 +205,7 @@ def test_incremental_integrity_check_catches_a_truncated_audit_tail(tmp_path):
     from core import integrity
     from core.base.permissions import Principal, Role
     from core.platform import Platform
-    from tests.conftest import make_test_store
+    from tests.helpers import make_test_store
 
     store = make_test_store()
     try:

@@ -19,17 +19,12 @@ from core.legacy.reconcile import reconcile
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.ledger.money import DEFAULT_REGISTRY
-from core.base.permissions import Principal, Role
 from core.ledger.store import uncovered
-from tests.conftest import make_test_store
-from tests.helpers import Crash, snapshot
+from tests.helpers import Crash, make_test_store, snapshot
+from tests.principals import ADMIN, ADMIN_2, SUPPORT
 
-ADMIN = Principal(name="alice", role=Role.ADMIN)
-ADMIN2 = Principal(name="bob", role=Role.ADMIN)
-SUPPORT = Principal(name="sam", role=Role.SUPPORT)
 LEGACY_COLLECTIONS = tuple(SPECS) + ("users", "user_accounts")
 LEDGER_COLLECTIONS = ("entries", "balances", "audit", "approvals")
-
 
 
 def _drift_set(items) -> set:
@@ -206,13 +201,13 @@ def test_import_then_rebuild_then_reconcile_clean(legacy, platform):
     legacy_before = snapshot(legacy, LEGACY_COLLECTIONS)
     request = request_rebuild(platform, ADMIN, legacy, "legacy must read the ledger's numbers")
     assert request["state"] == "pending" and snapshot(legacy, LEGACY_COLLECTIONS) == legacy_before
-    done = approvals.approve(platform, ADMIN2, request["_id"], "plan reviewed")
+    done = approvals.approve(platform, ADMIN_2, request["_id"], "plan reviewed")
     assert done["result"]["ok"] and done["result"]["writes_applied"] == len(plan.writes)
     final = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
     assert final.ok and final.clean and final.drift == [] and final.noise == []
     assert {d.kind for d in final.dirt} <= {"null_owner", "system_owner", "fee_counter", "unknown_currency"}
     event = platform.store.raw("audit").find_one({"type": "legacy.rebuild"})
-    assert event["actor"] == "bob" and event["data"]["writes"] == len(plan.writes)
+    assert event["actor"] == ADMIN_2.name and event["data"]["writes"] == len(plan.writes)
     # idempotent: nothing left to rebuild, a third import and a reconcile change nothing
     assert plan_rebuild(platform, ADMIN, legacy).writes == []
     with pytest.raises(RepairNotNeededError):
@@ -255,7 +250,7 @@ def test_rebuild_with_ledger_truth_ends_clean(legacy, platform, monkeypatch):
     request = request_rebuild(platform, ADMIN, legacy, "rewrite from the ledger")
     assert platform.store.raw("legacy_rebuild_plans").count_documents({}) == -(-request["payload"]["writes"] // 7) > 1
     assert request_rebuild(platform, ADMIN, legacy, "rewrite from the ledger")["_id"] == request["_id"]  # idempotent
-    assert approvals.approve(platform, ADMIN2, request["_id"])["result"]["ok"]
+    assert approvals.approve(platform, ADMIN_2, request["_id"])["result"]["ok"]
     final = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
     assert final.clean
     assert not [
@@ -275,7 +270,7 @@ def test_rebuild_refused_when_legacy_changed_after_approval_request(legacy, plat
         {"user_id": manifest.users[1], "currency": "BTC"}, {"$set": {"available_balance": 99.0}}
     )
     legacy_before = snapshot(legacy, LEGACY_COLLECTIONS)
-    done = approvals.approve(platform, ADMIN2, request["_id"])
+    done = approvals.approve(platform, ADMIN_2, request["_id"])
     assert done["result"]["ok"] is False and done["result"]["error"] == "legacy_plan_changed"
     assert snapshot(legacy, LEGACY_COLLECTIONS) == legacy_before
 
@@ -294,10 +289,10 @@ def test_rebuild_resumes_after_a_crash_mid_apply(legacy, platform):
 
     legacy.fault_hook = crash_after_three
     with pytest.raises(Crash):
-        approvals.approve(platform, ADMIN2, request["_id"])
+        approvals.approve(platform, ADMIN_2, request["_id"])
     legacy.fault_hook = None
     assert not reconcile(platform.store, legacy, DEFAULT_REGISTRY).clean
-    resumed = approvals.approve(platform, ADMIN2, request["_id"])  # the approved request runs again and finishes
+    resumed = approvals.approve(platform, ADMIN_2, request["_id"])  # the approved request runs again and finishes
     assert resumed["result"]["ok"] and reconcile(platform.store, legacy, DEFAULT_REGISTRY).clean
 
 
@@ -376,7 +371,7 @@ def test_cli_flow_and_secrets_never_read_or_printed(legacy, platform, monkeypatc
     outputs.append(capsys.readouterr().out)
     approval_id = json.loads(outputs[-1])["approval_id"]
     platform.legacy = legacy
-    approvals.approve(platform, ADMIN2, approval_id)
+    approvals.approve(platform, ADMIN_2, approval_id)
     assert _run_cli(monkeypatch, platform, legacy, ["legacy", "reconcile"]) == 0
     outputs.append(capsys.readouterr().out)
     assert _run_cli(monkeypatch, platform, legacy, ["legacy", "rebuild"]) == 0  # nothing to rebuild

@@ -17,13 +17,10 @@ from core.legacy import bridge
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.legacy.reconcile import reconcile
-from core.base.permissions import Principal, Role
 from tests.helpers import snapshot
+from tests.principals import ADMIN, ADMIN_2
 
-ADMIN = Principal(name="alice", role=Role.ADMIN)
-ADMIN2 = Principal(name="bob", role=Role.ADMIN)
 LEDGER_COLLECTIONS = ("entries", "balances")
-
 
 
 def _wallet(user: str, currency: object, available: object, locked: object = 0.0, total: object = None, **extra) -> dict:
@@ -110,7 +107,7 @@ def test_primary_holding_the_amount_is_booked_and_kept_by_the_rebuild(legacy, pl
     assert "states an amount" in report.choices[0]["reason"]
     assert [item["kind"] for item in report.not_booked] == ["duplicate"]
     request = request_rebuild(platform, ADMIN, legacy, "rewrite from the ledger")
-    assert approvals.approve(platform, ADMIN2, request["_id"])["result"]["ok"]
+    assert approvals.approve(platform, ADMIN_2, request["_id"])["result"]["ok"]
     kept = legacy.raw("trader_balances").find_one({"trader_id": "u-sol"})
     assert kept["available_balance"] == 80.73912638 and legacy.raw("trader_balances").count_documents({}) == 1
     assert legacy.raw("wallets").find_one({"user_id": "u-sol"})["total_balance"] == 80.73912638
@@ -171,7 +168,7 @@ def test_import_reads_a_nan_available_like_an_absent_one(legacy, platform):
     assert _minor(platform, "u-nan", "ETH") == _minor(platform, "u-absent", "ETH") == 200_000_000
     platform.legacy = legacy
     request = request_rebuild(platform, ADMIN, legacy, "rewrite the NaN from the ledger")
-    assert approvals.approve(platform, ADMIN2, request["_id"])["result"]["ok"]
+    assert approvals.approve(platform, ADMIN_2, request["_id"])["result"]["ok"]
     assert legacy.raw("wallets").find_one({"_id": "w-nan"})["available_balance"] == 2.0  # the dirt is fixed
     after = reconcile(platform.store, legacy, DEFAULT_REGISTRY)
     assert after.ok and not [d for d in after.dirt if d.kind == "non_finite_value"]

@@ -18,12 +18,10 @@ from core.legacy.bridge import SPECS, read_legacy
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import compute_plan
 from core.legacy.reconcile import reconcile
-from core.base.permissions import Principal, Role
 from core.platform import Platform
-from tests.conftest import make_test_store
-from tests.helpers import deposit
+from tests.helpers import deposit, make_test_store
+from tests.principals import ADMIN
 
-ADMIN = Principal(name="alice", role=Role.ADMIN)
 INT64 = 2**63 - 1
 
 owners = st.sampled_from(["u1", "u2", "u3", "None", "", "admin_wallet", "PLATFORM_FEES", "bad id", 5, None,

@@ -19,14 +19,11 @@ from core.legacy.fixture import build_legacy_fixture
 from core.legacy.opening import import_balances
 from core.legacy.rebuild import plan_rebuild, request_rebuild
 from core.legacy.reconcile import reconcile
-from core.base.permissions import Principal, Role
 from tests.helpers import deposit, snapshot
+from tests.principals import ADMIN, ADMIN_2
 
-ADMIN = Principal(name="alice", role=Role.ADMIN)
-ADMIN2 = Principal(name="bob", role=Role.ADMIN)
 WRITES = ("insert_one", "insert_many", "update_one", "update_many", "delete_many", "find_one_and_update", "create_index",
           "drop_database")
-
 
 
 def _wallet(user: str, currency: str, available: object, locked: object = 0.0, total: object = None) -> dict:
@@ -37,7 +34,7 @@ def _wallet(user: str, currency: str, available: object, locked: object = 0.0, t
 def _rebuild(platform, legacy) -> dict:
     platform.legacy = legacy
     request = request_rebuild(platform, ADMIN, legacy, "rewrite from the ledger")
-    return approvals.approve(platform, ADMIN2, request["_id"])["result"]
+    return approvals.approve(platform, ADMIN_2, request["_id"])["result"]
 
 
 def _documents_written(plan) -> set[str]:

@@ -13,7 +13,8 @@ from core import liabilities
 from core.base.errors import InvalidArgumentError, LedgerError, PermissionDeniedError, SnapshotNotFoundError, SnapshotTamperedError
 from core.liabilities import bundle as bundle_module
 from core.liabilities import tree
-from tests.core.liabilities.test_snapshot import ADMIN, QA, SUPPORT, USERS, fund, pol_keys  # noqa: F401 (autouse fixture)
+from tests.helpers import HOLDERS, fund_holders
+from tests.principals import ADMIN, QA, SUPPORT
 from tests.helpers import deposit
 
 
@@ -29,14 +30,14 @@ def secret_of(platform, user: str) -> bytes:
 
 @pytest.fixture
 def snapshot(platform):
-    fund(platform)
+    fund_holders(platform)
     return liabilities.take_snapshot(platform, ADMIN, split_parts=3)
 
 
 def test_bundle_holds_every_users_signed_proof_sealed_to_them(platform, snapshot):
     data = build(platform)
     published = {a["asset"]: a for a in snapshot["assets"]}
-    for user, assets in USERS.items():
+    for user, assets in HOLDERS.items():
         secret = secret_of(platform, user)
         for asset in ("BTC", "ETH", "USDT"):
             proof = liabilities.open_bundle(data, secret, asset)
@@ -58,7 +59,7 @@ def test_bundle_records_are_equal_sized_padded_and_name_no_one(platform, snapsho
     assert all(set(a) == {"asset", "scale", "leaf_count", "total", "root"} for a in header["assets"])
     tags = [data[start + i * header["record_bytes"]:start + i * header["record_bytes"] + 16] for i in range(header["record_count"])]
     assert tags == sorted(tags) and len(set(tags)) == len(tags)
-    for user in USERS:
+    for user in HOLDERS:
         assert user.encode() not in data and user.encode().hex().encode() not in data
     for document in platform.store.collection("liabilities_users").find({}):
         assert bytes.fromhex(document["nonce"]) not in data
@@ -72,7 +73,7 @@ def test_bundle_is_the_same_file_on_every_build_and_its_digest_is_published(plat
     digest = hashlib.sha256(first).hexdigest()
     assert {row["bundle_sha256"] for row in liabilities.published_roots(platform, ADMIN)} == {digest}
     events = platform.store.collection("audit").find({"type": "liabilities.bundle_published"})
-    assert len(events) == 1 and events[0]["after"]["sha256"] == digest and events[0]["actor"] == "ada"
+    assert len(events) == 1 and events[0]["after"]["sha256"] == digest and events[0]["actor"] == ADMIN.name
 
 
 def test_bundle_refuses_when_stored_data_no_longer_matches(platform, snapshot):

@@ -8,12 +8,13 @@ import pytest
 
 from core import liabilities
 from core.cli import main as cli
-from tests.core.liabilities.test_snapshot import ADMIN, SUPPORT, fund, pol_keys  # noqa: F401 (autouse fixture)
+from tests.helpers import fund_holders
+from tests.principals import ADMIN, SUPPORT
 
 
 @pytest.fixture
 def database(monkeypatch, platform):
-    fund(platform)
+    fund_holders(platform)
     monkeypatch.setattr(cli.common, "open_database_store", lambda: platform.store)
     return platform
 
@@ -76,7 +77,7 @@ def test_cli_liabilities_refusals_exit_1_and_usage_exits_2(database, capsys):
 def test_cli_liabilities_verify_of_a_file_needs_no_database(platform, monkeypatch, tmp_path, capsys):
     from core import liabilities
 
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN)
     path = tmp_path / "bob.json"
     path.write_text(liabilities.bundle_json(liabilities.user_proof_bundle(platform, SUPPORT, "bob")))

@@ -10,12 +10,13 @@ from core import liabilities
 from core.base.errors import CutNotClosedError, NegativeLiabilityError
 from core.ledger import accounts as acct
 from core.liabilities.cut import read_cut
-from tests.core.liabilities.test_snapshot import ADMIN, fund
+from tests.helpers import fund_holders
+from tests.principals import ADMIN
 from tests.helpers import Crash, deposit
 
 
 def test_cut_of_a_quiet_ledger_takes_one_attempt_and_covers_every_user_posting(platform):
-    fund(platform)
+    fund_holders(platform)
     cut = read_cut(platform.store)
     assert cut.attempts == 1
     assert cut.liabilities["BTC"] == {"alice": 150_000_000, "bob": 200_000_000}
@@ -37,7 +38,7 @@ def journal_sum_at(store, versions: dict[str, int]) -> dict[str, dict[str, int]]
 
 
 def test_cut_takes_a_posting_between_the_two_reads_whole_or_not_at_all(platform, monkeypatch):
-    fund(platform)
+    fund_holders(platform)
     posted = []
 
     def post_once(phase, collection, operation):
@@ -61,7 +62,7 @@ def test_cut_finishes_while_balances_never_stop_moving(platform):
     """Every read of the journal or the balances is preceded by more postings (40 rounds of
     a deposit and a hold): the former double collect gave up (`SnapshotContendedError`); the
     cut closes itself and is the journal's sum at its position."""
-    fund(platform)
+    fund_holders(platform)
     count = [0]
 
     def post_always(phase, collection, operation):
@@ -85,7 +86,7 @@ def test_cut_never_takes_a_hold_half_projected(platform):
     """A crash between the hold's two projections leaves available debited and locked not yet
     credited: the user's total would look 0.5 BTC short. The cut takes the hold whole (the
     locked side rolled forward from the journal), before and after recovery alike."""
-    fund(platform, {"alice": {"BTC": "1"}})
+    fund_holders(platform, {"alice": {"BTC": "1"}})
     updates = [0]
 
     def crash_between_legs(phase, collection, operation):
@@ -113,7 +114,7 @@ def test_cut_never_takes_a_hold_half_projected(platform):
 def test_cut_refuses_a_journal_missing_a_version_it_needs(platform):
     """Rolling forward needs every version up to the straddling leg: a deleted entry there
     is a broken chain, refused by name (the integrity check names it)."""
-    fund(platform, {"alice": {"BTC": "1"}})
+    fund_holders(platform, {"alice": {"BTC": "1"}})
     platform.ledger.place_user_hold(hold_id="h0", user_id="alice", asset="BTC", amount="0.1", actor="system")
     updates = [0]
 
@@ -137,7 +138,7 @@ def test_cut_refuses_a_journal_missing_a_version_it_needs(platform):
 
 def test_cut_accepts_an_entry_not_yet_projected_anywhere(platform):
     """Journaled but projected on no account: wholly after the cut, which is consistent."""
-    fund(platform, {"alice": {"BTC": "1"}})
+    fund_holders(platform, {"alice": {"BTC": "1"}})
 
     def crash_before_projecting(phase, collection, operation):
         if phase == "before" and collection == "balances" and operation == "update_one":
@@ -151,14 +152,14 @@ def test_cut_accepts_an_entry_not_yet_projected_anywhere(platform):
 
 
 def test_cut_refuses_a_negative_user_balance(platform):
-    fund(platform, {"alice": {"BTC": "1"}})
+    fund_holders(platform, {"alice": {"BTC": "1"}})
     platform.store.raw("balances").update_one({"_id": acct.user_available("alice", "BTC").id}, {"$set": {"balance_minor": -5}})
     with pytest.raises(NegativeLiabilityError):
         read_cut(platform.store)
 
 
 def test_cut_leaves_zero_balances_out_of_the_tree(platform):
-    fund(platform, {"alice": {"BTC": "1"}, "bob": {"ETH": "1"}})
+    fund_holders(platform, {"alice": {"BTC": "1"}, "bob": {"ETH": "1"}})
     platform.ledger.place_user_hold(hold_id="all", user_id="bob", asset="ETH", amount="1", actor="system")
     platform.ledger.consume_hold(hold_id="all", actor="system", destinations=[(acct.external("ETH"), platform.ledger.balance(acct.user_locked("bob", "ETH")))])
     cut = read_cut(platform.store)

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from core import liabilities, reports
 from core.base.clock import ManualClock
 from core.platform import Platform
-from tests.conftest import make_test_store
-from tests.core.liabilities.test_snapshot import ADMIN, SUPPORT, pol_keys  # noqa: F401 (autouse fixture)
-from tests.helpers import deposit
+from tests.principals import ADMIN, SUPPORT
+from tests.helpers import deposit, make_test_store
 
 ASSETS = {"BTC": 8, "USDT": 6, "GBP": 2}
 holding = st.tuples(st.sampled_from(sorted(ASSETS)), st.integers(min_value=1, max_value=10**12), st.integers(min_value=0, max_value=100))

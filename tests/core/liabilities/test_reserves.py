@@ -20,9 +20,8 @@ from core.base.errors import (
 )
 from core.ledger import accounts as acct
 from core.ledger import amount, make_request
-from tests.core.liabilities.test_snapshot import ADMIN, SUPPORT, fund
-
-
+from tests.helpers import fund_holders
+from tests.principals import ADMIN, SUPPORT
 def declare(platform, **overrides):
     arguments = {"asset": "BTC", "value": "3.5", "wallet_address": "bc1qcoldwallet0001", "as_of": platform.clock.now() - timedelta(hours=1),
                  "evidence": "signed message, block 870000"}
@@ -32,7 +31,7 @@ def declare(platform, **overrides):
 
 def test_reserve_is_stored_exactly_and_audited(platform):
     declared = declare(platform, value=Decimal("1.23456789"), declaration_id="r1")
-    assert declared["amount_minor"] == 123_456_789 and declared["declared_by"] == "ada"
+    assert declared["amount_minor"] == 123_456_789 and declared["declared_by"] == ADMIN.name
     event = platform.ledger.audit.by_key("liabilities:reserve:r1")
     assert event["type"] == "liabilities.reserve_declared" and event["after"]["amount_minor"] == 123_456_789
     assert event["target"] == "bc1qcoldwallet0001"
@@ -54,7 +53,7 @@ def test_reserve_id_reused_for_a_different_declaration_is_a_conflict_and_audited
     assert refusal.value.details["key"] == "r1" and refusal.value.details["fields"]
     assert platform.store.collection("liabilities_reserves").find({}) == [first]  # nothing else written
     (refused,) = platform.store.collection("audit").find({"type": "liabilities.reserve_refused"})
-    assert refused["actor"] == "ada" and refused["data"] == {"declaration_id": "r1", "reason": "idempotency_conflict"}
+    assert refused["actor"] == ADMIN.name and refused["data"] == {"declaration_id": "r1", "reason": "idempotency_conflict"}
     assert refused["before"]["amount_minor"] == first["amount_minor"] and refused["after"] != refused["before"]
     assert platform.ledger.audit.verify().ok
 
@@ -114,7 +113,7 @@ def test_reserve_refuses_a_time_in_the_future_an_unknown_asset_and_non_admins(pl
 
 
 def test_solvency_puts_reserves_beside_liabilities_and_holdings(platform, clock):
-    fund(platform)
+    fund_holders(platform)
     platform.ledger.post(make_request(idempotency_key="float", type="treasury.liquidity_topup", actor="system", postings=(
         {"account": acct.external("BTC"), "amount": -amount("2", "BTC")}, {"account": acct.liquidity("BTC"), "amount": amount("2", "BTC")})))
     snapshot = liabilities.take_snapshot(platform, ADMIN)

@@ -18,7 +18,8 @@ from core.base.errors import (
 )
 from core.ledger import Store
 from core.liabilities import keys as keys_module
-from tests.core.liabilities.test_snapshot import ADMIN, QA, SUPPORT, fund, pol_keys  # noqa: F401 (autouse fixture)
+from tests.helpers import fund_holders
+from tests.principals import ADMIN, QA, SUPPORT
 
 
 def test_secret_is_shown_once_and_audited_without_the_secret(platform):
@@ -26,9 +27,9 @@ def test_secret_is_shown_once_and_audited_without_the_secret(platform):
     assert len(shown.replace("-", "")) == 64 and shown.count("-") == 7
     with pytest.raises(SecretAlreadyRevealedError) as refusal:
         liabilities.reveal_user_secret(platform, ADMIN, "alice", "again")
-    assert refusal.value.details["revealed_by"] == "sam"
+    assert refusal.value.details["revealed_by"] == SUPPORT.name
     (event,) = platform.store.collection("audit").find({"type": "liabilities.secret_revealed"})
-    assert event["actor"] == "sam" and event["user"] == "alice" and event["data"] == {"reason": "ticket 1234"}
+    assert event["actor"] == SUPPORT.name and event["user"] == "alice" and event["data"] == {"reason": "ticket 1234"}
     everything = repr([platform.store.raw(name).find() for name in platform.store.collection_names()])
     assert shown.replace("-", "") not in everything and shown not in everything  # never stored, never in the audit
 
@@ -89,7 +90,7 @@ def test_keys_on_a_real_database_come_from_configuration(monkeypatch):
 
 
 def test_snapshot_on_a_real_database_without_keys_writes_nothing(platform, monkeypatch):
-    fund(platform)
+    fund_holders(platform)
     monkeypatch.delenv(keys_module.SIGNING_KEY_ENV, raising=False)
     monkeypatch.delenv(keys_module.SECRET_KEY_ENV, raising=False)
     monkeypatch.setattr(platform.store, "embedded", False)
@@ -100,7 +101,7 @@ def test_snapshot_on_a_real_database_without_keys_writes_nothing(platform, monke
 
 
 def test_proofs_need_the_key_the_snapshot_committed_to(platform, monkeypatch):
-    fund(platform)
+    fund_holders(platform)
     liabilities.take_snapshot(platform, ADMIN)
     monkeypatch.setenv(keys_module.SIGNING_KEY_ENV, os.urandom(32).hex())
     monkeypatch.setenv(keys_module.SECRET_KEY_ENV, os.urandom(32).hex())

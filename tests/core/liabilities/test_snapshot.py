@@ -3,7 +3,6 @@ the action is admin-only, audited and idempotent, and a stored snapshot can be r
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 
@@ -21,49 +20,26 @@ from core.base.errors import (
 from core.ledger import uncovered
 from core.liabilities.snapshot import split_balance
 from core.base.permissions import Principal, Role
-from tests.helpers import Crash, deposit
-
-ADMIN = Principal(name="ada", role=Role.ADMIN)
-SUPPORT = Principal(name="sam", role=Role.SUPPORT)
-QA = Principal(name="quinn", role=Role.QA)
-USERS = {"alice": {"BTC": "1.5"}, "bob": {"BTC": "2", "USDT": "100"}, "carol": {"USDT": "0.000001"}, "dave": {"ETH": "3.25"}}
-
-
-@pytest.fixture(autouse=True)
-def pol_keys(monkeypatch):
-    """Throw-away proof-of-liabilities keys: the embedded store makes its own; a real test
-    server (MONGODB_TEST_URI) needs them configured, as production does."""
-    if not os.environ.get("LEDGER_POL_SIGNING_KEY") and os.environ.get("MONGODB_TEST_URI"):
-        monkeypatch.setenv("LEDGER_POL_SIGNING_KEY", os.urandom(32).hex())
-        monkeypatch.setenv("LEDGER_POL_SECRET_KEY", os.urandom(32).hex())
-
-
-def fund(platform, users: dict[str, dict[str, str]] = USERS) -> None:
-    """Deposits, plus a hold so locked funds are part of the picture."""
-    for user, assets in users.items():
-        for asset, value in assets.items():
-            deposit(platform.ledger, user, value, asset)
-    if "alice" in users:
-        platform.ledger.place_user_hold(hold_id="alice-withdrawal", user_id="alice", asset="BTC", amount="0.5", actor="system")
-
+from tests.helpers import HOLDERS, Crash, deposit, fund_holders
+from tests.principals import ADMIN, QA, SUPPORT
 
 def ledger_liabilities(platform) -> dict[str, int]:
     return {row.asset: row.user_liabilities for row in reports.platform_totals(platform, ADMIN) if row.user_liabilities}
 
 
 def test_snapshot_totals_equal_the_ledgers_user_liabilities(platform):
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN)
     assert {a["asset"]: a["total"] for a in snapshot["assets"]} == ledger_liabilities(platform)
-    assert snapshot["taken_by"] == "ada" and snapshot["state"] == "published" and snapshot["format"] == 2
+    assert snapshot["taken_by"] == ADMIN.name and snapshot["state"] == "published" and snapshot["format"] == 2
     assert snapshot["cut"]["attempts"] == 1 and snapshot["cut"]["accounts"] == 6  # alice has available and locked
 
 
 def test_snapshot_every_users_proof_verifies_against_the_published_root(platform):
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN, split_parts=3)
     published = {a["asset"]: a for a in snapshot["assets"]}
-    for user, assets in USERS.items():
+    for user, assets in HOLDERS.items():
         bundle = liabilities.user_proof_bundle(platform, SUPPORT, user)
         assert sorted(p["asset"] for p in bundle["proofs"]) == sorted(assets)
         for proof in bundle["proofs"]:
@@ -75,7 +51,7 @@ def test_snapshot_every_users_proof_verifies_against_the_published_root(platform
 
 
 def test_snapshot_split_cuts_each_balance_into_parts_that_add_up(platform):
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN, split_parts=4, rng=random.Random(7))
     proof = liabilities.user_proof_bundle(platform, ADMIN, "bob", asset="USDT")["proofs"][0]
     assert len(proof["leaves"]) == 4 and sum(leaf["sum"] for leaf in proof["leaves"]) == 100_000_000
@@ -99,7 +75,7 @@ def test_snapshot_refuses_a_malformed_id(platform, snapshot_id):
 
 @pytest.mark.parametrize("who", [SUPPORT, QA, "admin"])
 def test_snapshot_is_admin_only_and_a_refusal_writes_nothing(platform, who):
-    fund(platform)
+    fund_holders(platform)
     with pytest.raises(PermissionDeniedError):
         liabilities.take_snapshot(platform, who)
     assert platform.store.collection("liabilities_snapshots").count_documents({}) == 0
@@ -107,20 +83,20 @@ def test_snapshot_is_admin_only_and_a_refusal_writes_nothing(platform, who):
 
 
 def test_snapshot_is_audited_once_and_idempotent_by_id(platform):
-    fund(platform)
+    fund_holders(platform)
     first = liabilities.take_snapshot(platform, ADMIN, snapshot_id="eom-2026-01")
     deposit(platform.ledger, "erin", "1", "BTC")  # the replay must return the first cut, not a new one
     again = liabilities.take_snapshot(platform, ADMIN, snapshot_id="eom-2026-01")
     assert again["assets"] == first["assets"]
     events = platform.store.collection("audit").find({"type": "liabilities.snapshot"})
     assert len(events) == 1 and events[0]["event_key"] == "liabilities:snapshot:eom-2026-01"
-    assert events[0]["actor"] == "ada" and events[0]["after"]["roots"]["BTC"]["root"] == first["assets"][0]["root"]
+    assert events[0]["actor"] == ADMIN.name and events[0]["after"]["roots"]["BTC"]["root"] == first["assets"][0]["root"]
     assert "users" not in events[0]["after"] and events[0]["after"]["public_key"] == first["public_key"]
     assert platform.ledger.audit.verify().ok
 
 
 def test_snapshot_after_a_crash_before_publishing_is_retried_cleanly(platform):
-    fund(platform)
+    fund_holders(platform)
 
     def crash_on_publish(phase, collection, operation):
         if phase == "before" and collection == "liabilities_snapshots" and operation == "insert_one":
@@ -138,14 +114,14 @@ def test_snapshot_after_a_crash_before_publishing_is_retried_cleanly(platform):
 
 
 def test_snapshot_stored_tree_names_no_one(platform):
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN)
     public = repr(snapshot) + repr(platform.store.raw("liabilities_leaves").find_one())
-    assert not any(user in public for user in USERS)
+    assert not any(user in public for user in HOLDERS)
 
 
 def test_snapshot_reads_are_index_covered_and_bounded(platform):
-    fund(platform)
+    fund_holders(platform)
     platform.ledger.recover()
     platform.store.log.reset()
     platform.ledger.recover()  # what take_snapshot's own recovery costs on this state
@@ -173,7 +149,7 @@ def test_snapshot_of_an_empty_ledger_has_no_assets_and_no_proofs(platform):
 
 
 def test_proof_refuses_unknown_and_malformed_users_and_snapshots(platform):
-    fund(platform)
+    fund_holders(platform)
     liabilities.take_snapshot(platform, ADMIN)
     with pytest.raises(ProofNotFoundError):
         liabilities.user_proof_bundle(platform, SUPPORT, "nobody")
@@ -191,16 +167,16 @@ def test_proof_refuses_unknown_and_malformed_users_and_snapshots(platform):
 
 
 def test_proof_export_is_audited_with_the_user(platform):
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN)
     liabilities.user_proof_bundle(platform, SUPPORT, "bob")
     event = platform.store.collection("audit").find_one({"type": "liabilities.proof_exported"})
-    assert event["actor"] == "sam" and event["user"] == "bob" and event["target"] == snapshot["_id"]
+    assert event["actor"] == SUPPORT.name and event["user"] == "bob" and event["target"] == snapshot["_id"]
     assert event["data"]["assets"] == ["BTC", "USDT"]
 
 
 def test_verify_snapshot_finds_a_tampered_leaf_and_proofs_refuse_it(platform):
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN)
     assert liabilities.verify_snapshot(platform, ADMIN).ok
     raw = platform.store.raw("liabilities_leaves")
@@ -219,7 +195,7 @@ def test_verify_snapshot_finds_a_tampered_leaf_and_proofs_refuse_it(platform):
 def test_published_roots_newest_first_and_as_csv(platform, clock):
     from datetime import timedelta
 
-    fund(platform)
+    fund_holders(platform)
     first = liabilities.take_snapshot(platform, ADMIN)
     clock.advance(timedelta(days=1))
     deposit(platform.ledger, "erin", "1", "BTC")
@@ -235,7 +211,7 @@ def test_published_roots_newest_first_and_as_csv(platform, clock):
 
 
 def test_proof_of_a_leaf_chunk_tampered_to_a_negative_sum_is_a_named_refusal(platform):
-    fund(platform)
+    fund_holders(platform)
     liabilities.take_snapshot(platform, ADMIN)
     raw = platform.store.raw("liabilities_leaves")
     chunk = raw.find_one({"asset": "ETH"})
@@ -246,7 +222,7 @@ def test_proof_of_a_leaf_chunk_tampered_to_a_negative_sum_is_a_named_refusal(pla
 
 
 def test_snapshot_two_admins_publishing_the_same_id_leave_one_intact_snapshot(platform):
-    fund(platform)
+    fund_holders(platform)
     other = Principal(name="alan", role=Role.ADMIN)
     raced = []
 

@@ -6,11 +6,8 @@ import pytest
 
 from core.platform import directory
 from core.base.errors import PermissionDeniedError
-from core.base.permissions import Principal, Role
 from core.ledger.store import uncovered
-
-SUPPORT = Principal(name="sam", role=Role.SUPPORT)
-QA = Principal(name="quinn", role=Role.QA)
+from tests.principals import QA, SUPPORT
 
 
 @pytest.fixture

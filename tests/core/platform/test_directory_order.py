@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from core.platform import directory
 from core.ledger.store import uncovered
-from core.base.permissions import Principal, Role
-
-SUPPORT = Principal(name="sam", role=Role.SUPPORT)
+from tests.principals import SUPPORT
 
 
 def _people(store, rows) -> None:

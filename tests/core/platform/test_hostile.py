@@ -42,9 +42,9 @@ from core.ledger.store import Store
 from core.base.permissions import SYSTEM, Principal, Role
 from core.platform import Platform
 from core.platform.boundary import precheck
+from tests.principals import ADMIN
 
 EXAMPLES_PER_FUNCTION = 12
-ADMIN = Principal(name="ann", role=Role.ADMIN)
 
 # The Ledger's public methods that are fuzzed; the rest are named here with the reason.
 LEDGER_NOT_FUZZED = {

@@ -9,12 +9,9 @@ import pytest
 from core.ledger import accounts as acct
 from core import reports
 from core.base.errors import InvalidStateError, PermissionDeniedError
-from core.base.permissions import Principal, Role
 from core.ledger.store import uncovered
 from tests.helpers import Crash, deposit, transfer_request
-
-ADMIN = Principal(name="ada", role=Role.ADMIN)
-SUPPORT = Principal(name="sam", role=Role.SUPPORT)
+from tests.principals import ADMIN, SUPPORT
 
 
 @pytest.fixture

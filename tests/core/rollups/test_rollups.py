@@ -17,8 +17,7 @@ from core.base.clock import ManualClock
 from core.base.errors import InsufficientFundsError, RollupChainError
 from core.ledger import Ledger, accounts as acct
 from core.ledger.store import uncovered
-from tests.conftest import make_test_store
-from tests.helpers import Crash, CrashAt, deposit, transfer_request
+from tests.helpers import Crash, CrashAt, deposit, make_test_store, transfer_request
 
 USERS = ("u1", "u2", "u3")
 
