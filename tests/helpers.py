@@ -73,6 +73,24 @@ class CrashAt:
             raise Crash(f"crash {phase} operation {self.index} ({collection}.{operation})")
 
 
+def stuck_in_flight(store: Store, action) -> None:
+    """Run `action` (one posting) with the process dying right after the journal insert, its
+    commit point: the entry is journaled, its projections not yet written."""
+
+    def die(phase: str, collection: str, operation: str) -> None:
+        if phase == "after" and collection == "entries" and operation == "insert_one":
+            raise Crash("the writer died after its commit point")
+
+    store.fault_hook = die
+    try:
+        action()
+    except Crash:
+        return
+    finally:
+        store.fault_hook = None
+    raise AssertionError("the action posted nothing: no crash at the commit point")
+
+
 def count_operations(store: Store, action) -> int:
     """How many store operations `action()` performs."""
     counter = CrashAt(-1, "before")

@@ -127,32 +127,28 @@ def test_verify_deleted_last_event_is_invisible_without_anchor_but_deleted_first
     assert not result.ok and result.first_bad_seq == 1
 
 
-def test_verify_forged_event_inserted_names_seq(platform, monkeypatch):
-    _fill(platform, 5)
+def _forged(previous: dict, event_type: str) -> dict:
+    """An event by "mallory" that claims seq 3, linked to the real event 2."""
+    return {
+        "stream": previous["stream"], "seq": 3, "event_key": "evt:forged", "type": event_type, "actor": "mallory",
+        "role": "admin", "at": previous["at"], "user": None, "before": None, "after": None, "data": None,
+        "prev_hash": previous["hash"],
+    }
+
+
+def _slip_in_at_seq_3(platform, forge) -> None:
+    """The forger shifts events 3.. up by one and slips `forge(event 2)` in at seq 3."""
     raw = platform.store.raw("audit")
-    # the forger shifts events 3.. up by one and slips a forged event in at seq 3
     originals = sorted(raw.find({"seq": {"$gte": 3}}), key=lambda e: e["seq"])
     raw.delete_many({"seq": {"$gte": 3}})
-    previous = raw.find_one({"seq": 2})
-    forged = {
-        "stream": previous["stream"],
-        "seq": 3,
-        "event_key": "evt:forged",
-        "type": "approval.approved",
-        "actor": "mallory",
-        "role": "admin",
-        "at": previous["at"],
-        "target": "A1",
-        "user": None,
-        "before": None,
-        "after": None,
-        "data": None,
-        "prev_hash": previous["hash"],
-        "hash": "f" * 64,
-    }
-    raw.insert_one(forged)
+    raw.insert_one(forge(raw.find_one({"seq": 2})))
     for event in originals:
         raw.insert_one(dict(event, seq=event["seq"] + 1, order=order_key(event["at"], event["stream"], event["seq"] + 1)))
+
+
+def test_verify_forged_event_inserted_names_seq(platform, monkeypatch):
+    _fill(platform, 5)
+    _slip_in_at_seq_3(platform, lambda previous: dict(_forged(previous, "approval.approved"), target="A1", hash="f" * 64))
     result = verify_audit(platform, ADMIN)
     assert not result.ok and result.first_bad_seq == 3
     assert _run_cli(monkeypatch, platform, ["audit", "verify"]) == 1
@@ -160,31 +156,14 @@ def test_verify_forged_event_inserted_names_seq(platform, monkeypatch):
 
 def test_verify_forged_event_with_recomputed_hash_breaks_the_next_link(platform):
     _fill(platform, 5)
-    raw = platform.store.raw("audit")
-    originals = sorted(raw.find({"seq": {"$gte": 3}}), key=lambda e: e["seq"])
-    raw.delete_many({"seq": {"$gte": 3}})
-    previous = raw.find_one({"seq": 2})
-    forged = {
-        "stream": previous["stream"],
-        "seq": 3,
-        "event_key": "evt:forged",
-        "type": "x",
-        "actor": "mallory",
-        "role": "admin",
-        "at": previous["at"],
-        "target": "",
-        "user": None,
-        "before": None,
-        "after": None,
-        "data": None,
-        "prev_hash": previous["hash"],
-    }
-    forged["order"] = order_key(forged["at"], forged["stream"], 3)
-    forged["family"] = None  # "x" has no family
-    forged["hash"] = event_hash(forged, previous["hash"])
-    raw.insert_one(forged)
-    for event in originals:
-        raw.insert_one(dict(event, seq=event["seq"] + 1, order=order_key(event["at"], event["stream"], event["seq"] + 1)))
+
+    def forge(previous):
+        forged = dict(_forged(previous, "x"), target="", order=order_key(previous["at"], previous["stream"], 3))
+        forged["family"] = None  # "x" has no family
+        forged["hash"] = event_hash(forged, previous["hash"])
+        return forged
+
+    _slip_in_at_seq_3(platform, forge)
     result = verify_audit(platform, ADMIN)
     assert not result.ok and result.first_bad_seq == 4  # the first real event no longer follows
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
-
 from core.ledger import accounts as acct
 from core.ledger.entries import make_request
 from core.ledger.money import Amount, amount
-from tests.helpers import Crash, deposit, transfer_request
+from tests.helpers import deposit, stuck_in_flight, transfer_request
 
 
 def fee_entry(ledger, key: str, fee_minor: int, booked_minor: int | None = None, asset: str = "USDT"):
@@ -94,14 +92,7 @@ def plant_corruptions(platform) -> None:
     store.raw("balances").update_one({"_id": "user.available:u1:BTC"}, {"$inc": {"balance_minor": 1}})
 
     # 2. an entry stuck in flight: the process dies right after the journal insert
-    def die(phase, collection, operation):
-        if phase == "after" and collection == "entries" and operation == "insert_one":
-            raise Crash("died after commit point")
-
-    store.fault_hook = die
-    with pytest.raises(Crash):
-        deposit(ledger, "u2", "0.01", "BTC", key="stuck-1")
-    store.fault_hook = None
+    stuck_in_flight(store, lambda: deposit(ledger, "u2", "0.01", "BTC", key="stuck-1"))
     # 3. an expired reservation still held
     reserve_quote(platform, "q-old", "instant_buy", "u1", "25", now - timedelta(hours=1))
     # 4. a closed trade whose escrow still holds money

@@ -247,12 +247,18 @@ def test_check_user_refuses_an_unknown_user_and_stores_no_run(platform):
 
 
 # -- history and trend ------------------------------------------------------------------------------
-def test_history_pages_newest_first_and_trend(platform):
+def _platform_runs(platform, count: int) -> list[str]:
+    """The healthy book checked `count` times, a minute apart: the run ids, oldest first."""
     healthy_platform(platform)
     ids = []
-    for _ in range(3):
+    for _ in range(count):
         ids.append(check_platform(platform, ADMIN).run_id)
         platform.clock.advance(timedelta(minutes=1))
+    return ids
+
+
+def test_history_pages_newest_first_and_trend(platform):
+    ids = _platform_runs(platform, 3)
     platform.store.raw("balances").update_one({"_id": "user.available:u1:BTC"}, {"$inc": {"balance_minor": 1}})
     ids.append(check_user(platform, SUPPORT, "u1").run_id)
     first = history(platform, SUPPORT, 0, 2)
@@ -281,11 +287,7 @@ def test_history_pages_newest_first_and_trend(platform):
 def test_run_history_is_bounded_and_index_served(platform):
     from core.integrity import prune_history
 
-    healthy_platform(platform)
-    ids = []
-    for _ in range(5):
-        ids.append(check_platform(platform, ADMIN).run_id)
-        platform.clock.advance(timedelta(minutes=1))
+    ids = _platform_runs(platform, 5)
     platform.store.log.reset()
     assert prune_history(platform.store, kept_max=2) == 3
     assert uncovered(platform.store.log.records) == []

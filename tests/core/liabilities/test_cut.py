@@ -82,11 +82,8 @@ def test_cut_finishes_while_balances_never_stop_moving(platform):
     assert cut.liabilities == journal_sum_at(platform.store, cut.versions)
 
 
-def test_cut_never_takes_a_hold_half_projected(platform):
-    """A crash between the hold's two projections leaves available debited and locked not yet
-    credited: the user's total would look 0.5 BTC short. The cut takes the hold whole (the
-    locked side rolled forward from the journal), before and after recovery alike."""
-    fund_holders(platform, {"alice": {"BTC": "1"}})
+def _hold_dies_between_its_legs(platform, hold_id: str, value: str) -> None:
+    """Place a hold on alice's BTC and 'die' between its two balance updates."""
     updates = [0]
 
     def crash_between_legs(phase, collection, operation):
@@ -97,8 +94,16 @@ def test_cut_never_takes_a_hold_half_projected(platform):
 
     platform.store.fault_hook = crash_between_legs
     with pytest.raises(Crash):
-        platform.ledger.place_user_hold(hold_id="h", user_id="alice", asset="BTC", amount="0.5", actor="system")
+        platform.ledger.place_user_hold(hold_id=hold_id, user_id="alice", asset="BTC", amount=value, actor="system")
     platform.store.fault_hook = None
+
+
+def test_cut_never_takes_a_hold_half_projected(platform):
+    """A crash between the hold's two projections leaves available debited and locked not yet
+    credited: the user's total would look 0.5 BTC short. The cut takes the hold whole (the
+    locked side rolled forward from the journal), before and after recovery alike."""
+    fund_holders(platform, {"alice": {"BTC": "1"}})
+    _hold_dies_between_its_legs(platform, "h", "0.5")
     available = platform.ledger.balance(acct.user_available("alice", "BTC")).minor
     locked = platform.ledger.balance(acct.user_locked("alice", "BTC")).minor
     assert available + locked != 100_000_000, "the crash left the hold half projected"
@@ -116,18 +121,7 @@ def test_cut_refuses_a_journal_missing_a_version_it_needs(platform):
     is a broken chain, refused by name (the integrity check names it)."""
     fund_holders(platform, {"alice": {"BTC": "1"}})
     platform.ledger.place_user_hold(hold_id="h0", user_id="alice", asset="BTC", amount="0.1", actor="system")
-    updates = [0]
-
-    def crash_between_legs(phase, collection, operation):
-        if phase == "before" and collection == "balances" and operation == "update_one":
-            updates[0] += 1
-            if updates[0] == 2:
-                raise Crash("died between the two legs")
-
-    platform.store.fault_hook = crash_between_legs
-    with pytest.raises(Crash):
-        platform.ledger.place_user_hold(hold_id="h1", user_id="alice", asset="BTC", amount="0.2", actor="system")
-    platform.store.fault_hook = None
+    _hold_dies_between_its_legs(platform, "h1", "0.2")
     locked = acct.user_locked("alice", "BTC").id
     platform.store.raw("balances").update_one({"_id": locked}, {"$set": {"version": 0, "balance_minor": 0}})
     platform.store.raw("entries").delete_one({"claims": f"{locked}@1"})

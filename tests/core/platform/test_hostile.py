@@ -107,41 +107,27 @@ MOMENT_NAMES = {"since", "until", "now", "as_of"}
 LIST_NAMES = {"user_ids", "entry_ids", "names", "approved_by", "destinations", "extra_postings"}
 
 
+# the hostile values of each kind of parameter, first match wins
+HOSTILE_BY_NAME: list[tuple[set[str], list[Any]]] = [
+    (ID_NAMES, ID_TEXT), (NAME_NAMES, NAME_TEXT), (ASSET_NAMES, ASSET_TEXT), (AMOUNT_NAMES, AMOUNT_TEXT + [True, False, 1.5]),
+    (COUNT_NAMES, COUNT_BAD), (SIGNED_NAMES, SIGNED_BAD), (FLAG_NAMES, FLAG_BAD), (WORD_NAMES, WORD_TEXT),
+    (TEXT_NAMES, TEXT_TEXT + [5, ["a"]]), (DOC_NAMES, DOC_BAD + [{"_id": {"$gt": ""}, "payload": {}}]),
+    (DURATION_NAMES, DURATION_BAD), (MOMENT_NAMES, MOMENT_BAD),
+]
+SPECIAL_HOSTILE: dict[str, list[Any]] = {
+    "entry_filter": [EntryFilter(hold_id={"$gt": ""}), EntryFilter(user="alice\n"), EntryFilter(since="yesterday")],
+    "audit_filter": [AuditFilter(actor={"$ne": None}), AuditFilter(user=["a"]), AuditFilter(since="2026-01-01")],
+    **dict.fromkeys(("account", "source", "held"), MODEL_TEXT + [
+        acct.Account.model_construct(kind=acct.AccountKind.USER_AVAILABLE, owner="alice\n", asset="BTC")]),
+}
+
+
 def hostile(parameter: str, optional: bool, function_name: str) -> st.SearchStrategy:
     """Values that are never valid for `parameter` (None only where it is not optional)."""
-    extra: list[Any] = []
-    if parameter in ID_NAMES:
-        extra = ID_TEXT
-    elif parameter in NAME_NAMES:
-        extra = NAME_TEXT
-    elif parameter in ASSET_NAMES:
-        extra = ASSET_TEXT
-    elif parameter in AMOUNT_NAMES:
-        extra = AMOUNT_TEXT + [True, False, 1.5]
-    elif parameter in COUNT_NAMES:
-        extra = COUNT_BAD
-    elif parameter in SIGNED_NAMES:
-        extra = SIGNED_BAD
-    elif parameter in FLAG_NAMES:
-        extra = FLAG_BAD
-    elif parameter in WORD_NAMES or (parameter == "source" and function_name.endswith("import_balances")):
-        extra = WORD_TEXT
-    elif parameter in TEXT_NAMES:
-        extra = TEXT_TEXT + [5, ["a"]]
-    elif parameter in DOC_NAMES:
-        extra = DOC_BAD + [{"_id": {"$gt": ""}, "payload": {}}]
-    elif parameter in DURATION_NAMES:
-        extra = DURATION_BAD
-    elif parameter in MOMENT_NAMES:
-        extra = MOMENT_BAD
-    elif parameter == "entry_filter":
-        extra = [EntryFilter(hold_id={"$gt": ""}), EntryFilter(user="alice\n"), EntryFilter(since="yesterday")]
-    elif parameter == "audit_filter":
-        extra = [AuditFilter(actor={"$ne": None}), AuditFilter(user=["a"]), AuditFilter(since="2026-01-01")]
-    elif parameter in ("account", "source", "held"):
-        extra = MODEL_TEXT + [acct.Account.model_construct(kind=acct.AccountKind.USER_AVAILABLE, owner="alice\n", asset="BTC")]
+    if parameter == "source" and function_name.endswith("import_balances"):
+        extra: list[Any] = WORD_TEXT  # the legacy import's source is a collection's name, a word
     else:
-        extra = MODEL_TEXT
+        extra = next((values for names, values in HOSTILE_BY_NAME if parameter in names), SPECIAL_HOSTILE.get(parameter, MODEL_TEXT))
     if parameter in FLAG_NAMES:
         generic = GENERIC
     else:

@@ -10,7 +10,7 @@ from core.ledger import accounts as acct
 from core import reports
 from core.base.errors import InvalidStateError, PermissionDeniedError
 from core.ledger.store import uncovered
-from tests.helpers import Crash, deposit, transfer_request
+from tests.helpers import deposit, transfer_request, stuck_in_flight
 from tests.principals import ADMIN, SUPPORT
 
 
@@ -77,14 +77,8 @@ def test_alerts_count_stuck_entries_and_pending_approvals(books, clock):
     assert alerts.stuck_entries == 0 and alerts.pending_approvals == 0
     books.store.collection("approvals").insert_one({"_id": "a1", "state": "pending", "kind": "adjustment", "idempotency_key": "k1"})
 
-    def die_after_the_journal_insert(phase, collection, operation):
-        if phase == "after" and collection == "entries" and operation == "insert_one":
-            raise Crash("the writer died after its commit point")
-
-    books.store.fault_hook = die_after_the_journal_insert
-    with pytest.raises(Crash):
-        books.ledger.post(transfer_request("stuck", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap"))
-    books.store.fault_hook = None
+    stuck_in_flight(books.store, lambda: books.ledger.post(
+        transfer_request("stuck", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap")))
     assert reports.alerts(books, ADMIN).stuck_entries == 0  # younger than STUCK_AFTER: still in flight
     clock.advance(timedelta(hours=1))
     alerts = reports.alerts(books, ADMIN)
@@ -100,14 +94,8 @@ def test_stuck_entries_alert_stays_right_with_many_entries_in_flight(books, cloc
     entries older than STUCK_AFTER — an index range of `_id` — so a crowd of young ones can
     neither hide an old stuck entry from its bounded scan nor be counted as stuck."""
     monkeypatch.setattr(reports, "STUCK_SCAN_MAX", 3)
-    def die_after_the_journal_insert(phase, collection, operation):
-        if phase == "after" and collection == "entries" and operation == "insert_one":
-            raise Crash("the writer died after its commit point")
-
-    books.store.fault_hook = die_after_the_journal_insert
-    with pytest.raises(Crash):
-        books.ledger.post(transfer_request("stuck", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap"))
-    books.store.fault_hook = None
+    stuck_in_flight(books.store, lambda: books.ledger.post(
+        transfer_request("stuck", acct.user_available("u1", "USDT"), acct.fees("USDT"), "1", "swap")))
     clock.advance(timedelta(hours=1))
     for number in range(12):  # in flight: projected, flags waiting in the writer's batch
         deposit(books.ledger, f"crowd{number}", "1", "USDT", key=f"crowd-{number}")
