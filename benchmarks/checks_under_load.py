@@ -12,7 +12,7 @@ checks must name that entry and nothing else.
 
 The same workload runs two ways:
 - under the deterministic scheduler (`run_scheduled`: core.ledger.simulation.run_actors,
-  one store operation at a time, seeded) — the test, tests/core/test_checks_under_load.py.
+  one store operation at a time, seeded) — the test, tests/core/integrity/test_checks_under_load.py.
   The scheduler gives every actor the same share of operations, so each writer also reads
   balances between its writes (THINK_READS), as clients do, and two actors fold the rollups
   in the background (FOLDERS, as a scheduled `rollups update` does): otherwise 8 writers

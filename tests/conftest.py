@@ -4,7 +4,7 @@ database on the real server named by MONGODB_TEST_URI."""
 from __future__ import annotations
 
 import os
-import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,17 +15,11 @@ from core.base.clock import ManualClock
 from core.ledger.engine import Ledger
 from core.platform import Platform
 from core.ledger.store import Store
+from tests.helpers import make_test_store
 
 
-def make_test_store() -> Store:
-    uri = os.environ.get("MONGODB_TEST_URI", "").strip()
-    if uri:
-        return Store.from_uri(uri, f"test_{uuid.uuid4().hex[:16]}")
-    return Store.embedded_store("test")
-
-
-@pytest.fixture
-def store():
+def throwaway_store() -> Iterator[Store]:
+    """A fresh store for one test, its fault hook cleared and a real database dropped after."""
     store = make_test_store()
     yield store
     store.fault_hook = None
@@ -34,13 +28,14 @@ def store():
 
 
 @pytest.fixture
-def legacy():
+def store() -> Iterator[Store]:
+    yield from throwaway_store()
+
+
+@pytest.fixture
+def legacy() -> Iterator[Store]:
     """The legacy database: embedded, or a throw-away database on MONGODB_TEST_URI's server."""
-    store = make_test_store()
-    yield store
-    store.fault_hook = None
-    if not store.embedded:
-        store.drop()
+    yield from throwaway_store()
 
 
 @pytest.fixture
@@ -56,3 +51,12 @@ def ledger(store: Store, clock: ManualClock) -> Ledger:
 @pytest.fixture
 def platform(store: Store, clock: ManualClock) -> Platform:
     return Platform.open(store, clock)
+
+
+@pytest.fixture
+def pol_keys(monkeypatch):
+    """Throw-away proof-of-liabilities keys: the embedded store makes its own; a real test
+    server (MONGODB_TEST_URI) needs them configured, as production does."""
+    if not os.environ.get("LEDGER_POL_SIGNING_KEY") and os.environ.get("MONGODB_TEST_URI"):
+        monkeypatch.setenv("LEDGER_POL_SIGNING_KEY", os.urandom(32).hex())
+        monkeypatch.setenv("LEDGER_POL_SECRET_KEY", os.urandom(32).hex())

@@ -311,12 +311,3 @@ def platform_accounts(*assets: str) -> list[Account]:
         for asset in assets
         for a in (acct.fees(asset), acct.liquidity(asset), acct.liquidity_reserved(asset), acct.external(asset))
     ]
-
-
-FLOW_COLLECTIONS = ("balances", "entries", "approvals", "quotes", "p2p_trades", "withdrawals", "deposits")
-
-
-def world_state(store: Store) -> dict[str, list[dict]]:
-    """Every document of the ledger and flow collections, in `_id` order: compare two of
-    these to show that a refusal changed nothing (tests and the runner)."""
-    return {name: list(scan(store.collection(name))) for name in FLOW_COLLECTIONS}

@@ -184,7 +184,7 @@ def stranded_holds_scenario(sb: Sandbox) -> None:
 
 def _stranded_reported(sb: Sandbox, collection: str, wanted: bool) -> str:
     """What every platform integrity run reports about stranded holds (the finder the
-    incremental and full checks both call; tests/core/test_flows_holds.py runs the checks)."""
+    incremental and full checks both call; tests/core/flows/test_holds.py runs the checks)."""
     from core.integrity.stranded import stranded_hold_findings
 
     found = [f for f in stranded_hold_findings(sb.platform, sb.clock.now(), timedelta(0)) if f.collection == collection]

@@ -45,7 +45,7 @@ EQUALITY = frozenset({"eq", "in", "null"})  # `$in` then a sort on the next key:
 ONE_DOCUMENT = ("find_one", "find_one_and_update", "update_one")  # stop at the first match
 
 # Fields that hold arrays, by collection: their indexes are multikey (one key per element),
-# which changes what an index scan can give in order. tests/core/test_planner.py checks
+# which changes what an index scan can give in order. tests/core/ledger/test_planner.py checks
 # this table against every array field of a demo data set that an index names.
 MULTIKEY_FIELDS: dict[str, frozenset[str]] = {
     "entries": frozenset({"claims", "accounts", "user_ids", "assets"}),

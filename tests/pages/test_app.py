@@ -97,7 +97,7 @@ def test_app_support_cannot_reach_approvals_or_flow_tests():
 
 def test_app_logout_returns_to_the_login():
     """The logout run says so and does not rerun (its cookie component must reach the
-    browser to delete the login cookie — tests/test_browser.py reloads after a logout)."""
+    browser to delete the login cookie — tests/browser/ reloads after a logout)."""
     at = signed_in("admin")
     at.sidebar.button(key="app_logout").click()
     at.run()
@@ -225,7 +225,7 @@ def test_app_signed_out_visitor_of_a_page_logs_in_and_lands_on_it():
 
 def test_app_login_clears_the_form_in_the_same_run():
     """No rerun after the login (it would drop the login cookie streamlit-authenticator sets
-    for reloads — tests/test_browser.py reloads): the form's slot is emptied instead."""
+    for reloads — tests/browser/ reloads): the form's slot is emptied instead."""
     at = submit(login_form(), "admin", "demo-admin-2026")
     assert at.session_state["authentication_status"] is True
     assert [t.value for t in at.title] == ["Overview"] and not at.text_input

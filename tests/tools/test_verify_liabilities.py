@@ -28,8 +28,10 @@ from core import liabilities
 from core.cli import main as cli
 from core.liabilities import bundle as bundle_module
 from core.liabilities.verify import parse_amount
-from tests.core.test_liabilities_snapshot import ADMIN, SUPPORT, USERS, fund, pol_keys  # noqa: F401 (fixture)
+from tests.helpers import HOLDERS, fund_holders
+from tests.principals import ADMIN, SUPPORT
 
+pytestmark = pytest.mark.usefixtures("pol_keys")  # throw-away proof-of-liabilities keys (tests/conftest.py)
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "verify_liabilities.py"
 CORPUS = json.loads((Path(__file__).resolve().parents[1] / "data" / "liabilities_forgeries.json").read_text())
 
@@ -144,9 +146,9 @@ def _pick(data, proof):
 @pytest.fixture
 def published(platform):
     """(roots by asset, proofs {user: {asset: proof}}, platform) of an honest snapshot with split leaves."""
-    fund(platform)
+    fund_holders(platform)
     snapshot = liabilities.take_snapshot(platform, ADMIN, split_parts=2)
-    proofs = {user: {p["asset"]: p for p in liabilities.user_proof_bundle(platform, SUPPORT, user)["proofs"]} for user in USERS}
+    proofs = {user: {p["asset"]: p for p in liabilities.user_proof_bundle(platform, SUPPORT, user)["proofs"]} for user in HOLDERS}
     return {a["asset"]: a for a in snapshot["assets"]}, proofs, platform
 
 
