@@ -134,7 +134,8 @@ names = runner.list_scenarios()
 memory = last_runs()
 mine = memory.get(me.name)
 if CHOSEN_KEY not in st.session_state and mine is not None:  # a new session (a reload): the person's last selection
-    st.session_state[CHOSEN_KEY] = [name for name in mine.chosen if name in names]
+    # (or every scenario when nothing of it is left: a new session never opens on a disabled "Run selected")
+    st.session_state[CHOSEN_KEY] = [name for name in mine.chosen if name in names] or list(names)
 if REPORT_KEY not in st.session_state and mine is not None and mine.report is not None:
     st.session_state[REPORT_KEY] = mine.report
     st.session_state[f"{PREFIX}_report_at"] = mine.finished_at
