@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.integrity.checks import FEE_DEBIT_TYPES, IntegrityFinding
-from core.ledger import AccountKind, check_balanced, entry_hash, parse_account_id
+from core.ledger import AccountKind, check_balanced, entry_hash
+from core.ledger.accounts import stored_account
 from core.ledger import Store
 from core.rollups import entries_by_claims
 
@@ -91,7 +92,7 @@ def verify_links(account: str, start: Link, links: list[tuple[dict, dict]]) -> t
 
 def _parsed(account: str) -> tuple[str | None, str | None]:
     try:
-        parsed = parse_account_id(account)
+        parsed = stored_account(account)  # a stored id: its shape is what matters here
         return parsed.asset, parsed.owner if parsed.is_user else None
     except Exception:  # noqa: BLE001 — an edited account id is itself reported by the chain finding
         return None, None
@@ -168,7 +169,7 @@ def projection_findings(store: Store, heads: dict[str, Link], entries: dict[str,
                     asset, head.balance_minor, document.get("balance_minor"), account=account, user=user))
         balance = document.get("balance_minor")
         try:
-            constrained = not parse_account_id(account).may_go_negative
+            constrained = not stored_account(account).may_go_negative
         except Exception:  # noqa: BLE001
             constrained = False
         if constrained and isinstance(balance, int) and balance < 0:

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.ledger.accounts import STRIPES_MAX, Account, check_owner_id
+from core.ledger.arguments import ENTRY_TYPE_PATTERN, IDENTIFIER_LENGTH_MAX, IDENTIFIER_PATTERN
 from core.base.errors import InvalidEntryError, UnbalancedEntryError
 from core.ledger.hashing import digest
 from core.ledger.ids import random_below, random_hex
@@ -24,8 +25,6 @@ MEMO_LENGTH_MAX = 500
 METADATA_FIELDS_MAX = 32
 METADATA_TEXT_LENGTH_MAX = 500
 # \A...\Z with fullmatch: `$` also matches before a trailing newline ("k\n" was a key).
-ENTRY_TYPE_PATTERN = re.compile(r"\A[a-z][a-z0-9_.]{0,63}\Z")
-KEY_PATTERN = re.compile(r"\A[\x21-\x7e]{1,200}\Z")  # printable ASCII, no spaces
 METADATA_KEY_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 METADATA_INT_MIN, METADATA_INT_MAX = -(2**63), 2**63 - 1  # BSON int64: pymongo cannot store more
 
@@ -62,8 +61,8 @@ class EntryRequest(BaseModel):
     @field_validator("idempotency_key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not KEY_PATTERN.fullmatch(value):
-            raise ValueError("idempotency key must be 1-200 printable characters without spaces")
+        if not IDENTIFIER_PATTERN.fullmatch(value):
+            raise ValueError(f"idempotency key must be 1-{IDENTIFIER_LENGTH_MAX} printable characters without spaces")
         return value
 
     @field_validator("type")
