@@ -28,6 +28,7 @@ calling `approve` again, `resume_approved` or `python -m core flows recover`.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,6 @@ from core.approvals.model import APPROVERS_MAX, ApprovalRequest
 
 COLLECTION = "approvals"
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}(\.[a-z][a-z0-9_]{0,31}){0,3}\Z")
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}\Z")
 REASON_LENGTH_MAX = 500
 PAYLOAD_SIZE_MAX = 8_000  # bytes of canonical JSON
 RESUME_BATCH_MAX = 500
@@ -145,53 +145,15 @@ def _check_payload(payload: object) -> dict:
     return payload
 
 
-def _check_request(
-    platform: Platform, reason: object, payload: object, asset: object, amount_minor: object, idempotency_key: object
-) -> tuple[str, dict]:
-    """Validate a request's fields. Returns (reason, payload). Raises: ReasonRequiredError,
-    InvalidEntryError, FloatAmountError, UnknownAssetError."""
+def _check_request(platform: Platform, reason: str, payload: dict, asset: str | None) -> tuple[str, dict]:
+    """What the boundary's form checks (key, amount_minor, types) leave to check: a reason
+    given, a payload small and JSON-able, a known asset. Returns (reason, payload). Raises:
+    ReasonRequiredError, InvalidEntryError, FloatAmountError, UnknownAssetError."""
     reason = check_reason(reason, "an approval request")
     payload = _check_payload(payload)
-    if not isinstance(idempotency_key, str) or not KEY_PATTERN.match(idempotency_key):
-        raise InvalidEntryError("idempotency key must be 1-200 printable characters without spaces")
     if asset is not None:
         platform.registry.get(asset)
-    if amount_minor is not None and (isinstance(amount_minor, bool) or not isinstance(amount_minor, int)):
-        raise InvalidEntryError("amount_minor must be an integer", value=repr(amount_minor))
     return reason, payload
-
-
-@boundary
-def request_approval(
-    platform: Platform,
-    principal: Principal,
-    *,
-    kind: str,
-    payload: dict,
-    asset: str | None,
-    amount_minor: int | None,
-    idempotency_key: str,
-    reason: str,
-) -> dict:
-    """Open a maker-checker request (idempotent on `idempotency_key`).
-
-    Returns: the approval document (the original one on a replay).
-    Raises: PermissionDeniedError, UnknownApprovalKindError, ReasonRequiredError,
-        InvalidEntryError/FloatAmountError (payload), UnknownAssetError,
-        IdempotencyConflictError (same key, different request).
-    """
-    spec = _spec(kind)
-    require(principal, spec.permission)
-    return open_request(
-        platform,
-        principal,
-        kind=kind,
-        payload=payload,
-        asset=asset,
-        amount_minor=amount_minor,
-        idempotency_key=idempotency_key,
-        reason=reason,
-    )
 
 
 @boundary
@@ -210,7 +172,7 @@ def open_request(
     """`request_approval` without the permission check: for flows that already checked
     theirs (a withdrawal above the threshold is requested by the exchange backend)."""
     _spec(kind)
-    reason, payload = _check_request(platform, reason, payload, asset, amount_minor, idempotency_key)
+    reason, payload = _check_request(platform, reason, payload, asset)
     required = approvals_required or approvals_required_for(platform, asset, amount_minor)
     assert 1 <= required <= APPROVERS_MAX
     fingerprint = digest({"kind": kind, "payload": payload, "asset": asset, "amount_minor": amount_minor})
@@ -238,6 +200,30 @@ def open_request(
             ) from None
         document = existing
     return transitions.flush(platform.ledger.audit, collection, document)
+
+
+def _requester(open_: Callable[..., dict]) -> Callable[..., dict]:
+    """`open_request` behind the requester's permission check, and without its
+    `approvals_required` (for a requester the thresholds decide): one argument list, kept
+    by `open_request`'s signature."""
+    def request_approval(platform: Platform, principal: Principal, **request: Any) -> dict:
+        """Open a maker-checker request (idempotent on `idempotency_key`).
+
+        Returns: the approval document (the original one on a replay).
+        Raises: PermissionDeniedError, UnknownApprovalKindError, ReasonRequiredError,
+            InvalidEntryError/FloatAmountError (payload), UnknownAssetError,
+            IdempotencyConflictError (same key, different request).
+        """
+        require(principal, _spec(request["kind"]).permission)
+        return open_.__wrapped__(platform, principal, **request)  # its arguments were checked by this boundary
+
+    signature = inspect.signature(open_)
+    request_approval.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for name, p in signature.parameters.items() if name != "approvals_required"])
+    return boundary(request_approval)
+
+
+request_approval = _requester(open_request)
 
 
 def request_by_key(platform: Platform, idempotency_key: str) -> dict | None:

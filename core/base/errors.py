@@ -1,7 +1,12 @@
 """Named refusals of the ledger.
 
 Expected refusals are exceptions derived from `LedgerError`, grouped in families whose
-names state the broken rule and which carry the offending values. States that must be
+names state the broken rule and which carry the offending values. Each class belongs to
+one family: a malformed caller value of any kind is an `InvalidArgumentError` (ids and
+keys, numbers and texts, flow inputs, filters, entry requests), so one except clause
+catches what the boundary refuses. (The decision conflicts join two parents of the one
+`InvalidStateError` family; `MalformedDatabaseUriError` is still both a configuration
+and a store error, which the console and CLI rely on.) States that must be
 impossible are guarded with `assert` instead (a programmer's bug, not user input).
 """
 
@@ -27,6 +32,30 @@ class LedgerError(Exception):
         """A stable snake_case name of the rule, used in JSON output."""
         name = type(self).__name__.removesuffix("Error")
         return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+# --- malformed caller values (core.ledger.arguments, core.platform.boundary) ----------
+class InvalidArgumentError(LedgerError):
+    """A caller value has the wrong type or shape; refused before the store is touched.
+    The family of the boundary's refusals: catch it to catch any malformed argument."""
+
+
+class InvalidIdentifierError(InvalidArgumentError):
+    """An id or key is not plain text of its expected form (operators, control characters,
+    a trailing newline, the wrong type)."""
+
+
+class MalformedValueError(InvalidArgumentError):
+    """A number, date, flag, text or document argument has the wrong type or shape (a bool
+    or a float where an int belongs, a `$` field name, a control character, too long...)."""
+
+
+class InvalidFlowInputError(InvalidArgumentError):
+    """A flow argument is malformed (same asset twice, empty destination, buyer = seller...)."""
+
+
+class InvalidFilterError(InvalidArgumentError):
+    """A query filter or page request is malformed (non-text value, bad page, bad window)."""
 
 
 # --- money ---------------------------------------------------------------------------
@@ -71,8 +100,9 @@ class InvalidAccountError(LedgerError):
     """The account is malformed (unknown kind, bad owner id)."""
 
 
-class InvalidEntryError(LedgerError):
-    """The entry request is malformed (no postings, too many, bad fields)."""
+class InvalidEntryError(InvalidArgumentError):
+    """The entry request (or a ledger read's page or filter) is malformed (no postings, too
+    many, bad fields)."""
 
 
 class UnbalancedEntryError(InvalidEntryError):
@@ -204,15 +234,7 @@ class NoReferrerError(LedgerError):
     """The fee payer has no referrer, or the source entry carries no fee."""
 
 
-class InvalidFlowInputError(LedgerError):
-    """A flow argument is malformed (bad id, same asset twice, empty destination...)."""
-
-
 # --- audit, integrity and the legacy bridge (core.audit, core.integrity, core.legacy) ---
-class InvalidFilterError(LedgerError):
-    """A query filter or page request is malformed (non-text value, bad page, bad window)."""
-
-
 class IntegrityRunNotFoundError(LedgerError):
     """No stored integrity run with that id."""
 
@@ -239,18 +261,9 @@ class ContentionError(StoreError):
 
 
 # --- the validation boundary (core.platform.boundary, issue 11) ------------------------------
-class InvalidArgumentError(LedgerError):
-    """A caller value has the wrong type or shape; refused before the store is touched."""
-
-
-class InvalidIdentifierError(InvalidArgumentError, InvalidFlowInputError, InvalidEntryError, InvalidFilterError):
-    """An id or key is not plain text of its expected form (operators, control characters,
-    a trailing newline, the wrong type). Also an InvalidFlowInputError/InvalidEntryError/
-    InvalidFilterError so callers that caught those before keep catching it."""
-
-
-class InvalidPrincipalError(InvalidArgumentError, PermissionDeniedError):
-    """The acting principal is not a Principal, or a person uses a reserved internal name."""
+class InvalidPrincipalError(PermissionDeniedError):
+    """The acting principal is not a Principal, or a person uses a reserved internal name:
+    nobody may act without a valid principal, so it is a permission refusal."""
 
 
 class ReservedNameError(ConsoleUserError):
@@ -351,11 +364,6 @@ class CutNotClosedError(LedgerError):
 
 class QuoteDecisionConflictError(QuoteExpiredError, FlowDecisionConflictError):
     """A quote's execution lost to its expiry (or the reverse) decided by a concurrent caller."""
-
-
-class MalformedValueError(InvalidArgumentError, InvalidFlowInputError, InvalidEntryError, InvalidFilterError):
-    """A number, date, flag, text or document argument has the wrong type or shape (a bool
-    or a float where an int belongs, a `$` field name, a control character, too long...)."""
 
 
 class BrokenInvariantError(LedgerError):

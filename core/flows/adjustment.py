@@ -12,9 +12,8 @@ from __future__ import annotations
 from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
-from core.ledger import make_request
+from core.flows.common import transfer
 from core.base.errors import NonPositiveAmountError
-from core.flows.common import check_key, check_user
 from core.ledger import amount as make_amount
 from core.ledger import from_minor
 from core.base.permissions import Permission, Principal, require
@@ -38,8 +37,6 @@ def request_adjustment(
     Raises: PermissionDeniedError, amount errors (zero refused), ReasonRequiredError,
         IdempotencyConflictError."""
     require(principal, Permission.REQUEST_TREASURY)
-    check_key(idempotency_key)
-    check_user(user_id)
     value = make_amount(amount, asset, platform.registry)
     if value.is_zero():
         raise NonPositiveAmountError("an adjustment of zero changes nothing", asset=asset)
@@ -58,21 +55,16 @@ def request_adjustment(
 def _execute(platform: Platform, approval: dict, principal: Principal) -> dict:
     payload = approval["payload"]
     value = from_minor(payload["amount_minor"], payload["asset"], platform.registry)
-    user, against = acct.user_available(payload["user_id"], payload["asset"]), acct.adjustments(payload["asset"])
-    entry = platform.ledger.post(
-        make_request(
-            idempotency_key=approvals.execution_key(approval["_id"]),
-            type="adjustment.credit" if value.minor > 0 else "adjustment.debit",
-            actor=principal.name,
-            flow_ref=approval["_id"],
-            memo=approval["reason"][:200],
-            metadata={
-                "approval_id": approval["_id"],
-                "requested_by": approval["requested_by"],
-                "approved_by": ",".join(a["by"] for a in approval["approvals"]),
-            },
-            postings=({"account": against, "amount": -value}, {"account": user, "amount": value}),
-        )
+    entry = transfer(
+        platform, principal, key=approvals.execution_key(approval["_id"]),
+        entry_type="adjustment.credit" if value.minor > 0 else "adjustment.debit", flow_ref=approval["_id"],
+        memo=approval["reason"], metadata={
+            "approval_id": approval["_id"],
+            "requested_by": approval["requested_by"],
+            "approved_by": ",".join(a["by"] for a in approval["approvals"]),
+        },
+        source=acct.adjustments(payload["asset"]), destination=acct.user_available(payload["user_id"], payload["asset"]),
+        value=value,
     )
     return {"entry_id": entry.id}
 

@@ -10,51 +10,78 @@ same entry (the liquidity float or the fee wallet) — nothing is created or los
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
 from core.platform.boundary import internal
-from core.ledger import Account, check_owner_id
+from core.ledger import Account, Amount, AccountKind, Entry
+from core.ledger.accounts import checked_account
 from core.platform import transitions
 from core.flows import holds
 from core.base.errors import (
+    AmountTooSmallError,
     FlowDecisionConflictError,
     FlowNotFoundError,
+    HoldClosedError,
     InsufficientFundsError,
     InvalidFlowInputError,
 )
 from core.base.errors import ensure
-from core.ledger import digest
-from core.ledger import from_minor
+from core.ledger import digest, make_request
+from core.ledger import from_minor, positive_amount
 from core.base.permissions import Principal
 from core.platform import Platform
 from core.ledger import Collection, DuplicateKeyStoreError
 
 ARITHMETIC_PRECISION = 80  # digits: int64 minor units × 28-digit prices never lose a digit
-KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,160}\Z")
-TEXT_LENGTH_MAX = 200
+FLOW_TEXT_LENGTH_MAX = 200  # a destination, reference, provider or payment id stored in a flow document
 FLOW_ID_DIGITS = 24
 
-
-def check_key(idempotency_key: object) -> str:
-    """Raises: InvalidFlowInputError unless the key is 1-160 printable characters, no spaces."""
-    if not isinstance(idempotency_key, str) or not KEY_PATTERN.match(idempotency_key):
-        raise InvalidFlowInputError(
-            "idempotency key must be 1-160 printable characters without spaces", key=repr(idempotency_key)
-        )
-    return idempotency_key
-
-
-def check_user(user_id: object, what: str = "user") -> str:
-    """A safe user id (raises InvalidAccountError otherwise)."""
-    return check_owner_id(user_id)
+# Ids, keys and user ids are checked by the flows' @boundary (core.ledger.arguments' table)
+# and then trusted: nothing here checks them again.
 
 
 def check_text(value: object, what: str, *, required: bool = True) -> str:
-    if not isinstance(value, str) or (required and not value.strip()) or len(value) > TEXT_LENGTH_MAX:
-        raise InvalidFlowInputError(f"{what} must be text of 1-{TEXT_LENGTH_MAX} characters", field=what)
+    """A flow's short text field, stripped: the boundary checked it is text without control
+    characters; a flow also needs it short (FLOW_TEXT_LENGTH_MAX) and, if `required`, not
+    blank. Raises: InvalidFlowInputError."""
+    if not isinstance(value, str) or (required and not value.strip()) or len(value) > FLOW_TEXT_LENGTH_MAX:
+        raise InvalidFlowInputError(f"{what} must be text of 1-{FLOW_TEXT_LENGTH_MAX} characters", field=what)
     return value.strip()
+
+
+def user_accounts(user_id: str, asset: str) -> tuple[Account, Account]:
+    """The user's available and locked accounts in `asset`, from a user id and asset the
+    flow's @boundary checked (or the flow's own document holds): not checked again."""
+    return (checked_account(AccountKind.USER_AVAILABLE, user_id, asset),
+            checked_account(AccountKind.USER_LOCKED, user_id, asset))
+
+
+def holding_request(platform: Platform, collection_name: str, prefix: str, idempotency_key: str, payer: str,
+                    amount: object, asset: str, fee_rate: Decimal, *, leaves: str) -> tuple[Collection, dict, Amount]:
+    """The start of a request that holds the payer's money (withdrawal, P2P trade): the
+    caller's gross `amount` parsed (once, here), the fee on it, the flow's collection and id
+    (from the key), and — for a first request only, before anything is written — the
+    payer's available balance. Returns (collection, the new document's common fields —
+    `_id`, `idempotency_key`, `asset`, `amount_minor`, `fee_minor` —, the amount).
+    Raises: amount errors, AmountTooSmallError (nothing left after the fee; `leaves` says
+    for what), InsufficientFundsError."""
+    value = positive_amount(amount, asset, platform.registry)
+    fee = fee_minor(value.minor, fee_rate)
+    if value.minor - fee <= 0:
+        raise AmountTooSmallError(f"{value} leaves nothing {leaves} after the {fee} minor-unit fee",
+                                  amount=value.text(), asset=asset)
+    collection = platform.store.collection(collection_name)
+    document_id = flow_id(prefix, idempotency_key)
+    if collection.find_one({"_id": document_id}, projection={"_id": 1}) is None:
+        available_account = user_accounts(payer, asset)[0]
+        available = platform.ledger.balance(available_account)
+        if available < value:
+            raise InsufficientFundsError(f"{payer} has {available} available, needs {value}",
+                                         account=available_account.id, needed_minor=value.minor,
+                                         available_minor=available.minor)
+    return collection, {"_id": document_id, "idempotency_key": idempotency_key, "asset": asset,
+                        "amount_minor": value.minor, "fee_minor": fee}, value
 
 
 def flow_id(prefix: str, *parts: str) -> str:
@@ -103,6 +130,15 @@ def insert_or_existing(collection: Collection, document: dict, same: tuple[str, 
                 fields=different,
             ) from None
         return existing, False
+
+
+def insert_holding_flow(collection: Collection, document: dict, same: tuple[str, ...]) -> tuple[dict, str]:
+    """`insert_or_existing` for a flow that places a hold and pays a referral (withdrawal,
+    P2P trade): the new document names this caller as its first placer (core.flows.holds)
+    and its referral as not yet settled. Returns (the document as stored, this caller's
+    placer name)."""
+    placer = holds.new_placer()  # this call may place the hold
+    return insert_or_existing(collection, {**document, "referral_done": False, holds.PLACERS: [placer]}, same)[0], placer
 
 
 def load(collection: Collection, document_id: object, what: str) -> dict:
@@ -288,3 +324,38 @@ def release_refused_hold(platform: Platform, principal: Principal, hold_id: str,
     once the hold is closed (no-op when none was placed: the names of placers still on
     their way stay, core.flows.holds)."""
     holds.release_behind(platform, principal, collection, hold_id)
+
+
+def closing_entry(platform: Platform, hold_id: str, entry_type: str | None = None) -> Entry:
+    """The entry that closed the flow's hold `hold_id` (a replay finds how it closed); a
+    flow's hold closes one way, so it is of `entry_type` when one is named."""
+    entry = platform.ledger.hold(hold_id)[1]
+    assert entry is not None and entry_type in (None, entry.type), "a closed hold has its closing entry, of one type"
+    return entry
+
+
+@internal
+def release_or_closing(platform: Platform, principal: Principal, hold_id: str, *, entry_type: str, memo: str,
+                       metadata: dict) -> Entry:
+    """Release the flow's hold `hold_id`, or — when it is closed already (a replay, or a
+    concurrent consume) — return the entry that closed it: the caller reads which way."""
+    try:
+        return platform.ledger.release_hold(hold_id=hold_id, actor=principal.name, entry_type=entry_type, memo=memo,
+                                            metadata=metadata)
+    except HoldClosedError:
+        return closing_entry(platform, hold_id)
+
+
+MEMO_SHOWN_MAX = 200  # a flow's memo on its entry: the start of a reason or reference
+
+
+@internal
+def transfer(platform: Platform, principal: Principal, *, key: str, entry_type: str, flow_ref: str, memo: str,
+             metadata: dict, source: Account, destination: Account, value: Amount) -> Entry:
+    """Post the one two-leg entry of a deposit, an adjustment or a treasury move: `value`
+    from `source` to `destination`, under `key` (derived from the flow or approval id, so
+    a replay is the same entry)."""
+    return platform.ledger.post(make_request(
+        idempotency_key=key, type=entry_type, actor=principal.name, flow_ref=flow_ref, memo=memo[:MEMO_SHOWN_MAX],
+        metadata=metadata, postings=({"account": source, "amount": -value}, {"account": destination, "amount": value}),
+    ))

@@ -14,9 +14,9 @@ from __future__ import annotations
 from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
-from core.ledger import Entry, make_request
+from core.ledger import Entry
 from core.base.errors import InvalidFlowInputError
-from core.flows.common import check_key, check_text, check_user, flow_id, insert_or_existing, load, step
+from core.flows.common import check_text, flow_id, insert_or_existing, load, step, transfer
 from core.ledger import from_minor, positive_amount
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -54,8 +54,6 @@ def record_deposit(
         IdempotencyConflictError (same payment id, different user/asset/amount).
     """
     require(principal, Permission.MOVE_MONEY)
-    check_key(idempotency_key)
-    check_user(user_id)
     provider, payment_id = check_text(provider, "provider"), check_text(payment_id, "payment_id")
     if (
         isinstance(confirmations, bool)
@@ -100,24 +98,15 @@ def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
 
 def _credit(platform: Platform, principal: Principal, document: dict) -> Entry:
     asset = document["asset"]
-    value = from_minor(document["amount_minor"], asset, platform.registry)
-    return platform.ledger.post(
-        make_request(
-            idempotency_key=f"deposit:{document['_id']}:credit",
-            type="deposit.credit",
-            actor=principal.name,
-            flow_ref=document["_id"],
-            memo=f"{document['provider']} {document['payment_id']}"[:200],
-            metadata={
-                "deposit_id": document["_id"],
-                "payment_id": document["payment_id"][:200],
-                "confirmations_required": document["confirmations_required"],
-            },  # fixed: replays must hash alike
-            postings=(
-                {"account": acct.external(asset), "amount": -value},
-                {"account": acct.user_available(document["user"], asset), "amount": value},
-            ),
-        )
+    return transfer(
+        platform, principal, key=f"deposit:{document['_id']}:credit", entry_type="deposit.credit",
+        flow_ref=document["_id"], memo=f"{document['provider']} {document['payment_id']}", metadata={
+            "deposit_id": document["_id"],
+            "payment_id": document["payment_id"][:200],
+            "confirmations_required": document["confirmations_required"],
+        },  # fixed: replays must hash alike
+        source=acct.external(asset), destination=acct.user_available(document["user"], asset),
+        value=from_minor(document["amount_minor"], asset, platform.registry),
     )
 
 
@@ -147,7 +136,6 @@ def request_manual_deposit(
         ReasonRequiredError, IdempotencyConflictError.
     """
     require(principal, Permission.REQUEST_TREASURY)
-    check_user(user_id)
     value = positive_amount(amount, asset, platform.registry)
     return approvals.request_approval(
         platform,
@@ -155,7 +143,7 @@ def request_manual_deposit(
         kind=MANUAL_KIND,
         asset=asset,
         amount_minor=value.minor,
-        idempotency_key=check_key(idempotency_key),
+        idempotency_key=idempotency_key,
         payload={
             "user_id": user_id,
             "asset": asset,
@@ -168,24 +156,15 @@ def request_manual_deposit(
 
 def _execute_manual(platform: Platform, approval: dict, principal: Principal) -> dict:
     payload = approval["payload"]
-    value = from_minor(payload["amount_minor"], payload["asset"], platform.registry)
-    entry = platform.ledger.post(
-        make_request(
-            idempotency_key=approvals.execution_key(approval["_id"]),
-            type="deposit.manual",
-            actor=principal.name,
-            flow_ref=approval["_id"],
-            memo=f"manual deposit {payload['reference']}"[:200],
-            metadata={
-                "approval_id": approval["_id"],
-                "reference": payload["reference"],
-                "requested_by": approval["requested_by"],
-            },
-            postings=(
-                {"account": acct.external(payload["asset"], "bank"), "amount": -value},
-                {"account": acct.user_available(payload["user_id"], payload["asset"]), "amount": value},
-            ),
-        )
+    entry = transfer(
+        platform, principal, key=approvals.execution_key(approval["_id"]), entry_type="deposit.manual",
+        flow_ref=approval["_id"], memo=f"manual deposit {payload['reference']}", metadata={
+            "approval_id": approval["_id"],
+            "reference": payload["reference"],
+            "requested_by": approval["requested_by"],
+        },
+        source=acct.external(payload["asset"], "bank"), destination=acct.user_available(payload["user_id"], payload["asset"]),
+        value=from_minor(payload["amount_minor"], payload["asset"], platform.registry),
     )
     return {"entry_id": entry.id}
 

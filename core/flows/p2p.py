@@ -25,7 +25,6 @@ from core.ledger import accounts as acct
 from core.approvals import check_reason
 from core.ledger import Entry
 from core.base.errors import (
-    AmountTooSmallError,
     FlowDecisionConflictError,
     FlowStateError,
     HoldClosedError,
@@ -35,22 +34,19 @@ from core.base.errors import (
     TradeClosedError,
     TradeDecisionConflictError,
 )
-from core.flows import holds, referral, states
+from core.flows import referral, states
 from core.flows.common import (
-    check_key,
+    holding_request,
     check_text,
-    check_user,
     decide,
     decision,
-    fee_minor,
-    flow_id,
     hold_for_flow,
-    insert_or_existing,
+    insert_holding_flow,
     load,
     same_decision,
     step,
 )
-from core.ledger import from_minor, positive_amount
+from core.ledger import from_minor
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.platform.transitions import SweepReport
@@ -76,37 +72,16 @@ def open_trade(
         InvalidFlowInputError (buyer = seller), InsufficientFundsError (nothing written),
         IdempotencyConflictError."""
     require(principal, Permission.MOVE_MONEY)
-    check_key(idempotency_key)
-    check_user(seller), check_user(buyer)
     if seller == buyer:
         raise InvalidFlowInputError("buyer and seller must differ", user_id=seller)
-    value = positive_amount(amount, asset, platform.registry)
-    fee = fee_minor(value.minor, platform.config.p2p_maker_fee_rate)
-    if value.minor - fee <= 0:
-        raise AmountTooSmallError(
-            f"{value} leaves nothing for the buyer after the fee", amount=value.text(), asset=asset
-        )
-    collection = platform.store.collection(COLLECTION)
-    trade_id = flow_id("p2p", idempotency_key)
-    if collection.find_one({"_id": trade_id}) is None:
-        available = platform.ledger.balance(acct.user_available(seller, asset))
-        if available < value:
-            raise InsufficientFundsError(
-                f"{seller} has {available} available, needs {value}",
-                needed_minor=value.minor,
-                available_minor=available.minor,
-                account=acct.user_available(seller, asset).id,
-            )
+    collection, fields, _ = holding_request(
+        platform, COLLECTION, "p2p", idempotency_key, seller, amount, asset, platform.config.p2p_maker_fee_rate,
+        leaves="for the buyer")
     now = platform.clock.now()
-    placer = holds.new_placer()  # this call may place the escrow (core.flows.holds)
     document = {
-        "_id": trade_id,
-        "idempotency_key": idempotency_key,
+        **fields,
         "seller": seller,
         "buyer": buyer,
-        "asset": asset,
-        "amount_minor": value.minor,
-        "fee_minor": fee,
         "fiat_amount": check_text(fiat_amount, "fiat_amount", required=False),
         "state": "new",
         "created_at": now,
@@ -117,10 +92,8 @@ def open_trade(
         "dispute": None,
         "escrow_entry_id": None,
         "close_entry_id": None,
-        "referral_done": False,
-        holds.PLACERS: [placer],
     }
-    document, _ = insert_or_existing(collection, document, ("seller", "buyer", "asset", "amount_minor"))
+    document, placer = insert_holding_flow(collection, document, ("seller", "buyer", "asset", "amount_minor"))
     return _drive(platform, principal, document, placer)
 
 

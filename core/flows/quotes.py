@@ -22,13 +22,15 @@ crashed one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.platform.boundary import boundary, instance_of, register_check
+from core.platform.boundary import boundary, instance_of, internal, register_check
 from core.ledger import accounts as acct
 from core.ledger import Entry
 from core.base.errors import (
+    AmountTooSmallError,
     FlowStateError,
     HoldClosedError,
     InsufficientFundsError,
@@ -41,8 +43,10 @@ from core.base.errors import (
 )
 from core.base.errors import ensure
 from core.flows import holds, referral, states
-from core.flows.common import check_user, decide, decision, flow_id, hold_for_flow, insert_or_existing, load, step
-from core.ledger import from_minor
+from core.flows.common import (
+    convert_down, decide, decision, fee_minor, flow_id, hold_for_flow, insert_or_existing, load, release_or_closing, step,
+)
+from core.ledger import Amount, from_minor, positive_amount
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 from core.platform.transitions import SweepReport
@@ -79,6 +83,41 @@ class QuoteTerms:
                "quote: reserved amount does not equal what the user and fees receive")
         ensure(min(self.pay_fee_minor, self.receive_fee_minor, self.pay_to_liquidity_minor) >= 0, "quote: a negative leg")
         ensure(self.pay_asset != self.receive_asset, "quote: the same asset on both sides")
+
+    @classmethod
+    def priced(cls, kind: str, pay: Amount, receive_asset: str, *, out: int, price: Decimal, market: Decimal,
+               spread_minor: int, spread_asset: str, pay_fee: int = 0, receive_fee: int = 0) -> QuoteTerms:
+        """Terms paying `pay` for `out` (reserved on the float) of `receive_asset`, the fee taken
+        from the payment (`pay_fee`: swap, instant buy) or from the payout (`receive_fee`: instant sell)."""
+        return cls(kind=kind, pay_asset=pay.asset, pay_minor=pay.minor, pay_to_liquidity_minor=pay.minor - pay_fee,
+                   pay_fee_minor=pay_fee, receive_asset=receive_asset, reserved_minor=out, receive_minor=out - receive_fee,
+                   receive_fee_minor=receive_fee, price=price, market_price=market, spread_minor=spread_minor,
+                   spread_asset=spread_asset)
+
+
+def market_terms(platform: Platform, pay_asset: str, receive_asset: str, amount: object, *,
+                 what: str) -> tuple[Amount, Decimal, int, int]:
+    """Where every quote's terms start: two different known assets, the caller's amount of
+    `pay_asset` (parsed here, once), the market price and both scales.
+    Raises: InvalidFlowInputError (the same asset twice), amount errors, UnknownAssetError,
+    PriceUnavailableError."""
+    if pay_asset == receive_asset:
+        raise InvalidFlowInputError(f"{what} two different assets", asset=pay_asset)
+    pay = positive_amount(amount, pay_asset, platform.registry)
+    scale_to = platform.registry.get(receive_asset).scale
+    return pay, platform.prices.price(pay_asset, receive_asset), platform.registry.get(pay_asset).scale, scale_to
+
+
+def out_after_payment_fee(pay: Amount, fee_rate: Decimal, price: Decimal, scale_from: int, scale_to: int, *,
+                          after: str) -> tuple[int, int]:
+    """(fee, out): the fee on `pay` rounded up, and what the rest buys at `price` rounded
+    down. Raises: AmountTooSmallError when it buys nothing (`after` says after what)."""
+    fee = fee_minor(pay.minor, fee_rate)
+    net = pay.minor - fee
+    out = convert_down(net, price, scale_from, scale_to) if net > 0 else 0
+    if out <= 0:
+        raise AmountTooSmallError(f"{pay} buys nothing after {after}", amount=pay.text(), asset=pay.asset)
+    return fee, out
 
 
 register_check("terms", instance_of(QuoteTerms, "QuoteTerms"))  # the boundary's check of a `terms` parameter
@@ -160,6 +199,27 @@ def _reserve(platform: Platform, principal: Principal, document: dict, placer: s
         ) from None
 
 
+@internal
+def quote_for(platform: Platform, principal: Principal, terms_of: Callable[[], QuoteTerms], *, user_id: str,
+              idempotency_key: str) -> dict:
+    """What every quote request does (swap, instant buy and sell): the permission first, then
+    the terms (which parse the caller's amount), then the open quote."""
+    require(principal, Permission.MOVE_MONEY)
+    return create_quote(platform, principal, user_id=user_id, terms=terms_of(), idempotency_key=idempotency_key)
+
+
+def executor_of(module: str, name: str, doc: str) -> Callable[..., dict]:
+    """A public `execute_*` of one quote kind: `execute_quote` under the kind's own name, in
+    the kind's own `module`."""
+    def execute(platform: Platform, principal: Principal, *, quote_id: str, user_id: str,
+                min_receive_minor: int | None = None) -> dict:
+        return execute_quote(platform, principal, quote_id=quote_id, user_id=user_id, min_receive_minor=min_receive_minor)
+
+    execute.__name__ = execute.__qualname__ = name
+    execute.__doc__, execute.__module__ = doc, module
+    return boundary(execute)
+
+
 @boundary
 def get_quote(platform: Platform, quote_id: str) -> dict:
     """Raises: FlowNotFoundError."""
@@ -182,7 +242,6 @@ def execute_quote(
         quote is closed and its reservation released).
     """
     require(principal, Permission.MOVE_MONEY)
-    check_user(user_id)
     collection = platform.store.collection(COLLECTION)
     document = load(collection, quote_id, "quote")
     if document["user"] != user_id:
@@ -361,19 +420,10 @@ def expire_quote(platform: Platform, principal: Principal, quote_id: str) -> dic
 
 
 def _finish_expiry(platform: Platform, principal: Principal, document: dict) -> dict:
-    try:
-        entry = platform.ledger.release_hold(
-            hold_id=document["_id"],
-            actor=principal.name,
-            entry_type="quote.release",
-            memo="quote expired",
-            metadata={"quote_id": document["_id"]},
-        )
-    except HoldClosedError:
-        entry = platform.ledger.hold(document["_id"])[1]
-        assert entry is not None, "a closed hold has its closing entry"
-        if entry.hold_action == "consume":  # an execution consumed the reservation first: it executed
-            return _follow_journal(platform, principal, document)
+    entry = release_or_closing(platform, principal, document["_id"], entry_type="quote.release", memo="quote expired",
+                               metadata={"quote_id": document["_id"]})
+    if entry.hold_action == "consume":  # an execution consumed the reservation first: it executed
+        return _follow_journal(platform, principal, document)
     return step(
         platform, principal, platform.store.collection(COLLECTION), document, "expired", allowed_from=("expiring",),
         what="quote", extra={"release_entry_id": entry.id}, user=document["user"],

@@ -28,6 +28,11 @@ NO_REFERRER_VALUES = frozenset({"", "None", "none", "null"})
 @boundary
 def referrer_of(platform: Platform, user_id: str) -> tuple[str, str] | None:
     """(referrer id, tier) from `user_accounts`, or None when the user has no usable referrer."""
+    return _referrer_of(platform, user_id)
+
+
+def _referrer_of(platform: Platform, user_id: str) -> tuple[str, str] | None:
+    """`referrer_of` of a user id already checked (a fee payer the ledger recorded)."""
     record = platform.store.collection("user_accounts").find_one({"user_id": user_id})
     referrer = (record or {}).get("referred_by")
     if not isinstance(referrer, str) or referrer in NO_REFERRER_VALUES or referrer == user_id:
@@ -71,7 +76,7 @@ def _pay(platform: Platform, principal: Principal, source: Entry) -> Entry:
         or not isinstance(payer, str)
     ):
         raise NoReferrerError(f"entry {source_entry_id} carries no fee", entry_id=source_entry_id)
-    found = referrer_of(platform, payer)
+    found = _referrer_of(platform, payer)
     if found is None:
         raise NoReferrerError(f"{payer} has no referrer", user_id=payer)
     existing = platform.ledger.entry_by_key(f"referral:{source.id}")

@@ -9,11 +9,8 @@ until the quote executes or expires.
 from __future__ import annotations
 
 from core.platform.boundary import boundary
-from core.base.errors import AmountTooSmallError, InvalidFlowInputError
 from core.flows import quotes
-from core.flows.common import check_key, check_user, convert_down, fee_minor
-from core.ledger import positive_amount
-from core.base.permissions import Permission, Principal, require
+from core.base.permissions import Principal
 from core.platform import Platform
 
 
@@ -21,32 +18,11 @@ from core.platform import Platform
 def swap_terms(platform: Platform, from_asset: str, to_asset: str, amount: object) -> quotes.QuoteTerms:
     """The terms a swap of `amount` of `from_asset` gets now (pure: nothing written).
     Raises: amount errors, InvalidFlowInputError, PriceUnavailableError, AmountTooSmallError."""
-    if from_asset == to_asset:
-        raise InvalidFlowInputError("a swap needs two different assets", asset=from_asset)
-    pay = positive_amount(amount, from_asset, platform.registry)
-    platform.registry.get(to_asset)
-    market = platform.prices.price(from_asset, to_asset)
-    fee = fee_minor(pay.minor, platform.config.swap_fee_rate)
-    net = pay.minor - fee
-    scale_from, scale_to = platform.registry.get(from_asset).scale, platform.registry.get(to_asset).scale
-    out = convert_down(net, market, scale_from, scale_to) if net > 0 else 0
-    if out <= 0:
-        raise AmountTooSmallError(f"{pay} buys nothing after fees and rounding", amount=pay.text(), asset=from_asset)
-    return quotes.QuoteTerms(
-        kind="swap",
-        pay_asset=from_asset,
-        pay_minor=pay.minor,
-        pay_to_liquidity_minor=net,
-        pay_fee_minor=fee,
-        receive_asset=to_asset,
-        reserved_minor=out,
-        receive_minor=out,
-        receive_fee_minor=0,
-        price=market,
-        market_price=market,
-        spread_minor=0,
-        spread_asset=to_asset,
-    )
+    pay, market, scale_from, scale_to = quotes.market_terms(platform, from_asset, to_asset, amount, what="a swap needs")
+    fee, out = quotes.out_after_payment_fee(pay, platform.config.swap_fee_rate, market, scale_from, scale_to,
+                                            after="fees and rounding")
+    return quotes.QuoteTerms.priced("swap", pay, to_asset, out=out, price=market, market=market, spread_minor=0,
+                                    spread_asset=to_asset, pay_fee=fee)
 
 
 @boundary
@@ -62,18 +38,9 @@ def quote_swap(
 ) -> dict:
     """Quote a swap and reserve its output. Returns the open quote document.
     Raises: PermissionDeniedError, swap_terms' errors, InsufficientLiquidityError."""
-    require(principal, Permission.MOVE_MONEY)
-    check_key(idempotency_key)
-    check_user(user_id)
-    terms = swap_terms(platform, from_asset, to_asset, amount)
-    return quotes.create_quote(platform, principal, user_id=user_id, terms=terms, idempotency_key=idempotency_key)
+    return quotes.quote_for(platform, principal, lambda: swap_terms(platform, from_asset, to_asset, amount),
+                            user_id=user_id, idempotency_key=idempotency_key)
 
 
-@boundary
-def execute_swap(
-    platform: Platform, principal: Principal, *, quote_id: str, user_id: str, min_receive_minor: int | None = None
-) -> dict:
-    """Execute a swap quote (see `quotes.execute_quote` for the guards and errors)."""
-    return quotes.execute_quote(
-        platform, principal, quote_id=quote_id, user_id=user_id, min_receive_minor=min_receive_minor
-    )
+execute_swap = quotes.executor_of(
+    __name__, "execute_swap", """Execute a swap quote (see `quotes.execute_quote` for the guards and errors).""")

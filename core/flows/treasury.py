@@ -16,14 +16,14 @@ checked again: it returns the original, whatever the wallet holds now.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.approvals import view as approvals_view
 from core.base.errors import SweepExceedsFeeWalletError
-from core.ledger import Account
-from core.ledger import make_request
-from core.flows.common import check_key, check_text
+from core.flows.common import check_text, transfer
 from core.ledger import from_minor, positive_amount
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -72,7 +72,6 @@ def _request(
     destination: str = "",
 ) -> dict:
     require(principal, Permission.REQUEST_TREASURY)
-    check_key(idempotency_key)
     value = positive_amount(amount, asset, platform.registry)
     if kind == FEE_SWEEP:
         _refuse_sweep_beyond_wallet(platform, asset, value.minor, idempotency_key)
@@ -93,21 +92,26 @@ def _request(
     )
 
 
-@boundary
-def request_fee_sweep(
-    platform: Platform,
-    principal: Principal,
-    *,
-    asset: str,
-    amount: object,
-    reason: str,
-    idempotency_key: str,
-    destination: str = "",
-) -> dict:
+def _request_with_destination(kind: str, name: str, doc: str) -> Callable[..., dict]:
+    """The public request of a treasury move of `kind` that names where the money goes
+    (`destination`): one body for the fee sweep and the liquidity withdrawal."""
+    def request(platform: Platform, principal: Principal, *, asset: str, amount: object, reason: str,
+                idempotency_key: str, destination: str = "") -> dict:
+        return _request(platform, principal, kind, asset, amount, reason, idempotency_key, destination)
+
+    request.__name__ = request.__qualname__ = name
+    request.__doc__ = doc
+    return boundary(request)
+
+
+request_fee_sweep = _request_with_destination(
+    FEE_SWEEP, "request_fee_sweep",
     """Ask to move fee revenue out to the owner. Returns the approval document.
     Raises: PermissionDeniedError, amount errors, SweepExceedsFeeWalletError (more than the
-        fee wallet holds now), ReasonRequiredError, IdempotencyConflictError."""
-    return _request(platform, principal, "treasury.fee_sweep", asset, amount, reason, idempotency_key, destination)
+        fee wallet holds now), ReasonRequiredError, IdempotencyConflictError.""")
+request_liquidity_withdrawal = _request_with_destination(
+    "treasury.liquidity_withdrawal", "request_liquidity_withdrawal",
+    """Ask to take funds out of the float. Returns the approval document. Raises: as request_fee_sweep.""")
 
 
 @boundary
@@ -118,45 +122,21 @@ def request_liquidity_topup(
     return _request(platform, principal, "treasury.liquidity_topup", asset, amount, reason, idempotency_key)
 
 
-@boundary
-def request_liquidity_withdrawal(
-    platform: Platform,
-    principal: Principal,
-    *,
-    asset: str,
-    amount: object,
-    reason: str,
-    idempotency_key: str,
-    destination: str = "",
-) -> dict:
-    """Ask to take funds out of the float. Returns the approval document. Raises: as request_fee_sweep."""
-    return _request(
-        platform, principal, "treasury.liquidity_withdrawal", asset, amount, reason, idempotency_key, destination
-    )
-
-
 def _executor(kind: str):
     entry_type, source_of, destination_of = MOVES[kind]
 
     def execute(platform: Platform, approval: dict, principal: Principal) -> dict:
         payload = approval["payload"]
         asset = payload["asset"]
-        value = from_minor(payload["amount_minor"], asset, platform.registry)
-        source: Account = source_of(asset)
-        entry = platform.ledger.post(
-            make_request(
-                idempotency_key=approvals.execution_key(approval["_id"]),
-                type=entry_type,
-                actor=principal.name,
-                flow_ref=approval["_id"],
-                memo=approval["reason"][:200],
-                metadata={
-                    "approval_id": approval["_id"],
-                    "requested_by": approval["requested_by"],
-                    "destination": payload.get("destination") or None,
-                },
-                postings=({"account": source, "amount": -value}, {"account": destination_of(asset), "amount": value}),
-            )
+        entry = transfer(
+            platform, principal, key=approvals.execution_key(approval["_id"]), entry_type=entry_type,
+            flow_ref=approval["_id"], memo=approval["reason"], metadata={
+                "approval_id": approval["_id"],
+                "requested_by": approval["requested_by"],
+                "destination": payload.get("destination") or None,
+            },
+            source=source_of(asset), destination=destination_of(asset),
+            value=from_minor(payload["amount_minor"], asset, platform.registry),
         )
         return {"entry_id": entry.id}
 

@@ -18,22 +18,22 @@ from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
 from core.ledger import Entry
-from core.base.errors import AmountTooSmallError, HoldClosedError, InsufficientFundsError
-from core.flows import holds, referral, states
+from core.base.errors import HoldClosedError
+from core.flows import referral, states
 from core.flows.documents import Withdrawal
 from core.flows.common import (
-    check_key,
     check_text,
-    check_user,
-    fee_minor,
-    flow_id,
+    closing_entry,
+    holding_request,
     hold_for_flow,
-    insert_or_existing,
+    insert_holding_flow,
     load,
+    release_or_closing,
     step,
+    user_accounts,
 )
 from core.ledger import amount as make_amount
-from core.ledger import from_minor, positive_amount
+from core.ledger import from_minor
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
@@ -68,35 +68,14 @@ def request_withdrawal(
         the fee), InsufficientFundsError (nothing written), IdempotencyConflictError.
     """
     require(principal, Permission.MOVE_MONEY)
-    check_key(idempotency_key)
-    check_user(user_id)
     destination = check_text(destination, "destination")
-    value = positive_amount(amount, asset, platform.registry)
-    fee = fee_minor(value.minor, platform.config.withdrawal_fee_rate)
-    if value.minor - fee <= 0:
-        raise AmountTooSmallError(
-            f"{value} leaves nothing after the {fee} minor-unit fee", amount=value.text(), asset=asset
-        )
-    collection = platform.store.collection(COLLECTION)
-    withdrawal_id = flow_id("wd", idempotency_key)
-    if collection.find_one({"_id": withdrawal_id}) is None:
-        available = platform.ledger.balance(acct.user_available(user_id, asset))
-        if available < value:
-            raise InsufficientFundsError(
-                f"{user_id} has {available} available, needs {value}",
-                account=acct.user_available(user_id, asset).id,
-                needed_minor=value.minor,
-                available_minor=available.minor,
-            )
-    placer = holds.new_placer()  # this call may place the hold (core.flows.holds)
+    collection, fields, value = holding_request(
+        platform, COLLECTION, "wd", idempotency_key, user_id, amount, asset, platform.config.withdrawal_fee_rate,
+        leaves="to send")
     document = {
-        "_id": withdrawal_id,
-        "idempotency_key": idempotency_key,
+        **fields,
         "user": user_id,
-        "asset": asset,
-        "amount_minor": value.minor,
-        "fee_minor": fee,
-        "net_minor": value.minor - fee,
+        "net_minor": value.minor - fields["fee_minor"],
         "destination": destination,
         "approvals_needed": approvals_needed(platform, asset, value.minor),
         "state": "requested",
@@ -106,10 +85,8 @@ def request_withdrawal(
         "hold_entry_id": None,
         "settle_entry_id": None,
         "release_entry_id": None,
-        "referral_done": False,
-        holds.PLACERS: [placer],
     }
-    document, _ = insert_or_existing(collection, document, ("user", "asset", "amount_minor", "destination"))
+    document, placer = insert_holding_flow(collection, document, ("user", "asset", "amount_minor", "destination"))
     return _drive(platform, principal, document, placer)
 
 
@@ -167,18 +144,14 @@ def _drive(platform: Platform, principal: Principal, document: dict, placer: str
 
 
 def _hold(platform: Platform, principal: Principal, document: dict, placer: str | None) -> dict:
-    user, asset = document["user"], document["asset"]
+    available, locked = user_accounts(document["user"], document["asset"])
     return hold_for_flow(
         platform, principal, platform.store.collection(COLLECTION), document, what="withdrawal",
-        source=acct.user_available(user, asset), held=acct.user_locked(user, asset), amount_minor=document["amount_minor"],
+        source=available, held=locked, amount_minor=document["amount_minor"],
         memo="withdrawal hold", metadata={"withdrawal_id": document["_id"]},
         from_state="requested", held_state="held", entry_field="hold_entry_id",
         refused_state="failed", refused_reason={"failure": "insufficient_funds"}, placer=placer,
     )
-
-
-def _closing(platform: Platform, hold_id: str) -> Entry | None:
-    return platform.ledger.hold(hold_id)[1]
 
 
 def _settle_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
@@ -202,24 +175,14 @@ def _settle_entry(platform: Platform, principal: Principal, document: dict) -> E
             },
         )
     except HoldClosedError:
-        closing = _closing(platform, document["_id"])
-        assert closing is not None and closing.type == "withdrawal.settle", "a withdrawal hold closes one way"
-        return closing
+        return closing_entry(platform, document["_id"], "withdrawal.settle")
 
 
 def _release_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
-    try:
-        return platform.ledger.release_hold(
-            hold_id=document["_id"],
-            actor=principal.name,
-            entry_type="withdrawal.release",
-            memo="withdrawal rejected",
-            metadata={"withdrawal_id": document["_id"]},
-        )
-    except HoldClosedError:
-        closing = _closing(platform, document["_id"])
-        assert closing is not None and closing.type == "withdrawal.release", "a withdrawal hold closes one way"
-        return closing
+    entry = release_or_closing(platform, principal, document["_id"], entry_type="withdrawal.release",
+                               memo="withdrawal rejected", metadata={"withdrawal_id": document["_id"]})
+    assert entry.type == "withdrawal.release", "a withdrawal hold closes one way"
+    return entry
 
 
 @boundary
@@ -237,31 +200,29 @@ def get_withdrawal(platform: Platform, withdrawal_id: str) -> dict:
     return Withdrawal.from_document(document).to_document()
 
 
-def _execute_approved(platform: Platform, approval: dict, principal: Principal) -> dict:
-    """Approval executor: the checker(s) said yes, so settle."""
+def _record_outcome(platform: Platform, principal: Principal, approval: dict, to_state: str, extra: dict) -> dict:
+    """Carry the approval's outcome over to its withdrawal (awaiting_approval → `to_state`,
+    once, for this very approval) and drive the withdrawal on."""
     collection = platform.store.collection(COLLECTION)
     document = load(collection, approval["payload"]["withdrawal_id"], "withdrawal")
     if document["state"] == "awaiting_approval":
         document = step(
-            platform, principal, collection, document, "approved", allowed_from=("awaiting_approval",),
-            what="withdrawal", match={"approval_id": approval["_id"]}, user=document["user"],
-            extra={"approved_by": [a["by"] for a in approval["approvals"]]},
+            platform, principal, collection, document, to_state, allowed_from=("awaiting_approval",),
+            what="withdrawal", match={"approval_id": approval["_id"]}, user=document["user"], extra=extra,
         )
-    document = _drive(platform, principal, document)
+    return _drive(platform, principal, document)
+
+
+def _execute_approved(platform: Platform, approval: dict, principal: Principal) -> dict:
+    """Approval executor: the checker(s) said yes, so settle."""
+    document = _record_outcome(platform, principal, approval, "approved",
+                               {"approved_by": [a["by"] for a in approval["approvals"]]})
     return {"withdrawal_id": document["_id"], "state": document["state"], "entry_id": document["settle_entry_id"]}
 
 
 def _close_rejected(platform: Platform, approval: dict, principal: Principal) -> None:
     """Approval close hook: rejected or expired, so release the hold."""
-    collection = platform.store.collection(COLLECTION)
-    document = load(collection, approval["payload"]["withdrawal_id"], "withdrawal")
-    if document["state"] == "awaiting_approval":
-        document = step(
-            platform, principal, collection, document, "rejecting", allowed_from=("awaiting_approval",),
-            what="withdrawal", match={"approval_id": approval["_id"]}, user=document["user"],
-            extra={"rejection": approval["state"]},
-        )
-    _drive(platform, principal, document)
+    _record_outcome(platform, principal, approval, "rejecting", {"rejection": approval["state"]})
 
 
 approvals.register_executor(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from core.ledger import accounts as acct
 from core import approvals
-from core.flows import adjustment, treasury, withdrawal
+from core.flows import adjustment, treasury
+from core.flows.common import flow_id
 from core.flowtests.sandbox import CHECKER, MAKER, Sandbox, expect, expect_equal, fees_booked_once, user_accounts
 from core.flowtests.scenarios import available_minor, scenario, withdraw_alice
 from core.base.permissions import SYSTEM
@@ -31,7 +32,7 @@ def referral_scenario(sb: Sandbox) -> None:
     sb.step("golden referral on a withdrawal fee", seen, golden)
 
     def once() -> str:
-        source = pf.ledger.entry_by_key(f"hold:{withdrawal.flow_id('wd', 'wd-referral')}:close")
+        source = pf.ledger.entry_by_key(f"hold:{flow_id('wd', 'wd-referral')}:close")
         from core.flows import referral
 
         referral.pay_referral_commission(pf, SYSTEM, source.id)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.integrity.checks import FEE_DEBIT_TYPES, IntegrityFinding
-from core.ledger import AccountKind, check_balanced, entry_hash, parse_account_id
+from core.ledger import AccountKind, check_balanced, entry_hash
+from core.ledger.accounts import stored_account
 from core.ledger import Store
 from core.ledger import entries_by_claims
 
@@ -93,7 +94,7 @@ def verify_links(account: str, start: Link, links: list[tuple[dict, dict]]) -> t
 
 def _parsed(account: str) -> tuple[str | None, str | None]:
     try:
-        parsed = parse_account_id(account)
+        parsed = stored_account(account)  # a stored id: its shape is what matters here
         return parsed.asset, parsed.owner if parsed.is_user else None
     except Exception:  # noqa: BLE001 — an edited account id is itself reported by the chain finding
         logger.debug("account id %.80r does not parse", account, exc_info=True)
@@ -171,7 +172,7 @@ def projection_findings(store: Store, heads: dict[str, Link], entries: dict[str,
                     asset, head.balance_minor, document.get("balance_minor"), account=account, user=user))
         balance = document.get("balance_minor")
         try:
-            constrained = not parse_account_id(account).may_go_negative
+            constrained = not stored_account(account).may_go_negative
         except Exception:  # noqa: BLE001 — an unparsable id is reported by its own finding; no sign rule to apply
             logger.debug("account id %.80r does not parse: its sign is not checked", account, exc_info=True)
             constrained = False

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from core.platform.boundary import boundary
-from core.ledger import AccountKind, check_owner_id
+from core.ledger import AccountKind
 from core.base.errors import ConfigurationError, IntegrityRunNotFoundError, InvalidFilterError, LedgerError, UnknownUserError
 from core.integrity.chains import Link, entry_findings, projection_findings, verify_links
 from core.integrity.checks import (  # noqa: F401 (IntegrityFinding, lift and the constants are part of this API)
@@ -248,8 +248,7 @@ def check_user(
     Raises: PermissionDeniedError, InvalidAccountError (bad user id), UnknownUserError (no
         such user in the directory nor the ledger: refused, no run stored).
     """
-    require(principal, Permission.RUN_INTEGRITY)
-    check_owner_id(user_id)
+    require(principal, Permission.RUN_INTEGRITY)  # `user_id` was checked by the @boundary
     started, now = time.monotonic(), platform.clock.now()
     user_kinds = (AccountKind.USER_AVAILABLE.value, AccountKind.USER_LOCKED.value)
     user_prefixes = tuple(f"{kind}:{user_id}:" for kind in user_kinds)

@@ -6,7 +6,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
 from core.base.errors import InvalidAccountError, UnknownAssetError
 
@@ -53,13 +53,19 @@ def check_asset_code(asset: object) -> str:
 
 
 class Account(BaseModel):
-    """One balance: `kind` of `owner` in `asset`. Its id is `kind:owner:asset`."""
+    """One balance: `kind` of `owner` in `asset`. Its id is `kind:owner:asset`.
+
+    Checked once: building an Account checks its owner and asset (the validator); the
+    engine then trusts an Account whose fields are still the very objects checked
+    (`is_checked`) and checks again only one built around the validator (`model_construct`,
+    `model_copy(update=...)`)."""
 
     model_config = ConfigDict(strict=True, frozen=True)
 
     kind: AccountKind
     owner: str
     asset: str
+    _checked_as: tuple | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -76,6 +82,24 @@ class Account(BaseModel):
         check_asset_code(data.get("asset"))
         return data
 
+    @model_validator(mode="after")
+    def _remember_checked(self) -> Account:
+        self._checked_as = (self.kind, self.owner, self.asset)
+        return self
+
+    @property
+    def is_checked(self) -> bool:
+        """Whether these very field values passed the validator (identity, not equality: a
+        look-alike str cannot pass for the checked one)."""
+        checked = self._checked_as
+        return checked is not None and all(a is b for a, b in zip(checked, (self.kind, self.owner, self.asset), strict=True))
+
+    def __eq__(self, other: object) -> bool:  # the fields only: whether it was checked is no part of its value
+        return isinstance(other, Account) and (self.kind, self.owner, self.asset) == (other.kind, other.owner, other.asset)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.owner, self.asset))
+
     @property
     def id(self) -> str:
         return f"{self.kind.value}:{self.owner}:{self.asset}"
@@ -90,12 +114,17 @@ class Account(BaseModel):
 
 
 def account(kind: AccountKind | str, owner: str, asset: str) -> Account:
-    """Build an account after checking kind and owner. Raises: InvalidAccountError."""
-    try:
-        kind = AccountKind(kind)
-    except ValueError:
-        raise InvalidAccountError(f"unknown account kind {kind!r}", kind=repr(kind)) from None
-    return Account(kind=kind, owner=check_owner_id(owner), asset=asset)
+    """Build an account; its validator checks kind, owner and asset. Raises: InvalidAccountError, UnknownAssetError."""
+    return Account(kind=kind, owner=owner, asset=asset)
+
+
+def checked_account(kind: AccountKind, owner: str, asset: str) -> Account:
+    """An Account of values checked where they came in — a @boundary argument, or a document
+    or id the core wrote after checking it — built without checking them again. Never give
+    it caller text: the engine trusts what it builds (`Account.is_checked`)."""
+    built = Account.model_construct(kind=AccountKind(kind), owner=owner, asset=asset)
+    built._checked_as = (built.kind, built.owner, built.asset)
+    return built
 
 
 # A hot logical account may be stored in parts (core.ledger.stripes): stripe 0 has the
@@ -105,14 +134,29 @@ STRIPES_MAX = 128
 STRIPE_PATTERN = re.compile(r"\A[1-9][0-9]{0,2}\Z")
 
 
-def parse_account_id(account_id: str) -> Account:
-    """Inverse of `Account.id`; a stored part's id (`<id>#k`) gives its logical account.
-    Raises: InvalidAccountError."""
+def _id_parts(account_id: object) -> list[str]:
     logical, mark, stripe = account_id.partition(PART_MARK) if isinstance(account_id, str) else ("", "", "")
     parts = logical.split(":")
     if len(parts) != 3 or (mark and not (STRIPE_PATTERN.fullmatch(stripe) and int(stripe) < STRIPES_MAX)):
         raise InvalidAccountError(f"invalid account id {account_id!r}"[:120], account=repr(account_id)[:80])
-    return account(parts[0], parts[1], parts[2])
+    return parts
+
+
+def parse_account_id(account_id: str) -> Account:
+    """Inverse of `Account.id`; a stored part's id (`<id>#k`) gives its logical account.
+    Raises: InvalidAccountError."""
+    return account(*_id_parts(account_id))
+
+
+def stored_account(account_id: str) -> Account:
+    """`parse_account_id` of an id the ledger itself wrote (a posting's or a balance's): its
+    owner and asset were checked before it was stored, so only its shape and kind are read.
+    Raises: InvalidAccountError (an edited id that no longer has the shape)."""
+    kind, owner, asset = _id_parts(account_id)
+    try:
+        return checked_account(AccountKind(kind), owner, asset)
+    except ValueError:
+        raise InvalidAccountError(f"unknown account kind {kind!r:.40}", kind=kind[:40]) from None
 
 
 def user_available(user_id: str, asset: str) -> Account:

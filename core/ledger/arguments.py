@@ -43,12 +43,14 @@ from core.ledger.money import INT64_MAX, INT64_MIN, Amount, to_decimal
 from core.ledger.reads import EntryFilter
 
 # Every pattern is anchored with \A...\Z and used with fullmatch (`$` accepts "x\n").
-IDENTIFIER_PATTERN = re.compile(r"\A[\x21-\x7e]{1,200}\Z")  # printable ASCII, no spaces
+# The one id and idempotency-key rule (entries, flows and approvals use it too).
+IDENTIFIER_LENGTH_MAX = 200
+IDENTIFIER_PATTERN = re.compile(rf"\A[\x21-\x7e]{{1,{IDENTIFIER_LENGTH_MAX}}}\Z")  # printable ASCII, no spaces
 WORD_PATTERN = re.compile(r"\A[a-z][a-z0-9_.\-]{0,63}\Z")  # kinds, states, scopes, collection names
 ENTRY_TYPE_PATTERN = re.compile(r"\A[a-z][a-z0-9_.]{0,63}\Z")
 DOCUMENT_KEY_PATTERN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")  # no "$", no "."
 TEXT_CONTROL_PATTERN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # free text may hold \t and \n only
-TEXT_LENGTH_MAX = 2_000
+TEXT_LENGTH_MAX = 2_000  # free text of any caller argument (a flow's short fields: core.flows.common)
 DOCUMENT_DEPTH_MAX = 6
 DOCUMENT_ITEMS_MAX = 500
 LIST_ITEMS_MAX = 1_000
@@ -101,7 +103,7 @@ def instance_of(kind: type | Callable[[], type], what: str) -> Checker:
 def identifier(value: object, name: str) -> None:
     """An id or key: 1-200 printable ASCII characters, no spaces, nothing else."""
     if not isinstance(value, str) or not IDENTIFIER_PATTERN.fullmatch(value):
-        refuse(name, value, "1-200 printable characters without spaces", InvalidIdentifierError)
+        refuse(name, value, f"1-{IDENTIFIER_LENGTH_MAX} printable characters without spaces", InvalidIdentifierError)
 
 
 def word(value: object, name: str) -> None:
@@ -131,11 +133,16 @@ def asset(value: object, name: str) -> None:
 
 
 def amount(value: object, name: str) -> None:
-    """An Amount, Decimal, int or plain decimal text (amount errors otherwise)."""
+    """An Amount, Decimal, int or text (amount errors otherwise). Text is parsed once, by
+    the function that takes it (`amount()`/`positive_amount()` with the asset's scale, before
+    anything else): here only its size is bounded, so it is not parsed twice."""
     if isinstance(value, Amount):
         amount_model(value, name)
-        return
-    to_decimal(value)
+    elif isinstance(value, str):
+        if len(value) > TEXT_LENGTH_MAX:
+            refuse(name, value, f"an amount of at most {TEXT_LENGTH_MAX} characters", InvalidAmountError)
+    else:
+        to_decimal(value)
 
 
 def amount_model(value: object, name: str) -> None:
@@ -256,11 +263,13 @@ def users(value: object, name: str) -> None:
 
 
 def account(value: object, name: str) -> None:
-    """An Account model; its fields are checked again (`model_construct` skips validators)."""
+    """An Account model: one built by its validator is trusted (`Account.is_checked`); the
+    fields of any other (`model_construct` skips validators) are checked here."""
     if not isinstance(value, Account) or not isinstance(value.kind, AccountKind):
         refuse(name, value, "an Account", InvalidAccountError)
-    check_owner_id(value.owner)
-    check_asset_code(value.asset)
+    if not value.is_checked:
+        check_owner_id(value.owner)
+        check_asset_code(value.asset)
 
 
 def accounts(value: object, name: str) -> None:

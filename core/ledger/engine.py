@@ -40,7 +40,7 @@ from core.base.errors import (
 )
 from core.base.clock import Clock, SystemClock
 from core.ledger import accounts as acct
-from core.ledger.accounts import STRIPES_MAX, Account, AccountKind, parse_account_id
+from core.ledger.accounts import STRIPES_MAX, Account, AccountKind, parse_account_id, stored_account
 from core.ledger.audit import AUDIT_STREAMS_DEFAULT, AuditLog
 from core.ledger.entries import (
     Entry,
@@ -360,7 +360,7 @@ class Ledger:
         source = next(p for p in place.postings if p.amount_minor < 0)
         held = [p for p in place.postings if p.amount_minor > 0]
         value = from_minor(sum(p.amount_minor for p in held), held[0].asset, self.registry)
-        return parse_account_id(source.logical), parse_account_id(held[0].logical), value
+        return stored_account(source.logical), stored_account(held[0].logical), value  # its own postings: checked when placed
 
     def release_hold(self, *, hold_id: str, actor: str, memo: str = "", entry_type: str = "hold.release",
                      metadata: dict | None = None) -> Entry:

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from core.ledger.accounts import STRIPES_MAX, Account, check_owner_id
+from core.ledger.arguments import ENTRY_TYPE_PATTERN, IDENTIFIER_LENGTH_MAX, IDENTIFIER_PATTERN
 from core.base.errors import InvalidEntryError, UnbalancedEntryError
 from core.ledger.hashing import digest
 from core.ledger.ids import random_below, random_hex
@@ -24,11 +25,9 @@ MEMO_LENGTH_MAX = 500
 METADATA_FIELDS_MAX = 32
 METADATA_TEXT_LENGTH_MAX = 500
 # \A...\Z with fullmatch: `$` also matches before a trailing newline ("k\n" was a key).
-ENTRY_TYPE_PATTERN = re.compile(r"\A[a-z][a-z0-9_.]{0,63}\Z")
-KEY_PATTERN = re.compile(r"\A[\x21-\x7e]{1,200}\Z")  # printable ASCII, no spaces
 METADATA_KEY_PATTERN = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 PATTERNED_FIELDS = {  # an entry request's field → (the pattern it must match, the refusal when it does not)
-    "idempotency_key": (KEY_PATTERN, "idempotency key must be 1-200 printable characters without spaces"),
+    "idempotency_key": (IDENTIFIER_PATTERN, f"idempotency key must be 1-{IDENTIFIER_LENGTH_MAX} printable characters without spaces"),
     "type": (ENTRY_TYPE_PATTERN, "entry type must match [a-z][a-z0-9_.]*"),
 }
 SIZED_FIELDS = {  # an entry request's field → (the most it may hold, the refusal when it holds more)

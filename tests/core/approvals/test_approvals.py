@@ -17,6 +17,7 @@ from core.base.errors import (
     DuplicateApprovalError,
     FloatAmountError,
     IdempotencyConflictError,
+    InvalidArgumentError,
     InvalidEntryError,
     PermissionDeniedError,
     ReasonRequiredError,
@@ -258,7 +259,7 @@ def test_list_approvals_pages_and_filters(platform, clock):
     assert len(approvals.list_approvals(platform, CHECKER, state="approved").items) == 1
     assert len(approvals.list_approvals(platform, CHECKER, state=None, kind="test.noop").items) == 5
     for bad in ({"state": {"$ne": 1}}, {"state": "weird"}, {"kind": "$where"}, {"page_size": 0}, {"page": -1}):
-        with pytest.raises(InvalidEntryError):
+        with pytest.raises(InvalidArgumentError):  # the boundary's form checks, or the read's own (InvalidEntryError)
             approvals.list_approvals(platform, CHECKER, **bad)
     with pytest.raises(PermissionDeniedError):
         approvals.list_approvals(platform, SUPPORT)

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.base.errors import FlowDecisionConflictError, FlowNotFoundError, IdempotencyConflictError, InvalidFlowInputError
+from core.base.errors import FlowDecisionConflictError, FlowNotFoundError, IdempotencyConflictError, InvalidArgumentError
 from core.flows.common import (
-    check_key,
     convert_down,
     decide,
     decision,
@@ -60,10 +59,14 @@ def test_flow_id_is_deterministic_and_distinct():
     assert flow_id("q", "a", "bc") != flow_id("q", "ab", "c")
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "x" * 161, None, 5, {"$ne": 1}, "tab\there"])
-def test_check_key_refuses_bad_keys(bad):
-    with pytest.raises(InvalidFlowInputError):
-        check_key(bad)
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 201, None, 5, {"$ne": 1}, "tab\there", "k\n"])
+def test_flow_boundary_refuses_bad_keys(bad):
+    """A flow's idempotency key follows the one key rule (core.ledger.arguments), checked by its @boundary."""
+    from core.flows.withdrawal import request_withdrawal
+    from core.platform.boundary import precheck
+
+    with pytest.raises(InvalidArgumentError):
+        precheck(request_withdrawal, idempotency_key=bad)
 
 
 def test_insert_or_existing_and_step(platform):

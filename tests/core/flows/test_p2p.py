@@ -6,6 +6,7 @@ import pytest
 
 from core.ledger import accounts as acct
 from core.base.errors import (
+    InvalidArgumentError,
     FlowNotFoundError,
     FlowStateError,
     IdempotencyConflictError,
@@ -156,7 +157,7 @@ def test_p2p_parties_enforced(funded):
         ({"buyer": "sam"}, InvalidFlowInputError),
         ({"amount": "2"}, InsufficientFundsError),
         ({"amount": "0.00000001"}, Exception),
-        ({"idempotency_key": ""}, InvalidFlowInputError),
+        ({"idempotency_key": ""}, InvalidArgumentError),
     ],
 )
 def test_p2p_open_refusals_change_nothing(funded, change, error):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from core.ledger import accounts as acct
 from core.base.clock import ManualClock
 from core.base.errors import (
+    InvalidArgumentError,
     AmountTooSmallError,
     FlowStateError,
     IdempotencyConflictError,
@@ -364,7 +365,7 @@ def test_instant_buy_and_sell_conserve_money_property(usd_btc, spend_minor, sell
 def test_swap_bad_min_receive_refused(market, bad):
     quote = _quote(market)
     before = world_state(market.store)
-    with pytest.raises(InvalidFlowInputError):
+    with pytest.raises(InvalidArgumentError):
         swap.execute_swap(market, SYSTEM, quote_id=quote["_id"], user_id="alice", min_receive_minor=bad)
     assert world_state(market.store) == before
 

@@ -9,6 +9,7 @@ import pytest
 from core.ledger import accounts as acct
 from core import approvals
 from core.base.errors import (
+    InvalidArgumentError,
     AmountTooSmallError,
     ApprovalAlreadyExecutedError,
     DuplicateApprovalError,
@@ -115,7 +116,7 @@ def test_withdrawal_locked_funds_are_not_available(funded):
         ({"amount": 0.5}, FloatAmountError),
         ({"amount": "0.00000001"}, AmountTooSmallError),
         ({"destination": ""}, InvalidFlowInputError),
-        ({"idempotency_key": "a b"}, InvalidFlowInputError),
+        ({"idempotency_key": "a b"}, InvalidArgumentError),  # the boundary's key rule
     ],
 )
 def test_withdrawal_invalid_input_changes_nothing(funded, change, error):

@@ -12,7 +12,8 @@ import pytest
 from core.flowtests import runner
 from core.cli.main import main
 from core.base.errors import InvalidFlowInputError, PermissionDeniedError
-from core.flows import deposit, withdrawal
+from core.flows import common as flows_common
+from core.flows import deposit
 from core.base.permissions import Principal, Role
 from tests.helpers import REPO
 from tests.principals import QA
@@ -104,7 +105,7 @@ def test_runner_needs_run_flow_tests_permission(platform, role):
 
 
 def test_runner_cli_exits_1_naming_the_failing_step(monkeypatch, capsys):
-    monkeypatch.setattr(withdrawal, "fee_minor", lambda amount_minor, rate: 0)  # a broken flow: forgets the fee
+    monkeypatch.setattr(flows_common, "fee_minor", lambda amount_minor, rate: 0)  # a broken flow: forgets the fee
     code = main(["flows", "run", "--scenario", "deposit", "--scenario", "withdrawal_approved"])
     out = capsys.readouterr().out
     assert code == 1

@@ -387,7 +387,7 @@ def test_operator_in_hold_id_pays_nothing_out(world):
 
 
 def test_forged_amount_and_huge_metadata_are_named_errors(world):
-    from core.base.errors import AmountOverflowError, InvalidEntryError
+    from core.base.errors import AmountOverflowError, InvalidArgumentError
     from core.ledger.money import Amount
 
     before = everything(world.store)
@@ -397,7 +397,7 @@ def test_forged_amount_and_huge_metadata_are_named_errors(world):
     with pytest.raises(AmountOverflowError):
         world.platform.ledger.place_hold(hold_id="forged-1", source=acct.user_available("alice", "BTC"),
                                          held=acct.user_locked("alice", "BTC"), amount=forged, actor="ann")
-    with pytest.raises(InvalidEntryError):
+    with pytest.raises(InvalidArgumentError):
         world.platform.ledger.place_user_hold(hold_id="huge-meta", user_id="alice", asset="BTC", amount="0.1",
                                               actor="ann", metadata={"x": 2**70})
     assert everything(world.store) == before
