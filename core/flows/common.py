@@ -150,20 +150,9 @@ def load(collection: Collection, document_id: object, what: str) -> dict:
 
 
 @internal
-def step(
-    platform: Platform,
-    principal: Principal,
-    collection: Collection,
-    document: dict,
-    to_state: str,
-    *,
-    allowed_from: tuple[str, ...],
-    what: str,
-    extra: dict | None = None,
-    match: dict | None = None,
-    user: str | None = None,
-    also: dict | None = None,
-) -> dict:
+def step(platform: Platform, principal: Principal, collection: Collection, document: dict, to_state: str, *,
+         allowed_from: tuple[str, ...], what: str, extra: dict | None = None, match: dict | None = None,
+         user: str | None = None, also: dict | None = None) -> dict:
     """A mechanical step whose outcome the document already fixes (a hold placed, an escrow
     moved the way `closing_to` says): one compare-and-set from one of `allowed_from` —
     plus `match`, the decision the step carries out — to `to_state`, with its audit event
@@ -214,23 +203,11 @@ def same_decision(stored: dict | None, wanted: dict) -> bool:
     return stored is not None and all(stored.get(k) == wanted.get(k) for k in ("name", "to", "by", "party"))
 
 
-def decide(
-    platform: Platform,
-    collection: Collection,
-    document: dict,
-    to_state: str,
-    wanted: dict,
-    *,
-    allowed_from: tuple[str, ...],
-    what: str,
-    extra: dict | None = None,
-    match: dict | None = None,
-    event_type: str | None = None,
-    user: str | None = None,
-    error: type[FlowDecisionConflictError] | Callable[[dict], type[FlowDecisionConflictError]] = (
-        FlowDecisionConflictError
-    ),
-) -> dict:
+def decide(platform: Platform, collection: Collection, document: dict, to_state: str, wanted: dict, *,
+           allowed_from: tuple[str, ...], what: str, extra: dict | None = None, match: dict | None = None,
+           event_type: str | None = None, user: str | None = None,
+           error: type[FlowDecisionConflictError] | Callable[[dict], type[FlowDecisionConflictError]] = FlowDecisionConflictError,
+           ) -> dict:
     """Record a caller's decision: one compare-and-set from one of `allowed_from` (with no
     decision of this name yet) to `to_state`, setting `decision` and appending it to
     `decisions`, its audit event (`<what>:<id>:<name>`, naming the caller and the decision)

@@ -28,14 +28,8 @@ from tests.principals import ADMIN, ADMIN_2
 
 
 def _notice(platform, confirmations, **changes):
-    fields = dict(
-        user_id="alice",
-        asset="ETH",
-        amount="1.5",
-        provider="chain",
-        payment_id=deposit.chain_payment_id("0xabc", 1),
-        idempotency_key="dep-1",
-    )
+    fields = dict(user_id="alice", asset="ETH", amount="1.5", provider="chain",
+                  payment_id=deposit.chain_payment_id("0xabc", 1), idempotency_key="dep-1")
     fields.update(changes)
     return deposit.record_deposit(platform, SYSTEM, confirmations=confirmations, **fields)
 
