@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.ledger.planner import uncovered, uncovered_reasons
@@ -32,49 +34,15 @@ INCREMENTAL_DOCUMENTS_PER_CHANGE = 4
 INCREMENTAL_DOCUMENTS_FIXED = 120
 NAME_WIDTH = 58
 
-# (row, our steps summed, legacy steps summed, what the extra round trips buy)
-FLOW_ROWS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
-    ("deposit", ("deposit",), ("deposit",),
-     "a journal entry (its own tamper-evident record on each account's hash chain), the deposit's audit event, "
-     "and a deposit document keyed by the payment so a notice credits exactly once however often it arrives"),
-    ("withdrawal.request (above threshold)", ("withdrawal.request",), ("withdrawal_request",),
-     "a withdrawal state document, a hold entry (journal) reserving the funds with a guarded debit, "
-     "and a maker-checker approval request with its audit event"),
-    ("withdrawal.approve", ("withdrawal.approve",), ("withdrawal_approve",),
-     "the approval's guarded state changes and audit events, then one settle entry (journal) that "
-     "consumes the hold; idempotent replays of every step"),
-    ("withdrawal (below threshold, end to end)", ("withdrawal.auto",), ("withdrawal_request", "withdrawal_approve"),
-     "the hold and the settle are two journaled entries; the state document "
-     "makes a retried request finish instead of paying twice"),
-    ("swap.quote", ("swap.quote",), (), "a quote document and a reservation of the output on the float (hold entry)"),
-    ("swap.execute", ("swap.execute",), (), "pay entry + receive entry consuming the reservation"),
-    ("swap (quote + execute)", ("swap.quote", "swap.execute"), ("swap",),
-     "a reservation of the output on the float (hold entry), then pay and receive entries, each journaled; "
-     "the legacy swap reserved nothing and booked its fee twice"),
-    ("instant_buy.quote", ("instant_buy.quote",), ("instant_buy_quote",),
-     "the quote's output is reserved on the float (a hold entry); "
-     "the old quote reserved nothing"),
-    ("instant_buy.execute", ("instant_buy.execute",), ("instant_buy_execute",),
-     "two journaled entries (payment, delivery consuming the reservation) and guarded transitions"),
-    ("instant_sell.quote", ("instant_sell.quote",), ("instant_sell_quote",),
-     "the payout is reserved on the float (a hold entry)"),
-    ("instant_sell.execute", ("instant_sell.execute",), ("instant_sell_execute",),
-     "two journaled entries and guarded transitions"),
-    ("p2p.create", ("p2p.create",), ("p2p_create",),
-     "the escrow is a hold entry (journal) into a per-trade escrow account, with a trade state document"),
-    ("p2p.mark_paid", ("p2p.mark_paid",), ("p2p_mark_paid",), "one guarded transition"),
-    ("p2p.release", ("p2p.release",), ("p2p_release",),
-     "a guarded `closing` transition so release and dispute exclude each other, one entry consuming the escrow "
-     "(journal), and the referral check"),
-    ("referral.payout", ("referral.payout",), ("referral_commission",),
-     "an idempotency lookup (paid once per fee entry) and a balance pre-check of the fee wallet, then a journaled "
-     "entry"),
-    ("adjustment.request", ("adjustment.request",), (), "an approval request and its audit event (maker)"),
-    ("adjustment.approve", ("adjustment.approve",), (),
-     "approval state changes and audit events, then the journaled entry"),
-    ("adjustment (request + approve)", ("adjustment.request", "adjustment.approve"), ("adjustment",),
-     "maker-checker: the old platform wrote the balance directly with no second person and no journal"),
-]
+
+def _flow_rows() -> list[tuple[str, tuple[str, ...], tuple[str, ...], str]]:
+    """(row, our steps summed, legacy steps summed, what the extra round trips buy), from
+    flow_rows.toml beside this module (a table of prose, kept as data)."""
+    rows = tomllib.loads(Path(__file__).with_name("flow_rows.toml").read_text(encoding="utf-8"))["row"]
+    return [(row["flow"], tuple(row["ours"]), tuple(row["legacy"]), row["why"]) for row in rows]
+
+
+FLOW_ROWS = _flow_rows()
 
 
 Steps = dict[str, dict[str, "Measurement"]]  # step -> data set label -> measurement

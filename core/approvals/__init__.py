@@ -2,7 +2,8 @@
 executor registry (each kind's owner registers what an approved request does), `decisions`
 approves, rejects, expires and resumes them, `view` is the read side the console shows,
 `model` is the typed request those three read and write (converted to and from the store
-there only; the functions below still take and return the stored document).
+there only; the functions below take and return the stored document, and executors and
+close hooks receive the typed request).
 
 The rest of the product imports only these names."""
 
@@ -16,6 +17,7 @@ from core.approvals.decisions import (
     reject,
     resume_approved,
 )
+from core.approvals.model import ApprovalRequest
 from core.approvals.requests import (
     COLLECTION,
     REASON_LENGTH_MAX,
@@ -30,6 +32,7 @@ from core.approvals.requests import (
 
 __all__ = [
     "COLLECTION",
+    "ApprovalRequest",
     "REASON_LENGTH_MAX",
     "approvals_required_for",
     "approve",

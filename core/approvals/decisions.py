@@ -84,12 +84,12 @@ def _expire_if_due(platform: Platform, principal: Principal, request: ApprovalRe
 
 
 def _close(platform: Platform, principal: Principal, request: ApprovalRequest) -> None:
-    """Run the kind's close hook (idempotent; it receives the request's document), then
+    """Run the kind's close hook (idempotent; it receives the typed request), then
     mark `close_done` so the sweep (`expire_due`) knows a crash did not cut the hook short.
     The audit event of the rejection or expiry was written with the state change itself."""
     spec = _spec(request.kind)
     if spec.on_close is not None:
-        spec.on_close(platform, request.to_document(), principal)
+        spec.on_close(platform, request, principal)
     platform.store.collection(COLLECTION).update_one({"_id": request.id}, {"$set": {"close_done": True}})
 
 
@@ -204,7 +204,7 @@ def _execute(platform: Platform, principal: Principal, request: ApprovalRequest)
         return _correct_failure(platform, principal, request)
     spec = _spec(request.kind)
     try:
-        result = {"ok": True, **(spec.execute(platform, request.to_document(), principal) or {})}
+        result = {"ok": True, **(spec.execute(platform, request, principal) or {})}
     except StoreError:
         raise  # the database failed: leave the request approved without a result, retry later
     except LedgerError as error:

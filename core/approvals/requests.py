@@ -34,12 +34,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.platform.boundary import boundary
+from pydantic import ValidationError
+
+from core.ledger.arguments import refuse
+from core.platform.boundary import boundary, register_check
 from core.base.errors import (
     ApprovalNotFoundError,
     BrokenInvariantError,
     FloatAmountError,
     IdempotencyConflictError,
+    InvalidArgumentError,
     InvalidEntryError,
     ReasonRequiredError,
     UnknownApprovalKindError,
@@ -58,8 +62,23 @@ REASON_LENGTH_MAX = 500
 PAYLOAD_SIZE_MAX = 8_000  # bytes of canonical JSON
 RESUME_BATCH_MAX = 500
 
-Executor = Callable[[Platform, dict, Principal], dict]
-CloseHook = Callable[[Platform, dict, Principal], None]
+Executor = Callable[[Platform, ApprovalRequest, Principal], dict]
+CloseHook = Callable[[Platform, ApprovalRequest, Principal], None]
+
+
+def typed_request(value: object, name: str) -> None:
+    """The boundary's check of an executor's `approval`: a typed request, re-validated (one
+    built around validation — `model_construct` — is refused like any malformed value)."""
+    if not isinstance(value, ApprovalRequest):
+        refuse(name, value, "an ApprovalRequest", InvalidArgumentError)
+    assert isinstance(value, ApprovalRequest)
+    try:
+        ApprovalRequest.model_validate(value.model_dump(by_alias=True))
+    except (ValidationError, TypeError, ValueError):
+        refuse(name, value, "a valid ApprovalRequest", InvalidArgumentError)
+
+
+register_check("approval", typed_request)  # what executors and close hooks receive
 
 
 @dataclass(frozen=True)
@@ -85,8 +104,9 @@ def register_executor(
     kind: str, fn: Executor, *, on_close: CloseHook | None = None, permission: Permission | None = None
 ) -> None:
     """Plug in what an approved request of `kind` does. `fn(platform, approval, principal)`
-    must be idempotent (derive entry keys from `approval["_id"]`) and returns a JSON-able
-    dict stored as the request's `result`. Re-registering a kind replaces it.
+    receives the typed request (core.approvals.model.ApprovalRequest), must be idempotent
+    (derive entry keys from `approval.id`) and returns a JSON-able dict stored as the
+    request's `result`; `on_close` receives the same. Re-registering a kind replaces it.
 
     The permission to *request* defaults by prefix: `repair.*` REQUEST_REPAIR,
     `legacy.*` MANAGE_LEGACY, anything else REQUEST_TREASURY."""

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.platform import directory
-from core.platform.boundary import approval, boundary
+from core.ledger.arguments import document, refuse
+from core.platform.boundary import boundary
 from core.ledger import Account, AssetRegistry, check_owner_id, from_minor, parse_account_id
 from core.ledger import accounts as acct
 from core.base.errors import LedgerError, MalformedValueError, UnknownUserError
@@ -246,12 +247,14 @@ class BalanceEffect:
 
 def requests_checker(value: object, name: str) -> None:
     """A list of approval request documents (at most EFFECTS_REQUESTS_MAX), each as core
-    hands it out (`core.platform.boundary.approval`)."""
+    hands it out (`list_approvals`, `get_approval`): plain data with an id and a payload."""
     if not isinstance(value, (list, tuple)) or len(value) > EFFECTS_REQUESTS_MAX:
         raise MalformedValueError(f"{name} must be a list of at most {EFFECTS_REQUESTS_MAX} approval requests",
                                   field=name, value=repr(value)[:80])
     for item in value:
-        approval(item, name)
+        document(item, name)
+        if not isinstance(item.get("_id"), str) or not isinstance(item.get("payload"), dict):
+            refuse(name, item, "an approval request document (with _id and payload)")
 
 
 @boundary(requests=requests_checker)

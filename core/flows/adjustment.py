@@ -12,6 +12,7 @@ from __future__ import annotations
 from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
+from core.approvals import ApprovalRequest
 from core.flows.common import transfer
 from core.base.errors import NonPositiveAmountError
 from core.ledger import amount as make_amount
@@ -52,16 +53,16 @@ def request_adjustment(
     )
 
 
-def _execute(platform: Platform, approval: dict, principal: Principal) -> dict:
-    payload = approval["payload"]
+def _execute(platform: Platform, approval: ApprovalRequest, principal: Principal) -> dict:
+    payload = approval.payload
     value = from_minor(payload["amount_minor"], payload["asset"], platform.registry)
     entry = transfer(
-        platform, principal, key=approvals.execution_key(approval["_id"]),
-        entry_type="adjustment.credit" if value.minor > 0 else "adjustment.debit", flow_ref=approval["_id"],
-        memo=approval["reason"], metadata={
-            "approval_id": approval["_id"],
-            "requested_by": approval["requested_by"],
-            "approved_by": ",".join(a["by"] for a in approval["approvals"]),
+        platform, principal, key=approvals.execution_key(approval.id),
+        entry_type="adjustment.credit" if value.minor > 0 else "adjustment.debit", flow_ref=approval.id,
+        memo=approval.reason, metadata={
+            "approval_id": approval.id,
+            "requested_by": approval.requested_by,
+            "approved_by": ",".join(a.by for a in approval.approvals),
         },
         source=acct.adjustments(payload["asset"]), destination=acct.user_available(payload["user_id"], payload["asset"]),
         value=value,

@@ -1,6 +1,10 @@
 """What every flow shares: ids from idempotency keys, decisions and steps (compare-and-set
 state changes with their audit events, core.platform.transitions), rounding.
 
+The flows hold their state as typed models (core.flows.documents); the helpers here are the
+one place those models are read from and written to the store (`load`, `insert_or_existing`,
+`step`, `decide`, `hold_for_flow`, `stored`), so no flow handles a stored dict.
+
 Rounding rule (docs/flows.md): amounts are integers of minor units; a computed fee is
 rounded UP to a whole minor unit (ROUND_CEILING), and what a user receives is rounded
 DOWN (ROUND_FLOOR). Every entry still balances per asset exactly, because each
@@ -11,6 +15,7 @@ same entry (the liquidity float or the fee wallet) — nothing is created or los
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
 from core.platform.boundary import internal
@@ -23,6 +28,7 @@ from core.base.errors import (
     FlowDecisionConflictError,
     FlowNotFoundError,
     HoldClosedError,
+    IdempotencyConflictError,
     InsufficientFundsError,
     InvalidFlowInputError,
 )
@@ -32,6 +38,7 @@ from core.ledger import from_minor, positive_amount
 from core.base.permissions import Principal
 from core.platform import Platform
 from core.ledger import Collection, DuplicateKeyStoreError
+from core.flows.documents import MODELS, FlowDecision, FlowDocument, HoldingFlow
 
 ARITHMETIC_PRECISION = 80  # digits: int64 minor units × 28-digit prices never lose a digit
 FLOW_TEXT_LENGTH_MAX = 200  # a destination, reference, provider or payment id stored in a flow document
@@ -74,14 +81,23 @@ def holding_request(platform: Platform, collection_name: str, prefix: str, idemp
     collection = platform.store.collection(collection_name)
     document_id = flow_id(prefix, idempotency_key)
     if collection.find_one({"_id": document_id}, projection={"_id": 1}) is None:
-        available_account = user_accounts(payer, asset)[0]
-        available = platform.ledger.balance(available_account)
-        if available < value:
-            raise InsufficientFundsError(f"{payer} has {available} available, needs {value}",
-                                         account=available_account.id, needed_minor=value.minor,
-                                         available_minor=available.minor)
-    return collection, {"_id": document_id, "idempotency_key": idempotency_key, "asset": asset,
+        account = user_accounts(payer, asset)[0]
+        require_cover(platform, account, value.minor,
+                      lambda held: f"{payer} has {from_minor(held, asset, platform.registry)} available, needs {value}",
+                      account=account.id)
+    return collection, {"id": document_id, "idempotency_key": idempotency_key, "asset": asset,
                         "amount_minor": value.minor, "fee_minor": fee}, value
+
+
+def require_cover(platform: Platform, holder: Account, needed_minor: int, message: Callable[[int], str],
+                  error: type[InsufficientFundsError] = InsufficientFundsError, **details: object) -> None:
+    """Refuse before anything is written when `holder` holds less than `needed_minor`: the
+    payer of a withdrawal or trade, the user paying a quote, the float a quote reserves
+    from. `message(held)` says so in the flow's words; the error carries both figures.
+    (A pre-check for a clear refusal only: the ledger's own funds check decides.)"""
+    held = platform.ledger.balance(holder).minor
+    if held < needed_minor:
+        raise error(message(held), **details, needed_minor=needed_minor, available_minor=held)
 
 
 def flow_id(prefix: str, *parts: str) -> str:
@@ -107,52 +123,72 @@ def convert_down(amount_minor: int, price: Decimal, scale_from: int, scale_to: i
         return int(value.to_integral_value(rounding=ROUND_FLOOR))
 
 
-def insert_or_existing(collection: Collection, document: dict, same: tuple[str, ...]) -> tuple[dict, bool]:
+def stored(collection: Collection, document: dict) -> FlowDocument:
+    """The model of a flow document as `collection` holds it (core.flows.documents.MODELS).
+    Raises: MalformedDocumentError."""
+    return MODELS[collection.name].from_document(document)
+
+
+def insert_or_existing(collection: Collection, document: FlowDocument,
+                       same: tuple[str, ...]) -> tuple[FlowDocument, bool]:
     """Insert a flow document, or return the one a previous call with the same id wrote.
 
     Returns (document, created). Raises: IdempotencyConflictError when the stored document
     differs in any of the `same` fields (the key was reused for a different request)."""
-    from core.base.errors import IdempotencyConflictError
-
     try:
-        collection.insert_one(document)
+        collection.insert_one(document.to_document())
         return document, True
     except DuplicateKeyStoreError:
-        existing = collection.find_one({"_id": document["_id"]})
-        assert existing is not None, "a duplicate _id was reported but the document is gone"
-        different = [name for name in same if existing.get(name) != document.get(name)]
+        found = collection.find_one({"_id": document.id})
+        assert found is not None, "a duplicate _id was reported but the document is gone"
+        existing = stored(collection, found)
+        different = [name for name in same if getattr(existing, name) != getattr(document, name)]
         if different:
             raise IdempotencyConflictError(
-                f"idempotency key {existing.get('idempotency_key')!r} was used for a different request "
+                f"idempotency key {existing.idempotency_key!r} was used for a different request "
                 f"({', '.join(different)})",
-                key=existing.get("idempotency_key"),
-                flow_id=existing["_id"],
+                key=existing.idempotency_key,
+                flow_id=existing.id,
                 fields=different,
             ) from None
         return existing, False
 
 
-def insert_holding_flow(collection: Collection, document: dict, same: tuple[str, ...]) -> tuple[dict, str]:
+def insert_holding_flow(collection: Collection, model: type[HoldingFlow], fields: dict,
+                        same: tuple[str, ...]) -> tuple[HoldingFlow, str]:
     """`insert_or_existing` for a flow that places a hold and pays a referral (withdrawal,
-    P2P trade): the new document names this caller as its first placer (core.flows.holds)
-    and its referral as not yet settled. Returns (the document as stored, this caller's
-    placer name)."""
+    P2P trade): the new document (`model` of `fields`) names this caller as its first placer
+    (core.flows.holds) and its referral as not yet settled. Returns (the document as
+    stored, this caller's placer name)."""
     placer = holds.new_placer()  # this call may place the hold
-    return insert_or_existing(collection, {**document, "referral_done": False, holds.PLACERS: [placer]}, same)[0], placer
+    document = model(**fields, referral_done=False, hold_placers=(placer,))
+    return insert_or_existing(collection, document, same)[0], placer
 
 
-def load(collection: Collection, document_id: object, what: str) -> dict:
-    """Raises: FlowNotFoundError (ids are plain text only: no operator can be injected)."""
+def load(collection: Collection, document_id: object, what: str) -> FlowDocument:
+    """Raises: FlowNotFoundError (ids are plain text only: no operator can be injected),
+    MalformedDocumentError."""
+    return stored(collection, _find(collection, document_id, what))
+
+
+def _find(collection: Collection, document_id: object, what: str) -> dict:
     document = collection.find_one({"_id": document_id}) if isinstance(document_id, str) else None
     if document is None:
         raise FlowNotFoundError(f"no {what} {document_id!r}", kind=what, id=repr(document_id))
     return document
 
 
+def current(platform: Platform, collection: Collection, document_id: str, what: str) -> FlowDocument:
+    """The flow as stored now, after appending any audit events its outbox still holds (a
+    caller that lost a compare-and-set carries on from here)."""
+    found = _find(collection, document_id, what)
+    return stored(collection, transitions.flush(platform.ledger.audit, collection, found))
+
+
 @internal
-def step(platform: Platform, principal: Principal, collection: Collection, document: dict, to_state: str, *,
+def step(platform: Platform, principal: Principal, collection: Collection, document: FlowDocument, to_state: str, *,
          allowed_from: tuple[str, ...], what: str, extra: dict | None = None, match: dict | None = None,
-         user: str | None = None, also: dict | None = None) -> dict:
+         user: str | None = None, also: dict | None = None) -> FlowDocument:
     """A mechanical step whose outcome the document already fixes (a hold placed, an escrow
     moved the way `closing_to` says): one compare-and-set from one of `allowed_from` —
     plus `match`, the decision the step carries out — to `to_state`, with its audit event
@@ -163,7 +199,7 @@ def step(platform: Platform, principal: Principal, collection: Collection, docum
     took the same step (its entries are the same keyed entries), so the current document
     is returned as it is and the caller carries on from its real state: helping is safe
     because the step decides nothing. Nothing here ever reports a step it did not take."""
-    audit, document_id = platform.ledger.audit, document["_id"]
+    audit, document_id = platform.ledger.audit, document.id
     update: dict = {"$set": {"state": to_state, **(extra or {})}}
     for operator, fields in (also or {}).items():
         update[operator] = {**update.get(operator, {}), **fields}
@@ -177,8 +213,8 @@ def step(platform: Platform, principal: Principal, collection: Collection, docum
             ),
         )
         if changed is not None:
-            return changed
-    return transitions.flush(audit, collection, load(collection, document_id, what))
+            return stored(collection, changed)
+    return current(platform, collection, document_id, what)
 
 
 def _plain(value: object) -> bool:
@@ -187,27 +223,37 @@ def _plain(value: object) -> bool:
 
 @internal
 def decision(principal: Principal, name: str, to: str, *, party: str | None = None, reason: str | None = None,
-             at: object = None) -> dict:
+             at: datetime | None = None) -> FlowDecision:
     """What a caller decides: `name` (the kind of decision, a verb such as "release" — never
     a state name, so its event key `<what>:<id>:<name>` cannot collide with a step's
     `<what>:<id>:<state>`; "resolved" is the one historical exception, whose states are
     `resolved_buyer|seller`), `to` (the target state or side), who (`by`, `role`) and for
     which party. Stored in the document
     by the winning compare-and-set and carried by its audit event."""
-    return {"name": name, "to": to, "by": principal.name, "role": principal.role.value, "party": party,
-            "reason": reason, "at": at}
+    return FlowDecision(name=name, to=to, by=principal.name, role=principal.role.value, party=party, reason=reason,
+                        at=at)
 
 
-def same_decision(stored: dict | None, wanted: dict) -> bool:
-    """A replay by the same caller of the same decision (then it may be resumed, not refused)."""
-    return stored is not None and all(stored.get(k) == wanted.get(k) for k in ("name", "to", "by", "party"))
+def replayed(document: FlowDocument, wanted: FlowDecision) -> bool:
+    """`document` holds this very decision by the same caller already: a replay (then it may
+    be resumed, not refused)."""
+    return any(_same_decision(made, wanted) for made in document.decisions)
 
 
-def decide(platform: Platform, collection: Collection, document: dict, to_state: str, wanted: dict, *,
+def _same_decision(made: FlowDecision, wanted: FlowDecision) -> bool:
+    return (made.name, made.to, made.by, made.party) == (wanted.name, wanted.to, wanted.by, wanted.party)
+
+
+def winner_of(decision_made: FlowDecision | None) -> dict | None:
+    """The decision that got there first, as a refusal names it."""
+    return None if decision_made is None else decision_made.model_dump(include={"name", "to", "by", "party"})
+
+
+def decide(platform: Platform, collection: Collection, document: FlowDocument, to_state: str, wanted: FlowDecision, *,
            allowed_from: tuple[str, ...], what: str, extra: dict | None = None, match: dict | None = None,
            event_type: str | None = None, user: str | None = None,
-           error: type[FlowDecisionConflictError] | Callable[[dict], type[FlowDecisionConflictError]] = FlowDecisionConflictError,
-           ) -> dict:
+           error: type[FlowDecisionConflictError] | Callable[[FlowDocument], type[FlowDecisionConflictError]]
+           = FlowDecisionConflictError) -> FlowDocument:
     """Record a caller's decision: one compare-and-set from one of `allowed_from` (with no
     decision of this name yet) to `to_state`, setting `decision` and appending it to
     `decisions`, its audit event (`<what>:<id>:<name>`, naming the caller and the decision)
@@ -218,41 +264,39 @@ def decide(platform: Platform, collection: Collection, document: dict, to_state:
     the same caller. Raises `error` carrying the winner's decision when another caller's
     decision got there first (`error` may be a function of the current document choosing
     the class): a loser never succeeds with someone else's outcome."""
-    audit, document_id, name = platform.ledger.audit, document["_id"], wanted["name"]
+    audit, document_id, name, made = platform.ledger.audit, document.id, wanted.name, wanted.model_dump()
     for state in allowed_from:
         changed = transitions.change_and_flush(
             audit, collection,
             {"_id": document_id, "state": state, "decisions.name": {"$ne": name}, **(match or {})},
-            {"$set": {"state": to_state, "decision": wanted, **(extra or {})}, "$push": {"decisions": wanted}},
+            {"$set": {"state": to_state, "decision": made, **(extra or {})}, "$push": {"decisions": made}},
             transitions.event(
-                key=f"{what}:{document_id}:{name}", type=event_type or f"{what}.{name}", actor=wanted["by"],
-                role=wanted["role"], target=document_id, user=user, before={"state": state},
-                after={"state": to_state}, data={"decision": name, "to": wanted["to"], "party": wanted["party"],
-                                                 "reason": wanted["reason"]},
+                key=f"{what}:{document_id}:{name}", type=event_type or f"{what}.{name}", actor=wanted.by,
+                role=wanted.role, target=document_id, user=user, before={"state": state},
+                after={"state": to_state}, data={"decision": name, "to": wanted.to, "party": wanted.party,
+                                                 "reason": wanted.reason},
             ),
         )
         if changed is not None:
-            return changed
-    current = transitions.flush(audit, collection, load(collection, document_id, what))
-    mine = next((d for d in current.get("decisions") or [] if same_decision(d, wanted)), None)
-    if mine is not None:
-        return current  # a replay of this caller's own decision
-    winner = current.get("decision")
-    error = error if isinstance(error, type) else error(current)
+            return stored(collection, changed)
+    now = current(platform, collection, document_id, what)
+    if replayed(now, wanted):
+        return now  # a replay of this caller's own decision
+    winner = now.decision
+    error = error if isinstance(error, type) else error(now)
     raise error(
-        f"{what} {document_id} is {current['state']}"
-        + (f" ({winner['name']} → {winner['to']} by {winner['by']})" if winner else "")
-        + f"; cannot be {name} → {wanted['to']}",
-        id=document_id, state=current["state"], wanted={"decision": name, "to": wanted["to"]},
-        winner={k: winner.get(k) for k in ("name", "to", "by", "party")} if winner else None,
+        f"{what} {document_id} is {now.state}"
+        + (f" ({winner.name} → {winner.to} by {winner.by})" if winner else "")
+        + f"; cannot be {name} → {wanted.to}",
+        id=document_id, state=now.state, wanted={"decision": name, "to": wanted.to}, winner=winner_of(winner),
     )
 
 
 @internal
-def hold_for_flow(platform: Platform, principal: Principal, collection: Collection, document: dict, *,
+def hold_for_flow(platform: Platform, principal: Principal, collection: Collection, document: HoldingFlow, *,
                   what: str, source: Account, held: Account, amount_minor: int, memo: str, metadata: dict,
                   from_state: str, held_state: str, entry_field: str, refused_state: str, refused_reason: dict,
-                  placer: str | None = None) -> dict:
+                  placer: str | None = None) -> HoldingFlow:
     """Place a flow's hold (hold id = the flow's id) and move its document on: to `held_state`
     recording the hold entry in `entry_field`, or — when the source is short — to
     `refused_state` with `refused_reason`, re-raising InsufficientFundsError.
@@ -266,13 +310,13 @@ def hold_for_flow(platform: Platform, principal: Principal, collection: Collecti
     (funds may arrive a moment later for a concurrent caller), so whoever finds the flow
     refused while the hold exists releases it and clears the names; a placer that dies
     first leaves its name, and recovery's `holds.release_stranded` releases the hold."""
-    document_id = document["_id"]
-    if placer is None or placer not in (document.get(holds.PLACERS) or []):
+    document_id = document.id
+    if placer is None or placer not in document.hold_placers:
         placer = holds.new_placer()
-        registered = holds.register(collection, document, from_state, placer)
+        registered = holds.register(collection, document_id, from_state, placer)
         if registered is None:  # the flow left `from_state`: its hold is someone else's business now
-            return transitions.flush(platform.ledger.audit, collection, load(collection, document_id, what))
-        document = registered
+            return current(platform, collection, document_id, what)
+        document = stored(collection, registered)
     try:
         entry = platform.ledger.place_hold(
             hold_id=document_id, source=source, held=held,
@@ -280,19 +324,19 @@ def hold_for_flow(platform: Platform, principal: Principal, collection: Collecti
             actor=principal.name, flow_ref=document_id, memo=memo, metadata=metadata,
         )
     except InsufficientFundsError:
-        current = step(platform, principal, collection, document, refused_state, allowed_from=(from_state,),
+        refused = step(platform, principal, collection, document, refused_state, allowed_from=(from_state,),
                        what=what, extra=refused_reason, also={"$pull": {holds.PLACERS: placer}})
-        if current["state"] != refused_state:
-            return current  # a concurrent caller placed the hold (and cleared the names): the flow went on
-        if placer in (current.get(holds.PLACERS) or []):
+        if refused.state != refused_state:
+            return refused  # a concurrent caller placed the hold (and cleared the names): the flow went on
+        if placer in refused.hold_placers:
             holds.forget(collection, document_id, placer)  # another caller's refusal came first
         release_refused_hold(platform, principal, document_id, collection)
         raise
-    current = step(platform, principal, collection, document, held_state, allowed_from=(from_state,), what=what,
-                   extra={entry_field: entry.id}, also={"$set": {holds.PLACERS: []}})
-    if current["state"] == refused_state:
+    held_now = step(platform, principal, collection, document, held_state, allowed_from=(from_state,), what=what,
+                    extra={entry_field: entry.id}, also={"$set": {holds.PLACERS: []}})
+    if held_now.state == refused_state:
         release_refused_hold(platform, principal, document_id, collection)
-    return current
+    return held_now
 
 
 @internal

@@ -14,14 +14,17 @@ from __future__ import annotations
 from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
+from core.approvals import ApprovalRequest
 from core.ledger import Entry
 from core.base.errors import InvalidFlowInputError
-from core.flows.common import check_text, flow_id, insert_or_existing, load, step, transfer
+from core.flows.common import check_text, flow_id, insert_or_existing, load, step, stored, transfer
+from core.flows.documents import Deposit
+from core.flows.states import DEPOSITS
 from core.ledger import from_minor, positive_amount
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
 
-COLLECTION = "deposits"
+COLLECTION = DEPOSITS
 MANUAL_KIND = "deposit.manual"
 CONFIRMATIONS_MAX = 1_000_000
 
@@ -65,48 +68,49 @@ def record_deposit(
         )
     value = positive_amount(amount, asset, platform.registry)
     collection = platform.store.collection(COLLECTION)
-    document = {
-        "_id": flow_id("dep", provider, payment_id),
-        "idempotency_key": idempotency_key,
-        "provider": provider,
-        "payment_id": payment_id,
-        "user": user_id,
-        "asset": asset,
-        "amount_minor": value.minor,
-        "confirmations": confirmations,
-        "confirmations_required": platform.config.confirmations_for(asset),
-        "state": "confirming",
-        "created_at": platform.clock.now(),
-        "credit_entry_id": None,
-    }
+    document = Deposit(
+        id=flow_id("dep", provider, payment_id),
+        idempotency_key=idempotency_key,
+        provider=provider,
+        payment_id=payment_id,
+        user=user_id,
+        asset=asset,
+        amount_minor=value.minor,
+        confirmations=confirmations,
+        confirmations_required=platform.config.confirmations_for(asset),
+        state="confirming",
+        created_at=platform.clock.now(),
+        credit_entry_id=None,
+    )
     document, _ = insert_or_existing(collection, document, ("provider", "payment_id", "user", "asset", "amount_minor"))
-    if confirmations > document["confirmations"]:
-        document = collection.find_one_and_update({"_id": document["_id"]}, {"$max": {"confirmations": confirmations}})
-    return _drive(platform, principal, document)
+    if confirmations > document.confirmations:
+        document = stored(collection, collection.find_one_and_update({"_id": document.id},
+                                                                     {"$max": {"confirmations": confirmations}}))
+    return _drive(platform, principal, document).to_document()
 
 
-def _drive(platform: Platform, principal: Principal, document: dict) -> dict:
-    if document["state"] != "confirming" or document["confirmations"] < document["confirmations_required"]:
+def _drive(platform: Platform, principal: Principal, document: Deposit) -> Deposit:
+    if document.state != "confirming" or document.confirmations < document.confirmations_required:
         return document
     entry = _credit(platform, principal, document)
     return step(
         platform, principal, platform.store.collection(COLLECTION), document, "credited",
-        allowed_from=("confirming",), what="deposit", user=document["user"],
+        allowed_from=("confirming",), what="deposit", user=document.user,
         extra={"credit_entry_id": entry.id, "credited_at": platform.clock.now()},
     )
 
 
-def _credit(platform: Platform, principal: Principal, document: dict) -> Entry:
-    asset = document["asset"]
+def _credit(platform: Platform, principal: Principal, document: Deposit) -> Entry:
+    asset = document.asset
     return transfer(
-        platform, principal, key=f"deposit:{document['_id']}:credit", entry_type="deposit.credit",
-        flow_ref=document["_id"], memo=f"{document['provider']} {document['payment_id']}", metadata={
-            "deposit_id": document["_id"],
-            "payment_id": document["payment_id"][:200],
-            "confirmations_required": document["confirmations_required"],
+        platform, principal, key=f"deposit:{document.id}:credit", entry_type="deposit.credit",
+        flow_ref=document.id, memo=f"{document.provider} {document.payment_id}", metadata={
+            "deposit_id": document.id,
+            "payment_id": document.payment_id[:200],
+            "confirmations_required": document.confirmations_required,
         },  # fixed: replays must hash alike
-        source=acct.external(asset), destination=acct.user_available(document["user"], asset),
-        value=from_minor(document["amount_minor"], asset, platform.registry),
+        source=acct.external(asset), destination=acct.user_available(document.user, asset),
+        value=from_minor(document.amount_minor, asset, platform.registry),
     )
 
 
@@ -114,7 +118,7 @@ def _credit(platform: Platform, principal: Principal, document: dict) -> Entry:
 def resume_deposit(platform: Platform, principal: Principal, deposit_id: str) -> dict:
     """Finish a deposit whose credit a crash interrupted. Raises: FlowNotFoundError."""
     require(principal, Permission.MOVE_MONEY)
-    return _drive(platform, principal, load(platform.store.collection(COLLECTION), deposit_id, "deposit"))
+    return _drive(platform, principal, load(platform.store.collection(COLLECTION), deposit_id, "deposit")).to_document()
 
 
 @boundary
@@ -154,14 +158,14 @@ def request_manual_deposit(
     )
 
 
-def _execute_manual(platform: Platform, approval: dict, principal: Principal) -> dict:
-    payload = approval["payload"]
+def _execute_manual(platform: Platform, approval: ApprovalRequest, principal: Principal) -> dict:
+    payload = approval.payload
     entry = transfer(
-        platform, principal, key=approvals.execution_key(approval["_id"]), entry_type="deposit.manual",
-        flow_ref=approval["_id"], memo=f"manual deposit {payload['reference']}", metadata={
-            "approval_id": approval["_id"],
+        platform, principal, key=approvals.execution_key(approval.id), entry_type="deposit.manual",
+        flow_ref=approval.id, memo=f"manual deposit {payload['reference']}", metadata={
+            "approval_id": approval.id,
             "reference": payload["reference"],
-            "requested_by": approval["requested_by"],
+            "requested_by": approval.requested_by,
         },
         source=acct.external(payload["asset"], "bank"), destination=acct.user_available(payload["user_id"], payload["asset"]),
         value=from_minor(payload["amount_minor"], payload["asset"], platform.registry),

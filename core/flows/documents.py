@@ -1,10 +1,12 @@
-"""The state documents of the withdrawal, quote (swap, instant buy and sell) and P2P trade
-flows as typed models, each converted to and from the store here (`from_document`,
-`to_document`, core.platform.documents: strict, frozen, unknown keys refused, absent
-fields stay absent so the store format does not change).
+"""The state documents of the deposit, withdrawal, quote (swap, instant buy and sell) and P2P
+trade flows as typed models, each converted to and from the store in one place
+(`from_document`, `to_document`, core.platform.documents: strict, frozen, unknown keys
+refused, absent fields stay absent so the store format does not change). The flows hold
+these models between their steps (core.flows.common reads and writes them); only the
+public functions hand the stored form back to their callers, as they always have.
 
-The fields are the ones the flows write: the insert of each flow (`request_withdrawal`,
-`create_quote`, `open_trade`), the steps and decisions that move it on
+The fields are the ones the flows write: the insert of each flow (`record_deposit`,
+`request_withdrawal`, `create_quote`, `open_trade`), the steps and decisions that move it on
 (core.flows.common: `decision`, `decisions`, the `extra` of each step), the hold placers
 (core.flows.holds), the owed referral commissions (core.flows.referral) and the audit
 outbox (core.platform.transitions). A field that a step adds later has a default and is
@@ -61,19 +63,41 @@ class Dispute(BaseModel):
 
 
 class FlowDocument(StoredDocument):
-    """What every flow document has: its key, when it was made, the referral bookkeeping,
-    and the names of callers that may place its hold."""
+    """What every flow document has: its key and when it was made."""
 
     what: ClassVar[str] = "flow"
 
     idempotency_key: str
     created_at: datetime
+
+
+class Deposit(FlowDocument):
+    """A provider or chain deposit in `deposits` (core.flows.deposit)."""
+
+    what: ClassVar[str] = "deposit"
+
+    provider: str
+    payment_id: str
+    user: str
+    asset: str
+    amount_minor: PositiveMinor
+    confirmations: Minor
+    confirmations_required: Minor
+    state: Literal["confirming", "credited"]
+    credit_entry_id: EntryId
+    credited_at: datetime | None = None  # set by the credit
+
+
+class HoldingFlow(FlowDocument):
+    """A flow that holds money and charges a fee: the referral bookkeeping and the names of
+    the callers that may place its hold."""
+
     referral_done: bool
     referral_owed: Items[str] = ()  # fee entries whose commission the fee wallet could not pay yet
     hold_placers: Items[str] = ()  # core.flows.holds.PLACERS
 
 
-class Withdrawal(FlowDocument):
+class Withdrawal(HoldingFlow):
     """A withdrawal in `withdrawals` (core.flows.withdrawal)."""
 
     what: ClassVar[str] = "withdrawal"
@@ -95,10 +119,10 @@ class Withdrawal(FlowDocument):
     settled_at: datetime | None = None
     approved_by: Items[str] = ()
     rejection: Literal["rejected", "expired"] | None = None  # how the approval request closed
-    failure: str | None = None  # why the hold was refused
+    failure: Literal["insufficient_funds"] | None = None  # why the hold was refused
 
 
-class Quote(FlowDocument):
+class Quote(HoldingFlow):
     """A swap or instant buy/sell quote in `quotes` (core.flows.quotes)."""
 
     what: ClassVar[str] = "quote"
@@ -123,7 +147,7 @@ class Quote(FlowDocument):
     pay_entry_id: EntryId
     receive_entry_id: EntryId
     release_entry_id: EntryId
-    close_reason: str | None
+    close_reason: Literal["float_short", "payment_refused", "ttl"] | None  # why it closed without executing
     decision: FlowDecision | None
     decisions: Items[FlowDecision]
     # set by later steps
@@ -131,7 +155,7 @@ class Quote(FlowDocument):
     executed_at: datetime | None = None
 
 
-class P2PTrade(FlowDocument):
+class P2PTrade(HoldingFlow):
     """A P2P trade in `p2p_trades` (core.flows.p2p)."""
 
     what: ClassVar[str] = "P2P trade"
@@ -151,15 +175,16 @@ class P2PTrade(FlowDocument):
     escrow_entry_id: EntryId
     close_entry_id: EntryId
     # set by later steps and decisions
-    paid_at: datetime | None = None
-    closed_at: datetime | None = None
-    cancelled_by: str | None = None
-    resolved_by: str | None = None
+    paid_at: datetime | None = None  # the buyer's mark_paid
+    closed_at: datetime | None = None  # the escrow's close
+    cancelled_by: str | None = None  # the party that cancelled, or "timeout"
+    resolved_by: str | None = None  # the admin who resolved the dispute, with why:
     resolution_reason: str | None = None
-    close_reason: str | None = None  # why the escrow was refused
+    close_reason: Literal["escrow_refused"] | None = None  # the escrow was refused (the seller's funds went)
 
 
 MODELS: dict[str, type[FlowDocument]] = {
+    states.DEPOSITS: Deposit,
     states.WITHDRAWALS: Withdrawal,
     states.QUOTES: Quote,
     states.P2P_TRADES: P2PTrade,

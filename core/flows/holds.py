@@ -55,11 +55,12 @@ def new_placer() -> str:
     return uuid.uuid4().hex
 
 
-def register(collection: Collection, document: dict, from_state: str, placer: str) -> dict | None:
+def register(collection: Collection, document_id: str, from_state: str, placer: str) -> dict | None:
     """Name `placer` among those who may place the flow's hold — one compare-and-set that
-    holds only while the flow is still in `from_state`. Returns the document after, or
-    None when the flow has left that state (then the caller must not place the hold)."""
-    return collection.find_one_and_update({"_id": document["_id"], "state": from_state}, {"$push": {PLACERS: placer}})
+    holds only while the flow is still in `from_state`. Returns the document after (as
+    stored), or None when the flow has left that state (then the caller must not place
+    the hold)."""
+    return collection.find_one_and_update({"_id": document_id, "state": from_state}, {"$push": {PLACERS: placer}})
 
 
 def forget(collection: Collection, document_id: str, placer: str) -> None:

@@ -20,6 +20,8 @@ recovery finishes a crashed close.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core.approvals import check_reason
@@ -43,9 +45,12 @@ from core.flows.common import (
     hold_for_flow,
     insert_holding_flow,
     load,
-    same_decision,
+    replayed,
+    stored,
     step,
+    winner_of,
 )
+from core.flows.documents import FlowDecision, P2PTrade
 from core.ledger import from_minor
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -78,7 +83,7 @@ def open_trade(
         platform, COLLECTION, "p2p", idempotency_key, seller, amount, asset, platform.config.p2p_maker_fee_rate,
         leaves="for the buyer")
     now = platform.clock.now()
-    document = {
+    document, placer = insert_holding_flow(collection, P2PTrade, {
         **fields,
         "seller": seller,
         "buyer": buyer,
@@ -92,121 +97,118 @@ def open_trade(
         "dispute": None,
         "escrow_entry_id": None,
         "close_entry_id": None,
-    }
-    document, placer = insert_holding_flow(collection, document, ("seller", "buyer", "asset", "amount_minor"))
-    return _drive(platform, principal, document, placer)
+    }, ("seller", "buyer", "asset", "amount_minor"))
+    return _drive(platform, principal, document, placer).to_document()
 
 
-def _escrow(platform: Platform, principal: Principal, document: dict, placer: str | None) -> dict:
-    asset = document["asset"]
+def _escrow(platform: Platform, principal: Principal, document: P2PTrade, placer: str | None) -> P2PTrade:
+    asset = document.asset
     return hold_for_flow(
         platform, principal, platform.store.collection(COLLECTION), document, what="p2p",
-        source=acct.user_available(document["seller"], asset), held=acct.escrow(document["_id"], asset),
-        amount_minor=document["amount_minor"], memo="p2p escrow", metadata={"trade_id": document["_id"]},
+        source=acct.user_available(document.seller, asset), held=acct.escrow(document.id, asset),
+        amount_minor=document.amount_minor, memo="p2p escrow", metadata={"trade_id": document.id},
         from_state="new", held_state="open", entry_field="escrow_entry_id",
         refused_state="cancelled", refused_reason={"close_reason": "escrow_refused"}, placer=placer,
     )
 
 
-def _drive(platform: Platform, principal: Principal, document: dict, placer: str | None = None) -> dict:
-    if document["state"] == "new":
+def _drive(platform: Platform, principal: Principal, document: P2PTrade, placer: str | None = None) -> P2PTrade:
+    if document.state == "new":
         document = _escrow(platform, principal, document, placer)
-    if document["state"] == "closing":
+    if document.state == "closing":
         entry = _close_escrow(platform, principal, document)
         document = step(
-            platform, principal, platform.store.collection(COLLECTION), document, document["closing_to"],
-            allowed_from=("closing",), what="p2p", match={"closing_to": document["closing_to"]},
-            extra={"close_entry_id": entry.id, "closed_at": platform.clock.now()}, user=document["seller"],
+            platform, principal, platform.store.collection(COLLECTION), document, document.closing_to,
+            allowed_from=("closing",), what="p2p", match={"closing_to": document.closing_to},
+            extra={"close_entry_id": entry.id, "closed_at": platform.clock.now()}, user=document.seller,
         )
-    if document["state"] in ("released", "resolved_buyer"):
-        document = referral.settle_referrals(platform, principal, COLLECTION, document, [document["close_entry_id"]])
+    if document.state in ("released", "resolved_buyer"):
+        document = referral.settle_referrals(platform, principal, COLLECTION, document, [document.close_entry_id])
     return document
 
 
-def _close_escrow(platform: Platform, principal: Principal, document: dict) -> Entry:
+def _close_escrow(platform: Platform, principal: Principal, document: P2PTrade) -> Entry:
     """Move the escrow to the side `closing_to` names (buyer minus fee, or back to the seller)."""
-    asset, registry, trade_id = document["asset"], platform.registry, document["_id"]
+    asset, registry, trade_id = document.asset, platform.registry, document.id
     try:
-        if document["closing_to"] in ("released", "resolved_buyer"):
+        if document.closing_to in ("released", "resolved_buyer"):
             destinations = [
                 (
-                    acct.user_available(document["buyer"], asset),
-                    from_minor(document["amount_minor"] - document["fee_minor"], asset, registry),
+                    acct.user_available(document.buyer, asset),
+                    from_minor(document.amount_minor - document.fee_minor, asset, registry),
                 )
             ]
-            if document["fee_minor"]:
-                destinations.append((acct.fees(asset), from_minor(document["fee_minor"], asset, registry)))
+            if document.fee_minor:
+                destinations.append((acct.fees(asset), from_minor(document.fee_minor, asset, registry)))
             return platform.ledger.consume_hold(
                 hold_id=trade_id,
                 actor=principal.name,
                 destinations=destinations,
-                entry_type=f"p2p.{document['closing_to']}",
+                entry_type=f"p2p.{document.closing_to}",
                 memo="p2p escrow to buyer",
                 metadata={
                     "trade_id": trade_id,
-                    "fee_minor": document["fee_minor"],
+                    "fee_minor": document.fee_minor,
                     "fee_asset": asset,
-                    "fee_payer": document["seller"],
+                    "fee_payer": document.seller,
                 },
             )
         return platform.ledger.release_hold(
             hold_id=trade_id,
             actor=principal.name,
-            entry_type=f"p2p.{document['closing_to']}",
+            entry_type=f"p2p.{document.closing_to}",
             memo="p2p escrow back to seller",
             metadata={"trade_id": trade_id},
         )
     except HoldClosedError:
         closing = platform.ledger.hold(trade_id)[1]
-        assert closing is not None and closing.type == f"p2p.{document['closing_to']}", "an escrow closes one way"
+        assert closing is not None and closing.type == f"p2p.{document.closing_to}", "an escrow closes one way"
         return closing
 
 
 def _begin_close(
     platform: Platform,
     principal: Principal,
-    document: dict,
-    wanted: dict,
+    document: P2PTrade,
+    wanted: FlowDecision,
     allowed_from: tuple[str, ...],
     extra: dict | None = None,
     match: dict | None = None,
     event_type: str | None = None,
-) -> dict:
+) -> P2PTrade:
     """The closing decision: one compare-and-set from `allowed_from` to `closing` with
     `closing_to` = the wanted target; a replay of the same decision by the same caller
     resumes it. Raises: TradeDecisionConflictError naming the winner when another decision
     got there first (or the trade is already closed)."""
-    if any(same_decision(d, wanted) for d in document.get("decisions") or []):
+    if replayed(document, wanted):
         return _drive(platform, principal, document)  # replay of this caller's own decision
-    if document["state"] in CLOSED or document["state"] == "closing":
-        winner = document.get("decision") or {}
+    if document.state in CLOSED or document.state == "closing":
+        winner = document.decision
         raise TradeDecisionConflictError(
-            f"trade {document['_id']} is {document['state']}"
-            + (f" ({winner.get('name')} by {winner.get('by')})" if winner else ""),
-            trade_id=document["_id"], state=document["state"], wanted=wanted["to"],
-            winner={k: winner.get(k) for k in ("name", "to", "by", "party")} if winner else None,
+            f"trade {document.id} is {document.state}" + (f" ({winner.name} by {winner.by})" if winner else ""),
+            trade_id=document.id, state=document.state, wanted=wanted.to, winner=winner_of(winner),
         )
     closing = decide(
         platform, platform.store.collection(COLLECTION), document, "closing", wanted,
-        allowed_from=allowed_from, what="p2p", extra={"closing_to": wanted["to"], **(extra or {})},
-        match=match, event_type=event_type, user=document["buyer"], error=TradeDecisionConflictError,
+        allowed_from=allowed_from, what="p2p", extra={"closing_to": wanted.to, **(extra or {})},
+        match=match, event_type=event_type, user=document.buyer, error=TradeDecisionConflictError,
     )
     return _drive(platform, principal, closing)
 
 
-def _loser_error(current: dict) -> type[FlowDecisionConflictError]:
+def _loser_error(current: P2PTrade) -> type[FlowDecisionConflictError]:
     """TradeDecisionConflictError once the winner closed the trade, else FlowDecisionConflictError."""
-    return TradeDecisionConflictError if current["state"] in (*CLOSED, "closing") else FlowDecisionConflictError
+    return TradeDecisionConflictError if current.state in (*CLOSED, "closing") else FlowDecisionConflictError
 
 
-def _party(document: dict, user_id: str, role: str) -> None:
-    if document[role] != user_id:
+def _party(document: P2PTrade, user_id: str, role: str) -> None:
+    if getattr(document, role) != user_id:
         raise NotFlowPartyError(
-            f"{user_id} is not the {role} of trade {document['_id']}", trade_id=document["_id"], user_id=user_id
+            f"{user_id} is not the {role} of trade {document.id}", trade_id=document.id, user_id=user_id
         )
 
 
-def _trade(platform: Platform, trade_id: str) -> dict:
+def _trade(platform: Platform, trade_id: str) -> P2PTrade:
     return load(platform.store.collection(COLLECTION), trade_id, "trade")
 
 
@@ -221,17 +223,17 @@ def mark_paid(platform: Platform, principal: Principal, *, trade_id: str, buyer:
     _party(document, buyer, "buyer")
     now = platform.clock.now()
     wanted = decision(principal, "mark_paid", "paid", party=buyer, at=now)
-    if document["state"] == "paid" and any(same_decision(d, wanted) for d in document.get("decisions") or []):
-        return document
-    if document["state"] in CLOSED:
-        raise TradeClosedError(f"trade {trade_id} is {document['state']}", trade_id=trade_id, state=document["state"])
-    if document["state"] == "open" and now >= document["payment_due_at"]:
+    if document.state == "paid" and replayed(document, wanted):
+        return document.to_document()
+    if document.state in CLOSED:
+        raise TradeClosedError(f"trade {trade_id} is {document.state}", trade_id=trade_id, state=document.state)
+    if document.state == "open" and now >= document.payment_due_at:
         raise FlowStateError(f"trade {trade_id}: the payment window closed", trade_id=trade_id, state="open")
     return decide(
         platform, platform.store.collection(COLLECTION), document, "paid", wanted, allowed_from=("open",),
         what="p2p", extra={"paid_at": now}, match={"payment_due_at": {"$gt": now}}, user=buyer,
         error=_loser_error,
-    )
+    ).to_document()
 
 
 @boundary
@@ -241,10 +243,10 @@ def release_trade(platform: Platform, principal: Principal, *, trade_id: str, se
     require(principal, Permission.MOVE_MONEY)
     document = _trade(platform, trade_id)
     _party(document, seller, "seller")
-    if document["state"] == "disputed":
+    if document.state == "disputed":
         raise FlowStateError(f"trade {trade_id} is disputed: an admin resolves it", trade_id=trade_id, state="disputed")
     wanted = decision(principal, "release", "released", party=seller, at=platform.clock.now())
-    return _begin_close(platform, principal, document, wanted, ("paid", "open"))
+    return _begin_close(platform, principal, document, wanted, ("paid", "open")).to_document()
 
 
 @boundary
@@ -254,20 +256,18 @@ def cancel_trade(platform: Platform, principal: Principal, *, trade_id: str, use
     TradeClosedError, FlowStateError (paid or disputed, or seller before the timeout)."""
     require(principal, Permission.MOVE_MONEY)
     document = _trade(platform, trade_id)
-    if user_id not in (document["buyer"], document["seller"]):
+    if user_id not in (document.buyer, document.seller):
         raise NotFlowPartyError(f"{user_id} is not a party of trade {trade_id}", trade_id=trade_id, user_id=user_id)
     now = platform.clock.now()
-    by_seller = user_id == document["seller"]
-    if by_seller and document["state"] == "open" and now < document["payment_due_at"]:
+    by_seller = user_id == document.seller
+    if by_seller and document.state == "open" and now < document.payment_due_at:
         raise FlowStateError(f"the seller may cancel trade {trade_id} only after the payment window", trade_id=trade_id)
     wanted = decision(principal, "cancel", "cancelled", party=user_id, at=now)
-    if document["state"] in ("paid", "disputed") and not any(
-        same_decision(d, wanted) for d in document.get("decisions") or []
-    ):
-        raise FlowStateError(f"trade {trade_id} is {document['state']}; it cannot be cancelled", trade_id=trade_id,
-                             state=document["state"])
+    if document.state in ("paid", "disputed") and not replayed(document, wanted):
+        raise FlowStateError(f"trade {trade_id} is {document.state}; it cannot be cancelled", trade_id=trade_id,
+                             state=document.state)
     return _begin_close(platform, principal, document, wanted, ("open",), {"cancelled_by": user_id},
-                        match={"payment_due_at": {"$lte": now}} if by_seller else None)
+                        match={"payment_due_at": {"$lte": now}} if by_seller else None).to_document()
 
 
 @boundary
@@ -281,16 +281,21 @@ def cancel_timed_out(platform: Platform, principal: Principal) -> SweepReport:
     now = platform.clock.now()
     due = collection.find({"state": "open", "payment_due_at": {"$lte": now}}, limit=TIMEOUT_BATCH_MAX)
     due += collection.find({"state": "closing"}, limit=TIMEOUT_BATCH_MAX)
+    wanted = decision(principal, "cancel", "cancelled", party=None, reason="payment timeout", at=now)
     report = SweepReport()
     for document in due:
-        if document["state"] == "closing":
-            report.run(document["_id"], lambda d=document: _drive(platform, principal, d))
-        else:
-            wanted = decision(principal, "cancel", "cancelled", party=None, reason="payment timeout", at=now)
-            report.run(document["_id"], lambda d=document, w=wanted: _begin_close(
-                platform, principal, d, w, ("open",), {"cancelled_by": "timeout"},
-                match={"payment_due_at": {"$lte": now}}))
+        report.run(document["_id"], lambda found=document: _time_out(platform, principal, stored(collection, found),
+                                                                      wanted, now))
     return report
+
+
+def _time_out(platform: Platform, principal: Principal, document: P2PTrade, wanted: FlowDecision,
+              now: datetime) -> P2PTrade:
+    """Finish a `closing` trade's close, or cancel an unpaid one past its payment window."""
+    if document.state == "closing":
+        return _drive(platform, principal, document)
+    return _begin_close(platform, principal, document, wanted, ("open",), {"cancelled_by": "timeout"},
+                        match={"payment_due_at": {"$lte": now}})
 
 
 @boundary
@@ -300,19 +305,19 @@ def open_dispute(platform: Platform, principal: Principal, *, trade_id: str, use
     require(principal, Permission.MOVE_MONEY)
     reason = check_reason(reason, "a dispute")
     document = _trade(platform, trade_id)
-    if user_id not in (document["buyer"], document["seller"]):
+    if user_id not in (document.buyer, document.seller):
         raise NotFlowPartyError(f"{user_id} is not a party of trade {trade_id}", trade_id=trade_id, user_id=user_id)
     now = platform.clock.now()
     wanted = decision(principal, "dispute", "disputed", party=user_id, reason=reason, at=now)
-    if any(same_decision(d, wanted) for d in document.get("decisions") or []):
-        return document  # a replay of this party's own dispute
-    if document["state"] in CLOSED or document["state"] == "closing":
-        raise TradeClosedError(f"trade {trade_id} is {document['state']}", trade_id=trade_id, state=document["state"])
+    if replayed(document, wanted):
+        return document.to_document()  # a replay of this party's own dispute
+    if document.state in CLOSED or document.state == "closing":
+        raise TradeClosedError(f"trade {trade_id} is {document.state}", trade_id=trade_id, state=document.state)
     return decide(
         platform, platform.store.collection(COLLECTION), document, "disputed", wanted, allowed_from=("open", "paid"),
         what="p2p", extra={"dispute": {"by": user_id, "reason": reason, "at": now}}, user=user_id,
         error=_loser_error,
-    )
+    ).to_document()
 
 
 @boundary
@@ -329,15 +334,15 @@ def resolve_dispute(platform: Platform, principal: Principal, *, trade_id: str, 
         raise InvalidFlowInputError('a dispute resolves to "buyer" or "seller"', to=repr(to))
     document = _trade(platform, trade_id)
     target = f"resolved_{to}"
-    if document["state"] not in ("disputed", "closing", *CLOSED):  # a closed trade: _begin_close names its decision
+    if document.state not in ("disputed", "closing", *CLOSED):  # a closed trade: _begin_close names its decision
         raise FlowStateError(
-            f"trade {trade_id} is {document['state']}, not disputed", trade_id=trade_id, state=document["state"]
+            f"trade {trade_id} is {document.state}, not disputed", trade_id=trade_id, state=document.state
         )
     wanted = decision(principal, "resolved", target, party=None, reason=reason, at=platform.clock.now())
     return _begin_close(
         platform, principal, document, wanted, ("disputed",),
         {"resolved_by": principal.name, "resolution_reason": reason}, event_type="p2p.dispute_resolved",
-    )
+    ).to_document()
 
 
 @boundary
@@ -346,12 +351,12 @@ def resume_trade(platform: Platform, principal: Principal, trade_id: str) -> dic
     require(principal, Permission.MOVE_MONEY)
     document = _trade(platform, trade_id)
     try:
-        return _drive(platform, principal, document)
+        return _drive(platform, principal, document).to_document()
     except InsufficientFundsError:
-        return _trade(platform, trade_id)
+        return _trade(platform, trade_id).to_document()
 
 
 @boundary
 def get_trade(platform: Platform, trade_id: str) -> dict:
-    """Raises: FlowNotFoundError."""
-    return _trade(platform, trade_id)
+    """Raises: FlowNotFoundError, MalformedDocumentError."""
+    return _trade(platform, trade_id).to_document()

@@ -44,8 +44,10 @@ from core.base.errors import (
 from core.base.errors import ensure
 from core.flows import holds, referral, states
 from core.flows.common import (
-    convert_down, decide, decision, fee_minor, flow_id, hold_for_flow, insert_or_existing, load, release_or_closing, step,
+    convert_down, decide, decision, fee_minor, flow_id, hold_for_flow, insert_or_existing, load, release_or_closing,
+    require_cover, step,
 )
+from core.flows.documents import Quote
 from core.ledger import Amount, from_minor, positive_amount
 from core.base.permissions import Permission, Principal, require
 from core.platform import Platform
@@ -134,60 +136,55 @@ def create_quote(
     quote_id = flow_id("q", terms.kind, idempotency_key)
     reserve_from = acct.liquidity(terms.receive_asset)
     if collection.find_one({"_id": quote_id}) is None:
-        free = platform.ledger.balance(reserve_from).minor
-        if free < terms.reserved_minor:
-            raise InsufficientLiquidityError(
-                f"the {terms.receive_asset} float holds {free} minor units, the quote needs {terms.reserved_minor}",
-                asset=terms.receive_asset,
-                needed_minor=terms.reserved_minor,
-                available_minor=free,
-            )
+        require_cover(platform, reserve_from, terms.reserved_minor, lambda free: (
+            f"the {terms.receive_asset} float holds {free} minor units, the quote needs {terms.reserved_minor}"),
+            InsufficientLiquidityError, asset=terms.receive_asset)
     now = platform.clock.now()
     placer = holds.new_placer()  # this call may place the reservation (core.flows.holds)
-    document = {
-        "_id": quote_id,
-        "idempotency_key": idempotency_key,
-        "kind": terms.kind,
-        "user": user_id,
-        "state": "new",
-        "created_at": now,
-        "expires_at": now + platform.config.quote_ttl,
-        "pay_asset": terms.pay_asset,
-        "pay_minor": terms.pay_minor,
-        "pay_to_liquidity_minor": terms.pay_to_liquidity_minor,
-        "pay_fee_minor": terms.pay_fee_minor,
-        "receive_asset": terms.receive_asset,
-        "receive_minor": terms.receive_minor,
-        "receive_fee_minor": terms.receive_fee_minor,
-        "reserved_asset": terms.receive_asset,
-        "reserved_minor": terms.reserved_minor,
-        "price": format(terms.price, "f"),
-        "market_price": format(terms.market_price, "f"),
-        "spread_minor": terms.spread_minor,
-        "spread_asset": terms.spread_asset,
-        "pay_entry_id": None,
-        "receive_entry_id": None,
-        "release_entry_id": None,
-        "close_reason": None,
-        "decision": None,
-        "decisions": [],
-        "referral_done": False,
-        holds.PLACERS: [placer],
-    }
+    document = Quote(
+        id=quote_id,
+        idempotency_key=idempotency_key,
+        kind=terms.kind,
+        user=user_id,
+        state="new",
+        created_at=now,
+        expires_at=now + platform.config.quote_ttl,
+        pay_asset=terms.pay_asset,
+        pay_minor=terms.pay_minor,
+        pay_to_liquidity_minor=terms.pay_to_liquidity_minor,
+        pay_fee_minor=terms.pay_fee_minor,
+        receive_asset=terms.receive_asset,
+        receive_minor=terms.receive_minor,
+        receive_fee_minor=terms.receive_fee_minor,
+        reserved_asset=terms.receive_asset,
+        reserved_minor=terms.reserved_minor,
+        price=format(terms.price, "f"),
+        market_price=format(terms.market_price, "f"),
+        spread_minor=terms.spread_minor,
+        spread_asset=terms.spread_asset,
+        pay_entry_id=None,
+        receive_entry_id=None,
+        release_entry_id=None,
+        close_reason=None,
+        decision=None,
+        decisions=(),
+        referral_done=False,
+        hold_placers=(placer,),
+    )
     same = ("kind", "user", "pay_asset", "pay_minor", "receive_asset")
     document, _ = insert_or_existing(collection, document, same)
-    if document["state"] == "new":
+    if document.state == "new":
         document = _reserve(platform, principal, document, placer)
-    return document
+    return document.to_document()
 
 
-def _reserve(platform: Platform, principal: Principal, document: dict, placer: str | None = None) -> dict:
-    asset = document["reserved_asset"]
+def _reserve(platform: Platform, principal: Principal, document: Quote, placer: str | None = None) -> Quote:
+    asset = document.reserved_asset
     try:
         return hold_for_flow(
             platform, principal, platform.store.collection(COLLECTION), document, what="quote",
-            source=acct.liquidity(asset), held=acct.liquidity_reserved(asset), amount_minor=document["reserved_minor"],
-            memo=f"{document['kind']} quote reservation", metadata={"quote_id": document["_id"]},
+            source=acct.liquidity(asset), held=acct.liquidity_reserved(asset), amount_minor=document.reserved_minor,
+            memo=f"{document.kind} quote reservation", metadata={"quote_id": document.id},
             from_state="new", held_state="open", entry_field="reserve_entry_id",
             refused_state="failed", refused_reason={"close_reason": "float_short"}, placer=placer,
         )
@@ -222,7 +219,11 @@ def executor_of(module: str, name: str, doc: str) -> Callable[..., dict]:
 
 @boundary
 def get_quote(platform: Platform, quote_id: str) -> dict:
-    """Raises: FlowNotFoundError."""
+    """Raises: FlowNotFoundError, MalformedDocumentError."""
+    return _quote(platform, quote_id).to_document()
+
+
+def _quote(platform: Platform, quote_id: str) -> Quote:
     return load(platform.store.collection(COLLECTION), quote_id, "quote")
 
 
@@ -242,30 +243,33 @@ def execute_quote(
         quote is closed and its reservation released).
     """
     require(principal, Permission.MOVE_MONEY)
-    collection = platform.store.collection(COLLECTION)
-    document = load(collection, quote_id, "quote")
-    if document["user"] != user_id:
+    document = _quote(platform, quote_id)
+    if document.user != user_id:
         raise NotFlowPartyError(f"quote {quote_id} belongs to another user", quote_id=quote_id, user_id=user_id)
-    if document["state"] == "open":
-        if platform.clock.now() >= document["expires_at"]:
+    if document.state == "open":
+        if platform.clock.now() >= document.expires_at:
             expire_quote(platform, principal, quote_id)
             raise QuoteExpiredError(
-                f"quote {quote_id} expired at {document['expires_at']:%Y-%m-%d %H:%M:%S}", quote_id=quote_id
+                f"quote {quote_id} expired at {document.expires_at:%Y-%m-%d %H:%M:%S}", quote_id=quote_id
             )
         _refuse_unfit(platform, document, min_receive_minor)
         document = _enter_executing(platform, principal, document)
-    if document["state"] == "executed":  # a replay of a finished execution
-        return referral.settle_referrals(
-            platform, principal, COLLECTION, document, [document["pay_entry_id"], document["receive_entry_id"]]
-        )
-    if document["state"] in ("expiring", "expired"):
-        raise QuoteExpiredError(f"quote {quote_id} is {document['state']}", quote_id=quote_id, state=document["state"])
-    if document["state"] != "executing":
-        raise FlowStateError(f"quote {quote_id} is {document['state']}", quote_id=quote_id, state=document["state"])
-    return _finish_execution(platform, principal, document)
+    if document.state == "executed":  # a replay of a finished execution
+        return _settle_referrals(platform, principal, document).to_document()
+    if document.state in ("expiring", "expired"):
+        raise QuoteExpiredError(f"quote {quote_id} is {document.state}", quote_id=quote_id, state=document.state)
+    if document.state != "executing":
+        raise FlowStateError(f"quote {quote_id} is {document.state}", quote_id=quote_id, state=document.state)
+    return _finish_execution(platform, principal, document).to_document()
 
 
-def _refuse_unfit(platform: Platform, document: dict, min_receive_minor: int | None) -> None:
+def _settle_referrals(platform: Platform, principal: Principal, document: Quote) -> Quote:
+    """The commission on an executed quote's fee (its one execution entry)."""
+    return referral.settle_referrals(platform, principal, COLLECTION, document,
+                                     [document.pay_entry_id, document.receive_entry_id])
+
+
+def _refuse_unfit(platform: Platform, document: Quote, min_receive_minor: int | None) -> None:
     """The slippage guards (nothing is written when they refuse)."""
     if min_receive_minor is not None and (
         isinstance(min_receive_minor, bool) or not isinstance(min_receive_minor, int)
@@ -273,47 +277,42 @@ def _refuse_unfit(platform: Platform, document: dict, min_receive_minor: int | N
         raise InvalidFlowInputError(
             "min_receive_minor must be an integer of minor units", value=repr(min_receive_minor)
         )
-    if min_receive_minor is not None and document["receive_minor"] < min_receive_minor:
+    if min_receive_minor is not None and document.receive_minor < min_receive_minor:
         raise SlippageExceededError(
-            f"quote pays {document['receive_minor']} minor units, below the minimum {min_receive_minor}",
-            quote_id=document["_id"],
-            receive_minor=document["receive_minor"],
+            f"quote pays {document.receive_minor} minor units, below the minimum {min_receive_minor}",
+            quote_id=document.id,
+            receive_minor=document.receive_minor,
             min_receive_minor=min_receive_minor,
         )
-    payer = acct.user_available(document["user"], document["pay_asset"])
-    available = platform.ledger.balance(payer).minor
-    if available < document["pay_minor"]:
-        raise InsufficientFundsError(
-            f"{payer.id} holds {available} minor units, the quote needs {document['pay_minor']}",
-            account=payer.id,
-            needed_minor=document["pay_minor"],
-            available_minor=available,
-        )
-    quoted = Decimal(document["market_price"])
-    now = platform.prices.price(document["pay_asset"], document["receive_asset"])
+    payer = acct.user_available(document.user, document.pay_asset)
+    require_cover(platform, payer, document.pay_minor,
+                  lambda held: f"{payer.id} holds {held} minor units, the quote needs {document.pay_minor}",
+                  account=payer.id)
+    quoted = Decimal(document.market_price)
+    now = platform.prices.price(document.pay_asset, document.receive_asset)
     move = (quoted - now) / quoted  # > 0: the platform would now pay out more than the market
     if move > platform.config.quote_price_move_max:
         raise SlippageExceededError(
             f"market moved {move:.4%} against the quote (max {platform.config.quote_price_move_max:.2%})",
-            quote_id=document["_id"],
+            quote_id=document.id,
             quoted_price=str(quoted),
             market_price=str(now),
         )
 
 
-def _enter_executing(platform: Platform, principal: Principal, document: dict) -> dict:
+def _enter_executing(platform: Platform, principal: Principal, document: Quote) -> Quote:
     """The execute decision: open → executing while the quote is still valid (the expiry is
     in the same compare-and-set). A replay by the same caller resumes; an executor losing
     to an expiry gets QuoteDecisionConflictError naming it."""
     now = platform.clock.now()
-    wanted = decision(principal, "execute", "executing", party=document["user"], at=now)
+    wanted = decision(principal, "execute", "executing", party=document.user, at=now)
     return decide(
         platform, platform.store.collection(COLLECTION), document, "executing", wanted, allowed_from=("open",),
-        what="quote", match={"expires_at": {"$gt": now}}, user=document["user"], error=QuoteDecisionConflictError,
+        what="quote", match={"expires_at": {"$gt": now}}, user=document.user, error=QuoteDecisionConflictError,
     )
 
 
-def _finish_execution(platform: Platform, principal: Principal, document: dict) -> dict:
+def _finish_execution(platform: Platform, principal: Principal, document: Quote) -> Quote:
     """Post the execution (one entry: the user pays, the reservation is consumed to the
     user) and record it. The reservation's close (`hold:<id>:close`) is the single point
     the journal decides a quote's fate at: consumed by the execution, or released by the
@@ -324,75 +323,76 @@ def _finish_execution(platform: Platform, principal: Principal, document: dict) 
         entry = _execution_entry(platform, principal, document)
     except InsufficientFundsError:
         closing = step(platform, principal, collection, document, "expiring", allowed_from=("executing",),
-                       what="quote", extra={"close_reason": "payment_refused"}, user=document["user"])
-        if _follow_journal(platform, principal, _finish_expiry(platform, principal, closing))["state"] == "executed":
-            return get_quote(platform, document["_id"])  # a concurrent execution went through meanwhile
+                       what="quote", extra={"close_reason": "payment_refused"}, user=document.user)
+        if _follow_journal(platform, principal, _finish_expiry(platform, principal, closing)).state == "executed":
+            return _quote(platform, document.id)  # a concurrent execution went through meanwhile
         raise
     except HoldClosedError:
-        current = _follow_journal(platform, principal, get_quote(platform, document["_id"]))
-        raise QuoteExpiredError(f"quote {document['_id']} is {current['state']}", quote_id=document["_id"],
-                                state=current["state"]) from None
+        current = _follow_journal(platform, principal, _quote(platform, document.id))
+        raise QuoteExpiredError(f"quote {document.id} is {current.state}", quote_id=document.id,
+                                state=current.state) from None
     done = step(
         platform, principal, collection, document, "executed", allowed_from=("executing",), what="quote",
         extra={"pay_entry_id": entry.id, "receive_entry_id": entry.id, "executed_at": platform.clock.now()},
-        user=document["user"],
+        user=document.user,
     )
     done = _follow_journal(platform, principal, done)
     return referral.settle_referrals(platform, principal, COLLECTION, done, [entry.id])
 
 
-def _follow_journal(platform: Platform, principal: Principal, document: dict) -> dict:
+def _follow_journal(platform: Platform, principal: Principal, document: Quote) -> Quote:
     """An `expiring` quote whose reservation was in fact consumed by an execution becomes
     `executed` (with that entry); any other document is returned as it is."""
-    if document["state"] != "expiring":
+    if document.state != "expiring":
         return document
-    closing = platform.ledger.hold(document["_id"])[1]
+    closing = platform.ledger.hold(document.id)[1]
     if closing is None or closing.hold_action != "consume":
         return document
     return step(
         platform, principal, platform.store.collection(COLLECTION), document, "executed", allowed_from=("expiring",),
         what="quote", extra={"pay_entry_id": closing.id, "receive_entry_id": closing.id,
                              "executed_at": platform.clock.now(), "close_reason": None},
-        user=document["user"],
+        user=document.user,
     )
 
 
-def _metadata(document: dict, fee_minor: int, fee_asset: str) -> dict:
+def _metadata(document: Quote, fee_minor: int, fee_asset: str) -> dict:
     return {
-        "quote_id": document["_id"],
-        "quote_kind": document["kind"],
+        "quote_id": document.id,
+        "quote_kind": document.kind,
         "fee_minor": fee_minor,
         "fee_asset": fee_asset,
-        "fee_payer": document["user"],
-        "price": document["price"],
-        "market_price": document["market_price"],
-        "spread_minor": document["spread_minor"],
-        "spread_asset": document["spread_asset"],
+        "fee_payer": document.user,
+        "price": document.price,
+        "market_price": document.market_price,
+        "spread_minor": document.spread_minor,
+        "spread_asset": document.spread_asset,
     }
 
 
-def _execution_entry(platform: Platform, principal: Principal, document: dict) -> Entry:
+def _execution_entry(platform: Platform, principal: Principal, document: Quote) -> Entry:
     """One entry, consuming the reservation (key `hold:<id>:close`): the user pays (user →
     float, fee → fees) and receives (reserved → user, fee → fees). A quote charges its fee
     on one side only (swap and instant buy: the payment; instant sell: the payout), so the
     entry's `fee_minor` / `fee_asset` name that one fee.
     Raises: InsufficientFundsError (nothing journaled), HoldClosedError (expired meanwhile)."""
-    registry, user = platform.registry, document["user"]
-    pay_asset, receive_asset = document["pay_asset"], document["receive_asset"]
-    pay_fee, receive_fee = document["pay_fee_minor"], document["receive_fee_minor"]
-    ensure(not (pay_fee and receive_fee), "a quote charges its fee on one side", quote_id=document["_id"])
-    destinations = [(acct.user_available(user, receive_asset), from_minor(document["receive_minor"], receive_asset, registry))]
+    registry, user = platform.registry, document.user
+    pay_asset, receive_asset = document.pay_asset, document.receive_asset
+    pay_fee, receive_fee = document.pay_fee_minor, document.receive_fee_minor
+    ensure(not (pay_fee and receive_fee), "a quote charges its fee on one side", quote_id=document.id)
+    received = from_minor(document.receive_minor, receive_asset, registry)
+    destinations = [(acct.user_available(user, receive_asset), received)]
     if receive_fee:
         destinations.append((acct.fees(receive_asset), from_minor(receive_fee, receive_asset, registry)))
-    payment = [(acct.user_available(user, pay_asset), -from_minor(document["pay_minor"], pay_asset, registry))]
-    if document["pay_to_liquidity_minor"]:
-        payment.append((acct.liquidity(pay_asset), from_minor(document["pay_to_liquidity_minor"], pay_asset, registry)))
+    payment = [(acct.user_available(user, pay_asset), -from_minor(document.pay_minor, pay_asset, registry))]
+    if document.pay_to_liquidity_minor:
+        payment.append((acct.liquidity(pay_asset), from_minor(document.pay_to_liquidity_minor, pay_asset, registry)))
     if pay_fee:
         payment.append((acct.fees(pay_asset), from_minor(pay_fee, pay_asset, registry)))
     fee, fee_asset = (pay_fee, pay_asset) if pay_fee else (receive_fee, receive_asset)
     return platform.ledger.consume_hold(
-        hold_id=document["_id"], actor=principal.name, destinations=destinations, extra_postings=payment,
-        entry_type=f"{document['kind']}.execute", memo=f"{document['kind']} execution",
+        hold_id=document.id, actor=principal.name, destinations=destinations, extra_postings=payment,
+        entry_type=f"{document.kind}.execute", memo=f"{document.kind} execution",
         metadata=_metadata(document, fee, fee_asset),
     )
 
@@ -402,31 +402,34 @@ def expire_quote(platform: Platform, principal: Principal, quote_id: str) -> dic
     """Expire an open quote whose time is up (or finish an expiry a crash interrupted):
     release its reservation. Returns the quote. Raises: FlowStateError if not yet due."""
     require(principal, Permission.MOVE_MONEY)
-    collection = platform.store.collection(COLLECTION)
-    document = load(collection, quote_id, "quote")
-    if document["state"] == "open":
+    return _expire(platform, principal, _quote(platform, quote_id)).to_document()
+
+
+def _expire(platform: Platform, principal: Principal, document: Quote) -> Quote:
+    quote_id = document.id
+    if document.state == "open":
         now = platform.clock.now()
-        if now < document["expires_at"]:
-            raise FlowStateError(f"quote {quote_id} is open until {document['expires_at']:%Y-%m-%d %H:%M:%S}",
+        if now < document.expires_at:
+            raise FlowStateError(f"quote {quote_id} is open until {document.expires_at:%Y-%m-%d %H:%M:%S}",
                                  quote_id=quote_id, state="open")
         wanted = decision(principal, "expire", "expiring", reason="ttl", at=now)
         document = decide(
-            platform, collection, document, "expiring", wanted, allowed_from=("open",), what="quote",
-            match={"expires_at": {"$lte": now}}, extra={"close_reason": "ttl"}, user=document["user"],
+            platform, platform.store.collection(COLLECTION), document, "expiring", wanted, allowed_from=("open",),
+            what="quote", match={"expires_at": {"$lte": now}}, extra={"close_reason": "ttl"}, user=document.user,
         )
-    if document["state"] == "expiring":
+    if document.state == "expiring":
         document = _finish_expiry(platform, principal, document)
     return document
 
 
-def _finish_expiry(platform: Platform, principal: Principal, document: dict) -> dict:
-    entry = release_or_closing(platform, principal, document["_id"], entry_type="quote.release", memo="quote expired",
-                               metadata={"quote_id": document["_id"]})
+def _finish_expiry(platform: Platform, principal: Principal, document: Quote) -> Quote:
+    entry = release_or_closing(platform, principal, document.id, entry_type="quote.release", memo="quote expired",
+                               metadata={"quote_id": document.id})
     if entry.hold_action == "consume":  # an execution consumed the reservation first: it executed
         return _follow_journal(platform, principal, document)
     return step(
         platform, principal, platform.store.collection(COLLECTION), document, "expired", allowed_from=("expiring",),
-        what="quote", extra={"release_entry_id": entry.id}, user=document["user"],
+        what="quote", extra={"release_entry_id": entry.id}, user=document.user,
     )
 
 
@@ -450,21 +453,22 @@ def resume_quote(platform: Platform, principal: Principal, quote_id: str) -> dic
     """Finish whatever a crash interrupted: reserve a `new` quote, complete an `executing`
     one, release an `expiring` one. Returns the quote."""
     require(principal, Permission.MOVE_MONEY)
-    document = get_quote(platform, quote_id)
-    if document["state"] == "new":
+    return _resume(platform, principal, _quote(platform, quote_id)).to_document()
+
+
+def _resume(platform: Platform, principal: Principal, document: Quote) -> Quote:
+    if document.state == "new":
         try:
             return _reserve(platform, principal, document)
         except InsufficientLiquidityError:
-            return get_quote(platform, quote_id)
-    if document["state"] == "executing":
+            return _quote(platform, document.id)
+    if document.state == "executing":
         try:
             return _finish_execution(platform, principal, document)
         except InsufficientFundsError:
-            return get_quote(platform, quote_id)  # the payment was refused: the quote expired
-    if document["state"] == "expiring":
+            return _quote(platform, document.id)  # the payment was refused: the quote expired
+    if document.state == "expiring":
         return _finish_expiry(platform, principal, document)
-    if document["state"] == "executed":
-        return referral.settle_referrals(
-            platform, principal, COLLECTION, document, [document["pay_entry_id"], document["receive_entry_id"]]
-        )
+    if document.state == "executed":
+        return _settle_referrals(platform, principal, document)
     return document

@@ -15,7 +15,8 @@ from core.platform.boundary import boundary, internal
 from core.ledger import accounts as acct
 from core.ledger import Entry, make_request
 from core.base.errors import AmountTooSmallError, InsufficientFundsError, InvalidAccountError, NoReferrerError
-from core.flows.common import convert_down
+from core.flows.common import convert_down, stored
+from core.flows.documents import HoldingFlow
 from core.ledger import from_minor
 from core.base.permissions import Permission, Principal, require
 from core.platform import transitions
@@ -141,8 +142,8 @@ OWED_SCAN_MAX = 1_000
 
 @internal
 def settle_referrals(
-    platform: Platform, principal: Principal, collection_name: str, document: dict, entry_ids: list[str | None]
-) -> dict:
+    platform: Platform, principal: Principal, collection_name: str, document: HoldingFlow, entry_ids: list[str | None]
+) -> HoldingFlow:
     """Pay the commissions owed on a finished flow's fee entries, then mark the flow
     `referral_done` so recovery stops looking at it.
 
@@ -151,7 +152,7 @@ def settle_referrals(
     audit event, once), stays `referral_done: False`, and recovery pays it when the wallet
     allows; `owed_commissions` lists it for the integrity report. Idempotent: a crash
     before the mark just means the (exactly-once) payments are asked for again."""
-    if document.get("referral_done") is not False:
+    if document.referral_done:
         return document
     owed = []
     for entry_id in dict.fromkeys(entry_ids):  # an execution entry may be named twice (pay and receive)
@@ -164,28 +165,28 @@ def settle_referrals(
     if owed:
         return _record_owed(platform, principal, collection_name, document, owed)
     marked = collection.find_one_and_update(
-        {"_id": document["_id"], "referral_done": False}, {"$set": {"referral_done": True, "referral_owed": []}}
+        {"_id": document.id, "referral_done": False}, {"$set": {"referral_done": True, "referral_owed": []}}
     )
-    return marked or document
+    return document if marked is None else stored(collection, marked)
 
 
-def _record_owed(platform: Platform, principal: Principal, collection_name: str, document: dict,
-                 owed: list[str]) -> dict:
+def _record_owed(platform: Platform, principal: Principal, collection_name: str, document: HoldingFlow,
+                 owed: list[str]) -> HoldingFlow:
     """Record (once, with its audit event) which fee entries' commissions are owed."""
     collection, prefix = platform.store.collection(collection_name), FLOW_PREFIX.get(collection_name, collection_name)
-    if document.get("referral_owed"):
+    if document.referral_owed:
         return document
     recorded = transitions.change_and_flush(
         platform.ledger.audit, collection,
-        {"_id": document["_id"], "referral_done": False, "referral_owed.0": {"$exists": False}},
+        {"_id": document.id, "referral_done": False, "referral_owed.0": {"$exists": False}},
         {"$set": {"referral_owed": owed}},
         transitions.event(
-            key=f"{prefix}:{document['_id']}:referral_owed", type="referral.owed", actor=principal.name,
-            role=principal.role.value, target=document["_id"], after={"referral_owed": owed},
+            key=f"{prefix}:{document.id}:referral_owed", type="referral.owed", actor=principal.name,
+            role=principal.role.value, target=document.id, after={"referral_owed": owed},
             data={"source_entry_ids": owed, "reason": "fee wallet short"},
         ),
     )
-    return recorded or document
+    return document if recorded is None else stored(collection, recorded)
 
 
 def owed_commissions(platform: Platform, limit: int = OWED_SCAN_MAX) -> list[dict]:

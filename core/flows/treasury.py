@@ -21,6 +21,7 @@ from collections.abc import Callable
 from core.platform.boundary import boundary
 from core.ledger import accounts as acct
 from core import approvals
+from core.approvals import ApprovalRequest
 from core.approvals import view as approvals_view
 from core.base.errors import SweepExceedsFeeWalletError
 from core.flows.common import check_text, transfer
@@ -125,14 +126,14 @@ def request_liquidity_topup(
 def _executor(kind: str):
     entry_type, source_of, destination_of = MOVES[kind]
 
-    def execute(platform: Platform, approval: dict, principal: Principal) -> dict:
-        payload = approval["payload"]
+    def execute(platform: Platform, approval: ApprovalRequest, principal: Principal) -> dict:
+        payload = approval.payload
         asset = payload["asset"]
         entry = transfer(
-            platform, principal, key=approvals.execution_key(approval["_id"]), entry_type=entry_type,
-            flow_ref=approval["_id"], memo=approval["reason"], metadata={
-                "approval_id": approval["_id"],
-                "requested_by": approval["requested_by"],
+            platform, principal, key=approvals.execution_key(approval.id), entry_type=entry_type,
+            flow_ref=approval.id, memo=approval.reason, metadata={
+                "approval_id": approval.id,
+                "requested_by": approval.requested_by,
                 "destination": payload.get("destination") or None,
             },
             source=source_of(asset), destination=destination_of(asset),

@@ -386,23 +386,22 @@ def transition_ignoring_target():
 
     def decide(platform, collection, document, to_state, wanted, *, allowed_from, what, extra=None, match=None,
                event_type=None, user=None, error=None):  # noqa: ANN001, ANN202 - the mutant mirrors common.decide
-        changed = None
+        changed, made = None, wanted.model_dump()
         for state in allowed_from:
             changed = collection.find_one_and_update(
-                {"_id": document["_id"], "state": state, **(match or {})},
-                {"$set": {"state": to_state, "decision": wanted, **(extra or {})}, "$push": {"decisions": wanted}})
+                {"_id": document.id, "state": state, **(match or {})},
+                {"$set": {"state": to_state, "decision": made, **(extra or {})}, "$push": {"decisions": made}})
             if changed is not None:
                 break
-        if changed is None:
-            changed = common.load(collection, document["_id"], what)
-            if changed["state"] != to_state:
-                raise (error if isinstance(error, type) else common.FlowDecisionConflictError)(
-                    f"{what} {document['_id']} is {changed['state']}", state=changed["state"])
-        platform.ledger.audit.append(type=event_type or f"{what}.{wanted['name']}", actor=wanted["by"],
-                                     role=wanted["role"], target=document["_id"], after={"state": to_state},
-                                     data={"decision": wanted["name"], "to": wanted["to"], "party": wanted["party"]},
-                                     event_key=f"{what}:{document['_id']}:{wanted['name']}")
-        return changed
+        current = common.load(collection, document.id, what) if changed is None else common.stored(collection, changed)
+        if changed is None and current.state != to_state:
+            raise (error if isinstance(error, type) else common.FlowDecisionConflictError)(
+                f"{what} {document.id} is {current.state}", state=current.state)
+        platform.ledger.audit.append(type=event_type or f"{what}.{wanted.name}", actor=wanted.by,
+                                     role=wanted.role, target=document.id, after={"state": to_state},
+                                     data={"decision": wanted.name, "to": wanted.to, "party": wanted.party},
+                                     event_key=f"{what}:{document.id}:{wanted.name}")
+        return current
 
     saved = (p2p.decide, quotes.decide)
     p2p.decide = quotes.decide = decide

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from core.platform.boundary import boundary
 from core import approvals
+from core.approvals import ApprovalRequest
 from core.ledger import parse_account_id
 from core.base.errors import RepairAlreadyRequestedError, RepairNotNeededError, StoreError
 from core.base.permissions import Permission, Principal, require
@@ -74,7 +75,7 @@ def request_projection_repair(platform: Platform, principal: Principal, account_
 
 
 @boundary
-def execute_projection_repair(platform: Platform, approval: dict, principal: Principal) -> dict:
+def execute_projection_repair(platform: Platform, approval: ApprovalRequest, principal: Principal) -> dict:
     """The executor of "repair.projection": set the projection to the journal's balance.
 
     The audit event (keyed by the approval) is written first, then one conditional update
@@ -82,7 +83,7 @@ def execute_projection_repair(platform: Platform, approval: dict, principal: Pri
     overwritten (the attempt is retried on the new state). Re-running is a no-op.
     Raises: InvalidAccountError, StoreError when contended for REPAIR_ATTEMPTS_MAX tries.
     """
-    stored = approval["payload"]["account"]  # the stored account repaired: a plain id or one stripe `<id>#k`
+    stored = approval.payload["account"]  # the stored account repaired: a plain id or one stripe `<id>#k`
     account = parse_account_id(stored)
     balances = platform.store.collection("balances")
     for _ in range(REPAIR_ATTEMPTS_MAX):
@@ -101,8 +102,8 @@ def execute_projection_repair(platform: Platform, approval: dict, principal: Pri
             user=account.owner if account.is_user else None,
             before={"balance_minor": before, "version": (document or {}).get("version", 0)},
             after={"balance_minor": after, "version": version},
-            data={"approval_id": approval["_id"], "difference_minor": after - before},
-            event_key=f"repair:{approval['_id']}",
+            data={"approval_id": approval.id, "difference_minor": after - before},
+            event_key=f"repair:{approval.id}",
         )
         head = {"version": version, "balance_minor": after, "head_hash": head_hash}
         if document is None:

@@ -37,6 +37,7 @@ from decimal import Decimal
 
 from core.platform.boundary import boundary
 from core import approvals
+from core.approvals import ApprovalRequest
 from core.base.records import record_dict
 from core.base.errors import InvalidAmountError, LegacyConfigurationError, LegacyPlanChangedError, RepairNotNeededError
 from core.ledger import DuplicateKeyStoreError, Store, digest
@@ -298,22 +299,22 @@ def _write_key(write: dict) -> str:
 
 
 @boundary
-def execute_rebuild(platform: Platform, approval: dict, principal: Principal) -> dict:
+def execute_rebuild(platform: Platform, approval: ApprovalRequest, principal: Principal) -> dict:
     """The executor of "legacy.rebuild": apply the current plan if every write in it was approved.
 
     Raises: LegacyPlanChangedError, LegacyConfigurationError (no legacy store).
     """
     legacy = legacy_store_for(platform.legacy)
-    approved = _approved_writes(platform, approval["payload"]["plan_digest"])
+    approved = _approved_writes(platform, approval.payload["plan_digest"])
     if not approved:
         raise LegacyPlanChangedError("the approved plan is not stored: dry-run and request again")
     plan = compute_plan(platform, read_legacy(legacy, platform.registry))
     if not plan.writes:  # already applied (a re-run after a crash between the writes and the result)
-        return {"plan_digest": approval["payload"]["plan_digest"], "writes_applied": 0}
+        return {"plan_digest": approval.payload["plan_digest"], "writes_applied": 0}
     if any(_write_key(w) not in approved for w in plan.writes):
         raise LegacyPlanChangedError(
             "the legacy collections or the ledger changed since the plan was approved",
-            plan_digest=approval["payload"]["plan_digest"],
+            plan_digest=approval.payload["plan_digest"],
         )
     platform.ledger.audit.append(
         type="legacy.rebuild",
@@ -329,15 +330,15 @@ def execute_rebuild(platform: Platform, approval: dict, principal: Principal) ->
             for w in plan.writes[:AUDIT_WRITES_MAX]
         ],
         data={
-            "approval_id": approval["_id"],
-            "plan_digest": approval["payload"]["plan_digest"],
+            "approval_id": approval.id,
+            "plan_digest": approval.payload["plan_digest"],
             "writes": len(plan.writes),
             **plan.counts,
         },
-        event_key=f"{REBUILD_KIND}:{approval['_id']}:{plan.digest}",
+        event_key=f"{REBUILD_KIND}:{approval.id}:{plan.digest}",
     )
     _apply(legacy, plan, platform.clock.now())
-    return {"plan_digest": approval["payload"]["plan_digest"], "writes_applied": len(plan.writes), **plan.counts}
+    return {"plan_digest": approval.payload["plan_digest"], "writes_applied": len(plan.writes), **plan.counts}
 
 
 def _legacy_double(text: str) -> float:

@@ -64,14 +64,6 @@ from core.ledger.arguments import (  # noqa: F401  (re-exported: the service lay
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def approval(value: object, name: str) -> None:
-    """An approval request document as core hands it to an executor."""
-    document(value, name)
-    assert isinstance(value, dict)
-    if not isinstance(value.get("_id"), str) or not isinstance(value.get("payload"), dict):
-        refuse(name, value, "an approval request document (with _id and payload)")
-
-
 def credentials(value: object, name: str) -> None:
     """A credentials document: `{"usernames": {name: account}}`."""
     if not isinstance(value, dict) or not isinstance(value.get("usernames"), dict):
@@ -110,7 +102,6 @@ CHECKS: dict[str, Checker] = {
     "log_store": store,
     "legacy": store,
     "ledger_store": store,
-    "approval": approval,
     "people": people,
     "rng": instance_of(random.Random, "a random.Random"),
 }

@@ -32,12 +32,12 @@ CALLS: list[tuple[str, str]] = []
 
 
 def _execute(platform, approval, principal):
-    CALLS.append(("execute", approval["_id"]))
+    CALLS.append(("execute", approval.id))
     return {"done_by": principal.name}
 
 
 def _close(platform, approval, principal):
-    CALLS.append(("close", approval["_id"]))
+    CALLS.append(("close", approval.id))
 
 
 def _failing(platform, approval, principal):
@@ -333,7 +333,7 @@ def test_crash_inside_executor_is_finished_at_once_without_any_claim(platform, c
     state = {"crash": True}
 
     def crashing(platform_, approval, principal):
-        CALLS.append(("execute", approval["_id"]))
+        CALLS.append(("execute", approval.id))
         if state["crash"]:
             raise RuntimeError("process died inside the executor")
         return {}
@@ -357,7 +357,7 @@ def test_close_hook_cut_short_by_crash_is_finished_by_sweep(platform):
     state = {"crash": True}
 
     def closing(platform_, approval, principal):
-        CALLS.append(("close", approval["_id"]))
+        CALLS.append(("close", approval.id))
         if state["crash"]:
             raise RuntimeError("died in the close hook")
 

@@ -133,15 +133,15 @@ def test_a_malformed_stored_request_is_refused_by_name_and_the_sweep_goes_on(pla
     assert report.done == [good["_id"]] and report.failed[bad["_id"]]["error"] == "malformed_document"
 
 
-def test_executors_and_close_hooks_still_receive_the_document(platform, monkeypatch):
+def test_executors_and_close_hooks_receive_the_typed_request(platform, monkeypatch):
     monkeypatch.setattr(approval_requests, "_EXECUTORS", dict(approval_requests._EXECUTORS))  # undone after the test
     received: list[tuple[str, object]] = []
 
-    def execute(platform_: Platform, approval: dict, principal: Principal) -> dict:
+    def execute(platform_: Platform, approval: ApprovalRequest, principal: Principal) -> dict:
         received.append(("execute", approval))
-        return {"seen": approval["payload"]["note"]}
+        return {"seen": approval.payload["note"]}
 
-    def close(platform_: Platform, approval: dict, principal: Principal) -> None:
+    def close(platform_: Platform, approval: ApprovalRequest, principal: Principal) -> None:
         received.append(("close", approval))
 
     approvals.register_executor("test.probe", execute, on_close=close)
@@ -151,8 +151,9 @@ def test_executors_and_close_hooks_still_receive_the_document(platform, monkeypa
     done = approvals.approve(platform, CHECKER, opened[0]["_id"], "ok")
     approvals.reject(platform, CHECKER_2, opened[1]["_id"], "no")
     assert done["result"] == {"ok": True, "seen": "yes"}
-    assert [(action, type(approval), approval["_id"]) for action, approval in received] == [
-        ("execute", dict, opened[0]["_id"]), ("close", dict, opened[1]["_id"])]
-    assert received[1][1]["state"] == "rejected" and received[1][1]["rejected_by"] == "checker2"
+    assert [(action, type(approval), approval.id) for action, approval in received] == [
+        ("execute", ApprovalRequest, opened[0]["_id"]), ("close", ApprovalRequest, opened[1]["_id"])]
+    assert received[1][1].state == "rejected" and received[1][1].rejected_by == "checker2"
+    assert received[0][1].approvals[0].by == "checker"  # votes are typed too
     with pytest.raises(LedgerError):
         approvals.get_approval(platform, CHECKER, {"$gt": ""})

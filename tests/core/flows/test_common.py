@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.base.errors import FlowDecisionConflictError, FlowNotFoundError, IdempotencyConflictError, InvalidArgumentError
+from core.base.errors import (
+    FlowDecisionConflictError,
+    FlowNotFoundError,
+    IdempotencyConflictError,
+    InvalidArgumentError,
+    MalformedDocumentError,
+)
 from core.flows.common import (
     convert_down,
     decide,
@@ -20,6 +27,7 @@ from core.flows.common import (
     step,
 )
 from core.base.permissions import SYSTEM, Principal, Role
+from core.flows.documents import P2PTrade, Withdrawal
 
 
 def test_fee_minor_rounds_up():
@@ -69,45 +77,73 @@ def test_flow_boundary_refuses_bad_keys(bad):
         precheck(request_withdrawal, idempotency_key=bad)
 
 
+WITHDRAWAL = dict(
+    id="wd_1", idempotency_key="k", created_at=datetime(2026, 1, 5, 9, 0), referral_done=False, user="u", asset="BTC",
+    amount_minor=5, fee_minor=0, net_minor=5, destination="d", approvals_needed=0, state="requested",
+    requested_by="ops", approval_id=None, hold_entry_id=None, settle_entry_id=None, release_entry_id=None,
+)
+TRADE = dict(
+    id="t1", idempotency_key="k", created_at=datetime(2026, 1, 5, 9, 0), referral_done=False, seller="sam",
+    buyer="bea", asset="BTC", amount_minor=5, fee_minor=0, fiat_amount="", state="disputed",
+    payment_due_at=datetime(2026, 1, 5, 9, 30), closing_to=None, decision=None, decisions=(), dispute=None,
+    escrow_entry_id="e1", close_entry_id=None,
+)
+
+
 def test_insert_or_existing_and_step(platform):
     collection = platform.store.collection("withdrawals")
-    document = {"_id": "wd_1", "idempotency_key": "k", "user": "u", "amount_minor": 5, "state": "requested"}
-    assert insert_or_existing(collection, dict(document), ("user", "amount_minor")) == (document, True)
-    assert insert_or_existing(collection, dict(document), ("user", "amount_minor"))[1] is False
-    with pytest.raises(IdempotencyConflictError):
-        insert_or_existing(collection, {**document, "amount_minor": 6}, ("user", "amount_minor"))
+    document = Withdrawal(**WITHDRAWAL)
+    assert insert_or_existing(collection, document, ("user", "amount_minor")) == (document, True)
+    again, created = insert_or_existing(collection, document, ("user", "amount_minor"))
+    assert not created and isinstance(again, Withdrawal) and again.id == "wd_1"
+    with pytest.raises(IdempotencyConflictError) as info:
+        insert_or_existing(collection, Withdrawal(**{**WITHDRAWAL, "amount_minor": 6}), ("user", "amount_minor"))
+    assert info.value.details["fields"] == ["amount_minor"]
     held = step(platform, SYSTEM, collection, document, "held", allowed_from=("requested",), what="withdrawal")
-    assert held["state"] == "held" and held["audit_outbox"] == []
+    assert isinstance(held, Withdrawal) and held.state == "held" and held.audit_outbox == ()
     event = platform.ledger.audit.by_key("withdrawal:wd_1:held")
     assert event["actor"] == SYSTEM.name and event["before"] == {"state": "requested"}
     # a helper repeating the step changes nothing and writes no second event
     again = step(platform, SYSTEM, collection, document, "held", allowed_from=("requested",), what="withdrawal")
-    assert again["state"] == "held" and platform.store.raw("audit").count_documents({}) == 1
+    assert again.state == "held" and platform.store.raw("audit").count_documents({}) == 1
     # a step from a state the document is not in returns the real state, never claims the step
     assert step(platform, SYSTEM, collection, document, "settled", allowed_from=("approved",),
-                what="withdrawal")["state"] == "held"
+                what="withdrawal").state == "held"
     assert platform.ledger.audit.by_key("withdrawal:wd_1:settled") is None
+
+
+def test_a_step_refuses_a_document_the_store_changed_into_something_malformed(platform):
+    """The store is read through the model: a document a bug or a hand edit broke is refused
+    by name, never carried on as a dict of the wrong shape."""
+    collection = platform.store.collection("withdrawals")
+    insert_or_existing(collection, Withdrawal(**WITHDRAWAL), ("user",))
+    collection.update_one({"_id": "wd_1"}, {"$set": {"amount_minor": "5"}})
+    with pytest.raises(MalformedDocumentError) as info:
+        load(collection, "wd_1", "withdrawal")
+    assert info.value.details["fields"] == ["amount_minor"]
 
 
 def test_decide_loser_gets_the_winners_decision(platform):
     collection = platform.store.collection("p2p_trades")
-    collection.insert_one({"_id": "t1", "state": "disputed", "decisions": []})
+    trade = insert_or_existing(collection, P2PTrade(**TRADE), ("seller",))[0]
     ann, bob = Principal(name="ann", role=Role.ADMIN), Principal(name="bob", role=Role.ADMIN)
     to_buyer = decision(ann, "resolved", "resolved_buyer")
-    won = decide(platform, collection, {"_id": "t1"}, "closing", to_buyer, allowed_from=("disputed",), what="p2p")
-    assert won["decision"]["by"] == "ann" and won["state"] == "closing"
+    won = decide(platform, collection, trade, "closing", to_buyer, allowed_from=("disputed",), what="p2p")
+    assert won.decision.by == "ann" and won.state == "closing" and won.decisions == (to_buyer,)
     with pytest.raises(FlowDecisionConflictError) as info:
-        decide(platform, collection, {"_id": "t1"}, "closing", decision(bob, "resolved", "resolved_seller"),
+        decide(platform, collection, trade, "closing", decision(bob, "resolved", "resolved_seller"),
                allowed_from=("disputed",), what="p2p")
     assert info.value.details["winner"] == {"name": "resolved", "to": "resolved_buyer", "by": "ann", "party": None}
     # the same decision by a different caller is a loser too; by the same caller, a replay
     with pytest.raises(FlowDecisionConflictError):
-        decide(platform, collection, {"_id": "t1"}, "closing", decision(bob, "resolved", "resolved_buyer"),
+        decide(platform, collection, trade, "closing", decision(bob, "resolved", "resolved_buyer"),
                allowed_from=("disputed",), what="p2p")
-    assert decide(platform, collection, {"_id": "t1"}, "closing", to_buyer, allowed_from=("disputed",),
-                  what="p2p")["decision"]["by"] == "ann"
+    assert decide(platform, collection, trade, "closing", to_buyer, allowed_from=("disputed",),
+                  what="p2p").decision.by == "ann"
     events = list(platform.store.raw("audit").find({"event_key": "p2p:t1:resolved"}))
     assert len(events) == 1 and events[0]["actor"] == "ann" and events[0]["data"]["to"] == "resolved_buyer"
+    stored = collection.find_one({"_id": "t1"})
+    assert stored["decision"] == stored["decisions"][0] == to_buyer.model_dump()  # the store format is unchanged
 
 
 def test_load_refuses_operator_ids(store):

@@ -141,17 +141,12 @@ def test_chain_payment_id_validates():
             deposit.chain_payment_id("abc", bad)
 
 
+MANUAL = {"user_id": "alice", "asset": "GBP", "amount": "120.50", "reference": "BANK-9", "reason": "statement line",
+          "idempotency_key": "man-1"}
+
+
 def _manual(platform, principal=ADMIN, **changes):
-    fields = dict(
-        user_id="alice",
-        asset="GBP",
-        amount="120.50",
-        reference="BANK-9",
-        reason="statement line",
-        idempotency_key="man-1",
-    )
-    fields.update(changes)
-    return deposit.request_manual_deposit(platform, principal, **fields)
+    return deposit.request_manual_deposit(platform, principal, **{**MANUAL, **changes})
 
 
 def test_manual_deposit_credited_after_approval(platform):

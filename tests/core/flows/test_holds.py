@@ -21,6 +21,7 @@ import pytest
 from core import integrity
 from core.base.clock import ManualClock
 from core.base.errors import InsufficientFundsError, InsufficientLiquidityError, LedgerError
+from core.flows.documents import Withdrawal
 from core.flows import holds, p2p, recovery, swap, withdrawal
 from core.ledger import accounts as acct
 from core.ledger.engine import Ledger
@@ -197,7 +198,7 @@ def test_a_caller_holding_a_stale_copy_places_nothing_behind_a_finished_flow():
     assert isinstance(box["r"], InsufficientFundsError)
     flow.receive(platform, "received-again")
     assert stale["state"] == "requested"
-    assert withdrawal._drive(platform, SYSTEM, stale)["state"] == "failed"
+    assert withdrawal._drive(platform, SYSTEM, Withdrawal.from_document(stale)).state == "failed"
     assert platform.ledger.entry_by_key(f"hold:{stale['_id']}:place") is None
     assert platform.store.collection("withdrawals").find_one({})[holds.PLACERS] == []  # the refuser took its name out
 

@@ -443,14 +443,18 @@ def test_timeout_sweep_isolates_a_trade_it_cannot_finish(box, clock):
     stayed open."""
     platform = box.platform
     good = p2p.open_trade(platform, SYSTEM, seller="sam", buyer="bea", asset="BTC", amount="0.1", idempotency_key="g")
-    platform.store.raw("p2p_trades").insert_one({  # a closing trade whose escrow was never placed
-        "_id": "p2p_0broken", "state": "closing", "closing_to": "cancelled", "seller": "sam", "buyer": "bea",
-        "asset": "BTC", "amount_minor": 1, "fee_minor": 0, "decisions": [], "referral_done": False,
-    })
+    broken = {  # a closing trade whose escrow was never placed
+        **{name: value for name, value in good.items() if name not in ("escrow_entry_id", "hold_placers")},
+        "_id": "p2p_0broken", "state": "closing", "closing_to": "cancelled", "escrow_entry_id": None,
+    }
+    platform.store.raw("p2p_trades").insert_one(broken)
+    # and one a hand edit broke: read through its model, it is refused by name, alone
+    platform.store.raw("p2p_trades").insert_one({**broken, "_id": "p2p_1malformed", "amount_minor": "1"})
     clock.advance(platform.config.p2p_payment_timeout)
     report = p2p.cancel_timed_out(platform, SYSTEM)
-    assert report.done == [good["_id"]] and list(report.failed) == ["p2p_0broken"]
+    assert report.done == [good["_id"]] and sorted(report.failed) == ["p2p_0broken", "p2p_1malformed"]
     assert report.failed["p2p_0broken"]["error"] == "hold_not_found"
+    assert report.failed["p2p_1malformed"]["error"] == "malformed_document"
     assert p2p.get_trade(platform, good["_id"])["state"] == "cancelled"
 
 

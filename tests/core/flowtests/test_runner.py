@@ -120,7 +120,7 @@ def test_runner_self_check_catches_a_flow_that_corrupts_balances(monkeypatch):
     def corrupt(platform, principal, document):
         entry = original(platform, principal, document)
         platform.store.raw("balances").update_one(
-            {"_id": f"user.available:{document['user']}:{document['asset']}"}, {"$inc": {"balance_minor": 1}}
+            {"_id": f"user.available:{document.user}:{document.asset}"}, {"$inc": {"balance_minor": 1}}
         )
         return entry
 

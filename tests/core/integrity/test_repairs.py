@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from core import approvals, integrity
+from core.approvals import ApprovalRequest
 from core.base.errors import (
     ApprovalAlreadyExecutedError,
     InvalidAccountError,
+    InvalidArgumentError,
     PermissionDeniedError,
     RepairNotNeededError,
     SelfApprovalError,
@@ -77,18 +79,23 @@ def test_repair_self_approval_refused_changes_nothing(platform):
     assert snapshot(platform.store, ("entries", "balances", "approvals")) == before
 
 
+def _requested(platform, account: str) -> ApprovalRequest:
+    """A pending repair request, as the approvals hand it to the executor."""
+    return ApprovalRequest.from_document(request_projection_repair(platform, SUPPORT, account, "found by a check"))
+
+
 def test_repair_executor_idempotent_and_guarded(platform):
     broken_platform(platform)
-    approval = {"_id": "apr_test", "payload": {"account": "user.available:u1:BTC"}}
+    approval = _requested(platform, "user.available:u1:BTC")
+    with pytest.raises(InvalidArgumentError):  # executors take the typed request, never a hand-made dict
+        integrity.execute_projection_repair(platform, approval.to_document(), ADMIN)
     first = integrity.execute_projection_repair(platform, approval, ADMIN)
     again = integrity.execute_projection_repair(platform, approval, ADMIN)
     assert first["changed"] and not again["changed"] and again["after_minor"] == 115_000_000
     assert platform.store.raw("audit").count_documents({"type": "repair.projection"}) == 1
     # a missing projection document is rebuilt too
     platform.store.raw("balances").delete_one({"_id": "user.available:u2:BTC"})
-    result = integrity.execute_projection_repair(
-        platform, {"_id": "apr_2", "payload": {"account": "user.available:u2:BTC"}}, ADMIN
-    )
+    result = integrity.execute_projection_repair(platform, _requested(platform, "user.available:u2:BTC"), ADMIN)
     assert (
         result["changed"]
         and platform.ledger.balance(acct.user_available("u2", "BTC")).minor == result["after_minor"] > 0

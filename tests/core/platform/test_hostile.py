@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 import core
 from core import approvals
+from core.approvals import ApprovalRequest
 from core.audit import AuditFilter
 from core.base.clock import ManualClock
 from core.base.errors import LedgerError
@@ -101,7 +102,7 @@ FLAG_NAMES = {"record", "dry_run", "full"}
 WORD_NAMES = {"kind", "state", "to", "entry_type", "field_name", "role"}
 TEXT_NAMES = {"reason", "memo", "reference", "destination", "provider", "fiat_amount", "text", "evidence", "uri",
               "name", "password"}
-DOC_NAMES = {"payload", "metadata", "snapshot", "approval", "people", "document", "query"}
+DOC_NAMES = {"payload", "metadata", "snapshot", "people", "document", "query"}
 DURATION_NAMES = {"stale_after", "stuck_after"}
 MOMENT_NAMES = {"since", "until", "now", "as_of"}
 LIST_NAMES = {"user_ids", "entry_ids", "names", "approved_by", "destinations", "extra_postings"}
@@ -115,6 +116,8 @@ HOSTILE_BY_NAME: list[tuple[set[str], list[Any]]] = [
     (DURATION_NAMES, DURATION_BAD), (MOMENT_NAMES, MOMENT_BAD),
 ]
 SPECIAL_HOSTILE: dict[str, list[Any]] = {
+    "approval": DOC_BAD + [{"_id": "apr_1", "payload": {}}, ApprovalRequest.model_construct(id={"$gt": ""}, payload={}),
+                           ApprovalRequest.model_construct(id="apr_1")],  # executors take a valid typed request only
     "entry_filter": [EntryFilter(hold_id={"$gt": ""}), EntryFilter(user="alice\n"), EntryFilter(since="yesterday")],
     "audit_filter": [AuditFilter(actor={"$ne": None}), AuditFilter(user=["a"]), AuditFilter(since="2026-01-01")],
     **dict.fromkeys(("account", "source", "held"), MODEL_TEXT + [
@@ -186,7 +189,8 @@ def build_world() -> World:
         "dry_run": True, "full": False, "state": "pending", "scope": "platform", "to": "buyer", "entry_type": "hold.consume",
         "reason": "hostile test", "memo": "m", "reference": "ref-1", "destination": "bc1q", "provider": "chain",
         "fiat_amount": "GBP 10", "text": "alice", "wallet_address": "bc1q-reserve", "evidence": "statement",
-        "payload": {"user_id": "alice"}, "metadata": {"note": "x"}, "approval": {"_id": held["approval_id"], "payload": {}},
+        "payload": {"user_id": "alice"}, "metadata": {"note": "x"}, "approval": ApprovalRequest.from_document(
+            platform.store.collection(approvals.COLLECTION).find_one({"_id": held["approval_id"]})),
         "requests": [{"_id": held["approval_id"], "kind": "withdrawal", "payload": {"user_id": "alice", "asset": "BTC",
                                                                                 "amount_minor": 100_000_000}}],
         "people": {"usernames": {"ann": {"roles": ["admin"]}}}, "names": ["deposit"], "approved_by": ["ann"],
