@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 from core.base.errors import ConfigurationError, DatabaseUnreachableError, LedgerError
+from core.base.permissions import SYSTEM
+from core.flows.recovery import resume_all
 from core.platform import Platform
 from core.audit import cli as audit_cli
 from core.cli import bench, integrity as integrity_cli
@@ -30,9 +32,6 @@ def cmd_recover(args: argparse.Namespace) -> int:
     """Project every unprojected entry, then finish every half-done flow and approval
     (core.flows.recovery.resume_all: audit events left in outboxes, interrupted steps,
     executions, owed commissions). Exit 1 when anything could not be finished."""
-    from core.flows.recovery import resume_all
-    from core.base.permissions import SYSTEM
-
     platform = Platform.open(common.open_database_store())
     report = platform.ledger.recover()
     flows = resume_all(platform, SYSTEM)
