@@ -104,6 +104,10 @@ def test_browser_support_finds_a_user_by_part_of_the_surname_and_checks_them(con
 def test_browser_qa_runs_every_scenario(console_url):
     with browsing(height=2400) as page:
         log_in(page, console_url, "qa")
+        # every scenario is preselected: wait for the page to say so before pressing the button
+        # (a click landing while the page still draws could hit the selection's clear button)
+        page.get_by_text(re.compile(r"All \d+ scenarios are selected")).first.wait_for(timeout=RENDER_SECONDS * 1000)
+        settle(page)
         page.get_by_role("button", name="Run selected").click()
         try:
             page.get_by_text(re.compile(r"\d+/\d+ scenarios passed in")).first.wait_for(timeout=FLOW_RUN_SECONDS * 1000)
