@@ -18,6 +18,29 @@ from core.ledger.store import Store
 from tests.helpers import make_test_store
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """The suite runs in two processes (pytest-xdist, `--dist loadfile` in pyproject.toml):
+    a test file goes to one process whole, in file order, so its module-wide fixtures (the
+    benchmark, the load runs) are built once as in a serial run. tests/browser/ is one unit
+    too: its files share one console server (a session fixture), and its first test must be
+    that server's first request. (Not `--dist loadgroup`: xdist 3.8 marks groups by
+    rewriting node ids, which pytest 9.2 no longer lets it do: pytest-xdist issue #1386.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrBrowserScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return BROWSER_TESTS if path.startswith(BROWSER_TESTS) else path
+
+    return FileOrBrowserScheduling(config, log)
+
+
+BROWSER_TESTS = "tests/browser/"
+
+
 def throwaway_store() -> Iterator[Store]:
     """A fresh store for one test, its fault hook cleared and a real database dropped after."""
     store = make_test_store()

@@ -4,6 +4,7 @@ into widgets, take screenshots, record timings. Shared by the tests in tests/bro
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -38,6 +39,7 @@ ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentErro
 NAV_LINKS = '[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]'  # the frame draws the role's page links
 LOCAL_PREFIXES = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 TIMINGS = ROOT / "artifacts" / "browser-timings.json"
+PORT_ATTEMPTS_MAX = 3  # another process may take the free port before the server binds it
 
 
 def free_port() -> int:
@@ -63,9 +65,15 @@ def watch_outside_requests(page) -> list[str]:
 def record_timing(name: str, values: dict) -> None:
     """Measured, never asserted: kept in artifacts/browser-timings.json and printed (docs/console.md quotes them)."""
     TIMINGS.parent.mkdir(parents=True, exist_ok=True)
-    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
-    timings[name] = values
-    TIMINGS.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    # the suite runs in two processes: read, update and replace the file under a lock, so
+    # neither loses the other's figures or reads a half-written file
+    with TIMINGS.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+        timings[name] = values
+        temporary = TIMINGS.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, TIMINGS)
     print(f"timing {name}: {values}")
 
 
@@ -80,6 +88,24 @@ def start_console(log_path: Path, demo_size: str) -> tuple[subprocess.Popen, str
         cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
     )
     return server, f"http://127.0.0.1:{port}"
+
+
+def serve_console(log_path: Path, demo_size: str) -> tuple[subprocess.Popen, str, float]:
+    """`start_console`, then wait until it answers. The port is free when chosen but another
+    process (the suite runs in two) may bind it before the server does: the server then
+    exits saying so, and it is started again on another port.
+    Returns the server, its address and `time.monotonic()` when the answering one started."""
+    for attempt in range(1, PORT_ATTEMPTS_MAX + 1):
+        started = time.monotonic()
+        server, url = start_console(log_path, demo_size)
+        try:
+            wait_healthy(server, url, str(log_path))
+            return server, url, started
+        except pytest.fail.Exception:
+            stop(server)
+            if attempt == PORT_ATTEMPTS_MAX or "is not available" not in log_path.read_text():
+                raise
+    raise AssertionError("unreachable")
 
 
 def wait_healthy(server: subprocess.Popen, url: str, log_name: str) -> None:
@@ -216,10 +242,8 @@ def fresh_console(tmp_path: Path, demo_size: str) -> Iterator[FreshConsole]:
 
     require_chromium()
     log = tmp_path / "server.log"
-    started = time.monotonic()
-    server, url = start_console(log, demo_size)
+    server, url, started = serve_console(log, demo_size)
     try:
-        wait_healthy(server, url, str(log))
         healthy = time.monotonic() - started
         with sync_playwright() as playwright:
             browser = launch(playwright)

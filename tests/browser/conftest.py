@@ -1,5 +1,6 @@
 """One console server for every test in tests/browser/ that uses `console_url` (the tests
-that need a fresh server start their own: `chromium.fresh_console`)."""
+that need a fresh server start their own: `chromium.fresh_console`). Under pytest-xdist
+those tests all run in one process, in file order (tests/conftest.py groups them)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 import pytest
 
-from tests.browser.chromium import require_chromium, start_console, stop, wait_healthy
+from tests.browser.chromium import require_chromium, serve_console, stop
 
 
 @pytest.fixture(scope="session")
@@ -15,9 +16,8 @@ def console_url(tmp_path_factory):
     require_chromium()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     # LEDGER_BROWSER_DEMO_SIZE=snapshot with LEDGER_UPDATE_DOCS_SCREENSHOTS=1 refreshes the README's screenshots
-    server, url = start_console(log, os.environ.get("LEDGER_BROWSER_DEMO_SIZE", "small"))
+    server, url, _ = serve_console(log, os.environ.get("LEDGER_BROWSER_DEMO_SIZE", "small"))
     try:
-        wait_healthy(server, url, str(log))
         yield url
     finally:
         stop(server)
