@@ -38,7 +38,7 @@ from core.ledger import from_minor, positive_amount
 from core.base.permissions import Principal
 from core.platform import Platform
 from core.ledger import Collection, DuplicateKeyStoreError
-from core.flows.documents import MODELS, FlowDecision, FlowDocument, HoldingFlow
+from core.flows.documents import MODELS, Decided, FlowDecision, FlowDocument, HoldingFlow
 
 ARITHMETIC_PRECISION = 80  # digits: int64 minor units × 28-digit prices never lose a digit
 FLOW_TEXT_LENGTH_MAX = 200  # a destination, reference, provider or payment id stored in a flow document
@@ -234,7 +234,7 @@ def decision(principal: Principal, name: str, to: str, *, party: str | None = No
                         at=at)
 
 
-def replayed(document: FlowDocument, wanted: FlowDecision) -> bool:
+def replayed(document: Decided, wanted: FlowDecision) -> bool:
     """`document` holds this very decision by the same caller already: a replay (then it may
     be resumed, not refused)."""
     return any(_same_decision(made, wanted) for made in document.decisions)
@@ -249,11 +249,11 @@ def winner_of(decision_made: FlowDecision | None) -> dict | None:
     return None if decision_made is None else decision_made.model_dump(include={"name", "to", "by", "party"})
 
 
-def decide(platform: Platform, collection: Collection, document: FlowDocument, to_state: str, wanted: FlowDecision, *,
+def decide(platform: Platform, collection: Collection, document: Decided, to_state: str, wanted: FlowDecision, *,
            allowed_from: tuple[str, ...], what: str, extra: dict | None = None, match: dict | None = None,
            event_type: str | None = None, user: str | None = None,
-           error: type[FlowDecisionConflictError] | Callable[[FlowDocument], type[FlowDecisionConflictError]]
-           = FlowDecisionConflictError) -> FlowDocument:
+           error: type[FlowDecisionConflictError] | Callable[[Decided], type[FlowDecisionConflictError]]
+           = FlowDecisionConflictError) -> Decided:
     """Record a caller's decision: one compare-and-set from one of `allowed_from` (with no
     decision of this name yet) to `to_state`, setting `decision` and appending it to
     `decisions`, its audit event (`<what>:<id>:<name>`, naming the caller and the decision)

@@ -183,6 +183,9 @@ class P2PTrade(HoldingFlow):
     close_reason: Literal["escrow_refused"] | None = None  # the escrow was refused (the seller's funds went)
 
 
+Decided = Quote | P2PTrade
+"""The flows whose documents record callers' decisions (core.flows.common.decide)."""
+
 MODELS: dict[str, type[FlowDocument]] = {
     states.DEPOSITS: Deposit,
     states.WITHDRAWALS: Withdrawal,
