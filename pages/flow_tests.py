@@ -133,9 +133,11 @@ def draw_step(step: dict, index: int, scenario: str) -> None:
 names = runner.list_scenarios()
 memory = last_runs()
 mine = memory.get(me.name)
-if CHOSEN_KEY not in st.session_state and mine is not None:  # a new session (a reload): the person's last selection
-    # (or every scenario when nothing of it is left: a new session never opens on a disabled "Run selected")
-    st.session_state[CHOSEN_KEY] = [name for name in mine.chosen if name in names] or list(names)
+if CHOSEN_KEY in st.session_state:  # this session's selection, as the script holds it
+    shown = [name for name in st.session_state[CHOSEN_KEY] if name in names]
+else:  # a new session (a reload): the person's last selection, or every scenario when nothing of it is left
+    # (a new session never opens on a disabled "Run selected")
+    shown = [name for name in (mine.chosen if mine is not None else []) if name in names] or list(names)
 if REPORT_KEY not in st.session_state and mine is not None and mine.report is not None:
     st.session_state[REPORT_KEY] = mine.report
     st.session_state[f"{PREFIX}_report_at"] = mine.finished_at
@@ -150,8 +152,11 @@ def select_all() -> None:
     remember_selection()
 
 
-chosen = st.multiselect("Scenarios", names, default=None if CHOSEN_KEY in st.session_state else names, key=CHOSEN_KEY,
-                        on_change=remember_selection)  # every scenario unless this person chose otherwise
+# The default is always the selection the script holds: the browser draws the widget from its
+# default whenever it mounts it again (a value set through session state is sent once only), so
+# a default that differed would show one selection and run another — "Run selected" greyed out
+# on a page that looked fully selected.
+chosen = st.multiselect("Scenarios", names, default=shown, key=CHOSEN_KEY, on_change=remember_selection)
 count_column, all_column = st.columns([3, 1], vertical_alignment="center")
 count_column.caption(f"All {len(names)} scenarios are selected; remove any you do not want." if len(chosen) == len(names) else
                      f"{len(chosen)} of {len(names)} scenarios selected.")

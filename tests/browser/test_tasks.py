@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from core.flowtests import runner
+
 from tests.browser.chromium import (
     FLOW_RUN_SECONDS,
     NAV_LINKS,
@@ -108,6 +110,10 @@ def test_browser_qa_runs_every_scenario(console_url):
         # (a click landing while the page still draws could hit the selection's clear button)
         page.get_by_text(re.compile(r"All \d+ scenarios are selected")).first.wait_for(timeout=RENDER_SECONDS * 1000)
         settle(page)
+        # and the browser shows that selection too (once it showed none while the page said all:
+        # pressing "Run selected" then ran nothing)
+        scenarios = len(runner.list_scenarios())
+        assert page.locator('[data-testid="stMultiSelect"] [data-tag]').count() == scenarios
         page.get_by_role("button", name="Run selected").click()
         try:
             page.get_by_text(re.compile(r"\d+/\d+ scenarios passed in")).first.wait_for(timeout=FLOW_RUN_SECONDS * 1000)

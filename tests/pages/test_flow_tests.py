@@ -107,3 +107,26 @@ def test_flow_tests_selection_count_and_the_last_report_survive_a_reload():
     assert reloaded.multiselect(key="flows_chosen").value == names
     other = open_page(signed_in("admin"), "flow_tests")
     assert "flows_report" not in other.session_state and not other.success  # another person's run is theirs alone
+
+
+def test_flow_tests_selection_widget_default_always_equals_the_selection_held():
+    """The browser draws the selection from the widget's default whenever it mounts it again
+    (a value set through session state reaches it once): a default that differed from the
+    selection the page holds once showed nothing selected above "All 22 scenarios are
+    selected", and "Run selected" then ran nothing. On every run the two agree."""
+    at = signed_in("qa")
+    names = runner.list_scenarios()
+
+    def default_and_value() -> tuple[list[str], list[str]]:
+        widget = at.multiselect(key="flows_chosen")
+        return [widget.options[i] for i in widget.proto.default], list(widget.value)
+
+    for _ in range(2):  # the first run after login, and a rerun
+        assert default_and_value() == (names, names)
+        at.run()
+    at.multiselect(key="flows_chosen").set_value(names[:2])
+    at.run()
+    assert default_and_value() == (names[:2], names[:2])
+    at.button(key="flows_select_all").click()
+    at.run()
+    assert default_and_value() == (names, names)
