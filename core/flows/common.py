@@ -31,6 +31,7 @@ from core.base.errors import (
     IdempotencyConflictError,
     InsufficientFundsError,
     InvalidFlowInputError,
+    LedgerError,
 )
 from core.base.errors import ensure
 from core.ledger import digest, make_request
@@ -90,7 +91,7 @@ def holding_request(platform: Platform, collection_name: str, prefix: str, idemp
 
 
 def require_cover(platform: Platform, holder: Account, needed_minor: int, message: Callable[[int], str],
-                  error: type[InsufficientFundsError] = InsufficientFundsError, **details: object) -> None:
+                  error: type[LedgerError] = InsufficientFundsError, **details: object) -> None:
     """Refuse before anything is written when `holder` holds less than `needed_minor`: the
     payer of a withdrawal or trade, the user paying a quote, the float a quote reserves
     from. `message(held)` says so in the flow's words; the error carries both figures.

@@ -135,7 +135,7 @@ def create_quote(
     collection = platform.store.collection(COLLECTION)
     quote_id = flow_id("q", terms.kind, idempotency_key)
     reserve_from = acct.liquidity(terms.receive_asset)
-    if collection.find_one({"_id": quote_id}) is None:
+    if collection.find_one({"_id": quote_id}, projection={"_id": 1}) is None:  # a first request only
         require_cover(platform, reserve_from, terms.reserved_minor, lambda free: (
             f"the {terms.receive_asset} float holds {free} minor units, the quote needs {terms.reserved_minor}"),
             InsufficientLiquidityError, asset=terms.receive_asset)
